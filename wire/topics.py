@@ -1,0 +1,66 @@
+"""MQTT topic names shared by the kiosk and the centre.
+
+Every topic is versioned and carries only the site and device identifiers,
+which are validated so that nothing resembling a patient identifier (free
+text, spaces, punctuation) can ever appear in a topic.
+
+Who publishes what (all QoS 1):
+
+========================================  =========  ==========================
+topic                                     publisher  payload
+========================================  =========  ==========================
+dermkiosk/v1/<site>/<device>/case         kiosk      binary case frame (codec)
+dermkiosk/v1/<site>/<device>/ack          ingest     JSON :class:`Ack`
+dermkiosk/v1/<site>/<device>/status       kiosk      JSON :class:`Status`, retained;
+                                                     last will ``offline``
+dermkiosk/v1/<site>/<device>/health       kiosk      JSON health report
+========================================  =========  ==========================
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "dermkiosk/v1"
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+_ID_RE = re.compile(ID_PATTERN)
+
+CASE = "case"
+ACK = "ack"
+STATUS = "status"
+HEALTH = "health"
+KINDS = (CASE, ACK, STATUS, HEALTH)
+
+INGEST_SHARE_GROUP = "ingest"
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """Return ``value`` if it is a valid site or device id, else raise ValueError."""
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be 1-32 characters of a-z, 0-9 and '-', starting with a letter or digit"
+        )
+    return value
+
+
+def topic(site: str, device: str, kind: str) -> str:
+    """Build the topic for one device and message kind, e.g. ``dermkiosk/v1/s1/k1/case``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown topic kind {kind!r}")
+    return f"{PREFIX}/{check_id(site, 'site')}/{check_id(device, 'device')}/{kind}"
+
+
+def subscription(kind: str, shared_group: str | None = None) -> str:
+    """The wildcard subscription for one kind over all devices, optionally as an MQTT 5 shared subscription."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown topic kind {kind!r}")
+    sub = f"{PREFIX}/+/+/{kind}"
+    return f"$share/{shared_group}/{sub}" if shared_group else sub
+
+
+def parse(topic_name: str) -> tuple[str, str, str]:
+    """Split a topic into ``(site, device, kind)``; raise ValueError if it is not one of ours."""
+    parts = topic_name.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != PREFIX or parts[4] not in KINDS:
+        raise ValueError(f"not a DermKiosk v1 topic: {topic_name!r}")
+    return check_id(parts[2], "site"), check_id(parts[3], "device"), parts[4]
