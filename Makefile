@@ -1,0 +1,171 @@
+# DermKiosk: build, run, test and install.  Every target installs what it needs itself.
+#
+#   make run            the whole demo on this machine (broker, ingest, dashboard, kiosk)
+#   make test           everything the tests need, then pytest
+#   make model          reproduce the shipped lesion model (separate training venv)
+#   make bench          run each benchmark in bench/
+#   make install-kiosk  on a Raspberry Pi: user, app, venv, config, systemd unit
+#   make install-centre on the centre server: user, app, venv, config, systemd units
+#   make clean          remove run-time state and build leftovers (distclean: venvs too)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.dermkiosk-installed
+
+TRAIN_VENV := .venv-train
+TRAIN_REQ := models/requirements-train.txt
+TRAIN_STAMP := $(TRAIN_VENV)/.dermkiosk-installed
+TRAIN_MODULE ?= models.train
+MODEL_ARGS ?=
+
+PYTEST_ARGS ?=
+
+# apt needs root: use sudo when we are not root and sudo exists.
+SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
+APT_ENV := DEBIAN_FRONTEND=noninteractive
+
+# Installation on a kiosk or a centre server.
+PREFIX ?= /opt/dermkiosk
+CONF_DIR ?= /etc/dermkiosk
+DATA_DIR ?= /var/lib/dermkiosk
+UNIT_DIR ?= /etc/systemd/system
+SERVICE_USER ?= dermkiosk
+# The services run as $(SERVICE_USER) with ProtectHome=yes: their venv must use a Python outside
+# /root and /home (Debian's), not a pyenv shim.
+INSTALL_PYTHON ?= /usr/bin/python3
+KIOSK_CONFIG ?= firmware_config/kiosk.pi.toml
+CENTRE_CONFIG ?= firmware_config/centre.server.toml
+# What the services need of the source tree (installed to $(PREFIX)/app, their working directory).
+APP_FILES := pyproject.toml README.md wire edge dashboard firmware_config models/lesion
+
+.PHONY: help venv deps-apt deps-apt-test run test model bench install-kiosk install-centre \
+        install-app install-user clean distclean
+
+help:
+	@sed -n '2,10s/^# \{0,1\}//p' Makefile
+
+# ---------------------------------------------------------------- system packages (apt)
+# apt_install: install the named Debian packages that are missing (apt-get update only then).
+define apt_install
+missing=""; \
+for pkg in $(1); do \
+  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
+done; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" -ne 0 ] && [ -z "$(SUDO)" ]; then \
+    echo "need root (or sudo) to install:$$missing" >&2; exit 1; fi; \
+  echo "apt: installing$$missing"; \
+  $(SUDO) apt-get update -qq; \
+  $(SUDO) env $(APT_ENV) apt-get install -y -qq $$missing; \
+fi
+endef
+
+# deps-apt: what `make run` needs: mosquitto, and python3-venv where the Python has no venv/ensurepip.
+deps-apt:
+	@pkgs=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || pkgs="$$pkgs mosquitto"; \
+	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs="$$pkgs python3-venv"; \
+	$(call apt_install,$$pkgs)
+
+# deps-apt-test: plus Debian's Chromium (Playwright drives it; no browser download) and
+# systemd-analyze (the unit files are verified).
+deps-apt-test: deps-apt
+	@pkgs=""; \
+	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
+	command -v systemd-analyze >/dev/null 2>&1 || pkgs="$$pkgs systemd"; \
+	$(call apt_install,$$pkgs)
+
+# ---------------------------------------------------------------- Python venv
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml | deps-apt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+# ---------------------------------------------------------------- run, test, bench
+run: venv
+	$(PY) demo.py $(DEMO_ARGS)
+
+test: deps-apt-test venv
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: venv
+	@shopt -s nullglob; files=(bench/*.py); \
+	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks in bench/" >&2; exit 1; fi; \
+	for f in "$${files[@]}"; do \
+	  case "$$(basename $$f)" in __init__.py|_*) continue;; esac; \
+	  echo "== $$f"; $(PY) "$$f"; \
+	done
+
+# ---------------------------------------------------------------- model (separate training venv)
+$(TRAIN_STAMP): $(TRAIN_REQ)
+	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/python -m pip install -q -r $(TRAIN_REQ)
+	@touch $@
+
+model: $(TRAIN_STAMP)
+	$(TRAIN_VENV)/bin/python -m $(TRAIN_MODULE) $(MODEL_ARGS)
+
+# ---------------------------------------------------------------- install on a Pi / a server
+# Needs root.  Idempotent: a second run upgrades the app and venv, never overwrites a config.
+define need_root
+@if [ "$$(id -u)" -ne 0 ]; then echo "run as root: sudo make $@" >&2; exit 1; fi
+endef
+
+install-user:
+	$(need_root)
+	@id -u $(SERVICE_USER) >/dev/null 2>&1 || \
+	  useradd --system --user-group --home-dir $(DATA_DIR) --no-create-home \
+	          --shell /usr/sbin/nologin --comment "DermKiosk services" $(SERVICE_USER)
+	@getent group video >/dev/null && usermod -a -G video $(SERVICE_USER) || true
+	install -d -m 0750 -o $(SERVICE_USER) -g $(SERVICE_USER) $(DATA_DIR)
+	install -d -m 0750 -o root -g $(SERVICE_USER) $(CONF_DIR)
+
+install-app: install-user
+	$(need_root)
+	@$(call apt_install,python3 python3-venv python3-pip)
+	install -d -m 0755 $(PREFIX) $(PREFIX)/app
+	tar -c --exclude=__pycache__ --exclude='*.pyc' $(APP_FILES) | tar -x --no-same-owner -C $(PREFIX)/app
+	@# --system-site-packages: picamera2 and libcamera come from apt on Raspberry Pi OS.
+	@test -x $(PREFIX)/venv/bin/python || $(INSTALL_PYTHON) -m venv --system-site-packages $(PREFIX)/venv
+	$(PREFIX)/venv/bin/python -m pip install -q --upgrade $(PREFIX)/app
+
+# install_unit: copy a unit file; install_conf: copy an example config unless one is there.
+define install_units
+install -m 0644 $(addprefix systemd/,$(1)) $(UNIT_DIR)/
+if [ -d /run/systemd/system ]; then \
+  systemctl daemon-reload; systemctl enable $(1); systemctl try-restart $(1); \
+else echo "systemd is not running here: units copied to $(UNIT_DIR), not enabled"; fi
+endef
+define install_conf
+@if [ -e $(2) ]; then echo "keeping $(2)"; else \
+  test -f $(1) || { echo "missing $(1)" >&2; exit 1; }; \
+  install -m 0640 -o root -g $(SERVICE_USER) $(1) $(2); echo "installed $(2): edit it, then start the service"; fi
+endef
+
+install-kiosk: install-app
+	@if apt-cache show python3-picamera2 >/dev/null 2>&1; then $(call apt_install,python3-picamera2); fi
+	$(call install_conf,$(KIOSK_CONFIG),$(CONF_DIR)/kiosk.toml)
+	$(call install_units,dermkiosk-kiosk.service)
+	@echo "kiosk installed: journalctl -u dermkiosk-kiosk -f"
+
+install-centre: install-app
+	@$(call apt_install,mosquitto)
+	$(call install_conf,$(CENTRE_CONFIG),$(CONF_DIR)/centre.toml)
+	$(call install_units,dermkiosk-ingest.service dermkiosk-dashboard.service)
+	@echo "centre installed: journalctl -u dermkiosk-ingest -u dermkiosk-dashboard -f"
+
+# ---------------------------------------------------------------- clean
+clean:
+	rm -rf var build dist .pytest_cache tests/artifacts bench/out *.egg-info
+	find . -path ./$(VENV) -prune -o -path ./$(TRAIN_VENV) -prune -o -name __pycache__ -type d -print0 \
+	  | xargs -0 rm -rf
+
+distclean: clean
+	rm -rf $(VENV) $(TRAIN_VENV)
