@@ -20,7 +20,8 @@ VENV_STAMP := $(VENV)/.dermkiosk-installed
 TRAIN_VENV := .venv-train
 TRAIN_REQ := models/requirements-train.txt
 TRAIN_STAMP := $(TRAIN_VENV)/.dermkiosk-installed
-TRAIN_MODULE ?= models.train
+# The lead's pipeline entry point: train, quantise to int8 TFLite, write models/lesion/ + manifest.
+TRAIN_MODULE ?= models.build
 MODEL_ARGS ?=
 
 PYTEST_ARGS ?=
@@ -108,6 +109,9 @@ $(TRAIN_STAMP): $(TRAIN_REQ)
 	@test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/python -m pip install -q -r $(TRAIN_REQ)
 	@touch $@
+
+$(TRAIN_REQ):
+	@echo "$@ is missing: it lists the training packages (torch, ...) for .venv-train" >&2; exit 1
 
 model: $(TRAIN_STAMP)
 	$(TRAIN_VENV)/bin/python -m $(TRAIN_MODULE) $(MODEL_ARGS)

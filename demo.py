@@ -183,13 +183,15 @@ def patch(data: dict, broker_port: int, web_port: int | None) -> dict:
 
 
 def load_model(module: str, path: Path):
-    """Load ``path`` with ``<module>.load_config`` (the service's own pydantic validation)."""
+    """Load ``path`` with ``<module>.load_config`` or ``<module>.load`` (the service's own validation)."""
     import importlib
 
     from wire.tomlconfig import ConfigError
 
+    mod = importlib.import_module(module)
+    loader = getattr(mod, "load_config", None) or getattr(mod, "load")
     try:
-        return importlib.import_module(module).load_config(path)
+        return loader(path)
     except ConfigError as exc:
         raise DemoError(str(exc)) from None
 
