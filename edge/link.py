@@ -1,0 +1,415 @@
+"""The link: publishes cases from the outbox to the broker and records the centre's acks.
+
+paho-mqtt 2.x, MQTT 5, QoS 1, client id = device id, ``clean_start=False`` with a
+session expiry, so the broker keeps our ack subscription (and the acks sent while
+we were away) across reconnects. paho keeps QoS 1 messages in memory only, so the
+outbox is the source of truth: each connection gets a fresh paho client and
+republishes, in ``seq`` order, every case that is queued or sent-but-not-delivered.
+
+At most ``max_inflight`` cases are published and not yet acknowledged by the
+centre at any time (never paho's unbounded queue). A case is ``sent`` on PUBACK,
+``delivered`` on the centre's Ack; a case not acknowledged within
+``ack_timeout_s`` (doubling per resend) is published again (the centre is
+idempotent). Reconnects back off exponentially with jitter.
+
+One thread does everything (network loop, callbacks, publishing), so the link's
+own state needs no locks; the outbox is thread-safe for the kiosk page.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wire import topics
+from wire.messages import Ack, Status
+
+from .outbox import CaseDataError, Outbox
+
+log = logging.getLogger("edge.link")
+
+#: Bytes a PUBLISH packet adds around the payload beyond the topic (fixed header, length, id, properties).
+_PACKET_OVERHEAD = 16
+#: First retry after the broker dropped a case for want of a subscriber (doubling per resend).
+_DROPPED_RETRY_S = 1.0
+#: How often the outbox is polled for new cases when nothing woke the link.
+_POLL_S = 0.5
+
+
+@dataclass
+class _Flight:
+    """One published case waiting for PUBACK and the centre's ack."""
+
+    mid: int
+    published: float
+    resends: int = 0
+    pubacked: bool = False
+    #: The broker said "no matching subscribers": the ingest is away without a session, retry soon.
+    dropped: bool = False
+
+
+@dataclass
+class LinkStats:
+    """What the kiosk page and the logs show about the link."""
+
+    connected: bool = False
+    inflight: int = 0
+    published: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    connects: int = 0
+    last_error: str = ""
+    since: float = field(default_factory=time.monotonic)
+
+
+_rng = random.Random()
+
+
+class BrokerSettings(BaseModel):
+    """How the kiosk reaches the MQTT broker.
+
+    ``url`` is ``mqtt://host[:1883]`` or ``mqtts://host[:8883]``; with ``mqtts`` the
+    broker is verified against ``ca_file`` (system CAs when absent) and the kiosk
+    presents ``cert_file``/``key_file`` when given (mutual TLS). ``message_size_limit``
+    must agree with the broker's own (Mosquitto drops larger messages silently): the
+    kiosk refuses to send a larger case and says why.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = "mqtt://127.0.0.1:1883"
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive: int = Field(30, ge=5, le=3600)
+    #: Seconds the broker keeps the kiosk's session (subscription, queued acks) while it is away.
+    session_expiry: int = Field(7 * 24 * 3600, ge=60, le=0xFFFFFFFE)
+    #: Cases published and not yet acknowledged by the centre, at most.
+    max_inflight: int = Field(16, ge=1, le=100)
+    message_size_limit: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    reconnect_min_s: float = Field(0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    #: Resend a published case when the centre has not acknowledged it after this long (doubling).
+    ack_timeout_s: float = Field(60.0, ge=1, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError("has no host name")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        if parts.path not in ("", "/") or parts.query or parts.username:
+            raise ValueError("must be just scheme://host[:port] (no path, query or user)")
+        return v
+
+    @model_validator(mode="after")
+    def _tls(self) -> "BrokerSettings":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both cert_file and key_file (client certificate) or neither")
+        if not self.tls and any((self.ca_file, self.cert_file, self.key_file)):
+            raise ValueError("TLS files are given but the url is mqtt://; use mqtts://")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must not be below reconnect_min_s")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True for ``mqtts://``."""
+        return urlsplit(self.url).scheme == "mqtts"
+
+    @property
+    def host(self) -> str:
+        """Broker host name."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """Broker port (1883 for mqtt, 8883 for mqtts unless the url says otherwise)."""
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+
+def backoff_delay(attempt: int, lo: float, hi: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: a random delay in [d/2, d], d = min(hi, lo * 2**attempt)."""
+    d = min(hi, lo * (2 ** min(attempt, 30)))
+    return (rng or _rng).uniform(d / 2, d)
+
+
+class Link:
+    """Publishes the outbox over MQTT in its own thread; ``start()``, ``wake()``, ``stop()``."""
+
+    def __init__(self, broker: BrokerSettings, site: str, device_id: str, outbox: Outbox,
+                 software_version: str = "", model_version: str = ""):
+        """Prepare the link for one device; nothing connects until :meth:`start`."""
+        self.broker = broker
+        self.site = topics.check_id(site, "site")
+        self.device_id = topics.check_id(device_id, "device")
+        self.outbox = outbox
+        self.software_version = software_version
+        self.model_version = model_version
+        self.case_topic = topics.topic(site, device_id, topics.CASE)
+        self.ack_topic = topics.topic(site, device_id, topics.ACK)
+        self.status_topic = topics.topic(site, device_id, topics.STATUS)
+        self.stats = LinkStats()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._inflight: dict[str, _Flight] = {}
+        self._mids: dict[int, str] = {}
+        self._limit = broker.message_size_limit
+        self._state = "idle"        # idle | connecting | connected | lost
+        self._next_poll = 0.0
+
+    # ------------------------------------------------------------------ public
+    def start(self) -> "Link":
+        """Start the link thread (connects, reconnects, publishes until :meth:`stop`)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="edge-link", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish ``offline``, disconnect cleanly and end the thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        """Tell the link that the outbox has new cases (it also polls on its own)."""
+        self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        """True while a broker session is up."""
+        return self.stats.connected
+
+    # ------------------------------------------------------------------ connection
+    def _status(self, state: str) -> str:
+        return Status(device_id=self.device_id, state=state, at=datetime.now(timezone.utc),
+                      software_version=self.software_version, model_version=self.model_version
+                      ).model_dump_json()
+
+    def _new_client(self) -> mqtt.Client:
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.device_id,
+                        protocol=mqtt.MQTTv5)
+        c.max_inflight_messages_set(self.broker.max_inflight)
+        c.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
+        if self.broker.tls:
+            c.tls_set(
+                ca_certs=str(self.broker.ca_file) if self.broker.ca_file else None,
+                certfile=str(self.broker.cert_file) if self.broker.cert_file else None,
+                keyfile=str(self.broker.key_file) if self.broker.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        return c
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            client = self._new_client()
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.broker.session_expiry
+            self._state = "connecting"
+            try:
+                client.connect(self.broker.host, self.broker.port, self.broker.keepalive,
+                               clean_start=False, properties=props)
+            except (OSError, ssl.SSLError) as exc:
+                self.stats.last_error = f"cannot connect to {self.broker.host}:{self.broker.port}: {exc}"
+                log.warning("%s", self.stats.last_error)
+            else:
+                if self._session(client):
+                    attempt = 0
+            self._set_disconnected()
+            if self._stop.is_set():
+                break
+            delay = backoff_delay(attempt, self.broker.reconnect_min_s, self.broker.reconnect_max_s)
+            attempt += 1
+            log.info("reconnecting in %.1f s", delay)
+            self._stop.wait(delay)
+
+    def _session(self, client: mqtt.Client) -> bool:
+        """Run one connection until it drops or the link stops; True if it was established."""
+        started = time.monotonic()
+        established = False
+        while True:
+            rc = client.loop(timeout=0.02)
+            if self._state == "connected" and not established:
+                established = True
+                self._on_established(client)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._state == "lost":
+                if self._state != "lost":
+                    self.stats.last_error = f"connection lost ({mqtt.error_string(rc)})"
+                log.warning("link down: %s", self.stats.last_error)
+                return established
+            if not established and time.monotonic() - started > 10:
+                self.stats.last_error = "no CONNACK from the broker within 10 s"
+                client.disconnect()
+                return False
+            if self._stop.is_set():
+                if established:
+                    self._go_offline(client)
+                else:
+                    client.disconnect()
+                return established
+            if established:
+                self._resend_overdue(client)
+                self._pump(client)
+
+    def _on_established(self, client: mqtt.Client) -> None:
+        self.stats.connected = True
+        self.stats.connects += 1
+        self.stats.last_error = ""
+        self._inflight.clear()
+        self._mids.clear()
+        self._next_poll = 0.0
+        client.subscribe(self.ack_topic, qos=1)
+        client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        log.info("link up: %s:%s as %s", self.broker.host, self.broker.port, self.device_id)
+
+    def _go_offline(self, client: mqtt.Client) -> None:
+        info = client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
+        deadline = time.monotonic() + 2.0
+        while not info.is_published() and time.monotonic() < deadline:
+            if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        client.disconnect()
+        client.loop(timeout=0.1)
+
+    def _set_disconnected(self) -> None:
+        self.stats.connected = False
+        self.stats.inflight = 0
+        self._state = "idle"
+        self._inflight.clear()
+        self._mids.clear()
+
+    # ------------------------------------------------------------------ paho callbacks (link thread)
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.stats.last_error = f"broker refused the connection: {reason_code}"
+            self._state = "lost"
+            return
+        limit = getattr(properties, "MaximumPacketSize", None) if properties else None
+        self._limit = self.broker.message_size_limit
+        if limit:
+            self._limit = min(self._limit, int(limit) - len(self.case_topic) - _PACKET_OVERHEAD)
+        self._state = "connected"
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._state == "connected" and not self._stop.is_set():
+            self.stats.last_error = f"disconnected: {reason_code}"
+        self._state = "lost"
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        case_id = self._mids.pop(mid, None)
+        if case_id is None:
+            return      # status message, or a case from an earlier attempt
+        flight = self._inflight.get(case_id)
+        if reason_code.is_failure:
+            # The broker would not take it (quota, authorisation...): keep it, retry on the ack timeout.
+            self.stats.last_error = f"broker refused case {case_id}: {reason_code}"
+            log.warning("%s", self.stats.last_error)
+            return
+        if flight is not None:
+            flight.pubacked = True
+            if reason_code.value == 0x10:
+                flight.dropped = True
+                flight.published = time.monotonic()
+        log.debug("case %s PUBACK %s", case_id, reason_code)
+        self.outbox.mark_sent(case_id)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            ack = Ack.model_validate_json(msg.payload)
+        except ValidationError as exc:
+            log.warning("ignoring an invalid ack: %s", exc.errors()[0].get("msg"))
+            return
+        case_id = str(ack.case_id)
+        self._inflight.pop(case_id, None)
+        if ack.status == "rejected":
+            if self.outbox.mark_rejected(case_id, f"centre rejected: {ack.reason}"):
+                self.stats.rejected += 1
+                log.error("case %s rejected by the centre: %s", case_id, ack.reason)
+        elif self.outbox.mark_delivered(case_id, ack.status):
+            self.stats.delivered += 1
+            log.info("case %s delivered (%s)", case_id, ack.status)
+        self._next_poll = 0.0
+
+    # ------------------------------------------------------------------ publishing
+    def _publish(self, client: mqtt.Client, case_id: str) -> bool:
+        """Publish one case; False when the connection cannot take it now."""
+        try:
+            payload = self.outbox.payload(case_id)
+        except KeyError:
+            return True     # purged or removed meanwhile
+        except CaseDataError as exc:
+            self.outbox.mark_rejected(case_id, f"not sent: {exc}")
+            log.error("case %s not sent: %s", case_id, exc)
+            return True
+        if len(payload) > self._limit:
+            reason = (f"not sent: {len(payload)} bytes is over the broker's message size limit of "
+                      f"{self._limit} bytes (fewer or smaller images, or raise message_size_limit on both)")
+            self.outbox.mark_rejected(case_id, reason)
+            self.stats.rejected += 1
+            log.error("case %s %s", case_id, reason)
+            return True
+        info = client.publish(self.case_topic, payload, qos=1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        old = self._inflight.get(case_id)
+        self._inflight[case_id] = _Flight(mid=info.mid, published=time.monotonic(),
+                                          resends=(old.resends + 1) if old else 0)
+        self._mids[info.mid] = case_id
+        self.stats.published += 1
+        log.debug("case %s published (mid %s)", case_id, info.mid)
+        return True
+
+    def _pump(self, client: mqtt.Client) -> None:
+        """Fill the in-flight window from the outbox, oldest seq first."""
+        self.stats.inflight = len(self._inflight)
+        free = self.broker.max_inflight - len(self._inflight)
+        now = time.monotonic()
+        woken = self._wake.is_set()
+        if free <= 0 or (not woken and now < self._next_poll):
+            return
+        self._wake.clear()
+        self._next_poll = now + _POLL_S
+        for case in self.outbox.pending(free, exclude=set(self._inflight)):
+            if not self._publish(client, case.case_id):
+                break
+        self.stats.inflight = len(self._inflight)
+
+    def _resend_overdue(self, client: mqtt.Client) -> None:
+        """Publish again the cases whose centre ack is overdue (the centre stores a case once)."""
+        now = time.monotonic()
+        for case_id, flight in list(self._inflight.items()):
+            wait = self.broker.ack_timeout_s * (2 ** min(flight.resends, 5))
+            if flight.dropped:
+                wait = min(wait, _DROPPED_RETRY_S * (2 ** min(flight.resends, 5)))
+            if now - flight.published > wait:
+                log.info("case %s: no ack after %.0f s, publishing again", case_id, wait)
+                self._mids.pop(flight.mid, None)
+                self._publish(client, case_id)
