@@ -1,0 +1,128 @@
+"""Quality gate thresholds, per view (``[quality.dermoscopic]``, ``[quality.close-up]``, ``[quality.regional]``).
+
+Each view has its own ``ViewRules``: which checks run and their thresholds. A view's table in
+the TOML only needs the fields it changes; the rest keep that view's defaults (below).
+
+Defaults (tuned on degraded HAM10000 images, see ``bench/quality_eval.py``):
+
+============  ===========  ==========  =========
+check         dermoscopic  close-up    regional
+============  ===========  ==========  =========
+fov           yes          no          no
+focus         >= 1.45      >= 1.45     >= 1.3
+exposure      55..215      55..215     55..215
+clipping      <= 2 %       <= 2 %      <= 3 %
+glare         <= 0.2 %     <= 0.3 %    no
+colour        hue 5..85°   hue 5..85°  hue 0..90°
+lesion        >= 2 % area  >= 0.3 %    no
+framing       yes          yes         no
+============  ===========  ==========  =========
+
+* ``fov``: a dark circular vignette (contact dermatoscope) must be centred and cover enough of
+  the frame; without a vignette the check passes (the whole frame is the field of view).
+* ``focus``: fine-to-coarse gradient energy ratio on the lesion region at a fixed scale
+  (the frame scaled to ``focus_size`` pixels wide), so it does not depend on sensor size or
+  on the lesion's contrast. Blur lowers it towards 1.
+* ``exposure``: median brightness (0-255) of the skin around the lesion.
+* ``clipping``: fraction of the field of view clipped black or white.
+* ``glare``: fraction of the field of view covered by small saturated white blobs.
+* ``colour``: hue angle (CIELAB, degrees) of the mean skin colour; skin lies at about 20-70°.
+* ``lesion``: a region clearly darker than the skin, as a fraction of the field of view.
+* ``framing``: the lesion's centre within ``framing_max_offset`` of the middle (as a fraction
+  of half the shorter side) and at most ``framing_max_border`` of its outline on the edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CHECKS = ("fov", "focus", "exposure", "clipping", "glare", "colour", "lesion", "framing")
+
+
+class ViewRules(BaseModel):
+    """Which checks run for one view, and their thresholds (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checks: list[str] = Field(default_factory=lambda: list(CHECKS))
+    focus_min: float = Field(1.45, ge=1.0, le=10.0)
+    exposure_min: float = Field(55.0, ge=0, le=255)
+    exposure_max: float = Field(215.0, ge=0, le=255)
+    clipping_max: float = Field(0.02, ge=0, le=1)
+    glare_max: float = Field(0.002, ge=0, le=1)
+    colour_hue_min: float = Field(5.0, ge=-180, le=180)
+    colour_hue_max: float = Field(85.0, ge=-180, le=180)
+    lesion_min_area: float = Field(0.02, ge=0, le=1)
+    lesion_min_contrast: float = Field(8.0, ge=0, le=100)
+    framing_max_offset: float = Field(0.45, ge=0, le=2)
+    framing_max_border: float = Field(0.1, ge=0, le=1)
+    fov_min_area: float = Field(0.35, ge=0, le=1)
+    fov_max_offset: float = Field(0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ViewRules":
+        unknown = set(self.checks) - set(CHECKS)
+        if unknown:
+            raise ValueError(f"unknown checks {sorted(unknown)}; known: {', '.join(CHECKS)}")
+        if self.exposure_min >= self.exposure_max:
+            raise ValueError("exposure_min must be below exposure_max")
+        if self.colour_hue_min >= self.colour_hue_max:
+            raise ValueError("colour_hue_min must be below colour_hue_max")
+        return self
+
+
+#: Per-view defaults: the fields where a view differs from ``ViewRules()``.
+VIEW_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dermoscopic": {},
+    "close-up": {"checks": ["focus", "exposure", "clipping", "glare", "colour", "lesion", "framing"],
+                 "lesion_min_area": 0.003, "glare_max": 0.003},
+    "regional": {"checks": ["focus", "exposure", "clipping", "colour"],
+                 "focus_min": 1.3, "clipping_max": 0.03, "colour_hue_min": 0.0, "colour_hue_max": 90.0},
+}
+
+
+class QualitySettings(BaseModel):
+    """Quality gate settings: the working sizes and one ``ViewRules`` per view."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    #: The JPEG is decoded DCT-reduced (1/2, 1/4, 1/8) to the smallest size at least this wide.
+    work_size: int = Field(800, ge=256, le=4096)
+    #: Width at which focus is measured (scale normalisation).
+    focus_size: int = Field(800, ge=128, le=4096)
+    #: Width at which exposure, colour, field of view and the lesion are analysed.
+    analysis_size: int = Field(400, ge=128, le=2048)
+    dermoscopic: ViewRules = Field(default_factory=ViewRules)
+    close_up: ViewRules = Field(default_factory=lambda: ViewRules(**VIEW_DEFAULTS["close-up"]), alias="close-up")
+    regional: ViewRules = Field(default_factory=lambda: ViewRules(**VIEW_DEFAULTS["regional"]))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_view_defaults(cls, data: Any) -> Any:
+        """A view table from TOML changes only the fields it names; the others keep the view's defaults."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for view, defaults in VIEW_DEFAULTS.items():
+            key = view if view in data else view.replace("-", "_")
+            if key in data and isinstance(data[key], dict):
+                data[key] = {**defaults, **data[key]}
+        return data
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "QualitySettings":
+        if self.analysis_size > self.focus_size:
+            raise ValueError("analysis_size must not exceed focus_size")
+        return self
+
+    def rules(self, view: str) -> ViewRules:
+        """The rules for ``view`` ("dermoscopic", "close-up" or "regional"); ValueError otherwise."""
+        if view == "dermoscopic":
+            return self.dermoscopic
+        if view == "close-up":
+            return self.close_up
+        if view == "regional":
+            return self.regional
+        raise ValueError(f"unknown view {view!r}: use dermoscopic, close-up or regional")
