@@ -1,0 +1,173 @@
+"""Command line of the kiosk.
+
+    python -m edge run --config firmware_config/kiosk.demo.toml      # the kiosk service + page
+    python -m edge classify IMAGE...                                  # one JSON line per image
+    python -m edge quality IMAGE... [--view dermoscopic]              # one JSON line per image
+    python -m edge capture-demo --config X --cases N [--wait S]       # headless captures into the outbox
+    python -m edge check-config --config X                            # validate a config file
+
+Exit codes: 0 fine, 1 a failure (an unreadable image, cases not delivered in time),
+2 a usage or configuration error (one message naming the file, the field and the problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from wire.messages import BODY_SITES
+
+
+def _load_config(path: str, check_files: bool = True):
+    from .config import ConfigError, load
+
+    try:
+        return load(path, check_files=check_files)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_run(args) -> int:
+    """Run the kiosk service and its page until SIGINT/SIGTERM; stop in reverse order."""
+    cfg = _load_config(args.config)
+    _logging(cfg.log_level)
+    from .service import KioskService
+    from .web import WebServer
+
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    service = KioskService(cfg)
+    try:
+        service.start()
+        web = WebServer(service, cfg.web.host, cfg.web.port).start()
+    except Exception as exc:
+        service.stop()
+        logging.getLogger("edge").error("kiosk could not start: %s", exc)
+        return 1
+    print(f"kiosk page: {web.url}", flush=True)
+    try:
+        done.wait()
+    finally:
+        web.stop()
+        service.stop()
+    return 0
+
+
+def cmd_classify(args) -> int:
+    """Print ``{"image", "probabilities", "risk", "model"}`` per image; errors as ``{"image", "error"}``."""
+    model_dir = Path(args.model_dir)
+    if args.config:
+        model_dir = _load_config(args.config, check_files=False).model_dir
+    from .classifier import Classifier
+
+    try:
+        clf = Classifier(model_dir, threads=args.threads)
+    except Exception as exc:
+        print(f"cannot load the model from {model_dir}: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for path in args.images:
+        try:
+            result = clf.classify_jpeg(Path(path).read_bytes())
+        except Exception as exc:
+            print(json.dumps({"image": path, "error": str(exc) or type(exc).__name__}), flush=True)
+            status = 1
+            continue
+        print(json.dumps({"image": path, "probabilities": result.probabilities, "risk": result.risk,
+                          "model": result.model}), flush=True)
+    return status
+
+
+def cmd_quality(args) -> int:
+    """Delegate to the quality gate's CLI."""
+    from .quality import cli_main
+
+    settings = _load_config(args.config, check_files=False).quality if args.config else None
+    return cli_main(args.images, view=args.view, settings=settings)
+
+
+def cmd_capture_demo(args) -> int:
+    """Capture N cases from the configured camera into the outbox (optionally send and wait)."""
+    cfg = _load_config(args.config)
+    _logging(cfg.log_level)
+    from .outbox import DiskFullError
+    from .service import KioskService
+
+    views = args.views.split(",") if args.views else None
+    with KioskService(cfg, with_link=args.wait > 0) as service:
+        ids = []
+        for i in range(args.cases):
+            try:
+                header = service.capture_case(f"DEMO-{i:04d}", f"L{i % 3 + 1}", BODY_SITES[i % len(BODY_SITES)],
+                                              views)
+            except DiskFullError as exc:
+                print(f"capture refused: {exc}", file=sys.stderr)
+                return 1
+            ids.append(str(header.case_id))
+            print(json.dumps({"case_id": ids[-1], "seq": header.seq, "images": len(header.images)}), flush=True)
+        if args.wait > 0:
+            deadline = time.monotonic() + args.wait
+            while time.monotonic() < deadline and service.outbox.queue_depth():
+                time.sleep(0.1)
+            left = service.outbox.queue_depth()
+            if left:
+                print(f"{left} case(s) not acknowledged by the centre within {args.wait} s", file=sys.stderr)
+                return 1
+    return 0
+
+
+def cmd_check_config(args) -> int:
+    """Validate a config file (without requiring its TLS files to exist here)."""
+    cfg = _load_config(args.config, check_files=not args.syntax_only)
+    print(f"{args.config}: ok (device {cfg.device_id} at {cfg.site}, broker {cfg.broker.url}, "
+          f"camera {cfg.camera.source})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one sub-command; returns the exit code."""
+    ap = argparse.ArgumentParser(prog="python -m edge", description="DermKiosk kiosk")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="run the kiosk service and its page")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("classify", help="classify images, one JSON line each")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--model-dir", default="models/lesion")
+    p.add_argument("--config", help="take the model folder from this kiosk config")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_classify)
+    p = sub.add_parser("quality", help="run the quality gate on images, one JSON line each")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--view", default="dermoscopic", choices=["dermoscopic", "close-up", "regional"])
+    p.add_argument("--config", help="take the quality settings from this kiosk config")
+    p.set_defaults(func=cmd_quality)
+    p = sub.add_parser("capture-demo", help="capture N cases from the configured camera into the outbox")
+    p.add_argument("--config", required=True)
+    p.add_argument("--cases", type=int, default=1)
+    p.add_argument("--views", help="comma-separated views (default: the config's capture.demo_views)")
+    p.add_argument("--wait", type=float, default=0.0,
+                   help="also run the link and wait up to this many seconds until the centre acked all")
+    p.set_defaults(func=cmd_capture_demo)
+    p = sub.add_parser("check-config", help="validate a kiosk config file")
+    p.add_argument("--config", required=True)
+    p.add_argument("--syntax-only", action="store_true", help="do not require TLS files and model here")
+    p.set_defaults(func=cmd_check_config)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

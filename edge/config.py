@@ -1,0 +1,122 @@
+"""The kiosk's configuration: one TOML file validated by pydantic (unknown fields refused).
+
+Example: ``firmware_config/kiosk.demo.toml`` (replay camera, local broker) and
+``firmware_config/kiosk.pi.toml`` (Pi camera, TLS). Relative paths are taken
+from the working directory (the repository root for the demo). A wrong value
+gives one message naming the file, the field and what is wrong (ConfigError).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edge.camera.settings import CameraSettings
+from edge.link import BrokerSettings
+from edge.quality import QualitySettings
+from wire import tomlconfig
+from wire.messages import VIEWS
+from wire.topics import check_id
+
+ConfigError = tomlconfig.ConfigError
+
+View = Literal["dermoscopic", "close-up", "regional"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WebSettings(_Strict):
+    """The kiosk page. Bound to loopback: the kiosk browser runs on the same device."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class RetentionSettings(_Strict):
+    """What the outbox keeps. Images of a case are deleted only after the centre acknowledged it."""
+
+    #: Seconds to keep a delivered case's images on the kiosk (0: delete at the ack).
+    keep_delivered_s: float = Field(0.0, ge=0)
+    #: A new capture is refused when it would leave less free space than this.
+    min_free_mb: int = Field(64, ge=0)
+
+
+class CaptureSettings(_Strict):
+    """Which views a case needs before it can be submitted, and which ``capture-demo`` takes."""
+
+    required_views: list[View] = Field(default_factory=lambda: ["dermoscopic"], min_length=1)
+    demo_views: list[View] = Field(default_factory=lambda: list(VIEWS), min_length=1)
+
+    @field_validator("required_views", "demo_views")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a view is listed twice")
+        return v
+
+
+class KioskConfig(_Strict):
+    """Everything one kiosk needs: identity, broker, camera, quality gate, model, storage, page."""
+
+    device_id: str
+    site: str
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    camera: CameraSettings = Field(default_factory=CameraSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    model_dir: Path = Path("models/lesion")
+    classifier_threads: int = Field(2, ge=1, le=8)
+    #: Override of the model manifest's risk thresholds: ``{"cancer": 0.2, "pre-cancer": 0.3}``.
+    thresholds: dict[Literal["cancer", "pre-cancer"], float] | None = None
+    data_dir: Path = Path("var/kiosk")
+    web: WebSettings = Field(default_factory=WebSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("device_id")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return check_id(v, "device_id")
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, v: str) -> str:
+        return check_id(v, "site")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None:
+            if set(v) != {"cancer", "pre-cancer"}:
+                raise ValueError("give both 'cancer' and 'pre-cancer'")
+            if not all(0.0 < t <= 1.0 for t in v.values()):
+                raise ValueError("thresholds must lie in (0, 1]")
+        return v
+
+    def missing_files(self) -> list[str]:
+        """``field: problem`` for each configured file that does not exist (checked at start-up)."""
+        out = []
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self.broker, name)
+            if path is not None and not Path(path).is_file():
+                out.append(f"broker.{name}: file {path} does not exist")
+        if not (Path(self.model_dir) / "manifest.json").is_file():
+            out.append(f"model_dir: {self.model_dir} has no manifest.json")
+        return out
+
+
+def load(path: Path | str, check_files: bool = True) -> KioskConfig:
+    """Load and validate a kiosk TOML file; raise ConfigError naming file, field and problem.
+
+    ``check_files`` also requires the TLS files and the model manifest to exist
+    (the service needs them; a config check on another machine may not).
+    """
+    cfg = tomlconfig.load(path, KioskConfig)
+    missing = cfg.missing_files() if check_files else []
+    if missing:
+        raise ConfigError("\n".join(f"{path}: {m}" for m in missing))
+    return cfg
