@@ -42,7 +42,9 @@ INSTALL_PYTHON ?= /usr/bin/python3
 KIOSK_CONFIG ?= firmware_config/kiosk.pi.toml
 CENTRE_CONFIG ?= firmware_config/centre.server.toml
 # What the services need of the source tree (installed to $(PREFIX)/app, their working directory).
-APP_FILES := pyproject.toml README.md wire edge dashboard firmware_config models/lesion
+APP_FILES := $(wildcard pyproject.toml README.md wire edge dashboard firmware_config)
+# The model goes to $(PREFIX)/models/lesion (kiosk.pi.toml: model_dir); signed updates replace it there.
+MODEL_FILES := models/lesion
 
 .PHONY: help venv deps-apt deps-apt-test run test model bench install-kiosk install-centre \
         install-app install-user clean distclean
@@ -136,12 +138,14 @@ install-app: install-user
 	@$(call apt_install,python3 python3-venv python3-pip)
 	install -d -m 0755 $(PREFIX) $(PREFIX)/app
 	tar -c --exclude=__pycache__ --exclude='*.pyc' $(APP_FILES) | tar -x --no-same-owner -C $(PREFIX)/app
+	tar -c $(MODEL_FILES) | tar -x --no-same-owner -C $(PREFIX)
 	@# --system-site-packages: picamera2 and libcamera come from apt on Raspberry Pi OS.
 	@test -x $(PREFIX)/venv/bin/python || $(INSTALL_PYTHON) -m venv --system-site-packages $(PREFIX)/venv
 	$(PREFIX)/venv/bin/python -m pip install -q --upgrade $(PREFIX)/app
 
 # install_unit: copy a unit file; install_conf: copy an example config unless one is there.
 define install_units
+install -d -m 0755 $(UNIT_DIR)
 install -m 0644 $(addprefix systemd/,$(1)) $(UNIT_DIR)/
 if [ -d /run/systemd/system ]; then \
   systemctl daemon-reload; systemctl enable $(1); systemctl try-restart $(1); \
@@ -157,13 +161,16 @@ install-kiosk: install-app
 	@if apt-cache show python3-picamera2 >/dev/null 2>&1; then $(call apt_install,python3-picamera2); fi
 	$(call install_conf,$(KIOSK_CONFIG),$(CONF_DIR)/kiosk.toml)
 	$(call install_units,dermkiosk-kiosk.service)
-	@echo "kiosk installed: journalctl -u dermkiosk-kiosk -f"
+	@echo "kiosk installed.  Check the config:"
+	@echo "  cd $(PREFIX)/app && sudo -u $(SERVICE_USER) $(PREFIX)/venv/bin/python -m edge check-config --config $(CONF_DIR)/kiosk.toml"
+	@echo "then: systemctl start dermkiosk-kiosk; journalctl -u dermkiosk-kiosk -f"
 
 install-centre: install-app
 	@$(call apt_install,mosquitto)
 	$(call install_conf,$(CENTRE_CONFIG),$(CONF_DIR)/centre.toml)
 	$(call install_units,dermkiosk-ingest.service dermkiosk-dashboard.service)
-	@echo "centre installed: journalctl -u dermkiosk-ingest -u dermkiosk-dashboard -f"
+	@echo "centre installed.  Edit $(CONF_DIR)/centre.toml, then:"
+	@echo "  systemctl start dermkiosk-ingest dermkiosk-dashboard; journalctl -u 'dermkiosk-*' -f"
 
 # ---------------------------------------------------------------- clean
 clean:

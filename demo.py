@@ -475,13 +475,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-restarts", type=int, default=3,
                     help="restarts of a crashed worker within a minute before the demo gives up")
     args = ap.parse_args(argv)
+    state_dir = args.state_dir.resolve()
+    os.chdir(ROOT)  # the configs' relative paths (models/lesion, var/...) are from the repository root
     sys.path.insert(0, str(ROOT))
     try:
         for pkg in ("dashboard", "edge"):
             if not (ROOT / pkg / "__main__.py").exists():
                 raise DemoError(f"{pkg}/__main__.py is missing: the `python -m {pkg}` command is not there")
         mosquitto_binary()
-        plan = prepare(args.state_dir.resolve(), args.broker_port, args.dashboard_port, args.kiosk_port)
+        plan = prepare(state_dir, args.broker_port, args.dashboard_port, args.kiosk_port)
     except DemoError as exc:
         say(f"error: {exc}")
         return 2
