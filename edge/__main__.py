@@ -116,7 +116,9 @@ def cmd_capture_demo(args) -> int:
                 print(f"capture refused: {exc}", file=sys.stderr)
                 return 1
             ids.append(str(header.case_id))
-            print(json.dumps({"case_id": ids[-1], "seq": header.seq, "images": len(header.images)}), flush=True)
+            print(json.dumps({"case_id": ids[-1], "seq": header.seq,
+                              "images": [{"view": m.view, "sha256": m.sha256, "length": m.length}
+                                         for m in header.images]}), flush=True)
         if args.wait > 0:
             deadline = time.monotonic() + args.wait
             while time.monotonic() < deadline and service.outbox.queue_depth():

@@ -18,6 +18,12 @@ from werkzeug.serving import make_server
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
+try:                                    # WTForms >= 3.3 deprecates (value, label) tuples
+    from wtforms.fields.choices import SelectChoice as _choice
+except ImportError:                     # pragma: no cover
+    def _choice(value, label):
+        return (value, label)
+
 from wire.messages import BODY_SITES, LABELS, VIEWS
 
 from ..outbox import DiskFullError
@@ -47,7 +53,7 @@ class StartForm(FlaskForm):
 
     referral_ref = StringField("Referral reference", validators=[DataRequired(), Length(max=64)])
     lesion_id = StringField("Lesion id", validators=[DataRequired(), Length(max=64)])
-    body_site = SelectField("Body site", choices=[("", "Choose...")] + [(s, s) for s in BODY_SITES],
+    body_site = SelectField("Body site", choices=[_choice("", "Choose...")] + [_choice(s, s) for s in BODY_SITES],
                             validators=[DataRequired()])
 
 
