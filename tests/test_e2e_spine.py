@@ -83,6 +83,8 @@ seed = {extra.get('seed', 1)}
 demo_views = ["dermoscopic", "close-up", "regional"]
 [retention]
 min_free_mb = 0
+[web]
+port = {extra.get('web_port', 8080)}
 """)
     return path
 
@@ -158,5 +160,60 @@ def test_broker_restart_mid_flow_all_arrive_once(tmp_path, broker, centre):
         while (len(expected) < n or kiosk.outbox.queue_depth()) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert kiosk.link.stats.connects >= 2
+    check_centre(store, expected)
+    check_outbox_empty(tmp_path / "kiosk", n)
+
+
+def test_kiosk_process_killed_with_cases_in_flight_resumes_exactly_once(tmp_path, broker, centre):
+    """kill -9 of `python -m edge run` while cases wait for the centre; the restarted kiosk finishes them."""
+    import signal
+    import urllib.request
+
+    from tests.broker import free_port
+
+    ingest, store = centre
+    ingest.stop()                                   # the centre is away: cases stay sent/queued
+    n = 4
+    port = free_port()
+    conf = kiosk_toml(tmp_path, broker, web_port=port, seed=11)
+
+    def start_kiosk():
+        proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(conf)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        assert line.startswith("kiosk page: http://127.0.0.1:"), proc.stderr.read()[-2000:]
+        return proc
+
+    kiosk = start_kiosk()
+    try:
+        r = subprocess.run([sys.executable, "-m", "edge", "capture-demo", "--config", str(conf), "--cases", str(n),
+                            "--views", "dermoscopic"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        expected = {x["case_id"]: [im["sha256"] for im in x["images"]]
+                    for x in map(json.loads, r.stdout.splitlines())}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:          # the running kiosk picks the new cases up
+            status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/status.json", timeout=5).read())
+            if status["counts"]["sent"] >= 1:
+                break
+            time.sleep(0.1)
+        assert status["counts"]["sent"] >= 1 and status["queue_depth"] == n
+        kiosk.send_signal(signal.SIGKILL)
+        kiosk.wait(10)
+        ingest.start()                              # the centre comes back (its session kept the cases)
+        assert ingest.wait_ready(15)
+        kiosk = start_kiosk()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/status.json", timeout=5).read())
+            if status["queue_depth"] == 0:
+                break
+            time.sleep(0.2)
+        assert status["queue_depth"] == 0, status
+        kiosk.send_signal(signal.SIGTERM)           # clean stop: exit 0
+        assert kiosk.wait(20) == 0
+    finally:
+        if kiosk.poll() is None:
+            kiosk.kill()
     check_centre(store, expected)
     check_outbox_empty(tmp_path / "kiosk", n)
