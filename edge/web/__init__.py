@@ -75,6 +75,7 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
 
     @app.get("/")
     def index():
+        """The page: start form, or the open case with its views, results and actions."""
         draft = service.draft
         return render_template(
             "index.html", draft=draft, start_form=StartForm(), action=ActionForm(), views=VIEWS,
@@ -84,6 +85,7 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
 
     @app.post("/case")
     def start_case():
+        """Open a case from the start form."""
         form = StartForm()
         if not form.validate_on_submit():
             for field, errors in form.errors.items():
@@ -98,6 +100,7 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
 
     @app.post("/capture/<view>")
     def capture(view: str):
+        """Capture one view of the open case."""
         if view not in VIEWS:
             abort(404)
         if not ActionForm().validate_on_submit():
@@ -112,6 +115,7 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
 
     @app.post("/submit")
     def submit():
+        """Store the open case in the outbox (refusals shown as a flash message)."""
         if not ActionForm().validate_on_submit():
             abort(400)
         try:
@@ -125,6 +129,7 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
 
     @app.post("/discard")
     def discard():
+        """Drop the open case."""
         if not ActionForm().validate_on_submit():
             abort(400)
         service.discard()
@@ -133,6 +138,7 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
 
     @app.get("/draft/<view>.jpg")
     def draft_image(view: str):
+        """The captured JPEG of one view of the open case."""
         draft = service.draft
         if draft is None or view not in draft.images:
             abort(404)
@@ -141,13 +147,16 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
 
     @app.get("/status.json")
     def status():
+        """Queue depth, link, camera and free space as JSON (polled by the page)."""
         return jsonify(service.status())
 
     @app.get("/preview.mjpg")
     def preview():
+        """The live preview as an MJPEG stream (multipart/x-mixed-replace)."""
         period = 1.0 / app.config["PREVIEW_FPS"]
 
         def frames():
+            """Preview frames until the client leaves or the server stops."""
             while not stopping.is_set():
                 t0 = time.monotonic()
                 try:
@@ -164,6 +173,7 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
 
     @app.get("/preview.jpg")
     def preview_still():
+        """One preview frame as a JPEG."""
         try:
             return Response(service.preview_jpeg(), mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
         except Exception:
