@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
 import random
 import time
 from pathlib import Path
@@ -70,27 +71,41 @@ def caught(q, in_charge: str) -> bool:
     return any(not q.checks[c].ok for c in in_charge.split("+"))
 
 
-def eval_degradations(images: list[Path], settings: QualitySettings, seed: int, out_csv: Path) -> None:
+def _one_image(job: tuple[Path, int]) -> tuple[list, dict, list]:
+    """Assess one original and all its degradations: (original's checks, {degradation: qualities}, csv rows)."""
+    path, seed = job
     rng = random.Random(seed)
+    settings = QualitySettings()
+    img = load_up(path)
+    q = assess(synth.encode_jpeg(img), "dermoscopic", settings)
+    rows = [[path.stem, "original"] + [q.checks[c].value for c in CHECK_NAMES]]
+    orig = [q.ok] + [q.checks[c].ok for c in CHECK_NAMES]
+    det = {}
+    for name, in_charge, _, fn in DEGRADATIONS:
+        qd = assess(synth.encode_jpeg(fn(img, rng)), "dermoscopic", settings)
+        det[name] = (caught(qd, in_charge), not qd.ok)
+        rows.append([path.stem, name] + [qd.checks[c].value for c in CHECK_NAMES])
+    return orig, det, rows
+
+
+def eval_degradations(images: list[Path], seed: int, out_csv: Path, jobs: int) -> None:
     orig_fail = {c: 0 for c in CHECK_NAMES}
     orig_any = 0
     det = {d[0]: [0, 0] for d in DEGRADATIONS}  # caught, gate rejected (any check)
     rows = []
     t0 = time.time()
-    for i, path in enumerate(images):
-        img = load_up(path)
-        q = assess(synth.encode_jpeg(img), "dermoscopic", settings)
-        orig_any += not q.ok
-        for c in CHECK_NAMES:
-            orig_fail[c] += not q.checks[c].ok
-        rows.append([path.stem, "original"] + [q.checks[c].value for c in CHECK_NAMES])
-        for name, in_charge, _, fn in DEGRADATIONS:
-            qd = assess(synth.encode_jpeg(fn(img, rng)), "dermoscopic", settings)
-            det[name][0] += caught(qd, in_charge)
-            det[name][1] += not qd.ok
-            rows.append([path.stem, name] + [qd.checks[c].value for c in CHECK_NAMES])
-        if (i + 1) % 50 == 0:
-            print(f"  {i + 1}/{len(images)} images, {time.time() - t0:.0f} s", flush=True)
+    work = [(p, seed * 100003 + i) for i, p in enumerate(images)]
+    with multiprocessing.Pool(jobs, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        for i, (orig, d, r) in enumerate(pool.imap(_one_image, work, chunksize=4)):
+            orig_any += not orig[0]
+            for c, ok in zip(CHECK_NAMES, orig[1:]):
+                orig_fail[c] += not ok
+            for name, (k, g) in d.items():
+                det[name][0] += k
+                det[name][1] += g
+            rows.extend(r)
+            if (i + 1) % 50 == 0:
+                print(f"  {i + 1}/{len(images)} images, {time.time() - t0:.0f} s", flush=True)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     with out_csv.open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -168,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=300, help="images sampled from ham10000 (default 300)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-masks", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "quality_eval.csv")
     args = ap.parse_args(argv)
     settings = QualitySettings()
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     print(f"Quality gate evaluation: {len(sample)} HAM10000 images scaled to {SIZE[0]}x{SIZE[1]}, "
           f"{len(DEGRADATIONS)} degradations each")
-    eval_degradations(sample, settings, args.seed, args.out)
+    eval_degradations(sample, args.seed, args.out, args.jobs)
     if not args.skip_masks:
         eval_masks(args.data / "ham10000-masks", settings)
     print(f"\n{time.time() - t0:.0f} s")

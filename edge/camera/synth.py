@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: Skin tones (BGR), light to medium-dark.
-SKIN_TONES = ((170, 185, 232), (150, 170, 225), (125, 150, 205), (100, 130, 185), (75, 105, 150))
+#: Skin tones under a dermatoscope's light (BGR), light to medium-dark: CIELAB L* 76..57,
+#: a* about 20, b* 6..12, within the spread of HAM10000's skin colours.
+SKIN_TONES = ((179, 176, 227), (166, 160, 222), (142, 142, 200), (116, 125, 174))
 #: Lesion pigment (BGR): brown to dark brown.
-LESION_TONES = ((55, 80, 130), (45, 65, 110), (40, 55, 90), (60, 70, 120))
+LESION_TONES = ((59, 72, 112), (48, 58, 89), (62, 82, 131), (59, 58, 102))
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def lesion_image(
     *,
     vignette: bool = True,
     vignette_radius: float = 0.82,
+    vignette_centre: tuple[float, float] = (0.5, 0.5),
     centre: tuple[float, float] = (0.5, 0.5),
     size: float | None = None,
     hairs: int = 0,
@@ -56,10 +58,12 @@ def lesion_image(
     ``centre`` is the lesion centre as fractions of width and height; ``size`` its mean
     radius as a fraction of the shorter side (default: drawn from 0.13 to 0.2 by the seed).
     ``vignette_radius`` is the radius of the dermatoscope's field of view as a fraction of
-    half the image diagonal (0.82: the corners are dark, the sides just cut).
+    half the image diagonal (0.82: the corners are dark, the sides just cut), centred at
+    ``vignette_centre`` (fractions; move it to mimic a dermatoscope held askew).
     """
     img, _ = lesion_image_and_truth(width, height, seed, vignette=vignette, vignette_radius=vignette_radius,
-                                    centre=centre, size=size, hairs=hairs, noise=noise)
+                                    vignette_centre=vignette_centre, centre=centre, size=size, hairs=hairs,
+                                    noise=noise)
     return img
 
 
@@ -70,6 +74,7 @@ def lesion_image_and_truth(
     *,
     vignette: bool = True,
     vignette_radius: float = 0.82,
+    vignette_centre: tuple[float, float] = (0.5, 0.5),
     centre: tuple[float, float] = (0.5, 0.5),
     size: float | None = None,
     hairs: int = 0,
@@ -116,16 +121,16 @@ def lesion_image_and_truth(
     if noise > 0:
         out += rng.normal(0, noise, ((h + 1) // 2, (w + 1) // 2, 1)).astype(np.float32).repeat(2, 0).repeat(2, 1)[:h, :w]
     if vignette:
-        out *= _vignette_mask(h, w, vignette_radius)[..., None]
+        out *= _vignette_mask(h, w, vignette_radius, vignette_centre)[..., None]
         out += 6.0
     return np.clip(out, 0, 255).astype(np.uint8), Lesion(cx, cy, radius)
 
 
-def _vignette_mask(h: int, w: int, radius_frac: float) -> np.ndarray:
+def _vignette_mask(h: int, w: int, radius_frac: float, centre: tuple[float, float] = (0.5, 0.5)) -> np.ndarray:
     """1 inside the dermatoscope's circular field of view, falling to 0 outside."""
     r = radius_frac * 0.5 * float(np.hypot(w, h))
     yy, xx = np.ogrid[0:h, 0:w]
-    dist = np.sqrt((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2)
+    dist = np.sqrt((xx - centre[0] * (w - 1)) ** 2 + (yy - centre[1] * (h - 1)) ** 2)
     m = np.clip((r - dist) / (0.015 * r), 0.0, 1.0)
     return (0.15 + 0.85 * np.clip((r - dist) / (0.35 * r), 0, 1) ** 0.3) * m
 

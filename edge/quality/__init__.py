@@ -53,6 +53,20 @@ def _check(value: float | None, ok: bool, fail_msg: str) -> QualityCheck:
     return QualityCheck(value=value, ok=bool(ok), message="ok" if ok else fail_msg)
 
 
+def colour_distance(small: np.ndarray, skin: np.ndarray, rules: ViewRules) -> tuple[float, str]:
+    """Mahalanobis distance of the mean skin colour (a*, b*) from the reference, and its direction."""
+    if not skin.any():
+        return float("inf"), "colour"
+    lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
+    a = float(lab[..., 1][skin].mean()) - 128.0
+    b = float(lab[..., 2][skin].mean()) - 128.0
+    d = np.array([a - rules.colour_ref[0], b - rules.colour_ref[1]])
+    dist = float(np.sqrt(d @ np.linalg.inv(np.array(rules.colour_cov)) @ d))
+    names = {(0, -1): "green", (0, 1): "red", (1, -1): "blue", (1, 1): "yellow"}
+    axis = int(abs(d[1]) * np.sqrt(rules.colour_cov[0][0]) > abs(d[0]) * np.sqrt(rules.colour_cov[1][1]))
+    return dist, names[(axis, 1 if d[axis] > 0 else -1)]
+
+
 def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Quality:
     """Run the view's checks on ``jpeg``; ``Quality.ok`` is True when all of them pass.
 
@@ -116,13 +130,9 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
         checks["glare"] = _check(value, value <= rules.glare_max, MSG["glare"])
 
     if "colour" in enabled:
-        lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
-        a = float(lab[..., 1][skin].mean()) - 128.0 if skin.any() else 0.0
-        b = float(lab[..., 2][skin].mean()) - 128.0 if skin.any() else 0.0
-        hue = math.degrees(math.atan2(b, a))
-        chroma = math.hypot(a, b)
-        ok = rules.colour_hue_min <= hue <= rules.colour_hue_max and chroma >= 3.0
-        checks["colour"] = _check(hue, ok, MSG["colour"] if chroma >= 3.0 else MSG["grey"])
+        value, direction = colour_distance(small, skin, rules)
+        msg = MSG["colour"].replace("(colour cast)", f"({direction} cast)")
+        checks["colour"] = _check(value, value <= rules.colour_max, msg)
 
     if "lesion" in enabled:
         value = lesion.area if present else 0.0

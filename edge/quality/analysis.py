@@ -159,6 +159,13 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView) -> LesionRegion:
         return empty
     d = np.hypot(cents[1:, 0] - w / 2, cents[1:, 1] - h / 2) / (s / 2)
     score = stats[1:, cv2.CC_STAT_AREA] / (1.0 + (d / 0.5) ** 2)
+    # Vignetting darkens the rim of the field of view: a far-off blob lying mostly along the
+    # rim is shading, not a lesion.
+    band = cv2.erode(fov.inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (s // 10 | 1,) * 2)) == 0
+    on_band = np.bincount(labels[band].ravel(), minlength=n)[1:] / np.maximum(stats[1:, cv2.CC_STAT_AREA], 1)
+    score = np.where((d > 0.6) & (on_band > 0.3), 0.0, score)
+    if score.max() <= 0:
+        return empty
     best = int(np.argmax(score)) + 1
     mask = np.where(labels == best, 255, 0).astype(np.uint8)
     # fill holes (regression structures, light blotches inside the lesion)
@@ -183,7 +190,7 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView) -> LesionRegion:
     offset = float(np.hypot(cx - (w - 1) / 2, cy - (h - 1) / 2) / (s / 2))
     outline = mask > 0
     outline &= cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0
-    edge = fov.inner == 0
+    edge = cv2.dilate((fov.inner == 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     border = float(np.count_nonzero(outline & edge)) / max(int(np.count_nonzero(outline)), 1)
     return LesionRegion(mask, True, n_px / fov_px, contrast, (cx, cy), offset, border)
 
@@ -193,13 +200,13 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView) -> LesionRegion:
 def focus_ratio(gray: np.ndarray, roi: np.ndarray) -> float:
     """Fine-to-coarse gradient energy ratio in ``roi`` (same size as ``gray``): 1 = no fine detail.
 
-    Sobel gradient energy of the image divided by that of the image blurred with a Gaussian of
-    sigma 2 px, in the worst of 8 directions (motion blur only removes detail along the
+    Sobel gradient energy of the image (lightly smoothed, sigma 0.7 px, to keep noise and JPEG
+    artefacts out) divided by that of the image blurred further (sigma 2 px), in the worst of 8 directions (motion blur only removes detail along the
     motion). Independent of contrast (both energies scale alike) and, measured at a fixed
     image width, of the sensor's resolution. Sharp detail gives a high ratio; defocus and
     motion blur remove the fine scales first and bring it towards 1.
     """
-    g = gray.astype(np.float32)
+    g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 0.7)  # below sensor/JPEG noise
     gb = cv2.GaussianBlur(g, (0, 0), 2.0)
     sel = roi > 0
 

@@ -48,12 +48,15 @@ class ViewRules(BaseModel):
 
     checks: list[str] = Field(default_factory=lambda: list(CHECKS))
     focus_min: float = Field(1.45, ge=1.0, le=10.0)
-    exposure_min: float = Field(55.0, ge=0, le=255)
-    exposure_max: float = Field(215.0, ge=0, le=255)
+    exposure_min: float = Field(115.0, ge=0, le=255)
+    exposure_max: float = Field(235.0, ge=0, le=255)
     clipping_max: float = Field(0.02, ge=0, le=1)
-    glare_max: float = Field(0.002, ge=0, le=1)
-    colour_hue_min: float = Field(5.0, ge=-180, le=180)
-    colour_hue_max: float = Field(85.0, ge=-180, le=180)
+    glare_max: float = Field(0.001, ge=0, le=1)
+    #: Reference skin colour: mean CIELAB (a*, b*) and its covariance (fitted on HAM10000;
+    #: refit on a kiosk's own images, with its fixed colour gains, for a tighter gate).
+    colour_ref: tuple[float, float] = (24.2, 5.5)
+    colour_cov: tuple[tuple[float, float], tuple[float, float]] = ((94.6, 46.4), (46.4, 70.6))
+    colour_max: float = Field(2.5, gt=0, le=20)
     lesion_min_area: float = Field(0.02, ge=0, le=1)
     lesion_min_contrast: float = Field(8.0, ge=0, le=100)
     framing_max_offset: float = Field(0.45, ge=0, le=2)
@@ -68,8 +71,9 @@ class ViewRules(BaseModel):
             raise ValueError(f"unknown checks {sorted(unknown)}; known: {', '.join(CHECKS)}")
         if self.exposure_min >= self.exposure_max:
             raise ValueError("exposure_min must be below exposure_max")
-        if self.colour_hue_min >= self.colour_hue_max:
-            raise ValueError("colour_hue_min must be below colour_hue_max")
+        (sxx, sxy), (syx, syy) = self.colour_cov
+        if sxy != syx or sxx <= 0 or syy <= 0 or sxx * syy - sxy * sxy <= 0:
+            raise ValueError("colour_cov must be a symmetric positive-definite 2x2 matrix")
         return self
 
 
@@ -79,7 +83,7 @@ VIEW_DEFAULTS: dict[str, dict[str, Any]] = {
     "close-up": {"checks": ["focus", "exposure", "clipping", "glare", "colour", "lesion", "framing"],
                  "lesion_min_area": 0.003, "glare_max": 0.003},
     "regional": {"checks": ["focus", "exposure", "clipping", "colour"],
-                 "focus_min": 1.3, "clipping_max": 0.03, "colour_hue_min": 0.0, "colour_hue_max": 90.0},
+                 "focus_min": 1.3, "clipping_max": 0.03, "colour_max": 3.0},
 }
 
 

@@ -1,0 +1,218 @@
+"""Quality gate on generated images: good ones pass, each degradation fails the right check."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from edge.camera import synth
+from edge.quality import QualitySettings, assess, cli_main
+from edge.quality.analysis import decode
+from wire import tomlconfig
+from wire.messages import Quality
+
+SEEDS = (0, 1, 2)
+
+
+@lru_cache(maxsize=None)
+def good(seed: int, **kw) -> np.ndarray:
+    return synth.lesion_image(1600, 1200, seed, **kw)
+
+
+def jpeg(img: np.ndarray) -> bytes:
+    return synth.encode_jpeg(img, 92)
+
+
+def failed(q: Quality) -> set[str]:
+    return {k for k, c in q.checks.items() if not c.ok}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("view", ["dermoscopic", "close-up", "regional"])
+def test_good_image_passes_every_check(seed, view):
+    q = assess(jpeg(good(seed)), view, QualitySettings())
+    assert isinstance(q, Quality)
+    assert q.ok, {k: c for k, c in q.checks.items() if not c.ok}
+    assert all(c.message == "ok" and c.value is not None for c in q.checks.values())
+
+
+def test_good_image_without_vignette_and_with_hairs_passes():
+    q = assess(jpeg(synth.lesion_image(1600, 1200, 4, vignette=False, hairs=4)), "dermoscopic")
+    assert q.ok, failed(q)
+    assert q.checks["fov"].value == 1.0
+
+
+def test_views_run_their_own_checks():
+    img = jpeg(good(0))
+    assert set(assess(img, "dermoscopic").checks) == {"fov", "focus", "exposure", "clipping", "glare", "colour",
+                                                      "lesion", "framing"}
+    assert "fov" not in assess(img, "close-up").checks
+    assert set(assess(img, "regional").checks) == {"focus", "exposure", "clipping", "colour"}
+    with pytest.raises(ValueError, match="unknown view"):
+        assess(img, "selfie")
+
+
+DEGRADED = [
+    ("blur", lambda im: synth.degrade_blur(im, 8), {"focus"}, "blurred"),
+    ("motion", lambda im: synth.degrade_motion(im, 40, 30), {"focus"}, "blurred"),
+    ("motion_vertical", lambda im: synth.degrade_motion(im, 40, 90), {"focus"}, "blurred"),
+    ("under", lambda im: synth.degrade_exposure(im, -2), {"exposure"}, "too dark"),
+    ("glare", lambda im: synth.degrade_glare(im, 8, 16, seed=3), {"glare"}, "glare"),
+    ("cast_blue", lambda im: synth.degrade_cast(im, (1.4, 1.0, 0.7)), {"colour"}, "cast"),
+    ("cast_green", lambda im: synth.degrade_cast(im, (0.85, 1.3, 0.8)), {"colour"}, "green cast"),
+    ("offcentre", lambda im: synth.degrade_offcentre(im, 0.5, 1), {"framing"}, "lesion"),
+]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name,fn,expect,words", DEGRADED, ids=[d[0] for d in DEGRADED])
+def test_degradation_fails_the_right_check(seed, name, fn, expect, words):
+    q = assess(jpeg(fn(good(seed))), "dermoscopic")
+    assert not q.ok
+    bad = failed(q)
+    assert expect <= bad, (name, {k: q.checks[k] for k in bad})
+    # only the check in charge (and framing/lesion for off-centre) should complain
+    assert bad <= expect | {"lesion"}, (name, bad)
+    msg = " ".join(q.checks[c].message for c in expect)
+    assert words in msg and "tap again" in msg
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_overexposure_is_caught_by_clipping(seed):
+    q = assess(jpeg(synth.degrade_exposure(good(seed), 1.5)), "dermoscopic")
+    assert "clipping" in failed(q)
+    assert "burnt out" in q.checks["clipping"].message
+
+
+def test_mild_blur_passes_and_strong_blur_scores_lower():
+    values = [assess(jpeg(synth.degrade_blur(good(1), s) if s else good(1)), "dermoscopic").checks["focus"].value
+              for s in (0, 1, 4, 8, 16)]
+    assert values == sorted(values, reverse=True), values
+    assert values[1] >= QualitySettings().dermoscopic.focus_min
+
+
+def test_focus_is_scale_normalised():
+    """The same scene at 12 MP and at 1600x1200 gives about the same focus value."""
+    a = synth.lesion_image(4056, 3040, 7)
+    b = synth.cv2.resize(a, (1600, 1200), interpolation=synth.cv2.INTER_AREA)
+    fa = assess(jpeg(a), "dermoscopic").checks["focus"].value
+    fb = assess(jpeg(b), "dermoscopic").checks["focus"].value
+    assert abs(fa - fb) / fb < 0.15, (fa, fb)
+
+
+def test_12mp_uses_dct_reduced_decode_and_passes():
+    data = jpeg(synth.lesion_image(4056, 3040, 8))
+    w = decode(data, 800, 800, 400)
+    assert w.reduction == 4 and w.full_size == (4056, 3040)
+    assert w.focus.shape[1] == 800 and w.small.shape[1] == 400
+    assert assess(data, "dermoscopic").ok
+
+
+def test_dermatoscope_off_centre_or_small_field_of_view():
+    q = assess(jpeg(synth.lesion_image(1600, 1200, 1, vignette_centre=(0.8, 0.5))), "dermoscopic")
+    assert "fov" in failed(q) and "press it flat" in q.checks["fov"].message
+    q = assess(jpeg(synth.lesion_image(1600, 1200, 1, vignette_radius=0.4)), "dermoscopic")
+    assert "fov" in failed(q)
+    assert q.checks["fov"].value < 0.35
+
+
+def test_lesion_cut_by_the_edge():
+    q = assess(jpeg(synth.lesion_image(1600, 1200, 2, vignette=False, centre=(0.9, 0.5), size=0.2)), "dermoscopic")
+    assert "framing" in failed(q)
+    assert "cut by the edge" in q.checks["framing"].message
+
+
+def test_lesion_size_rules_differ_per_view():
+    small = jpeg(synth.lesion_image(1600, 1200, 1, size=0.05))
+    q = assess(small, "dermoscopic")
+    assert failed(q) == {"lesion"} and "move closer" in q.checks["lesion"].message
+    assert assess(small, "close-up").ok
+    none = jpeg(synth.lesion_image(1600, 1200, 1, size=0.004))
+    q = assess(none, "dermoscopic")
+    assert {"lesion", "framing"} <= failed(q)
+    assert "No lesion found" in q.checks["lesion"].message
+    assert q.checks["lesion"].value == 0.0 and q.checks["framing"].value is None
+    assert assess(none, "regional").ok  # a regional overview need not show a lesion
+
+
+def test_lesion_segmentation_matches_truth():
+    img, les = synth.lesion_image_and_truth(1600, 1200, 11, centre=(0.42, 0.55), size=0.18)
+    q = assess(jpeg(img), "dermoscopic")
+    assert q.ok, failed(q)
+    from edge.quality.analysis import find_fov, segment_lesion
+    w = decode(jpeg(img), 800, 800, 400)
+    region = segment_lesion(w.small, find_fov(synth.cv2.cvtColor(w.small, synth.cv2.COLOR_BGR2GRAY)))
+    scale = 400 / 1600
+    assert abs(region.centre[0] - les.cx * scale) < 8 and abs(region.centre[1] - les.cy * scale) < 8
+    true_area = np.pi * (les.radius * scale) ** 2
+    assert 0.6 < np.count_nonzero(region.mask) / true_area < 1.5
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", b"\xff\xd8\xff\xe0" + b"\x00" * 100,
+                                  synth.encode_jpeg(np.zeros((8, 8, 3), np.uint8))])
+def test_unreadable_bytes_give_a_decode_check_not_an_exception(data):
+    q = assess(data, "dermoscopic")
+    assert not q.ok and set(q.checks) == {"decode"}
+    assert "not a readable image" in q.checks["decode"].message
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+def test_settings_view_tables_keep_their_view_defaults(tmp_path):
+    path = tmp_path / "q.toml"
+    path.write_text('[close-up]\nfocus_min = 2.0\n[regional]\nchecks = ["focus"]\n')
+    s = tomlconfig.load(path, QualitySettings)
+    assert s.close_up.focus_min == 2.0
+    assert s.close_up.lesion_min_area == QualitySettings().close_up.lesion_min_area == 0.003
+    assert s.regional.checks == ["focus"] and s.regional.focus_min == QualitySettings().regional.focus_min
+    assert s.dermoscopic == QualitySettings().dermoscopic
+    # stricter focus rule now fails a mildly blurred image in close-up only
+    blurred = jpeg(synth.degrade_blur(good(0), 2.5))
+    assert assess(blurred, "dermoscopic", s).checks["focus"].ok
+    assert not assess(blurred, "close-up", s).checks["focus"].ok
+
+
+def test_settings_errors_name_the_field(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[dermoscopic]\nchecks = ["focus", "sharpness"]\n')
+    with pytest.raises(tomlconfig.ConfigError, match="bad.toml: dermoscopic: .*unknown checks"):
+        tomlconfig.load(bad, QualitySettings)
+    bad.write_text('[dermoscopic]\nfocus_minimum = 2\n')
+    with pytest.raises(tomlconfig.ConfigError, match="dermoscopic.focus_minimum: unknown field"):
+        tomlconfig.load(bad, QualitySettings)
+    with pytest.raises(ValidationError):
+        QualitySettings(dermoscopic={"exposure_min": 200, "exposure_max": 100})
+    with pytest.raises(ValidationError):
+        QualitySettings(dermoscopic={"colour_cov": [[1, 2], [2, 1]]})
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+def test_cli_prints_one_json_object_per_image(tmp_path, capsys):
+    ok_path = tmp_path / "good.jpg"
+    ok_path.write_bytes(jpeg(good(0)))
+    blur_path = tmp_path / "blurred.jpg"
+    blur_path.write_bytes(jpeg(synth.degrade_blur(good(0), 10)))
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\x00garbage")
+    missing = tmp_path / "missing.jpg"
+    rc = cli_main([str(ok_path), str(blur_path), str(junk), str(missing)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 1 and len(lines) == 4
+    objs = [json.loads(line) for line in lines]
+    for obj, path in zip(objs, [ok_path, blur_path, junk, missing]):
+        assert list(obj) == ["image", "ok", "checks"] and obj["image"] == str(path)
+        for c in obj["checks"].values():
+            assert list(c) == ["value", "ok", "message"]
+    assert objs[0]["ok"] is True and objs[0]["checks"]["focus"]["ok"] is True
+    assert objs[1]["ok"] is False and objs[1]["checks"]["focus"]["ok"] is False
+    assert "blurred" in objs[1]["checks"]["focus"]["message"]
+    assert objs[2] == {"image": str(junk), "ok": False, "checks": {"decode": {
+        "value": None, "ok": False, "message": "The file is not a readable image: take the picture again"}}}
+    assert objs[3]["checks"]["decode"]["ok"] is False and "cannot read" in objs[3]["checks"]["decode"]["message"]
+    assert cli_main([str(ok_path)]) == 0
+    assert cli_main([]) == 2
