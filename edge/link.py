@@ -186,7 +186,7 @@ class Link:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
         """Publish ``offline``, disconnect cleanly and end the thread."""
         self._stop.set()
         self._wake.set()
@@ -241,8 +241,17 @@ class Link:
                 self.stats.last_error = f"cannot connect to {self.broker.host}:{self.broker.port}: {exc}"
                 log.warning("%s", self.stats.last_error)
             else:
-                if self._session(client):
-                    attempt = 0
+                try:
+                    if self._session(client):
+                        attempt = 0
+                except Exception as exc:     # outbox I/O, disk full...: drop the connection, retry later
+                    # Anything not yet PUBACKed to the broker (an ack we failed to record) comes again.
+                    self.stats.last_error = f"link error: {type(exc).__name__}: {exc}"
+                    log.exception("link error; reconnecting")
+                    try:
+                        client.disconnect()
+                    except Exception:
+                        pass
             self._set_disconnected()
             if self._stop.is_set():
                 break
@@ -364,12 +373,15 @@ class Link:
         try:
             payload = self.outbox.payload(case_id)
         except KeyError:
+            self._inflight.pop(case_id, None)
             return True     # purged or removed meanwhile
         except CaseDataError as exc:
+            self._inflight.pop(case_id, None)
             self.outbox.mark_rejected(case_id, f"not sent: {exc}")
             log.error("case %s not sent: %s", case_id, exc)
             return True
         if len(payload) > self._limit:
+            self._inflight.pop(case_id, None)
             reason = (f"not sent: {len(payload)} bytes is over the broker's message size limit of "
                       f"{self._limit} bytes (fewer or smaller images, or raise message_size_limit on both)")
             self.outbox.mark_rejected(case_id, reason)

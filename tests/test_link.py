@@ -376,3 +376,45 @@ def test_tls_files_need_mqtts_and_pairs():
         BrokerSettings(url="mqtts://h", cert_file="/x/c.pem")
     b = BrokerSettings(url="mqtts://h", ca_file="/x/ca.pem", cert_file="/c", key_file="/k")
     assert b.tls and b.port == 8883 and b.host == "h"
+
+
+def test_outbox_failure_while_recording_an_ack_is_survived(broker, outbox, monkeypatch):
+    """A failing outbox write (disk full) in a callback drops the connection, not the link thread."""
+    import sqlite3
+
+    centre = FakeCentre(broker)
+    real = outbox.mark_delivered
+    calls = []
+
+    def flaky(case_id, status="stored"):
+        calls.append(case_id)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(case_id, status)
+
+    monkeypatch.setattr(outbox, "mark_delivered", flaky)
+    ids = submit(outbox, 3)
+    link = Link(settings(broker), SITE, DEVICE, outbox).start()
+    try:
+        wait_for(lambda: outbox.queue_depth() == 0, timeout=20, what="delivery despite the failure")
+        assert link.stats.connects >= 2 and link._thread.is_alive()
+        assert {outbox.get(i).state for i in ids} == {"purged"}
+    finally:
+        link.stop()
+        centre.close()
+
+
+def test_case_with_a_missing_image_file_is_parked_and_the_rest_flow(broker, outbox):
+    centre = FakeCentre(broker)
+    imgs = [jpeg(900)]
+    broken = str(outbox.submit(make_case(imgs), imgs).case_id)
+    outbox.image_path(make_case(imgs).images[0].sha256).unlink()
+    ok = submit(outbox, 2, start=901)
+    link = Link(settings(broker), SITE, DEVICE, outbox).start()
+    try:
+        wait_for(lambda: outbox.queue_depth() == 0, what="the rest delivered")
+        assert outbox.get(broken).state == "rejected" and "missing" in outbox.get(broken).reason
+        assert set(ok) <= set(centre.images) and broken not in centre.images
+    finally:
+        link.stop()
+        centre.close()
