@@ -53,13 +53,25 @@ def _check(value: float | None, ok: bool, fail_msg: str) -> QualityCheck:
     return QualityCheck(value=value, ok=bool(ok), message="ok" if ok else fail_msg)
 
 
-def colour_distance(small: np.ndarray, skin: np.ndarray, rules: ViewRules) -> tuple[float, str]:
-    """Mahalanobis distance of the mean skin colour (a*, b*) from the reference, and its direction."""
+def masked_median(gray: np.ndarray, mask: np.ndarray) -> float:
+    """Median of the uint8 image ``gray`` where the boolean ``mask`` is set (0 if empty)."""
+    m = mask.astype(np.uint8)
+    hist = cv2.calcHist([gray], [0], m, [256], [0, 256]).ravel()
+    total = hist.sum()
+    if total == 0:
+        return 0.0
+    return float(np.searchsorted(np.cumsum(hist), total / 2.0))
+
+
+def colour_distance(lab: np.ndarray, skin: np.ndarray, rules: ViewRules) -> tuple[float, str]:
+    """Mahalanobis distance of the mean skin colour (a*, b*) from the reference, and its direction.
+
+    ``lab`` is OpenCV's 8-bit CIELAB (a* and b* offset by 128); ``skin`` a boolean mask.
+    """
     if not skin.any():
         return float("inf"), "colour"
-    lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
-    a = float(lab[..., 1][skin].mean()) - 128.0
-    b = float(lab[..., 2][skin].mean()) - 128.0
+    _, a, b, _ = cv2.mean(lab, mask=skin.astype(np.uint8))
+    a, b = a - 128.0, b - 128.0
     d = np.array([a - rules.colour_ref[0], b - rules.colour_ref[1]])
     dist = float(np.sqrt(d @ np.linalg.inv(np.array(rules.colour_cov)) @ d))
     names = {(0, -1): "green", (0, 1): "red", (1, -1): "blue", (1, 1): "yellow"}
@@ -82,8 +94,9 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
     enabled = set(rules.checks)
     small = work.small
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
     fov = find_fov(gray)
-    lesion = segment_lesion(small, fov)
+    lesion = segment_lesion(small, fov, lab)
     present = lesion.found and lesion.contrast >= rules.lesion_min_contrast
     inside = fov.inner > 0
     if present:
@@ -114,14 +127,16 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
         checks["focus"] = _check(value, value >= rules.focus_min, MSG["focus"])
 
     if "exposure" in enabled:
-        value = float(np.median(gray[skin])) if skin.any() else 0.0
+        value = masked_median(gray, skin)
         msg = MSG["dark"] if value < rules.exposure_min else MSG["bright"]
         checks["exposure"] = _check(value, rules.exposure_min <= value <= rules.exposure_max, msg)
 
     if "clipping" in enabled:
         n = max(int(np.count_nonzero(inside)), 1)
-        white = float(np.count_nonzero((small.max(axis=2) >= 253) & inside)) / n
-        black = float(np.count_nonzero((gray <= 4) & inside)) / n
+        b, g, r = cv2.split(small)
+        brightest = cv2.max(cv2.max(b, g), r)
+        white = float(np.count_nonzero(cv2.bitwise_and(cv2.inRange(brightest, 253, 255), fov.inner))) / n
+        black = float(np.count_nonzero(cv2.bitwise_and(cv2.inRange(gray, 0, 4), fov.inner))) / n
         msg = MSG["clip_white"] if white >= black else MSG["clip_black"]
         checks["clipping"] = _check(white + black, white + black <= rules.clipping_max, msg)
 
@@ -130,7 +145,7 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
         checks["glare"] = _check(value, value <= rules.glare_max, MSG["glare"])
 
     if "colour" in enabled:
-        value, direction = colour_distance(small, skin, rules)
+        value, direction = colour_distance(lab, skin, rules)
         msg = MSG["colour"].replace("(colour cast)", f"({direction} cast)")
         checks["colour"] = _check(value, value <= rules.colour_max, msg)
 
