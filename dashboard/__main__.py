@@ -1,0 +1,78 @@
+"""Command line of the centre.
+
+    python -m dashboard ingest --config firmware_config/centre.demo.toml
+    python -m dashboard serve  --config firmware_config/centre.demo.toml
+
+A configuration error prints one message naming the file, the field and the
+problem, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from wire.tomlconfig import ConfigError
+
+from .config import CentreConfig, load_config
+
+
+def _load(path: str) -> CentreConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cmd_ingest(config: CentreConfig) -> int:
+    """Run the ingest service until SIGINT/SIGTERM."""
+    from .ingest import Ingest
+
+    Ingest(config).run_forever()
+    return 0
+
+
+def cmd_serve(config: CentreConfig) -> int:
+    """Serve the dashboard on the configured loopback address until SIGINT/SIGTERM."""
+    from werkzeug.serving import make_server
+
+    from . import app_config, create_app
+
+    app = create_app(app_config(config))
+    server = make_server(config.web.host, config.web.port, app, threaded=True)
+    logging.getLogger("dashboard").info("dashboard on http://%s:%d/", config.web.host, server.server_port)
+    print(f"dashboard: http://{config.web.host}:{server.server_port}/", flush=True)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen command."""
+    parser = argparse.ArgumentParser(prog="python -m dashboard", description="DermKiosk centre")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_ in (("ingest", "receive cases from the broker into the database"),
+                        ("serve", "serve the dashboard web pages")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--config", required=True, help="centre TOML file")
+        p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _load(args.config)
+    return {"ingest": cmd_ingest, "serve": cmd_serve}[args.command](config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The centre's configuration: one TOML file validated by pydantic (``extra="forbid"``).
+
+Relative paths are taken relative to the current working directory, so that
+``firmware_config/centre.demo.toml`` run from the repository root keeps its
+data in ``./var/centre``. :func:`load_config` raises
+:class:`wire.tomlconfig.ConfigError` whose text names the file, the field and
+what is wrong; the command line turns it into exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from wire import topics, tomlconfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrokerConfig(_Section):
+    """How the ingest reaches Mosquitto (MQTT 5, QoS 1, persistent session)."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    #: Fixed client id: with ``clean_start=False`` the broker keeps our session (and unacked cases).
+    client_id: str = Field(default="dermkiosk-ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    #: MQTT 5 shared-subscription group; several ingest processes in one group share the load.
+    share_group: str = Field(default=topics.INGEST_SHARE_GROUP, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=0xFFFFFFFF)
+    keepalive_s: int = Field(default=30, ge=5, le=600)
+    #: MQTT 5 Receive Maximum: how many unacknowledged cases the broker may push at once.
+    receive_maximum: int = Field(default=32, ge=1, le=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError("port must be a number from 1 to 65535") from None
+        return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "BrokerConfig":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (client certificate and its key)")
+        return self
+
+    @property
+    def host(self) -> str:
+        """Broker host name from the URL."""
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """Broker port from the URL (1883 for mqtt://, 8883 for mqtts:// when not given)."""
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the URL asks for TLS (``mqtts://``)."""
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class StorageConfig(_Section):
+    """Where cases live: the SQLite database, the image store and quarantined payloads."""
+
+    database: Path = Path("var/centre/centre.db")
+    images_dir: Path = Path("var/centre/images")
+    quarantine_dir: Path = Path("var/centre/quarantine")
+
+
+class WebConfig(_Section):
+    """The dashboard's web server (loopback only until log-in lands)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=1, le=65535)
+    #: File holding the Flask secret key; created (mode 0600) with a random key when missing.
+    secret_key_file: Path = Path("var/centre/secret_key")
+
+
+class IngestConfig(_Section):
+    """Ingest housekeeping."""
+
+    #: Leftovers of an interrupted write (temp image files with no committed case) older than
+    #: this are removed; the kiosk resends the case, so nothing is lost.
+    incomplete_case_timeout_s: int = Field(default=600, ge=10)
+    #: Pause between retries when storage fails (disk full, I/O error); cases wait unacknowledged.
+    storage_retry_s: float = Field(default=2.0, gt=0, le=300)
+
+
+class CentreConfig(_Section):
+    """The whole centre configuration file."""
+
+    broker: BrokerConfig = BrokerConfig()
+    storage: StorageConfig = StorageConfig()
+    web: WebConfig = WebConfig()
+    ingest: IngestConfig = IngestConfig()
+
+
+def load_config(path: Path | str) -> CentreConfig:
+    """Load and validate a centre TOML file; raise ``ConfigError`` naming file, field and problem."""
+    return tomlconfig.load(path, CentreConfig)
+
+
+def secret_key(path: Path) -> str:
+    """Return the secret key stored in ``path``, creating it (mode 0600) with a random key if missing."""
+    path = Path(path)
+    if path.exists():
+        key = path.read_text().strip()
+        if key:
+            return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key

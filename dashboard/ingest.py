@@ -1,0 +1,347 @@
+"""The centre's ingest: MQTT 5 cases in, verified, stored, and only then acknowledged.
+
+One paho-mqtt 2.x client (fixed client id, ``clean_start=False``, session
+expiry, QoS 1, manual PUBACK) subscribes to the shared subscription
+``$share/<group>/dermkiosk/v1/+/+/case`` and to every kiosk's retained status.
+The network thread only queues what arrives; one worker thread owns the
+database and, per message:
+
+1. decodes the frame (:func:`wire.codec.decode_case`), checks that the topic's
+   site/device match the header, and stores it (:class:`dashboard.store.Store`);
+   anything refused goes to the quarantine table with its reason;
+2. publishes the :class:`wire.messages.Ack` (QoS 1) on the device's ack topic -
+   ``stored``, ``duplicate``, or ``rejected`` when a case id could be read;
+3. sends the MQTT PUBACK for the incoming message.
+
+Storage failures (disk full, I/O error, locked database) never crash the
+service and never produce an ack: the message is retried until storage works,
+and since no PUBACK was sent the broker redelivers it after a restart. The MQTT
+5 Receive Maximum bounds how many unacknowledged cases wait in memory.
+
+Logs name the case by its UUID only, never by referral reference or lesion id.
+
+In-process use (tests, demo)::
+
+    ing = Ingest(config).start()
+    ing.wait_ready(10)        # subscribed; cases published from now on are received
+    ...
+    ing.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import signal
+import sqlite3
+import struct
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from pydantic import ValidationError
+
+from wire import codec, topics
+from wire.messages import Ack, Status
+
+from .config import CentreConfig
+from .store import Store, utcnow
+
+log = logging.getLogger("dashboard.ingest")
+
+#: Errors that mean "storage is unavailable right now": retry, never ack.
+TRANSIENT_ERRORS = (OSError, sqlite3.OperationalError)
+
+
+@dataclass
+class _Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one case message decided: the ack to send (if any) and a label for the stats."""
+
+    label: str
+    ack_topic: str | None = None
+    ack: Ack | None = None
+
+
+def peek_case_id(payload: bytes) -> str | None:
+    """Best-effort case UUID from a frame that failed validation (so the kiosk can be told 'rejected')."""
+    try:
+        if payload[:4] != codec.MAGIC:
+            return None
+        (hlen,) = struct.unpack_from(">I", payload, 4)
+        if hlen > codec.MAX_HEADER_BYTES:
+            return None
+        head = json.loads(bytes(payload[8 : 8 + hlen]))
+        return str(uuid.UUID(str(head["case_id"])))
+    except Exception:
+        return None
+
+
+def handle_case(store: Store, topic: str, payload: bytes, received_at: datetime) -> Outcome:
+    """Validate and store one case message; quarantine what is refused. Storage errors propagate.
+
+    This is the whole decision path, independent of MQTT, so that it can be
+    tested (and fuzzed) directly.
+    """
+    try:
+        site, device, kind = topics.parse(topic)
+        if kind != topics.CASE:
+            raise ValueError(f"not a case topic: {kind}")
+    except ValueError as exc:
+        store.quarantine(topic, f"bad topic: {exc}", payload, received_at=received_at)
+        log.warning("quarantined a message on an invalid topic (%d bytes)", len(payload))
+        return Outcome("quarantined")
+    ack_topic = topics.topic(site, device, topics.ACK)
+
+    def reject(reason: str, case_id: str | None) -> Outcome:
+        store.quarantine(topic, reason, payload, device=device, site=site, case_id=case_id,
+                         received_at=received_at)
+        log.warning("quarantined case %s from %s/%s: %s", case_id or "(unreadable id)", site, device, reason)
+        if case_id is None:
+            return Outcome("quarantined")
+        return Outcome("quarantined", ack_topic,
+                       Ack(case_id=case_id, status="rejected", received_at=received_at, reason=reason))
+
+    try:
+        header, images = codec.decode_case(payload)
+    except codec.FrameError as exc:
+        return reject(exc.reason, peek_case_id(payload))
+    case_id = str(header.case_id)
+    if header.device_id != device or header.site != site:
+        return reject(f"topic is {site}/{device} but the header says {header.site}/{header.device_id}", case_id)
+    result = store.save_case(header, images, received_at)
+    if result.status == "conflict":
+        return reject("case id already stored with different content", case_id)
+    log.info("%s case %s from %s/%s (%d images)", result.status, case_id, site, device, len(images))
+    return Outcome(result.status, ack_topic,
+                   Ack(case_id=case_id, status=result.status, received_at=result.received_at))
+
+
+def handle_status(store: Store, topic: str, payload: bytes, received_at: datetime) -> str:
+    """Record a kiosk's retained status (online/offline, versions); returns a label for the stats."""
+    if not payload:
+        return "status-cleared"
+    try:
+        site, device, _ = topics.parse(topic)
+        status = Status.model_validate_json(payload)
+        if status.device_id != device:
+            raise ValueError("device in topic and payload differ")
+    except (ValueError, ValidationError) as exc:
+        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        log.warning("ignored an invalid status message on %s: %s", topic, reason)
+        return "status-invalid"
+    store.record_status(site, status, received_at)
+    return "status"
+
+
+class Ingest:
+    """The ingest service: ``Ingest(config).start()`` ... ``.stop()``; ``run_forever()`` for the CLI."""
+
+    def __init__(self, config: CentreConfig):
+        """Prepare the MQTT client and worker; nothing connects until :meth:`start`."""
+        self.config = config
+        self.stats: Counter[str] = Counter()
+        self._queue: queue.Queue[_Message | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
+        self._sub_mid: int | None = None
+        self._worker: threading.Thread | None = None
+        self.client = self._make_client()
+
+    # -- MQTT ---------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        b = self.config.broker
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=b.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        if b.username:
+            password = b.password_file.read_text().strip() if b.password_file else None
+            client.username_pw_set(b.username, password)
+        if b.tls:
+            client.tls_set(ca_certs=str(b.ca_file) if b.ca_file else None,
+                           certfile=str(b.cert_file) if b.cert_file else None,
+                           keyfile=str(b.key_file) if b.key_file else None)
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        log.info("connected to %s (session present: %s)", self.config.broker.url, flags.session_present)
+        cases = topics.subscription(topics.CASE, self.config.broker.share_group)
+        status = topics.subscription(topics.STATUS)
+        _, self._sub_mid = client.subscribe([
+            (cases, SubscribeOptions(qos=1)),
+            (status, SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)),
+        ])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid != self._sub_mid:
+            return
+        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.error("subscription refused: %s", ", ".join(failed))
+            return
+        self._ready.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._ready.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        # Network thread: only queue. Receive Maximum bounds how much can wait here.
+        self._queue.put(_Message(message.topic, bytes(message.payload), message.mid, message.qos, utcnow()))
+
+    # -- worker -------------------------------------------------------------------
+
+    def _run_worker(self) -> None:
+        try:
+            s = self.config.storage
+            store = Store(s.database, s.images_dir, s.quarantine_dir)
+        except BaseException as exc:  # reported by start()
+            self._open_error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        next_sweep = 0.0
+        try:
+            while not self._stop.is_set():
+                if time.monotonic() >= next_sweep:
+                    self._sweep(store)
+                    next_sweep = time.monotonic() + 60
+                try:
+                    msg = self._queue.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if msg is None:
+                    break
+                self._process(store, msg)
+        finally:
+            store.close()
+
+    def _sweep(self, store: Store) -> None:
+        try:
+            n = store.sweep_temp_files(self.config.ingest.incomplete_case_timeout_s)
+            if n:
+                log.info("removed %d leftover temp files of interrupted writes", n)
+        except Exception as exc:  # housekeeping must never stop the ingest
+            log.warning("temp file sweep failed: %s", type(exc).__name__)
+
+    def _process(self, store: Store, msg: _Message) -> None:
+        """Handle one message until it is stored or quarantined (retrying storage), then ack it."""
+        delay = self.config.ingest.storage_retry_s
+        while True:
+            try:
+                if msg.topic.endswith("/" + topics.STATUS):
+                    self.stats[handle_status(store, msg.topic, msg.payload, msg.received_at)] += 1
+                    outcome = Outcome("status")
+                else:
+                    outcome = handle_case(store, msg.topic, msg.payload, msg.received_at)
+                    self.stats[outcome.label] += 1
+                break
+            except TRANSIENT_ERRORS as exc:
+                self.stats["storage-errors"] += 1
+                log.error("storage unavailable (%s: %s); message kept unacknowledged, retrying in %.0f s",
+                          type(exc).__name__, getattr(exc, "strerror", None) or exc, delay)
+                if self._stop.wait(delay):
+                    return  # not acked: the broker redelivers it to the next session
+                delay = min(delay * 2, 60.0)
+            except Exception as exc:  # a bug must not stop the service: keep the payload, refuse the case
+                self.stats["internal-errors"] += 1
+                log.error("internal error on a message of %d bytes: %s", len(msg.payload), type(exc).__name__)
+                log.debug("internal error detail", exc_info=True)
+                try:
+                    outcome = _reject_internal(store, msg, exc)
+                    break
+                except TRANSIENT_ERRORS:
+                    if self._stop.wait(delay):
+                        return
+        if outcome.ack is not None and outcome.ack_topic:
+            self.client.publish(outcome.ack_topic, outcome.ack.model_dump_json(), qos=1)
+        if msg.qos > 0:
+            self.client.ack(msg.mid, msg.qos)
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def start(self) -> "Ingest":
+        """Open the store, start the worker and the MQTT loop (reconnecting by itself); returns self."""
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run_worker, name="ingest-worker", daemon=True)
+        self._worker.start()
+        self._opened.wait()
+        if self._open_error is not None:
+            raise self._open_error
+        b = self.config.broker
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = b.session_expiry_s
+        props.ReceiveMaximum = b.receive_maximum
+        self.client.connect_async(b.host, b.port, keepalive=b.keepalive_s, clean_start=False, properties=props)
+        self.client.loop_start()
+        return self
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until connected and subscribed (True), or until ``timeout`` passes (False)."""
+        return self._ready.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop: finish the message in hand, disconnect (the session keeps the rest), stop the threads."""
+        self._stop.set()
+        self._queue.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def run_forever(self) -> None:
+        """Run until SIGINT or SIGTERM (the ``python -m dashboard ingest`` entry point)."""
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+        self.start()
+        log.info("ingest running: %s, database %s", self.config.broker.url, self.config.storage.database)
+        while not done.wait(1.0):
+            if self._worker is not None and not self._worker.is_alive():
+                log.error("ingest worker stopped unexpectedly")
+                break
+        self.stop()
+        log.info("ingest stopped: %s", dict(self.stats))
+
+
+def _reject_internal(store: Store, msg: _Message, exc: Exception) -> Outcome:
+    reason = f"internal error: {type(exc).__name__}"
+    try:
+        site, device, _ = topics.parse(msg.topic)
+    except ValueError:
+        site = device = None
+    case_id = peek_case_id(msg.payload)
+    store.quarantine(msg.topic, reason, msg.payload, device=device, site=site, case_id=case_id,
+                     received_at=msg.received_at)
+    if case_id is None or device is None:
+        return Outcome("quarantined")
+    return Outcome("quarantined", topics.topic(site, device, topics.ACK),
+                   Ack(case_id=case_id, status="rejected", received_at=msg.received_at, reason=reason))
