@@ -266,7 +266,7 @@ class Ingest:
                 break
             except TRANSIENT_ERRORS as exc:
                 self.stats["storage-errors"] += 1
-                log.error("storage unavailable (%s: %s); message kept unacknowledged, retrying in %.0f s",
+                log.error("storage unavailable (%s: %s); message kept unacknowledged, retrying in %.1f s",
                           type(exc).__name__, getattr(exc, "strerror", None) or exc, delay)
                 if self._stop.wait(delay):
                     return  # not acked: the broker redelivers it to the next session

@@ -1,0 +1,188 @@
+"""The case store: round trip, idempotence, content-addressed images, quarantine, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dashboard import sample
+from dashboard.store import Store, _atomic_write
+from wire import codec
+from wire.messages import (BODY_SITES, LABELS, VIEWS, CaseHeader, Classification, ImageMeta, Quality,
+                           QualityCheck, Status)
+
+ids = st.from_regex(r"[a-z0-9][a-z0-9-]{0,31}", fullmatch=True)
+times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                     timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=2))]))
+text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=64)
+probability = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@st.composite
+def classifications(draw):
+    labels = draw(st.lists(st.sampled_from(LABELS), min_size=1, unique=True))
+    return Classification(probabilities={lab: draw(probability) for lab in labels},
+                          risk=draw(st.sampled_from(["cancer", "pre-cancer", "benign"])),
+                          model=draw(st.text(min_size=1, max_size=100)))
+
+
+qualities = st.builds(Quality, ok=st.booleans(), checks=st.dictionaries(
+    st.text(min_size=1, max_size=20),
+    st.builds(QualityCheck, value=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+              ok=st.booleans(), message=st.text(max_size=50)), max_size=4))
+
+
+@st.composite
+def cases(draw):
+    blobs = draw(st.lists(st.binary(min_size=1, max_size=2048), min_size=1, max_size=4, unique=True))
+    images = [ImageMeta(view=draw(st.sampled_from(VIEWS)), captured_at=draw(times), sha256=codec.sha256_hex(b),
+                        # the same bytes always have the same size: derive it from them
+                        length=len(b), width=1 + b[0] * 37 % 8000, height=1 + b[-1] * 29 % 6000,
+                        quality=draw(st.none() | qualities), classification=draw(st.none() | classifications()))
+              for b in blobs]
+    header = CaseHeader(case_id=draw(st.uuids()), referral_ref=draw(text), lesion_id=draw(text),
+                        body_site=draw(st.sampled_from(BODY_SITES)), site=draw(ids), device_id=draw(ids),
+                        created_at=draw(times), seq=draw(st.integers(0, 2**62)),
+                        software_version=draw(st.text(min_size=1, max_size=64)),
+                        model_version=draw(st.text(min_size=1, max_size=100)), images=images,
+                        classification=draw(st.none() | classifications()), note=draw(st.text(max_size=200)))
+    return header, blobs
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "c.db", tmp_path / "images", tmp_path / "quarantine")
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("roundtrip")
+    s = Store(d / "c.db", d / "images", d / "quarantine")
+    yield s
+    s.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cases())
+def test_round_trip(shared_store, case):
+    header, blobs = case
+    header = header.model_copy(update={"case_id": uuid.uuid4()})  # examples share one database
+    assert shared_store.save_case(header, blobs).status == "stored"
+    back, data = shared_store.load_case(header.case_id)
+    assert back == header
+    assert data == blobs
+    assert shared_store.save_case(header, blobs).status == "duplicate"
+
+
+def test_idempotent_and_conflict(store):
+    header, images = sample.make_case(1)
+    first = store.save_case(header, images)
+    again = store.save_case(header, images, received_at=first.received_at + timedelta(hours=1))
+    assert (first.status, again.status) == ("stored", "duplicate")
+    assert again.received_at == first.received_at  # the first receipt counts
+    changed = header.model_copy(update={"note": "something else"})
+    assert store.save_case(changed, images).status == "conflict"
+    assert store.count_cases() == 1
+    assert store.conn.execute("SELECT count(*) FROM case_images").fetchone()[0] == len(images)
+
+
+def test_images_content_addressed_and_shared(store):
+    shared = sample.make_jpeg(5)
+    h1, i1 = sample.make_case(2, images=[shared, sample.make_jpeg(6)])
+    h2, i2 = sample.make_case(3, images=[shared])
+    store.save_case(h1, i1)
+    store.save_case(h2, i2)
+    sha = codec.sha256_hex(shared)
+    path = store.image_path(sha)
+    assert path == store.images_dir / sha[:2] / f"{sha}.jpg" and path.read_bytes() == shared
+    assert store.conn.execute("SELECT count(*) FROM images").fetchone()[0] == 2
+    assert sorted(p.name for p in store.images_dir.rglob("*") if p.is_file()) == sorted(
+        f"{codec.sha256_hex(b)}.jpg" for b in (shared, i1[1]))
+
+
+def test_case_row_not_committed_when_an_image_write_fails(store, monkeypatch):
+    header, images = sample.make_case(4)
+    calls = []
+
+    def failing(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return _atomic_write(path, data)
+
+    monkeypatch.setattr("dashboard.store._atomic_write", failing)
+    with pytest.raises(OSError):
+        store.save_case(header, images)
+    assert not store.has_case(header.case_id)
+    monkeypatch.undo()
+    assert store.save_case(header, images).status == "stored"  # the retry completes it
+
+
+def test_atomic_write_leaves_no_temp_file_on_failure(tmp_path):
+    with pytest.raises(TypeError):
+        _atomic_write(tmp_path / "x" / "f.jpg", object())  # type: ignore[arg-type]
+    assert list((tmp_path / "x").iterdir()) == []
+    _atomic_write(tmp_path / "x" / "f.jpg", b"abc")
+    assert [p.name for p in (tmp_path / "x").iterdir()] == ["f.jpg"]
+
+
+def test_list_cases_newest_first_by_centre_clock(store):
+    t0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    # Kiosk clocks disagree with arrival order; the centre's receive time decides.
+    for i, minutes in enumerate([5, 1, 9, 3]):
+        header, images = sample.make_case(10 + i)
+        header = header.model_copy(update={"created_at": t0 - timedelta(days=i * 400)})
+        store.save_case(header, images, received_at=t0 + timedelta(minutes=minutes))
+    rows = store.list_cases()
+    assert [r["received_at"] for r in rows] == sorted((r["received_at"] for r in rows), reverse=True)
+    assert [r["seq"] for r in rows] == [12, 10, 13, 11]
+    assert [r["seq"] for r in store.list_cases(limit=2, offset=2)] == [13, 11]
+
+
+def test_quarantine_keeps_payload_named_by_hash(store):
+    payload = b"garbage \x00\x01" * 10
+    qid = store.quarantine("dermkiosk/v1/s/k/case", "bad magic", payload, device="k", site="s")
+    (row,) = store.list_quarantine()
+    assert row["id"] == qid and row["reason"] == "bad magic" and row["payload_size"] == len(payload)
+    assert row["payload_file"] == f"{codec.sha256_hex(payload)}.bin"
+    assert (store.quarantine_dir / row["payload_file"]).read_bytes() == payload
+
+
+def test_devices_from_status_and_cases(store):
+    header, images = sample.make_case(7, site="site-2", device="kiosk-7")
+    store.save_case(header, images)
+    store.record_status("site-2", Status(device_id="kiosk-7", state="online", software_version="1.2",
+                                         model_version="m-3"))
+    (dev,) = store.list_devices()
+    assert (dev["device"], dev["site"], dev["state"], dev["software_version"]) == ("kiosk-7", "site-2", "online",
+                                                                                  "1.2")
+
+
+def test_sweep_removes_only_old_temp_files(store):
+    d = store.images_dir / "ab"
+    d.mkdir(parents=True)
+    old, new, real = d / ".tmp-old", d / ".tmp-new", d / ("ab" * 32 + ".jpg")
+    for p in (old, new, real):
+        p.write_bytes(b"x")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    assert store.sweep_temp_files(600) == 1
+    assert not old.exists() and new.exists() and real.exists()
+
+
+def test_wal_and_full_sync(store):
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_get_case_rejects_non_uuid(store):
+    assert store.get_case("../../etc/passwd") is None
+    assert store.get_case(uuid.uuid4()) is None
