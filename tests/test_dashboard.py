@@ -1,0 +1,239 @@
+"""Centre configuration errors and the Flask dashboard views (per-test temporary database)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from dashboard import create_app, sample
+from dashboard.__main__ import main
+from dashboard.config import CentreConfig, load_config, secret_key
+from dashboard.store import Store
+from wire import codec
+from wire.tomlconfig import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "firmware_config" / "centre.demo.toml"
+
+
+# -- configuration ------------------------------------------------------------------
+
+
+def test_demo_config_loads():
+    cfg = load_config(DEMO)
+    assert (cfg.broker.host, cfg.broker.port, cfg.broker.tls) == ("127.0.0.1", 1883, False)
+    assert cfg.web.host == "127.0.0.1"
+    assert cfg.storage.database == Path("var/centre/centre.db")
+
+
+@pytest.mark.parametrize("toml, field, words", [
+    ('[broker]\nurl = "http://x:1"\n', "broker.url", "mqtt://"),
+    ('[broker]\nurl = "mqtt://h:99999"\n', "broker.url", "port"),
+    ('[broker]\nkeepalive_s = "soon"\n', "broker.keepalive_s", "integer"),
+    ('[broker]\ncert_file = "c.pem"\n', "broker", "key_file"),
+    ('[broker]\nshare_group = "Has Spaces"\n', "broker.share_group", "pattern"),
+    ('[web]\nprot = 8080\n', "web.prot", "unknown field"),
+    ('[web]\nport = 0\n', "web.port", "greater than or equal"),
+    ('[ingest]\nincomplete_case_timeout_s = 1\n', "ingest.incomplete_case_timeout_s", "greater"),
+    ('[storage]\ndatabase = 3\n', "storage.database", "path"),
+    ('extra = 1\n', "extra", "unknown field"),
+])
+def test_config_errors_name_file_and_field(tmp_path, toml, field, words):
+    path = tmp_path / "centre.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: {field}: "), msg
+    assert words.lower() in msg.lower(), msg
+
+
+def test_config_not_toml_or_missing(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[broker\n")
+    with pytest.raises(ConfigError, match=r"bad\.toml: not valid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_cli_exits_2_with_one_message(tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text('[web]\nport = "eighty"\n')
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--config", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"configuration error: {path}: web.port: Input should be a valid integer, unable to parse " \
+                  "string as an integer"
+
+
+def test_cli_as_a_process(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[broker]\nurll = "mqtt://x"\n')
+    r = subprocess.run([sys.executable, "-m", "dashboard", "ingest", "--config", str(path)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "broker.urll: unknown field" in r.stderr and str(path) in r.stderr
+
+
+def test_secret_key_file_created_private(tmp_path):
+    key = secret_key(tmp_path / "k" / "secret")
+    assert len(key) == 64 and secret_key(tmp_path / "k" / "secret") == key
+    assert (tmp_path / "k" / "secret").stat().st_mode & 0o777 == 0o600
+
+
+# -- views --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(tmp_path):
+    return create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images"),
+                       "TESTING": True})
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "c.db", tmp_path / "images")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def test_create_app_requires_a_database():
+    with pytest.raises(ValueError, match="DATABASE"):
+        create_app({"IMAGES_DIR": "/tmp/x"})
+
+
+def test_empty_worklist(client):
+    r = client.get("/cases")
+    assert r.status_code == 200
+    assert b"No cases yet" in r.data
+    assert b"not a medical device" in r.data
+    assert client.get("/").status_code == 302
+
+
+def test_worklist_newest_first_with_risk_badges(client, store):
+    t0 = datetime(2026, 5, 1, 9, 0, tzinfo=timezone.utc)
+    headers = []
+    for i, minutes in enumerate([10, 30, 20]):
+        h, ims = sample.make_case(60 + i)
+        store.save_case(h, ims, received_at=t0 + timedelta(minutes=minutes))
+        headers.append(h)
+    html = client.get("/cases").get_data(as_text=True)
+    order = [html.index(h.referral_ref) for h in headers]
+    assert order[1] < order[2] < order[0]  # received 09:30, 09:20, 09:10
+    assert "2026-05-01 09:30:00 UTC" in html
+    for h in headers:
+        assert f'class="badge risk-{h.classification.risk}"' in html
+        assert f'/cases/{h.case_id}' in html
+
+
+def test_case_page_shows_images_result_quality_and_device(client, store):
+    h, ims = sample.make_case(70, n_images=3)
+    store.save_case(h, ims)
+    r = client.get(f"/cases/{h.case_id}")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    for im in h.images:
+        assert f'src="/images/{im.sha256}.jpg"' in html
+    for label, p in h.classification.probabilities.items():
+        assert f"{100 * p:.1f} %" in html and f">{label}</abbr>" in html
+    assert f'class="badge risk-{h.classification.risk}"' in html
+    assert h.classification.model in html
+    assert "sharpness" in html and "quality passed" in html
+    assert "kiosk-1" in html and "site-1" in html
+    assert "Decision support only; not a medical device" in html
+    assert r.headers["Cache-Control"] == "no-store"
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+
+
+def test_case_page_without_classification_or_quality(client, store):
+    h, ims = sample.make_case(71, n_images=1)
+    meta = h.images[0].model_copy(update={"quality": None, "classification": None})
+    h = h.model_copy(update={"images": [meta], "classification": None})
+    store.save_case(h, ims)
+    html = client.get(f"/cases/{h.case_id}").get_data(as_text=True)
+    assert "no classifier output" in html and "no quality result" in html
+
+
+def test_failed_quality_check_is_marked(client, store):
+    from wire.messages import Quality, QualityCheck
+
+    h, ims = sample.make_case(72, n_images=1)
+    q = Quality(ok=False, checks={"sharpness": QualityCheck(value=12.0, ok=False, message="blurred: hold still")})
+    h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": q})]})
+    store.save_case(h, ims)
+    html = client.get(f"/cases/{h.case_id}").get_data(as_text=True)
+    assert "quality failed" in html and "blurred: hold still" in html and '<tr class="fail">' in html
+
+
+def test_html_is_escaped(client, store):
+    h, ims = sample.make_case(73)
+    h = h.model_copy(update={"note": "<script>alert(1)</script>", "referral_ref": "<b>R</b>"})
+    store.save_case(h, ims)
+    html = client.get(f"/cases/{h.case_id}").get_data(as_text=True)
+    assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
+    assert "<b>R</b>" not in client.get("/cases").get_data(as_text=True)
+
+
+def test_images_served_by_hash_only(client, store, tmp_path):
+    h, ims = sample.make_case(74)
+    store.save_case(h, ims)
+    sha = h.images[0].sha256
+    r = client.get(f"/images/{sha}.jpg")
+    assert r.status_code == 200 and r.mimetype == "image/jpeg" and r.data == ims[0]
+    assert codec.sha256_hex(r.data) == sha
+    assert client.get(f"/images/{'0' * 64}.jpg").status_code == 404
+    assert client.get("/images/..%2F..%2Fc.db.jpg").status_code == 404
+    assert client.get(f"/images/{sha.upper()}.jpg").status_code == 404
+    stray = sample.make_jpeg(999)  # a file on disk that no committed case uses is not served
+    store.write_image(stray)
+    assert client.get(f"/images/{codec.sha256_hex(stray)}.jpg").status_code == 404
+
+
+def test_unknown_case_is_404(client):
+    assert client.get("/cases/not-a-uuid").status_code == 404
+    assert client.get("/cases/6f1c1d9e-1111-4222-8333-444455556666").status_code == 404
+
+
+def test_quarantine_and_devices_pages(client, store):
+    store.quarantine("dermkiosk/v1/site-1/kiosk-1/case", "image 0 sha256 mismatch", b"xx", device="kiosk-1",
+                     site="site-1")
+    h, ims = sample.make_case(75, site="site-4", device="kiosk-4")
+    store.save_case(h, ims)
+    q = client.get("/quarantine").get_data(as_text=True)
+    assert "image 0 sha256 mismatch" in q
+    d = client.get("/devices").get_data(as_text=True)
+    assert "kiosk-4" in d and "site-4" in d
+    assert client.get("/healthz").get_json() == {"ok": True, "cases": 1}
+
+
+def test_pagination(client, store):
+    for i in range(55):
+        h, ims = sample.make_case(100 + i, images=[sample.make_jpeg(1, 32, 24)] if i else None)
+        store.save_case(h, ims)
+    first = client.get("/cases").get_data(as_text=True)
+    second = client.get("/cases?page=2").get_data(as_text=True)
+    assert "page 1 of 2" in first and "older" in first
+    assert second.count('class="case-row"') == 5
+
+
+def test_app_from_config_file(tmp_path, monkeypatch):
+    cfg = tmp_path / "centre.toml"
+    cfg.write_text(f'[storage]\ndatabase = "{tmp_path}/d/c.db"\nimages_dir = "{tmp_path}/d/img"\n'
+                   f'[web]\nsecret_key_file = "{tmp_path}/d/secret"\n')
+    monkeypatch.setenv("DERMKIOSK_CENTRE_CONFIG", str(cfg))
+    app = create_app()
+    assert app.config["DATABASE"] == f"{tmp_path}/d/c.db"
+    assert app.config["SECRET_KEY"] == (tmp_path / "d" / "secret").read_text().strip()
+    assert app.test_client().get("/cases").status_code == 200
+    assert isinstance(CentreConfig(), CentreConfig)
