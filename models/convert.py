@@ -1,0 +1,128 @@
+"""Convert trained PyTorch weights into a full-integer int8 TFLite model and check its graph.
+
+    python -m models.convert --weights models/work/best.pt --data ../shared/data/ham10000 --out models/lesion
+
+The PyTorch weights are copied into the identical Keras graph (models.net),
+which TensorFlow's converter quantizes with a representative dataset of
+training images: int8 input, int8 output (logits; the kiosk applies the
+softmax), every convolution, depthwise convolution, add, mean and fully
+connected op in int8. :func:`check_int8` reads the model back and refuses any
+float left-over.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from models.data import LABELS, load_rgb, read_isic_folder, split
+from models.net import MEAN, STD
+
+#: Ops that must run in int8 in the shipped model, and how many leading inputs are
+#: activations or weights (the rest are int32 biases or axes, by design).
+INT8_OPS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2, "MEAN": 1,
+            "AVERAGE_POOL_2D": 1}
+
+
+def keras_model(weights: Path, size: int):
+    """The Keras model (logits output) with the PyTorch weights loaded."""
+    import tensorflow as tf
+    import torch
+
+    from models.net import build_keras
+
+    state = {k: v.float().numpy() for k, v in torch.load(weights, map_location="cpu").items()}
+    full = build_keras(state, len(LABELS), size)
+    logits = full.get_layer("probabilities").input  # drop the softmax: int8 logits keep the ranking
+    return tf.keras.Model(full.input, logits)
+
+
+def representative(data: Path, size: int, n: int = 400, seed: int = 0):
+    """A generator of ``n`` normalised training images (calibration for the int8 ranges)."""
+    items = read_isic_folder(data)
+    train = split(items, seed=0)["train"]
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(train, size=min(n, len(train)), replace=False)
+
+    def gen():
+        for i in pick:
+            x = (load_rgb(items[i].path, size).astype(np.float32) - MEAN) / STD
+            yield [x[None]]
+
+    return gen
+
+
+def convert(model, rep) -> bytes:
+    """Full-integer quantization with int8 input and output."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def op_list(tflite_bytes: bytes) -> list[dict]:
+    """Each op of the model with the dtypes of its inputs and outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=tflite_bytes)
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    ops = []
+    for op in it._get_ops_details():  # noqa: SLF001 - the only API that lists ops
+        ops.append({
+            "op": op["op_name"],
+            "inputs": [str(np.dtype(tensors[i]["dtype"])) for i in op["inputs"] if i >= 0 and i in tensors],
+            "outputs": [str(np.dtype(tensors[i]["dtype"])) for i in op["outputs"] if i in tensors],
+        })
+    return ops
+
+
+def check_int8(tflite_bytes: bytes) -> list[str]:
+    """Problems that make the model not full-integer (empty list = clean)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    problems = []
+    it = Interpreter(model_content=tflite_bytes)
+    for d in it.get_input_details() + it.get_output_details():
+        if d["dtype"] not in (np.int8, np.uint8):
+            problems.append(f"model input/output {d['name']} is {np.dtype(d['dtype'])}")
+    for op in op_list(tflite_bytes):
+        if op["op"] in ("DEQUANTIZE",):
+            problems.append("DEQUANTIZE op: a float left-over")
+        if op["op"] in INT8_OPS:
+            bad = [t for t in op["inputs"][:INT8_OPS[op["op"]]] + op["outputs"] if t not in ("int8", "uint8")]
+            if bad:
+                problems.append(f"{op['op']} has {bad} tensors")
+        if any(t.startswith("float") for t in op["inputs"] + op["outputs"]):
+            problems.append(f"{op['op']} touches float tensors")
+    return problems
+
+
+def main(argv=None) -> None:
+    """Convert, check and write model.tflite (the manifest is written by models.evaluate)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, default=224)
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = keras_model(Path(a.weights), a.size)
+    tfl = convert(model, representative(Path(a.data), a.size))
+    problems = check_int8(tfl)
+    if problems:
+        raise SystemExit("not a full-int8 model:\n" + "\n".join(sorted(set(problems))))
+    (out / "model.tflite").write_bytes(tfl)
+    print(f"wrote {out / 'model.tflite'} ({len(tfl) / 1e6:.2f} MB), ops: "
+          + ", ".join(sorted({o['op'] for o in op_list(tfl)})))
+
+
+if __name__ == "__main__":
+    main()
