@@ -160,6 +160,13 @@ def test_unreadable_bytes_give_a_decode_check_not_an_exception(data):
     assert "not a readable image" in q.checks["decode"].message
 
 
+def test_truncated_jpeg_is_a_decode_failure():
+    data = jpeg(good(0))
+    q = assess(data[: len(data) * 2 // 3], "dermoscopic")
+    assert set(q.checks) == {"decode"} and "truncated" in q.checks["decode"].message
+    assert assess(data + b"\x00" * 16, "dermoscopic").ok  # padding after the end marker is fine
+
+
 # --- settings -----------------------------------------------------------------------------------
 
 def test_settings_view_tables_keep_their_view_defaults(tmp_path):

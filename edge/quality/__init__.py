@@ -28,6 +28,7 @@ __all__ = ["CHECKS", "QualitySettings", "ViewRules", "assess", "cli_main"]
 
 MSG = {
     "decode": "The file is not a readable image: take the picture again",
+    "truncated": "The picture is incomplete (truncated file): take the picture again",
     "fov": "The dermatoscope's field of view is off-centre or partly covered: press it flat on the skin, "
            "centred, and tap again",
     "focus": "Image is blurred: hold the dermatoscope still, check the focus and tap again",
@@ -89,8 +90,9 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
     rules = settings.rules(view)
     try:
         work = decode(jpeg, settings.work_size, settings.focus_size, settings.analysis_size)
-    except DecodeError:
-        return Quality(ok=False, checks={"decode": _check(None, False, MSG["decode"])})
+    except DecodeError as exc:
+        msg = MSG["truncated"] if "truncated" in str(exc) else MSG["decode"]
+        return Quality(ok=False, checks={"decode": _check(None, False, msg)})
     enabled = set(rules.checks)
     small = work.small
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)

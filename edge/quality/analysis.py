@@ -46,6 +46,10 @@ def _shrink(img: np.ndarray, width: int) -> np.ndarray:
 def decode(data: bytes, work_size: int, focus_size: int, analysis_size: int) -> Working:
     """Decode ``data`` once (DCT-reduced for JPEG) and scale to the working sizes; DecodeError if unreadable."""
     size = jpeg_size(data)
+    # The end-of-image marker lies in the second half (an EXIF thumbnail's own marker is near the
+    # start; some cameras append trailers after it).
+    if size is not None and b"\xff\xd9" not in data[len(data) // 2:]:
+        raise DecodeError("truncated JPEG (no end-of-image marker)")
     buf = np.frombuffer(data, np.uint8)
     factor = 1
     if size is not None:
