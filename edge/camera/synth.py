@@ -154,8 +154,9 @@ def degrade_motion(img: np.ndarray, length: int, angle_deg: float = 30.0) -> np.
 
 def degrade_exposure(img: np.ndarray, stops: float) -> np.ndarray:
     """Under- (negative) or over-exposure (positive) by ``stops`` f-stops, in linear light."""
-    lin = (img.astype(np.float32) / 255.0) ** 2.2 * (2.0 ** stops)
-    return np.clip(np.clip(lin, 0, 1) ** (1 / 2.2) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    lin = (np.arange(256, dtype=np.float64) / 255.0) ** 2.2 * (2.0 ** stops)
+    lut = np.clip(np.clip(lin, 0, 1) ** (1 / 2.2) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.LUT(img, lut)
 
 
 def degrade_glare(img: np.ndarray, spots: int, radius: float, seed: int = 0,
@@ -179,8 +180,9 @@ def degrade_glare(img: np.ndarray, spots: int, radius: float, seed: int = 0,
 
 def degrade_cast(img: np.ndarray, gains_bgr: tuple[float, float, float]) -> np.ndarray:
     """A colour cast: per-channel gains (blue, green, red), e.g. wrong white balance."""
-    g = np.array(gains_bgr, np.float32)[None, None, :]
-    return np.clip(img.astype(np.float32) * g, 0, 255).astype(np.uint8)
+    ramp = np.arange(256, dtype=np.float64)
+    luts = [np.clip(ramp * g + 0.5, 0, 255).astype(np.uint8) for g in gains_bgr]
+    return cv2.merge([cv2.LUT(c, lut) for c, lut in zip(cv2.split(img), luts)])
 
 
 def degrade_offcentre(img: np.ndarray, keep: float = 0.55, corner: int = 0) -> np.ndarray:

@@ -214,19 +214,26 @@ def focus_ratio(gray: np.ndarray, roi: np.ndarray) -> float:
     """Fine-to-coarse gradient energy ratio in ``roi`` (same size as ``gray``): 1 = no fine detail.
 
     Sobel gradient energy of the image (lightly smoothed, sigma 0.7 px, to keep noise and JPEG
-    artefacts out) divided by that of the image blurred further (sigma 2 px), in the worst of 8 directions (motion blur only removes detail along the
-    motion). Independent of contrast (both energies scale alike) and, measured at a fixed
+    artefacts out) divided by that of the image blurred further (sigma 2 px), in the worst of 8
+    directions (motion blur only removes detail along the motion). Independent of contrast (both energies scale alike) and, measured at a fixed
     image width, of the sensor's resolution. Sharp detail gives a high ratio; defocus and
     motion blur remove the fine scales first and bring it towards 1.
     """
-    g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 0.7)  # below sensor/JPEG noise
+    # Work on the ROI's bounding box plus a margin wider than the blurs reach.
+    x0, y0, bw, bh = cv2.boundingRect(roi)
+    pad = 10
+    xa, ya = max(0, x0 - pad), max(0, y0 - pad)
+    xb, yb = min(gray.shape[1], x0 + bw + pad), min(gray.shape[0], y0 + bh + pad)
+    g = cv2.GaussianBlur(gray[ya:yb, xa:xb].astype(np.float32), (0, 0), 0.7)  # below sensor/JPEG noise
     gb = cv2.GaussianBlur(g, (0, 0), 2.0)
-    sel = roi > 0
+    m = (roi[ya:yb, xa:xb] > 0).astype(np.float32)
 
     def moments(x: np.ndarray) -> tuple[float, float, float]:
-        gx = cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3)[sel]
-        gy = cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3)[sel]
-        return float(np.dot(gx, gx)), float(np.dot(gy, gy)), float(np.dot(gx, gy))
+        gx = cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3)
+        gxm = gx * m
+        return (float(cv2.sumElems(gxm * gx)[0]), float(cv2.sumElems(gy * gy * m)[0]),
+                float(cv2.sumElems(gxm * gy)[0]))
 
     fxx, fyy, fxy = moments(g)
     cxx, cyy, cxy = moments(gb)
