@@ -6,6 +6,7 @@ a real Mosquitto, the real ingest, dashboard and kiosk commands.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -27,6 +28,8 @@ import demo
 from tests.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 # ---------------------------------------------------------------- units
@@ -170,6 +173,35 @@ def http_status(url: str) -> int:
         return r.status
 
 
+def submit_a_case(kiosk_url: str) -> None:
+    """Start a case on the kiosk page, capture the dermoscopic view and submit it (real Chromium)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(kiosk_url)
+            page.get_by_label("Referral reference").fill("DEMO-REF-1")
+            page.get_by_label("Lesion id").fill("L1")
+            page.get_by_label("Body site").select_option(index=1)
+            page.get_by_role("button", name="Start case").click()
+            page.get_by_role("button", name="Capture dermoscopic").click()
+            page.get_by_role("button", name="Submit case").click()
+            page.get_by_text("Case saved").wait_for(timeout=15000)
+        finally:
+            browser.close()
+
+
+def wait_cases(dash_url: str, n: int, d: DemoProcess, timeout: float = 30) -> None:
+    """Wait until the dashboard's /healthz counts ``n`` cases."""
+    deadline = time.monotonic() + timeout
+    while (got := json.load(urllib.request.urlopen(dash_url + "healthz", timeout=10))["cases"]) < n:
+        assert time.monotonic() < deadline, f"{got} of {n} cases reached the dashboard\n" + d.logs()
+        time.sleep(0.3)
+    assert got == n
+
+
 def wait_gone(text: str, timeout: float) -> list[tuple[int, str]]:
     """Wait until no process mentions ``text``; return those still there."""
     deadline = time.monotonic() + timeout
@@ -185,7 +217,7 @@ def demo_run(tmp_path):
     d.kill()
 
 
-def test_demo_starts_everything_restarts_a_crashed_worker_and_stops_cleanly(demo_run):
+def test_demo_runs_a_case_end_to_end_restarts_a_crashed_worker_and_stops_cleanly(demo_run):
     d = demo_run
     kiosk_url = d.wait_for(r"kiosk page:\s+(http://\S+)", 90).group(1)
     dash_url = d.wait_for(r"dashboard:\s+(http://\S+)", 5).group(1)
@@ -194,6 +226,11 @@ def test_demo_starts_everything_restarts_a_crashed_worker_and_stops_cleanly(demo
     assert http_status(kiosk_url) == 200
     assert http_status(dash_url) == 200
     d.wait_for(r"log-in:", 5)
+
+    # A newcomer's first case: started, captured and submitted on the kiosk page, it reaches the
+    # dashboard through this run's broker and ingest.
+    submit_a_case(kiosk_url)
+    wait_cases(dash_url, 1, d)
 
     # The generated configs point at this run's broker and keep data in the state folder.
     centre = tomllib.loads((d.state_dir / "demo" / "centre.toml").read_text())
@@ -212,6 +249,9 @@ def test_demo_starts_everything_restarts_a_crashed_worker_and_stops_cleanly(demo
     new_pid = int(d.wait_for(r"restarted ingest \(pid (\d+)\)", 15).group(1))
     assert new_pid != ingest_pid
     assert any(pid == new_pid for pid, _ in procs_mentioning(str(d.state_dir)))
+    # ... and the restarted ingest works: a second case arrives.
+    submit_a_case(kiosk_url)
+    wait_cases(dash_url, 2, d)
 
     # Ctrl-C: everything stops, in reverse order, and the launcher exits 0.
     d.proc.send_signal(signal.SIGINT)
