@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from models.data import LABELS, load_rgb, read_isic_folder, split
-from models.net import MEAN, STD
 
 #: Ops that must run in int8 in the shipped model, and how many leading inputs are
 #: activations or weights (the rest are int32 biases or axes, by design).
@@ -41,6 +40,8 @@ def keras_model(weights: Path, size: int):
 
 def representative(data: Path, size: int, n: int = 400, seed: int = 0):
     """A generator of ``n`` normalised training images (calibration for the int8 ranges)."""
+    from models.net import MEAN, STD
+
     items = read_isic_folder(data)
     train = split(items, seed=0)["train"]
     rng = np.random.default_rng(seed)

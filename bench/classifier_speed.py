@@ -1,0 +1,63 @@
+"""Benchmark: int8 lesion-classifier latency on this machine (run on demand, prints figures).
+
+    .venv/bin/python bench/classifier_speed.py [--threads 2] [--runs 200]
+
+Measures, in one run: bare ``invoke()`` on a prepared input, the kiosk's full
+``classify()`` (preprocess + invoke + softmax + tier) on a 1000-px frame, and
+the 4-flip test-time augmentation. Reports median and p90 in milliseconds,
+and the ratios, which are what to compare across these noisy machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edge.classifier import DEFAULT_MODEL_DIR, Classifier  # noqa: E402
+
+
+def timed(fn, runs: int) -> list[float]:
+    """Milliseconds of ``runs`` calls after 10 warm-up calls."""
+    for _ in range(10):
+        fn()
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def main() -> None:
+    """Print the figures."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=200)
+    a = p.parse_args()
+    clf = Classifier(DEFAULT_MODEL_DIR, threads=a.threads)
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (750, 1000, 3), dtype=np.uint8)
+    tensor = clf.preprocess(frame)
+    rows = {
+        "invoke (int8, bare)": timed(lambda: clf.invoke(tensor), a.runs),
+        "classify (preprocess+invoke+tier)": timed(lambda: clf.classify(frame), a.runs),
+        "classify with 4-flip TTA": timed(lambda: clf.classify(frame, tta=True), max(20, a.runs // 4)),
+    }
+    size = (DEFAULT_MODEL_DIR / "model.tflite").stat().st_size
+    print(f"model {clf.version}  {size / 1e6:.2f} MB  threads={a.threads}")
+    base = statistics.median(rows["invoke (int8, bare)"])
+    for name, ms in rows.items():
+        med = statistics.median(ms)
+        p90 = sorted(ms)[int(0.9 * len(ms)) - 1]
+        print(f"{name:36s} median {med:7.2f} ms   p90 {p90:7.2f} ms   x{med / base:.2f} of bare invoke")
+
+
+if __name__ == "__main__":
+    main()
