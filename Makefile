@@ -98,13 +98,20 @@ run: venv
 test: deps-apt-test venv
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
+# bench: every bench/*.py as a module (`make bench BENCH=classifier_speed` for one); each prints
+# its figures.  Benchmarks that read the real data set find it in ../shared/data.
+BENCH ?=
 bench: venv
-	@shopt -s nullglob; files=(bench/*.py); \
-	if [ $${#files[@]} -eq 0 ]; then echo "no benchmarks in bench/" >&2; exit 1; fi; \
-	for f in "$${files[@]}"; do \
-	  case "$$(basename $$f)" in __init__.py|_*) continue;; esac; \
-	  echo "== $$f"; $(PY) "$$f"; \
-	done
+	@shopt -s nullglob; \
+	if [ -n "$(BENCH)" ]; then names="$(BENCH)"; else \
+	  names=""; for f in bench/*.py; do n=$$(basename "$$f" .py); \
+	    case "$$n" in __init__|_*) ;; *) names="$$names $$n";; esac; done; fi; \
+	[ -n "$$names" ] || { echo "no benchmarks in bench/" >&2; exit 1; }; \
+	failed=""; \
+	for n in $$names; do \
+	  echo "== bench/$$n.py"; $(PY) -m "bench.$$n" || failed="$$failed $$n"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed" >&2; exit 1; fi
 
 # ---------------------------------------------------------------- model (separate training venv)
 $(TRAIN_STAMP): $(TRAIN_REQ)
