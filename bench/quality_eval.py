@@ -89,6 +89,7 @@ def _one_image(job: tuple[Path, int]) -> tuple[list, dict, list]:
 
 
 def eval_degradations(images: list[Path], seed: int, out_csv: Path, jobs: int) -> None:
+    """Assess originals and degraded copies; print false-reject and detection rates per check."""
     orig_fail = {c: 0 for c in CHECK_NAMES}
     orig_any = 0
     det = {d[0]: [0, 0] for d in DEGRADATIONS}  # caught, gate rejected (any check)
@@ -133,6 +134,7 @@ def eval_degradations(images: list[Path], seed: int, out_csv: Path, jobs: int) -
 
 
 def eval_masks(folder: Path, settings: QualitySettings) -> None:
+    """Score the lesion segmentation and the framing verdict against the expert masks."""
     masks = sorted(folder.glob("*_expert.png"))
     ious, cerrs, agree, truth_cut, ours_cut = [], [], 0, 0, 0
     for mpath in masks:
@@ -160,6 +162,9 @@ def eval_masks(folder: Path, settings: QualitySettings) -> None:
         on_edge = outline.copy()
         on_edge[3:-3, 3:-3] = False
         t_cut = np.count_nonzero(on_edge) / max(np.count_nonzero(outline), 1) > rules.framing_max_border
+        if g.any():  # ... or its centre is further off than framing_max_offset allows
+            gy, gx = np.argwhere(g).mean(axis=0)
+            t_cut |= np.hypot(gx - (w - 1) / 2, gy - (h - 1) / 2) / (min(w, h) / 2) > rules.framing_max_offset
         q = assess(synth.encode_jpeg(up), "dermoscopic", settings)
         o_cut = not q.checks["framing"].ok
         truth_cut += t_cut
@@ -172,8 +177,8 @@ def eval_masks(folder: Path, settings: QualitySettings) -> None:
           f"{100 * np.mean(ious_a >= 0.5):.1f} %")
     print(f"  centroid error (fraction of the image diagonal) median {np.median(cerr_a):.3f}, "
           f"90th percentile {np.percentile(cerr_a, 90):.3f}")
-    print(f"  framing: expert mask cut by the frame in {truth_cut}/{n}; framing check fails {ours_cut}/{n}; "
-          f"verdicts agree {100 * agree / n:.1f} %")
+    print(f"  framing: badly framed by the expert mask (cut or off-centre) {truth_cut}/{n}; "
+          f"framing check fails {ours_cut}/{n}; verdicts agree {100 * agree / n:.1f} %")
 
 
 def main(argv: list[str] | None = None) -> int:

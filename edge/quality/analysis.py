@@ -229,6 +229,7 @@ def focus_ratio(gray: np.ndarray, roi: np.ndarray) -> float:
     m = (roi[ya:yb, xa:xb] > 0).astype(np.float32)
 
     def moments(x: np.ndarray) -> tuple[float, float, float]:
+        """Masked sums of gx*gx, gy*gy and gx*gy."""
         gx = cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3)
         gxm = gx * m
