@@ -177,6 +177,10 @@ class Link:
         self._limit = broker.message_size_limit
         self._state = "idle"        # idle | connecting | connected | lost
         self._next_poll = 0.0
+        self._pubacks: list[str] = []                  # PUBACKed case ids, recorded in batches
+        self._acks: list[tuple[str, str, str]] = []     # centre acks, recorded in batches
+        self._purge = threading.Event()
+        self._purger: threading.Thread | None = None
 
     # ------------------------------------------------------------------ public
     def start(self) -> "Link":
@@ -184,15 +188,29 @@ class Link:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="edge-link", daemon=True)
         self._thread.start()
+        self._purger = threading.Thread(target=self._run_purger, name="edge-purger", daemon=True)
+        self._purger.start()
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
         """Publish ``offline``, disconnect cleanly and end the thread."""
         self._stop.set()
         self._wake.set()
-        if self._thread:
-            self._thread.join(timeout)
-            self._thread = None
+        self._purge.set()
+        for t in (self._thread, self._purger):
+            if t:
+                t.join(timeout)
+        self._thread = self._purger = None
+
+    def _run_purger(self) -> None:
+        """Delete the files of delivered cases off the link thread (unlink is slow on some disks)."""
+        while not self._stop.is_set():
+            self._purge.wait(1.0)
+            self._purge.clear()
+            try:
+                self.outbox.purge_due()
+            except Exception:
+                log.exception("purging delivered cases failed; will retry")
 
     def wake(self) -> None:
         """Tell the link that the outbox has new cases (it also polls on its own)."""
@@ -285,6 +303,7 @@ class Link:
                     client.disconnect()
                 return established
             if established:
+                self._flush()
                 self._resend_overdue(client)
                 self._pump(client)
 
@@ -309,6 +328,12 @@ class Link:
         client.loop(timeout=0.1)
 
     def _set_disconnected(self) -> None:
+        try:
+            self._flush()                 # what was received before the connection dropped
+        except Exception:
+            log.exception("recording PUBACKs/acks failed; the cases will be published again")
+        self._pubacks.clear()
+        self._acks.clear()
         self.stats.connected = False
         self.stats.inflight = 0
         self._state = "idle"
@@ -348,7 +373,7 @@ class Link:
                 flight.dropped = True
                 flight.published = time.monotonic()
         log.debug("case %s PUBACK %s", case_id, reason_code)
-        self.outbox.mark_sent(case_id)
+        self._pubacks.append(case_id)
 
     def _on_message(self, client, userdata, msg) -> None:
         try:
@@ -358,14 +383,31 @@ class Link:
             return
         case_id = str(ack.case_id)
         self._inflight.pop(case_id, None)
-        if ack.status == "rejected":
-            if self.outbox.mark_rejected(case_id, f"centre rejected: {ack.reason}"):
-                self.stats.rejected += 1
-                log.error("case %s rejected by the centre: %s", case_id, ack.reason)
-        elif self.outbox.mark_delivered(case_id, ack.status):
-            self.stats.delivered += 1
-            log.info("case %s delivered (%s)", case_id, ack.status)
+        self._acks.append((case_id, ack.status, f"centre rejected: {ack.reason}" if ack.status == "rejected" else ""))
         self._next_poll = 0.0
+
+    def _flush(self) -> None:
+        """Record the PUBACKs and acks received since the last call, each kind in one transaction.
+
+        paho has already PUBACKed an ack message when this runs; if the kiosk dies before the
+        commit, the case is simply published again and the centre answers ``duplicate``.
+        """
+        if self._pubacks:
+            self.outbox.mark_sent_many(self._pubacks)
+            self._pubacks.clear()
+        if self._acks:
+            acks, self._acks = self._acks, []
+            rejected = [a for a in acks if a[1] == "rejected"]
+            delivered = [a for a in acks if a[1] != "rejected"]
+            if rejected:
+                self.stats.rejected += self.outbox.record_acks(rejected)
+                for case_id, _, reason in rejected:
+                    log.error("case %s: %s", case_id, reason)
+            if delivered:
+                self.stats.delivered += self.outbox.record_acks(delivered)
+                for case_id, status, _ in delivered:
+                    log.info("case %s delivered (%s)", case_id, status)
+                self._purge.set()
 
     # ------------------------------------------------------------------ publishing
     def _publish(self, client: mqtt.Client, case_id: str) -> bool:

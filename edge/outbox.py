@@ -128,7 +128,8 @@ class Outbox:
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self.retention_s = float(retention_s)
         self.min_free_bytes = int(min_free_bytes)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()          # the SQLite connection
+        self._files_lock = threading.Lock()     # creating / deleting image files (with the flock)
         self._lockfile = open(self.data_dir / "outbox.lock", "a+")
         self.db_path = self.data_dir / "outbox.sqlite3"
         self._db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -153,8 +154,12 @@ class Outbox:
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
-        """Thread lock plus an inter-process file lock (add/purge/gc must not interleave)."""
-        with self._lock:
+        """File-set lock: thread lock plus an inter-process flock (add/purge/gc must not interleave).
+
+        Held while image files are created or deleted; the database lock is taken only
+        around each query, so the link keeps working while files are written or removed.
+        """
+        with self._files_lock:
             fcntl.flock(self._lockfile, fcntl.LOCK_EX)
             try:
                 yield
@@ -294,22 +299,62 @@ class Outbox:
 
     def mark_sent(self, case_id: str) -> bool:
         """Record the broker's PUBACK for a case (``queued``/``sent`` -> ``sent``); False if not pending."""
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE cases SET state='sent', attempts=attempts+1, sent_at=?, updated_at=?"
-                " WHERE case_id=? AND state IN ('queued','sent')",
-                (_now(), _now(), str(case_id)),
-            )
-            return cur.rowcount == 1
+        return self.mark_sent_many([case_id]) == 1
 
-    def mark_delivered(self, case_id: str, status: str = "stored") -> bool:
+    def mark_sent_many(self, case_ids: list[str]) -> int:
+        """Record PUBACKs for several cases in one transaction; returns how many changed.
+
+        Not fsynced on its own (``synchronous=NORMAL`` for this commit): losing a ``sent``
+        mark in a power cut only means the case is published again, which the centre
+        answers with ``duplicate``. The next FULL commit makes it durable anyway.
+        """
+        if not case_ids:
+            return 0
+        with self._lock:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._tx() as db:
+                    now = _now()
+                    return sum(db.execute(
+                        "UPDATE cases SET state='sent', attempts=attempts+1, sent_at=?, updated_at=?"
+                        " WHERE case_id=? AND state IN ('queued','sent')", (now, now, str(cid))).rowcount
+                        for cid in case_ids)
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
+
+    def mark_delivered(self, case_id: str, status: str = "stored", purge: bool = True) -> bool:
         """Record the centre's ack (``stored``/``duplicate``); purges at once when retention is 0.
 
         Returns False if the case was not waiting (already delivered, unknown, rejected).
+        ``purge=False`` leaves the purge to a later :meth:`purge_due` (the link's purger).
         """
-        changed = self._move(case_id, WAITING, "delivered", reason=status, delivered_at=_now())
-        if changed and self.retention_s <= 0:
+        changed = self.record_acks([(case_id, status, "")]) == 1
+        if changed and purge and self.retention_s <= 0:
             self.purge_due()
+        return changed
+
+    def record_acks(self, acks: list[tuple[str, str, str]]) -> int:
+        """Record several centre acks ``(case_id, status, reason)`` in one durable transaction.
+
+        ``stored``/``duplicate`` -> ``delivered``; ``rejected`` -> ``rejected`` with the reason.
+        Only waiting cases change; returns how many did. Files are not touched here.
+        """
+        if not acks:
+            return 0
+        changed = 0
+        with self._tx() as db:
+            now = _now()
+            marks = ",".join("?" * len(WAITING))
+            for case_id, status, reason in acks:
+                if status == "rejected":
+                    cur = db.execute(f"UPDATE cases SET state='rejected', reason=?, updated_at=?"
+                                     f" WHERE case_id=? AND state IN ({marks})",
+                                     (reason[:500], now, str(case_id), *WAITING))
+                else:
+                    cur = db.execute(f"UPDATE cases SET state='delivered', reason=?, delivered_at=?, updated_at=?"
+                                     f" WHERE case_id=? AND state IN ({marks})",
+                                     (status, now, now, str(case_id), *WAITING))
+                changed += cur.rowcount
         return changed
 
     def mark_rejected(self, case_id: str, reason: str) -> bool:
@@ -320,35 +365,36 @@ class Outbox:
         """Put a ``rejected`` case back in the queue (an IT action after fixing the cause)."""
         return self._move(case_id, ("rejected",), "queued", reason="")
 
-    def purge_due(self, now: datetime | None = None) -> int:
-        """Purge delivered cases past retention: forget the header, delete unshared image files."""
+    def purge_due(self, now: datetime | None = None, limit: int = 10_000) -> int:
+        """Purge delivered cases past retention: forget the header, delete unshared image files.
+
+        Returns how many cases were purged (at most ``limit``, oldest first).
+        """
         now = now or datetime.now(timezone.utc)
         cutoff = (now - timedelta(seconds=self.retention_s)).isoformat()
-        purged = 0
         with self._exclusive():
-            rows = self._db.execute(
-                "SELECT case_id FROM cases WHERE state='delivered' AND delivered_at <= ? ORDER BY seq", (cutoff,)
-            ).fetchall()
-            for row in rows:
-                cid = row["case_id"]
-                with self._tx() as db:
-                    db.execute(
-                        "UPDATE cases SET state='purged', header=NULL, updated_at=? WHERE case_id=? AND state='delivered'",
-                        (_now(), cid),
-                    )
-                    shas = [r[0] for r in db.execute("SELECT sha256 FROM images WHERE case_id=?", (cid,))]
-                self._drop_unreferenced(shas)
-                purged += 1
+            with self._tx() as db:
+                ids = [r[0] for r in db.execute(
+                    "SELECT case_id FROM cases WHERE state='delivered' AND delivered_at <= ? ORDER BY seq LIMIT ?",
+                    (cutoff, limit))]
+                shas: list[str] = []
+                for cid in ids:
+                    db.execute("UPDATE cases SET state='purged', header=NULL, updated_at=? WHERE case_id=?",
+                               (_now(), cid))
+                    shas += [r[0] for r in db.execute("SELECT sha256 FROM images WHERE case_id=?", (cid,))]
+            self._drop_unreferenced(shas)
+            purged = len(ids)
         return purged
 
     def _drop_unreferenced(self, shas: list[str]) -> None:
         """Delete image files no longer referenced by a case that still needs them."""
         for sha in shas:
-            (used,) = self._db.execute(
-                "SELECT COUNT(*) FROM images i JOIN cases c ON c.case_id = i.case_id"
-                " WHERE i.sha256 = ? AND c.state != 'purged'",
-                (sha,),
-            ).fetchone()
+            with self._lock:
+                (used,) = self._db.execute(
+                    "SELECT COUNT(*) FROM images i JOIN cases c ON c.case_id = i.case_id"
+                    " WHERE i.sha256 = ? AND c.state != 'purged'",
+                    (sha,),
+                ).fetchone()
             if not used:
                 self.image_path(sha).unlink(missing_ok=True)
 
@@ -357,9 +403,10 @@ class Outbox:
         removed = 0
         cutoff = time.time() - grace_s
         with self._exclusive():
-            needed = {r[0] for r in self._db.execute(
-                "SELECT i.sha256 FROM images i JOIN cases c ON c.case_id = i.case_id WHERE c.state != 'purged'"
-            )}
+            with self._lock:
+                needed = {r[0] for r in self._db.execute(
+                    "SELECT i.sha256 FROM images i JOIN cases c ON c.case_id = i.case_id WHERE c.state != 'purged'"
+                )}
             for path in self.images_dir.iterdir():
                 try:
                     if path.stat().st_mtime > cutoff:
@@ -427,8 +474,21 @@ class Outbox:
         return out
 
     def payload(self, case_id: str) -> bytes:
-        """The wire frame (wire.codec) of a stored case, ready to publish."""
-        return encode_case(self.header(case_id), self.images(case_id))
+        """The wire frame (wire.codec) of a stored case, ready to publish.
+
+        Raises CaseDataError when an image file is missing or altered (hashed once, by the codec).
+        """
+        header = self.header(case_id)
+        images = []
+        for meta in header.images:
+            try:
+                images.append(self.image_path(meta.sha256).read_bytes())
+            except FileNotFoundError:
+                raise CaseDataError(f"image file {meta.sha256[:12]} is missing") from None
+        try:
+            return encode_case(header, images)
+        except ValueError:
+            raise CaseDataError("an image file does not match its hash") from None
 
     def counts(self) -> dict[str, int]:
         """Number of cases in each state (every state present, zero if none)."""

@@ -383,16 +383,16 @@ def test_outbox_failure_while_recording_an_ack_is_survived(broker, outbox, monke
     import sqlite3
 
     centre = FakeCentre(broker)
-    real = outbox.mark_delivered
+    real = outbox.record_acks
     calls = []
 
-    def flaky(case_id, status="stored"):
-        calls.append(case_id)
+    def flaky(acks):
+        calls.append(acks)
         if len(calls) == 1:
             raise sqlite3.OperationalError("database or disk is full")
-        return real(case_id, status)
+        return real(acks)
 
-    monkeypatch.setattr(outbox, "mark_delivered", flaky)
+    monkeypatch.setattr(outbox, "record_acks", flaky)
     ids = submit(outbox, 3)
     link = Link(settings(broker), SITE, DEVICE, outbox).start()
     try:
