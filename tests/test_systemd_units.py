@@ -7,6 +7,7 @@ even for unknown keys or bad values (it only warns), so any output counts as a f
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -74,6 +75,35 @@ def test_verify_catches_a_broken_unit(tmp_path):
     result = verify(text, "dermkiosk-kiosk.service", tmp_path)
     output = result.stdout + result.stderr
     assert "notifyy" in output and "WantedByy" in output
+
+
+def exposure(unit_text: str, name: str, tmp_path: Path) -> float:
+    """`systemd-analyze security --offline` exposure level of a unit (0 best, 10 worst)."""
+    fake_python = tmp_path / "venv-python"
+    fake_python.write_text("#!/bin/sh\nexit 0\n")
+    fake_python.chmod(0o755)
+    unit = tmp_path / name
+    unit.write_text(unit_text.replace(VENV_PYTHON, str(fake_python)))
+    out = subprocess.run([systemd_analyze(), "security", "--offline=yes", "--no-pager", str(unit)],
+                         capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d)", out)
+    assert m, out
+    return float(m.group(1))
+
+
+MAX_EXPOSURE = 2.0
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_security_exposure_is_low(unit, tmp_path):
+    assert exposure(unit.read_text(), unit.name, tmp_path) <= MAX_EXPOSURE
+
+
+def test_security_check_catches_an_unhardened_unit(tmp_path):
+    keep = ("[", "Description", "Type", "ExecStart", "User", "Group")
+    text = "\n".join(line for line in (UNIT_DIR / "dermkiosk-ingest.service").read_text().splitlines()
+                     if line.startswith(keep))
+    assert exposure(text, "dermkiosk-ingest.service", tmp_path) > MAX_EXPOSURE
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
