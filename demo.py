@@ -300,6 +300,8 @@ class Worker:
     ready_port: int | None = None
     proc: subprocess.Popen | None = None
     restarts: deque = field(default_factory=deque)
+    probe_failures: int = 0
+    next_probe: float = 0.0
 
     def start(self) -> None:
         """Start (or restart) the process, its output appended to its log file."""
@@ -317,12 +319,29 @@ class Worker:
         """Whether the process is running."""
         return self.proc is not None and self.proc.poll() is None
 
+    def answers(self, timeout: float = 2.0) -> bool | None:
+        """Whether the worker answers: its port accepts, or its URL gives HTTP 200 (None: no probe)."""
+        if self.ready_port is not None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.ready_port), timeout=timeout):
+                    return True
+            except OSError:
+                return False
+        if self.ready_url is not None:
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=timeout) as r:
+                    return r.status == 200
+            except (urllib.error.URLError, OSError):
+                return False
+        return None
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds; waits until it is gone."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
             self.proc.terminate()
+            self.proc.send_signal(signal.SIGCONT)  # a stopped (hung) process must run to see SIGTERM
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -343,13 +362,17 @@ class Demo:
     """Starts the workers in order, watches them, stops them in reverse order."""
 
     def __init__(self, plan: Plan, max_restarts: int = 3, restart_window: float = 60.0,
-                 ready_timeout: float = 60.0):
+                 ready_timeout: float = 60.0, probe_interval: float = 10.0, probe_failures: int = 3,
+                 probe_grace: float = 30.0):
         py = sys.executable
         logs = plan.state_dir / "demo" / "logs"
         self.plan = plan
         self.max_restarts = max_restarts
         self.restart_window = restart_window
         self.ready_timeout = ready_timeout
+        self.probe_interval = probe_interval
+        self.probe_failures = probe_failures
+        self.probe_grace = probe_grace
         self.stopping = False
         self.workers = [
             Worker("broker", [mosquitto_binary(), "-c", str(plan.broker_conf)], logs / "broker.log",
@@ -369,27 +392,16 @@ class Demo:
         self.stopping = True
 
     def wait_ready(self, w: Worker) -> None:
-        """Wait until ``w`` answers (its port accepts, its URL gives HTTP 200) or has stayed up 1 s."""
+        """Wait until ``w`` answers (its port accepts, its URL gives HTTP 200) or, with nothing to
+        probe, has stayed up for a second."""
         deadline = time.monotonic() + self.ready_timeout
         started = time.monotonic()
         while not self.stopping:
             if not w.alive():
                 raise DemoError(f"{w.name} exited with status {w.proc.returncode} while starting:\n"
                                 f"{w.tail()}")
-            if w.ready_port is not None:
-                try:
-                    with socket.create_connection(("127.0.0.1", w.ready_port), timeout=0.5):
-                        return
-                except OSError:
-                    pass
-            elif w.ready_url is not None:
-                try:
-                    with urllib.request.urlopen(w.ready_url, timeout=2) as r:
-                        if r.status == 200:
-                            return
-                except (urllib.error.URLError, OSError):
-                    pass
-            elif time.monotonic() - started > 1.0:
+            answer = w.answers()
+            if answer or (answer is None and time.monotonic() - started > 1.0):
                 return
             if time.monotonic() > deadline:
                 raise DemoError(f"{w.name} was not ready after {self.ready_timeout:.0f} s:\n{w.tail()}")
@@ -403,6 +415,7 @@ class Demo:
             w.start()
             say(f"started {w.name} (pid {w.proc.pid})")
             self.wait_ready(w)
+            w.next_probe = time.monotonic() + self.probe_interval
 
     def stop_all(self) -> None:
         """Stop the workers in reverse order."""
@@ -411,25 +424,47 @@ class Demo:
                 say(f"stopping {w.name}")
             w.stop()
 
+    def restart(self, w: Worker, why: str) -> bool:
+        """Restart ``w`` (``why`` says what happened); False when it failed too often to go on."""
+        now = time.monotonic()
+        while w.restarts and now - w.restarts[0] > self.restart_window:
+            w.restarts.popleft()
+        if len(w.restarts) >= self.max_restarts:
+            say(f"{w.name} {why} {len(w.restarts) + 1} times in {self.restart_window:.0f} s: giving up\n"
+                f"{w.tail()}")
+            return False
+        w.restarts.append(now)
+        say(f"{w.name} {why}: restarting ({len(w.restarts)}/{self.max_restarts})\n{w.tail(8)}")
+        w.stop(timeout=5)
+        time.sleep(min(2 ** (len(w.restarts) - 1), 8) * 0.5)
+        w.start()
+        w.probe_failures = 0
+        w.next_probe = time.monotonic() + self.probe_grace
+        say(f"restarted {w.name} (pid {w.proc.pid})")
+        return True
+
     def watch(self) -> int:
-        """Restart workers that die (at most ``max_restarts`` in ``restart_window`` s); 0 on a stop."""
+        """The watchdog: restart a worker that exits, or that stops answering its probe
+        ``probe_failures`` times in a row; give up (1) after ``max_restarts`` restarts of one worker
+        within ``restart_window`` seconds.  Returns 0 when asked to stop."""
         while not self.stopping:
             for w in self.workers:
-                if self.stopping or w.alive():
+                if self.stopping:
+                    break
+                if not w.alive():
+                    if not self.restart(w, f"exited (status {w.proc.returncode})"):
+                        return 1
                     continue
-                now = time.monotonic()
-                while w.restarts and now - w.restarts[0] > self.restart_window:
-                    w.restarts.popleft()
-                if len(w.restarts) >= self.max_restarts:
-                    say(f"{w.name} exited (status {w.proc.returncode}) {len(w.restarts) + 1} times in "
-                        f"{self.restart_window:.0f} s: giving up\n{w.tail()}")
-                    return 1
-                w.restarts.append(now)
-                say(f"{w.name} exited (status {w.proc.returncode}): restarting "
-                    f"({len(w.restarts)}/{self.max_restarts})\n{w.tail(8)}")
-                time.sleep(min(2 ** (len(w.restarts) - 1), 8) * 0.5)
-                w.start()
-                say(f"restarted {w.name} (pid {w.proc.pid})")
+                if time.monotonic() < w.next_probe:
+                    continue
+                w.next_probe = time.monotonic() + self.probe_interval
+                if w.answers() is False:
+                    w.probe_failures += 1
+                    if w.probe_failures >= self.probe_failures:
+                        if not self.restart(w, f"did not answer {w.probe_failures} probes"):
+                            return 1
+                else:
+                    w.probe_failures = 0
             time.sleep(0.3)
         return 0
 
@@ -437,6 +472,7 @@ class Demo:
         """Start, print where to look, watch until a signal; always stop everything."""
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_stop)
         try:
             self.start_all()
             if self.stopping:
@@ -447,6 +483,7 @@ class Demo:
             say("  log-in:      none needed yet (both pages bind to 127.0.0.1 only)")
             say(f"  broker:      mqtt://127.0.0.1:{self.plan.broker_port}")
             say(f"  logs:        {self.plan.state_dir / 'demo' / 'logs'}")
+            say("Open the kiosk page, start a case, capture, submit: it appears on the dashboard.")
             say("Press Ctrl-C to stop.")
             return self.watch()
         except DemoError as exc:
@@ -476,6 +513,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kiosk-port", type=int, help="kiosk page port (default: from kiosk.demo.toml)")
     ap.add_argument("--max-restarts", type=int, default=3,
                     help="restarts of a crashed worker within a minute before the demo gives up")
+    ap.add_argument("--probe-interval", type=float, default=10.0,
+                    help="seconds between liveness probes of the broker port and the two web pages")
+    ap.add_argument("--probe-failures", type=int, default=3,
+                    help="failed probes in a row after which a worker counts as hung and is restarted")
     args = ap.parse_args(argv)
     state_dir = args.state_dir.resolve()
     os.chdir(ROOT)  # the configs' relative paths (models/lesion, var/...) are from the repository root
@@ -489,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
     except DemoError as exc:
         say(f"error: {exc}")
         return 2
-    return Demo(plan, max_restarts=args.max_restarts).run()
+    return Demo(plan, max_restarts=args.max_restarts, probe_interval=args.probe_interval,
+                probe_failures=args.probe_failures).run()
 
 
 if __name__ == "__main__":

@@ -118,7 +118,8 @@ class DemoProcess:
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "demo.py"), "--state-dir", str(state_dir),
              "--broker-port", str(self.ports["broker"]), "--dashboard-port", str(self.ports["dashboard"]),
-             "--kiosk-port", str(self.ports["kiosk"]), "--max-restarts", "2"],
+             "--kiosk-port", str(self.ports["kiosk"]), "--max-restarts", "2",
+             "--probe-interval", "0.5", "--probe-failures", "3"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)
         self.lines: list[str] = []
@@ -252,6 +253,22 @@ def test_demo_runs_a_case_end_to_end_restarts_a_crashed_worker_and_stops_cleanly
     # ... and the restarted ingest works: a second case arrives.
     submit_a_case(kiosk_url)
     wait_cases(dash_url, 2, d)
+
+    # Watchdog: a hung dashboard (stopped, so it still runs but never answers) is replaced.
+    dash_pid = int(d.wait_for(r"started dashboard \(pid (\d+)\)", 5).group(1))
+    os.kill(dash_pid, signal.SIGSTOP)
+    d.wait_for(r"dashboard did not answer 3 probes: restarting", 20)
+    new_dash = int(d.wait_for(r"restarted dashboard \(pid (\d+)\)", 20).group(1))
+    assert new_dash != dash_pid
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            assert http_status(dash_url) == 200
+            break
+        except OSError:
+            assert time.monotonic() < deadline, d.logs()
+            time.sleep(0.2)
+    assert not Path(f"/proc/{dash_pid}").exists() or "Z" in Path(f"/proc/{dash_pid}/stat").read_text().split()[2]
 
     # Ctrl-C: everything stops, in reverse order, and the launcher exits 0.
     d.proc.send_signal(signal.SIGINT)
