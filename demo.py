@@ -10,8 +10,8 @@ Starts, in order, and watches:
 
 The runtime configs under ``var/demo/`` are the demo configs from ``firmware_config/`` with the
 ports this run chose (the configured ones, or free ones when those are taken) and absolute paths.
-A worker that dies is restarted (a bounded number of times, then the demo stops).  Ctrl-C or
-SIGTERM stops everything in reverse order.  Logs: ``var/demo/logs/<name>.log``.
+A worker that dies or stops answering is restarted (a bounded number of times, then the demo
+stops).  Ctrl-C or SIGTERM stops everything in reverse order.  Logs: ``var/demo/logs/<name>.log``.
 """
 
 from __future__ import annotations
