@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,13 +52,15 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from wire import codec, topics
-from wire.messages import Ack, Status
+from wire.messages import Ack, CaseHeader, Status
 
 from .config import CentreConfig
 from .store import Store, utcnow
 
 log = logging.getLogger("dashboard.ingest")
 
+#: Most messages stored in one transaction (the Receive Maximum bounds it too).
+MAX_BATCH = 64
 #: Errors that mean "storage is unavailable right now": retry, never ack.
 TRANSIENT_ERRORS = (OSError, sqlite3.OperationalError)
 
@@ -94,44 +97,90 @@ def peek_case_id(payload: bytes) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A case message after validation: either ``header``/``images`` or a ``reason`` to refuse it."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    site: str | None = None
+    device: str | None = None
+    header: CaseHeader | None = None
+    images: list[bytes] | None = None
+    reason: str | None = None
+    case_id: str | None = None
+
+    @property
+    def ack_topic(self) -> str | None:
+        """The sending device's ack topic (None when the topic itself was invalid)."""
+        return topics.topic(self.site, self.device, topics.ACK) if self.device else None
+
+
+def check_case(topic: str, payload: bytes, received_at: datetime) -> Checked:
+    """Validate one case message (topic, frame, hashes, topic vs header) without touching storage."""
+    try:
+        site, device, kind = topics.parse(topic)
+        if kind != topics.CASE:
+            raise ValueError(f"not a case topic: {kind}")
+    except ValueError as exc:
+        return Checked(topic, payload, received_at, reason=f"bad topic: {exc}")
+    try:
+        header, images = codec.decode_case(payload)
+    except codec.FrameError as exc:
+        return Checked(topic, payload, received_at, site, device, reason=exc.reason,
+                       case_id=peek_case_id(payload))
+    case_id = str(header.case_id)
+    if header.device_id != device or header.site != site:
+        return Checked(topic, payload, received_at, site, device, case_id=case_id,
+                       reason=f"topic is {site}/{device} but the header says {header.site}/{header.device_id}")
+    return Checked(topic, payload, received_at, site, device, header, images, case_id=case_id)
+
+
+def _reject(store: Store, c: Checked, reason: str) -> Outcome:
+    store.quarantine(c.topic, reason, c.payload, device=c.device, site=c.site, case_id=c.case_id,
+                     received_at=c.received_at)
+    if c.device is None:
+        log.warning("quarantined a message on an invalid topic (%d bytes)", len(c.payload))
+    else:
+        log.warning("quarantined case %s from %s/%s: %s", c.case_id or "(unreadable id)", c.site, c.device, reason)
+    if c.case_id is None or c.ack_topic is None:
+        return Outcome("quarantined")
+    return Outcome("quarantined", c.ack_topic,
+                   Ack(case_id=c.case_id, status="rejected", received_at=c.received_at, reason=reason))
+
+
+def handle_cases(store: Store, checked: list[Checked], outcomes: dict[int, Outcome]) -> dict[int, Outcome]:
+    """Quarantine the refused messages and store the valid ones in one batch; fill ``outcomes`` by index.
+
+    ``outcomes`` is filled as work completes, so that after a storage error
+    (which propagates) a retry with the same dict does only what is left.
+    """
+    for i, c in enumerate(checked):
+        if i not in outcomes and c.reason is not None:
+            outcomes[i] = _reject(store, c, c.reason)
+    todo = [i for i, c in enumerate(checked) if i not in outcomes]
+    if not todo:
+        return outcomes
+    results = store.save_cases([(checked[i].header, checked[i].images, checked[i].received_at) for i in todo])
+    for i, result in zip(todo, results):
+        c = checked[i]
+        if result.status == "conflict":
+            outcomes[i] = _reject(store, c, "case id already stored with different content")
+            continue
+        log.info("%s case %s from %s/%s (%d images)", result.status, c.case_id, c.site, c.device, len(c.images))
+        outcomes[i] = Outcome(result.status, c.ack_topic,
+                              Ack(case_id=c.case_id, status=result.status, received_at=result.received_at))
+    return outcomes
+
+
 def handle_case(store: Store, topic: str, payload: bytes, received_at: datetime) -> Outcome:
     """Validate and store one case message; quarantine what is refused. Storage errors propagate.
 
     This is the whole decision path, independent of MQTT, so that it can be
     tested (and fuzzed) directly.
     """
-    try:
-        site, device, kind = topics.parse(topic)
-        if kind != topics.CASE:
-            raise ValueError(f"not a case topic: {kind}")
-    except ValueError as exc:
-        store.quarantine(topic, f"bad topic: {exc}", payload, received_at=received_at)
-        log.warning("quarantined a message on an invalid topic (%d bytes)", len(payload))
-        return Outcome("quarantined")
-    ack_topic = topics.topic(site, device, topics.ACK)
-
-    def reject(reason: str, case_id: str | None) -> Outcome:
-        store.quarantine(topic, reason, payload, device=device, site=site, case_id=case_id,
-                         received_at=received_at)
-        log.warning("quarantined case %s from %s/%s: %s", case_id or "(unreadable id)", site, device, reason)
-        if case_id is None:
-            return Outcome("quarantined")
-        return Outcome("quarantined", ack_topic,
-                       Ack(case_id=case_id, status="rejected", received_at=received_at, reason=reason))
-
-    try:
-        header, images = codec.decode_case(payload)
-    except codec.FrameError as exc:
-        return reject(exc.reason, peek_case_id(payload))
-    case_id = str(header.case_id)
-    if header.device_id != device or header.site != site:
-        return reject(f"topic is {site}/{device} but the header says {header.site}/{header.device_id}", case_id)
-    result = store.save_case(header, images, received_at)
-    if result.status == "conflict":
-        return reject("case id already stored with different content", case_id)
-    log.info("%s case %s from %s/%s (%d images)", result.status, case_id, site, device, len(images))
-    return Outcome(result.status, ack_topic,
-                   Ack(case_id=case_id, status=result.status, received_at=result.received_at))
+    return handle_cases(store, [check_case(topic, payload, received_at)], {})[0]
 
 
 def handle_status(store: Store, topic: str, payload: bytes, received_at: datetime) -> str:
@@ -165,6 +214,7 @@ class Ingest:
         self._open_error: BaseException | None = None
         self._sub_mid: int | None = None
         self._worker: threading.Thread | None = None
+        self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-decode")
         self.client = self._make_client()
 
     # -- MQTT ---------------------------------------------------------------------
@@ -238,9 +288,17 @@ class Ingest:
                     msg = self._queue.get(timeout=0.5)
                 except queue.Empty:
                     continue
-                if msg is None:
-                    break
-                self._process(store, msg)
+                batch = [msg]
+                while msg is not None and len(batch) < MAX_BATCH:
+                    try:
+                        msg = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    batch.append(msg)
+                if batch[-1] is None:
+                    batch.pop()
+                    self._stop.set()
+                self._process_batch(store, batch)
         finally:
             store.close()
 
@@ -252,39 +310,77 @@ class Ingest:
         except Exception as exc:  # housekeeping must never stop the ingest
             log.warning("temp file sweep failed: %s", type(exc).__name__)
 
-    def _process(self, store: Store, msg: _Message) -> None:
-        """Handle one message until it is stored or quarantined (retrying storage), then ack it."""
+    def _process_batch(self, store: Store, batch: list[_Message]) -> None:
+        """Store a batch of messages (retrying while storage fails), then ack each, in arrival order."""
+        cases = [m for m in batch if not m.topic.endswith("/" + topics.STATUS)]
+        statuses = [m for m in batch if m.topic.endswith("/" + topics.STATUS)]
+        if len(cases) > 1:  # hashing releases the GIL: verify the batch's images in parallel
+            checked = list(self._decoders.map(lambda m: check_case(m.topic, m.payload, m.received_at), cases))
+        else:
+            checked = [check_case(m.topic, m.payload, m.received_at) for m in cases]
+        outcomes: dict[int, Outcome] = {}
         delay = self.config.ingest.storage_retry_s
         while True:
             try:
-                if msg.topic.endswith("/" + topics.STATUS):
-                    self.stats[handle_status(store, msg.topic, msg.payload, msg.received_at)] += 1
-                    outcome = Outcome("status")
-                else:
-                    outcome = handle_case(store, msg.topic, msg.payload, msg.received_at)
-                    self.stats[outcome.label] += 1
+                handle_cases(store, checked, outcomes)
                 break
             except TRANSIENT_ERRORS as exc:
                 self.stats["storage-errors"] += 1
-                log.error("storage unavailable (%s: %s); message kept unacknowledged, retrying in %.1f s",
-                          type(exc).__name__, getattr(exc, "strerror", None) or exc, delay)
+                log.error("storage unavailable (%s: %s); %d message(s) kept unacknowledged, retrying in %.1f s",
+                          type(exc).__name__, getattr(exc, "strerror", None) or exc, len(cases), delay)
                 if self._stop.wait(delay):
-                    return  # not acked: the broker redelivers it to the next session
+                    return  # not acked: the broker redelivers them to the next session
                 delay = min(delay * 2, 60.0)
+            except Exception:
+                log.debug("batch failed, handling its messages one by one", exc_info=True)
+                for i, m in enumerate(cases):
+                    if i not in outcomes:
+                        outcome = self._process_one(store, m)
+                        if outcome is None:
+                            return
+                        outcomes[i] = outcome
+                break
+        for i, m in enumerate(cases):
+            outcome = outcomes[i]
+            self.stats[outcome.label] += 1
+            if outcome.ack is not None and outcome.ack_topic:
+                self.client.publish(outcome.ack_topic, outcome.ack.model_dump_json(), qos=1)
+            if m.qos > 0:
+                self.client.ack(m.mid, m.qos)
+        for m in statuses:
+            if self._process_status(store, m) and m.qos > 0:
+                self.client.ack(m.mid, m.qos)
+
+    def _process_one(self, store: Store, msg: _Message) -> Outcome | None:
+        """One case message on its own; an unexpected error quarantines it. None if stopped meanwhile."""
+        delay = self.config.ingest.storage_retry_s
+        while True:
+            try:
+                return handle_case(store, msg.topic, msg.payload, msg.received_at)
+            except TRANSIENT_ERRORS as exc:
+                self.stats["storage-errors"] += 1
+                log.error("storage unavailable (%s); retrying in %.1f s", type(exc).__name__, delay)
             except Exception as exc:  # a bug must not stop the service: keep the payload, refuse the case
                 self.stats["internal-errors"] += 1
                 log.error("internal error on a message of %d bytes: %s", len(msg.payload), type(exc).__name__)
                 log.debug("internal error detail", exc_info=True)
                 try:
-                    outcome = _reject_internal(store, msg, exc)
-                    break
+                    return _reject_internal(store, msg, exc)
                 except TRANSIENT_ERRORS:
-                    if self._stop.wait(delay):
-                        return
-        if outcome.ack is not None and outcome.ack_topic:
-            self.client.publish(outcome.ack_topic, outcome.ack.model_dump_json(), qos=1)
-        if msg.qos > 0:
-            self.client.ack(msg.mid, msg.qos)
+                    pass
+            if self._stop.wait(delay):
+                return None
+            delay = min(delay * 2, 60.0)
+
+    def _process_status(self, store: Store, msg: _Message) -> bool:
+        """Record one status message; False if storage failed (left unacked, redelivered later)."""
+        try:
+            self.stats[handle_status(store, msg.topic, msg.payload, msg.received_at)] += 1
+            return True
+        except Exception as exc:
+            self.stats["storage-errors"] += 1
+            log.error("could not record a status message: %s", type(exc).__name__)
+            return False
 
     # -- life cycle -------------------------------------------------------------------
 

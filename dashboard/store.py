@@ -17,6 +17,7 @@ import os
 import sqlite3
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -148,10 +149,14 @@ class Store:
         conn.execute("PRAGMA busy_timeout=30000")
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
+        self._pool: ThreadPoolExecutor | None = None
         conn.executescript(SCHEMA)
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection (and the image-writing threads)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         self.conn.close()
 
     # -- images -----------------------------------------------------------------
@@ -163,11 +168,31 @@ class Store:
     def write_image(self, data: bytes, sha256: str | None = None) -> Path:
         """Write image bytes to the content-addressed store atomically; a no-op if already there."""
         sha256 = sha256 or sha256_hex(data)
-        path = self.image_path(sha256)
-        if path.exists() and path.stat().st_size == len(data):
-            return path
-        _atomic_write(path, data)
-        return path
+        self.write_images({sha256: data})
+        return self.image_path(sha256)
+
+    def write_images(self, files: dict[str, bytes]) -> None:
+        """Write images (SHA-256 -> bytes) durably: temp file, fsync, rename, then fsync of each folder.
+
+        Files already present are skipped. Several files are written in
+        parallel threads; the call returns only when all are durable, and
+        raises the first error (OSError) otherwise.
+        """
+        todo = [(self.image_path(sha), data) for sha, data in files.items()]
+        todo = [(p, d) for p, d in todo if not (p.exists() and p.stat().st_size == len(d))]
+        if not todo:
+            return
+        if len(todo) == 1:
+            _atomic_write(*todo[0])
+            return
+        pool = self._io_pool()
+        list(pool.map(lambda pd: _write_file(*pd), todo))
+        list(pool.map(_fsync_dir, {p.parent for p, _ in todo}))
+
+    def _io_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store-io")
+        return self._pool
 
     def read_image(self, sha256: str) -> bytes:
         """The bytes of a stored image (raises FileNotFoundError if absent)."""
@@ -181,57 +206,92 @@ class Store:
         return row is not None
 
     def save_case(self, header: CaseHeader, images: list[bytes], received_at: datetime | None = None) -> SaveResult:
-        """Store a verified case and its images, idempotently by case UUID.
+        """Store one verified case and its images, idempotently by case UUID (see :meth:`save_cases`)."""
+        return self.save_cases([(header, images, received_at or utcnow())])[0]
 
-        Image files are written and fsynced first, then the case, its image rows
-        and the device's last-seen time commit in one transaction. Returns
-        ``stored`` for a new case, ``duplicate`` when the same case is already
-        there, ``conflict`` when that UUID is stored with a different header.
-        Raises OSError / sqlite3.Error when storage fails (nothing half-stored).
+    def save_cases(self, batch: list[tuple[CaseHeader, list[bytes], datetime]]) -> list[SaveResult]:
+        """Store verified cases ``(header, images, received_at)`` in one go, idempotently by case UUID.
+
+        All new image files are written and fsynced first (in parallel: the
+        file system merges concurrent fsyncs into one journal commit), then
+        every new case, its image rows and its device's last-seen time commit
+        in one transaction. Per case the result is ``stored`` (new),
+        ``duplicate`` (that UUID is stored with the same header) or ``conflict``
+        (that UUID is stored with a different header). Raises OSError /
+        sqlite3.Error when storage fails; nothing is then half-stored.
         """
-        received_at = received_at or utcnow()
-        case_id = str(header.case_id)
-        head_json = header.model_dump_json()
-        head_sha = sha256_hex(head_json.encode())
-        existing = self.conn.execute("SELECT header_sha256, received_at FROM cases WHERE case_id = ?",
-                                     (case_id,)).fetchone()
-        if existing is not None:
-            status = "duplicate" if existing[0] == head_sha else "conflict"
-            return SaveResult(status, case_id, datetime.fromisoformat(existing[1]))
-        for meta, data in zip(header.images, images, strict=True):
-            self.write_image(data, meta.sha256)
-        risk, probs, model = case_risk(header)
-        now = _iso(received_at)
+        heads = [h.model_dump_json() for h, _, _ in batch]
+        shas = [sha256_hex(j.encode()) for j in heads]
+        ids = [str(h.case_id) for h, _, _ in batch]
+        results: list[SaveResult | None] = [None] * len(batch)
+        known = self._stored_headers(sorted(set(ids)))
+        new: dict[str, int] = {}
+        for i, case_id in enumerate(ids):
+            if case_id in known:
+                sha, at = known[case_id]
+                results[i] = SaveResult("duplicate" if sha == shas[i] else "conflict", case_id, at)
+            elif case_id in new:
+                first = new[case_id]
+                results[i] = SaveResult("duplicate" if shas[first] == shas[i] else "conflict", case_id,
+                                        batch[first][2])
+            else:
+                new[case_id] = i
+        if not new:
+            return results  # type: ignore[return-value]
+        files: dict[str, bytes] = {}
+        for i in new.values():
+            header, images, _ = batch[i]
+            for meta, data in zip(header.images, images, strict=True):
+                files.setdefault(meta.sha256, data)
+        self.write_images(files)
         with _transaction(self.conn):
             # Re-check inside the write lock: another ingest process may have won the race.
-            row = self.conn.execute("SELECT header_sha256, received_at FROM cases WHERE case_id = ?",
-                                    (case_id,)).fetchone()
-            if row is not None:
-                status = "duplicate" if row[0] == head_sha else "conflict"
-                return SaveResult(status, case_id, datetime.fromisoformat(row[1]))
-            self.db["cases"].insert({
-                "case_id": case_id, "device": header.device_id, "site": header.site, "seq": header.seq,
-                "referral_ref": header.referral_ref, "lesion_id": header.lesion_id,
-                "body_site": header.body_site.value, "created_at": _iso(header.created_at),
-                "received_at": now, "software_version": header.software_version,
-                "model_version": header.model_version, "risk": risk,
-                "probabilities": json.dumps(probs) if probs is not None else None,
-                "classification_model": model, "note": header.note,
-                "image_count": len(header.images), "header": head_json, "header_sha256": head_sha,
-                "status": "new",
-            })
-            for pos, meta in enumerate(header.images):
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO images (sha256, size, width, height, stored_at) VALUES (?,?,?,?,?)",
-                    (meta.sha256, meta.length, meta.width, meta.height, now))
-                self.db["case_images"].insert({
-                    "case_id": case_id, "position": pos, "sha256": meta.sha256, "view": meta.view,
-                    "captured_at": _iso(meta.captured_at),
-                    "quality": meta.quality.model_dump_json() if meta.quality else None,
-                    "classification": meta.classification.model_dump_json() if meta.classification else None,
-                })
-            self._touch_device(header.device_id, header.site, now)
-        return SaveResult("stored", case_id, received_at)
+            again = self._stored_headers(list(new))
+            for case_id, i in new.items():
+                if case_id in again:
+                    sha, at = again[case_id]
+                    results[i] = SaveResult("duplicate" if sha == shas[i] else "conflict", case_id, at)
+                    continue
+                header, _, received_at = batch[i]
+                self._insert_case(header, heads[i], shas[i], _iso(received_at))
+                results[i] = SaveResult("stored", case_id, received_at)
+        return results  # type: ignore[return-value]
+
+    def _stored_headers(self, case_ids: list[str]) -> dict[str, tuple[str, datetime]]:
+        found = {}
+        for chunk in range(0, len(case_ids), 500):
+            part = case_ids[chunk : chunk + 500]
+            marks = ",".join("?" * len(part))
+            for cid, sha, at in self.conn.execute(
+                    f"SELECT case_id, header_sha256, received_at FROM cases WHERE case_id IN ({marks})", part):
+                found[cid] = (sha, datetime.fromisoformat(at))
+        return found
+
+    def _insert_case(self, header: CaseHeader, head_json: str, head_sha: str, now: str) -> None:
+        case_id = str(header.case_id)
+        risk, probs, model = case_risk(header)
+        self.db["cases"].insert({
+            "case_id": case_id, "device": header.device_id, "site": header.site, "seq": header.seq,
+            "referral_ref": header.referral_ref, "lesion_id": header.lesion_id,
+            "body_site": header.body_site.value, "created_at": _iso(header.created_at),
+            "received_at": now, "software_version": header.software_version,
+            "model_version": header.model_version, "risk": risk,
+            "probabilities": json.dumps(probs) if probs is not None else None,
+            "classification_model": model, "note": header.note,
+            "image_count": len(header.images), "header": head_json, "header_sha256": head_sha,
+            "status": "new",
+        })
+        for pos, meta in enumerate(header.images):
+            self.conn.execute(
+                "INSERT OR IGNORE INTO images (sha256, size, width, height, stored_at) VALUES (?,?,?,?,?)",
+                (meta.sha256, meta.length, meta.width, meta.height, now))
+            self.conn.execute(
+                "INSERT INTO case_images (case_id, position, sha256, view, captured_at, quality, classification) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (case_id, pos, meta.sha256, meta.view, _iso(meta.captured_at),
+                 meta.quality.model_dump_json() if meta.quality else None,
+                 meta.classification.model_dump_json() if meta.classification else None))
+        self._touch_device(header.device_id, header.site, now)
 
     def load_case(self, case_id: uuid.UUID | str) -> tuple[CaseHeader, list[bytes]] | None:
         """Rebuild a stored case's header (from its columns and image rows) and image bytes; None if absent."""
@@ -387,7 +447,13 @@ class _transaction:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder: write, fsync, rename, fsync folder."""
+    """Write ``data`` to ``path`` durably: temp file, fsync, rename, fsync of the folder."""
+    _write_file(path, data)
+    _fsync_dir(path.parent)
+
+
+def _write_file(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a temp file beside ``path``, fsync it and rename it into place (folder not synced)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
@@ -407,7 +473,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
-    dfd = os.open(path.parent, os.O_RDONLY)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """fsync a folder, so that a rename into it survives a power cut."""
+    dfd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:

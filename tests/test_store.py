@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dashboard import sample
-from dashboard.store import Store, _atomic_write
+from dashboard.store import Store, _atomic_write, _write_file
 from wire import codec
 from wire.messages import (BODY_SITES, LABELS, VIEWS, CaseHeader, Classification, ImageMeta, Quality,
                            QualityCheck, Status)
@@ -116,9 +116,9 @@ def test_case_row_not_committed_when_an_image_write_fails(store, monkeypatch):
         calls.append(path)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        return _atomic_write(path, data)
+        return _write_file(path, data)
 
-    monkeypatch.setattr("dashboard.store._atomic_write", failing)
+    monkeypatch.setattr("dashboard.store._write_file", failing)
     with pytest.raises(OSError):
         store.save_case(header, images)
     assert not store.has_case(header.case_id)
