@@ -196,21 +196,25 @@ class Link:
         """Publish ``offline``, disconnect cleanly and end the thread."""
         self._stop.set()
         self._wake.set()
-        self._purge.set()
-        for t in (self._thread, self._purger):
-            if t:
-                t.join(timeout)
+        if self._thread:
+            self._thread.join(timeout)
+        self._purge.set()                 # a last purge pass after the final acks
+        if self._purger:
+            self._purger.join(timeout)
         self._thread = self._purger = None
 
     def _run_purger(self) -> None:
         """Delete the files of delivered cases off the link thread (unlink is slow on some disks)."""
-        while not self._stop.is_set():
+        while True:
             self._purge.wait(1.0)
             self._purge.clear()
+            stopping = self._stop.is_set()
             try:
                 self.outbox.purge_due()
             except Exception:
                 log.exception("purging delivered cases failed; will retry")
+            if stopping:
+                return
 
     def wake(self) -> None:
         """Tell the link that the outbox has new cases (it also polls on its own)."""

@@ -118,7 +118,8 @@ def test_publishes_in_order_and_deletes_only_on_ack(broker, outbox):
     ids = submit(outbox, 6)
     link = Link(settings(broker), SITE, DEVICE, outbox).start()
     try:
-        wait_for(lambda: outbox.queue_depth() == 0, what="all cases delivered")
+        wait_for(lambda: outbox.counts()["purged"] == 6 and not list(outbox.images_dir.iterdir()),
+                 what="all cases delivered and purged")
         assert centre.ids()[:6] == ids                       # seq order
         assert [s for s, _ in centre.received][:6] == sorted(s for s, _ in centre.received[:6])
         assert outbox.counts()["purged"] == 6 and list(outbox.images_dir.iterdir()) == []
@@ -269,7 +270,7 @@ def test_centre_rejection_parks_the_case_with_its_reason(broker, outbox):
     centre = FakeCentre(broker, reject={ids[0]})
     link = Link(settings(broker), SITE, DEVICE, outbox).start()
     try:
-        wait_for(lambda: outbox.queue_depth() == 0, what="both answered")
+        wait_for(lambda: outbox.queue_depth() == 0 and outbox.counts()["delivered"] == 0, what="both answered")
         assert outbox.get(ids[0]).state == "rejected" and "test says no" in outbox.get(ids[0]).reason
         assert outbox.get(ids[1]).state == "purged"
     finally:
@@ -396,7 +397,7 @@ def test_outbox_failure_while_recording_an_ack_is_survived(broker, outbox, monke
     ids = submit(outbox, 3)
     link = Link(settings(broker), SITE, DEVICE, outbox).start()
     try:
-        wait_for(lambda: outbox.queue_depth() == 0, timeout=20, what="delivery despite the failure")
+        wait_for(lambda: outbox.counts()["purged"] == 3, timeout=20, what="delivery despite the failure")
         assert link.stats.connects >= 2 and link._thread.is_alive()
         assert {outbox.get(i).state for i in ids} == {"purged"}
     finally:
