@@ -88,6 +88,7 @@ def test_whole_flow_in_chromium(service):
             assert page.locator(".view[data-view=dermoscopic] .quality").count() == 1
             page.click("#capture-close-up")
             page.locator(".view[data-view=close-up] img.thumb").wait_for()
+            page.wait_for_function("document.getElementById('preview').naturalWidth > 0", timeout=10000)
             page.screenshot(path=str(SHOTS / "kiosk_case.png"), full_page=True)
             # quality may fail on generated images: submit then says what to retake, or saves
             page.click("#submit")
