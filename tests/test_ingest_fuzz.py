@@ -122,12 +122,14 @@ def test_fuzzed_payloads_over_the_broker_keep_ingest_alive(broker, tmp_path):
             time.sleep(0.05)
         assert ingest.stats["internal-errors"] == 0
         assert ingest._worker.is_alive()
-        while not kiosk.acks.empty():
-            kiosk.acks.get()
         fresh, frame = sample.make_frame(501, case_id=uuid.uuid4())
         kiosk.publish(frame)
         ack = kiosk.ack()
-        assert (ack.case_id, ack.status) == (fresh.case_id, "stored")
+        while ack.case_id != fresh.case_id:  # late acks of fuzzed payloads come first
+            # (a flipped hex digit of the case id makes a valid, different case: stored is right then)
+            assert ack.status in ("rejected", "stored", "duplicate")
+            ack = kiosk.ack()
+        assert ack.status == "stored"
         s = Store(tmp_path / "centre.db", tmp_path / "images", tmp_path / "quarantine")
         assert len(s.list_quarantine(10000)) == ingest.stats["quarantined"]
         assert all(r["reason"] for r in s.list_quarantine(10000))
