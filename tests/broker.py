@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -51,6 +52,9 @@ class Broker:
             "message_size_limit 0\n"
             f"log_dest file {self.log}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
+            # as root, mosquitto drops to the `mosquitto` user and then cannot write its
+            # persistence into pytest's root-owned 0700 temp folder: stay root in tests
+            + ("user root\n" if os.geteuid() == 0 else "")
             + self.extra_conf
         )
 
