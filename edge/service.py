@@ -134,6 +134,8 @@ class KioskService:
 
     def stop(self) -> None:
         """Stop what was started, in reverse order; safe to call twice."""
+        if self._started:
+            log.info("kiosk stopping: %s", " <- ".join(reversed(self._started)))
         while self._started:
             part = self._started.pop()
             try:
