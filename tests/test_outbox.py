@@ -254,3 +254,16 @@ def test_real_small_filesystem_fills_up_refuses_then_recovers(small_fs, precheck
     small = jpeg(2000)
     ob.submit(make_case([small]), [small])
     assert ob.queue_depth() == len(stored) - 3 + 1
+
+
+def test_order_follows_seq_not_the_kiosk_clock(tmp_path):
+    """A kiosk clock that jumps (to 2099, back to 2001) does not reorder the queue."""
+    ob = Outbox(tmp_path)
+    ids = []
+    for i, year in enumerate((2099, 2001, 2050, 1999)):
+        h = make_case([jpeg(300 + i)])
+        h = h.model_copy(update={"created_at": h.created_at.replace(year=year)})
+        ids.append(str(ob.submit(h, [jpeg(300 + i)]).case_id))
+    assert [c.case_id for c in ob.pending(10)] == ids
+    seqs = [ob.header(i).seq for i in ids]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
