@@ -58,6 +58,8 @@ class OutputSpec(_Strict):
     """What the model's output tensor holds."""
 
     kind: Literal["logits", "probabilities"]
+    #: softmax temperature fitted on validation (calibration); logits are divided by it
+    temperature: float = Field(default=1.0, gt=0)
     dtype: Literal["int8", "uint8"]
     scale: float
     zero_point: int
@@ -182,6 +184,7 @@ class Classifier:
         for v in views:
             out = self.invoke(self.preprocess(np.ascontiguousarray(v)))
             if self.manifest.output.kind == "logits":
+                out = out / self.manifest.output.temperature
                 e = np.exp(out - out.max())
                 out = e / e.sum()
             probs.append(out)
