@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     bases = base_jpegs(args.image_kb, args.images)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        user = "user root\n" if os.geteuid() == 0 else ""
-        broker = Broker(tmp / "broker", extra_conf=user).start()
+        broker = Broker(tmp / "broker").start()
         try:
             outbox = Outbox(tmp / "kiosk", min_free_bytes=0)
             print(f"filling the outbox with {args.cases} cases of {args.images} x {args.image_kb} KB ...", flush=True)
@@ -155,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             broker.stop()
         # raw: same frame sizes through a fresh broker to a counting subscriber
-        broker = Broker(tmp / "broker2", extra_conf=user).start()
+        broker = Broker(tmp / "broker2").start()
         try:
             frames = [encode_case(*make_case(bases, k)) for k in range(min(args.cases, 300))]
             raw = raw_throughput(broker, frames)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker import Broker
 from wire.codec import sha256_hex
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,14 +25,6 @@ MODEL_DIR = Path(os.environ.get("DERMKIOSK_TEST_MODEL_DIR", ROOT / "models" / "l
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(),
                                 reason="no model in models/lesion yet")
-
-
-@pytest.fixture
-def broker(tmp_path):
-    """A broker with working persistence, also when tests run as root (see test_link.durable_broker)."""
-    b = Broker(tmp_path / "broker", extra_conf="user root\n" if os.geteuid() == 0 else "").start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture

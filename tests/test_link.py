@@ -91,22 +91,6 @@ def submit(ob: Outbox, n: int, start: int = 0) -> list[str]:
 
 
 @pytest.fixture
-def durable_broker(tmp_path):
-    """A broker whose persistence really works when the tests run as root.
-
-    Mosquitto started as root drops to the ``mosquitto`` user, which cannot write into pytest's
-    0700 temp folders, so persistence (and the log) silently fail; ``user root`` keeps it writable.
-    """
-    import os
-
-    from tests.broker import Broker
-
-    b = Broker(tmp_path / "durable", extra_conf="user root\n" if os.geteuid() == 0 else "").start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
 def outbox(tmp_path):
     ob = Outbox(tmp_path / "kiosk")
     yield ob
@@ -193,8 +177,7 @@ def test_kiosk_restart_resumes_sent_but_unacked_in_order(broker, tmp_path):
         ob.close()
 
 
-def test_broker_restart_mid_flow_everything_arrives(durable_broker, outbox):
-    broker = durable_broker
+def test_broker_restart_mid_flow_everything_arrives(broker, outbox):
     centre = FakeCentre(broker)
     ids = submit(outbox, 30)
     link = Link(settings(broker, max_inflight=4), SITE, DEVICE, outbox).start()
