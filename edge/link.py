@@ -252,14 +252,14 @@ class Link:
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            client = self._new_client()
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.broker.session_expiry
             self._state = "connecting"
             try:
+                client = self._new_client()       # TLS files are read here
                 client.connect(self.broker.host, self.broker.port, self.broker.keepalive,
                                clean_start=False, properties=props)
-            except (OSError, ssl.SSLError) as exc:
+            except (OSError, ssl.SSLError, ValueError) as exc:
                 self.stats.last_error = f"cannot connect to {self.broker.host}:{self.broker.port}: {exc}"
                 log.warning("%s", self.stats.last_error)
             else:

@@ -402,3 +402,15 @@ def test_case_with_a_missing_image_file_is_parked_and_the_rest_flow(broker, outb
     finally:
         link.stop()
         centre.close()
+
+
+def test_unreadable_tls_files_keep_the_link_retrying_with_a_reason(tmp_path, outbox):
+    b = BrokerSettings(url="mqtts://127.0.0.1:1", ca_file=tmp_path / "gone.pem", reconnect_min_s=0.1,
+                       reconnect_max_s=0.2)
+    link = Link(b, SITE, DEVICE, outbox).start()
+    try:
+        wait_for(lambda: "cannot connect" in link.stats.last_error, timeout=5, what="a reason")
+        time.sleep(0.5)
+        assert link._thread.is_alive() and not link.connected
+    finally:
+        link.stop()
