@@ -149,12 +149,15 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
             assert time.monotonic() < deadline, "ingest did not answer"
             pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), warm, qos=1)
             time.sleep(0.5)
+        cpu0 = cpu_seconds(proc.pid)
         t0 = time.perf_counter()
         for _, frame in frames:
             pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), frame, qos=1)
         assert all_in.wait(600), f"only {len(acks)} acks"
         elapsed = time.perf_counter() - t0
         assert all(acks[cid] == "stored" for cid in expected), "some cases were not stored"
+        cpu = cpu_seconds(proc.pid) - cpu0
+        print(f"  ingest process CPU: {cpu / len(frames) * 1000:.1f} ms per case", flush=True)
         return elapsed
     finally:
         pub.loop_stop()
@@ -162,6 +165,12 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
         proc.terminate()
         proc.wait(30)
         end_session(broker, client_id)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def end_session(broker: Broker, client_id: str) -> None:
@@ -188,11 +197,14 @@ def main() -> None:
     raws, ings = [], []
     with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
         tmp = Path(tmp)
-        # As root, Mosquitto would drop to user 'mosquitto' and could not write its persistence here.
-        conf = "user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
+        broker = Broker(tmp / "broker")
+        broker.write_conf()
+        if os.geteuid() == 0 and "\nuser " not in "\n" + broker.conf.read_text():
+            # As root, Mosquitto drops to user 'mosquitto' and cannot write its persistence here.
+            broker.extra_conf += "user root\n"
         if not args.autosave_on_every_change:
-            conf += "autosave_interval 10\nautosave_on_changes false\n"
-        broker = Broker(tmp / "broker", extra_conf=conf).start()
+            broker.extra_conf += "autosave_interval 10\nautosave_on_changes false\n"
+        broker.start()
         try:
             for rep in range(args.repeat):  # alternate, so that background load hits both alike
                 raws.append(run_raw(broker, frames))

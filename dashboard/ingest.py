@@ -11,7 +11,9 @@ database and, per message:
    anything refused goes to the quarantine table with its reason;
 2. publishes the :class:`wire.messages.Ack` (QoS 1) on the device's ack topic -
    ``stored``, ``duplicate``, or ``rejected`` when a case id could be read;
-3. sends the MQTT PUBACK for the incoming message.
+3. once the broker has taken the Ack (its PUBACK came back), sends the MQTT
+   PUBACK for the incoming case; if the ingest dies before, the broker
+   redelivers the case, which is then acked as a duplicate.
 
 Storage failures (disk full, I/O error, locked database) never crash the
 service and never produce an ack: the message is retried until storage works,
@@ -40,7 +42,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,12 +57,14 @@ from wire import codec, topics
 from wire.messages import Ack, CaseHeader, Status
 
 from .config import CentreConfig
-from .store import Store, utcnow
+from .store import Store, utcnow, write_image_files
 
 log = logging.getLogger("dashboard.ingest")
 
 #: Most messages stored in one transaction (the Receive Maximum bounds it too).
 MAX_BATCH = 64
+#: How long to wait for the broker to take an Ack before the case's PUBACK is withheld.
+ACK_CONFIRM_S = 10.0
 #: Errors that mean "storage is unavailable right now": retry, never ack.
 TRANSIENT_ERRORS = (OSError, sqlite3.OperationalError)
 
@@ -72,6 +76,8 @@ class _Message:
     mid: int
     qos: int
     received_at: datetime
+    #: check_case(...) running in the decoder pool as soon as the message arrived
+    prepared: Future | None = None
 
 
 @dataclass(frozen=True)
@@ -214,7 +220,7 @@ class Ingest:
         self._open_error: BaseException | None = None
         self._sub_mid: int | None = None
         self._worker: threading.Thread | None = None
-        self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-decode")
+        self._decoders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-decode")
         self.client = self._make_client()
 
     # -- MQTT ---------------------------------------------------------------------
@@ -231,6 +237,9 @@ class Ingest:
                            certfile=str(b.cert_file) if b.cert_file else None,
                            keyfile=str(b.key_file) if b.key_file else None)
         client.reconnect_delay_set(1, 30)
+        # Acks are confirmed before the cases are PUBACKed; paho's default window of 20 would hold
+        # acks back and slow batches down. The broker's Receive Maximum still applies.
+        client.max_inflight_messages_set(1000)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -265,7 +274,25 @@ class Ingest:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         # Network thread: only queue. Receive Maximum bounds how much can wait here.
-        self._queue.put(_Message(message.topic, bytes(message.payload), message.mid, message.qos, utcnow()))
+        msg = _Message(message.topic, bytes(message.payload), message.mid, message.qos, utcnow())
+        if not msg.topic.endswith("/" + topics.STATUS):
+            msg.prepared = self._decoders.submit(self._prepare, msg)
+        self._queue.put(msg)
+
+    def _prepare(self, msg: _Message) -> Checked:
+        """Decoder pool: verify the frame and pre-write its images, while the worker commits earlier cases.
+
+        Writing here is only a head start: the worker writes again whatever is
+        missing (with retries) before the case row commits.
+        """
+        checked = check_case(msg.topic, msg.payload, msg.received_at)
+        if checked.header is not None:
+            try:
+                write_image_files(self.config.storage.images_dir,
+                                  {m.sha256: d for m, d in zip(checked.header.images, checked.images)})
+            except OSError:
+                pass  # disk full or similar: the worker retries and reports it
+        return checked
 
     # -- worker -------------------------------------------------------------------
 
@@ -314,10 +341,7 @@ class Ingest:
         """Store a batch of messages (retrying while storage fails), then ack each, in arrival order."""
         cases = [m for m in batch if not m.topic.endswith("/" + topics.STATUS)]
         statuses = [m for m in batch if m.topic.endswith("/" + topics.STATUS)]
-        if len(cases) > 1:  # hashing releases the GIL: verify the batch's images in parallel
-            checked = list(self._decoders.map(lambda m: check_case(m.topic, m.payload, m.received_at), cases))
-        else:
-            checked = [check_case(m.topic, m.payload, m.received_at) for m in cases]
+        checked = [self._checked(m) for m in cases]
         outcomes: dict[int, Outcome] = {}
         delay = self.config.ingest.storage_retry_s
         while True:
@@ -340,16 +364,35 @@ class Ingest:
                             return
                         outcomes[i] = outcome
                 break
+        sent = []
         for i, m in enumerate(cases):
             outcome = outcomes[i]
             self.stats[outcome.label] += 1
             if outcome.ack is not None and outcome.ack_topic:
-                self.client.publish(outcome.ack_topic, outcome.ack.model_dump_json(), qos=1)
+                sent.append(self.client.publish(outcome.ack_topic, outcome.ack.model_dump_json(), qos=1))
+            else:
+                sent.append(None)
+        # PUBACK a case only once the broker holds its Ack: if we die in between, the broker
+        # redelivers the case, which is then acked (again) as a duplicate.
+        for m, info in zip(cases, sent):
+            if info is not None and not _confirmed(info):
+                self.stats["ack-unconfirmed"] += 1
+                log.warning("ack not confirmed by the broker; the case will be redelivered and acked again")
+                continue
             if m.qos > 0:
                 self.client.ack(m.mid, m.qos)
         for m in statuses:
             if self._process_status(store, m) and m.qos > 0:
                 self.client.ack(m.mid, m.qos)
+
+    def _checked(self, msg: _Message) -> Checked:
+        """The decoder pool's verdict on a case message (checked here if that failed unexpectedly)."""
+        try:
+            if msg.prepared is not None:
+                return msg.prepared.result()
+        except Exception:
+            log.debug("decoder failed", exc_info=True)
+        return check_case(msg.topic, msg.payload, msg.received_at)
 
     def _process_one(self, store: Store, msg: _Message) -> Outcome | None:
         """One case message on its own; an unexpected error quarantines it. None if stopped meanwhile."""
@@ -426,6 +469,15 @@ class Ingest:
                 break
         self.stop()
         log.info("ingest stopped: %s", dict(self.stats))
+
+
+def _confirmed(info: mqtt.MQTTMessageInfo, timeout: float = ACK_CONFIRM_S) -> bool:
+    """Whether a QoS 1 publish reached the broker (its PUBACK came back) within ``timeout``."""
+    try:
+        info.wait_for_publish(timeout)
+    except (ValueError, RuntimeError):
+        return False
+    return info.is_published()
 
 
 def _reject_internal(store: Store, msg: _Message, exc: Exception) -> Outcome:

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,7 +163,7 @@ class Store:
 
     def image_path(self, sha256: str) -> Path:
         """Where the image with this SHA-256 lives (whether or not it exists yet)."""
-        return self.images_dir / sha256[:2] / f"{sha256}.jpg"
+        return image_path(self.images_dir, sha256)
 
     def write_image(self, data: bytes, sha256: str | None = None) -> Path:
         """Write image bytes to the content-addressed store atomically; a no-op if already there."""
@@ -178,16 +178,7 @@ class Store:
         parallel threads; the call returns only when all are durable, and
         raises the first error (OSError) otherwise.
         """
-        todo = [(self.image_path(sha), data) for sha, data in files.items()]
-        todo = [(p, d) for p, d in todo if not (p.exists() and p.stat().st_size == len(d))]
-        if not todo:
-            return
-        if len(todo) == 1:
-            _atomic_write(*todo[0])
-            return
-        pool = self._io_pool()
-        list(pool.map(lambda pd: _write_file(*pd), todo))
-        list(pool.map(_fsync_dir, {p.parent for p, _ in todo}))
+        write_image_files(self.images_dir, files, self._io_pool() if len(files) > 1 else None)
 
     def _io_pool(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -444,6 +435,27 @@ class _transaction:
                 self.conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+
+
+def image_path(images_dir: Path, sha256: str) -> Path:
+    """Content-addressed location of an image: ``images_dir/ab/abcdef....jpg``."""
+    return Path(images_dir) / sha256[:2] / f"{sha256}.jpg"
+
+
+def write_image_files(images_dir: Path, files: dict[str, bytes], pool: Executor | None = None) -> None:
+    """Write images (SHA-256 -> bytes) into the content-addressed folder durably; skip those present.
+
+    With a ``pool`` the files are written and fsynced in parallel, then each
+    folder is fsynced once; raises the first OSError.
+    """
+    todo = [(image_path(images_dir, sha), data) for sha, data in files.items()]
+    todo = [(p, d) for p, d in todo if not (p.exists() and p.stat().st_size == len(d))]
+    if pool is None or len(todo) < 2:
+        for p, d in todo:
+            _atomic_write(p, d)
+        return
+    list(pool.map(lambda pd: _write_file(*pd), todo))
+    list(pool.map(_fsync_dir, {p.parent for p, _ in todo}))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
