@@ -70,6 +70,9 @@ class KioskConfig(_Strict):
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     model_dir: Path = Path("models/lesion")
     classifier_threads: int = Field(2, ge=1, le=8)
+    #: Test-time augmentation: average the classifier over 4 flips (about 4x the inference time,
+    #: see bench/classifier_speed.py and models/lesion/report/report.md for what it buys).
+    classifier_tta: bool = False
     #: Override of the model manifest's risk thresholds: ``{"cancer": 0.2, "pre-cancer": 0.3}``.
     thresholds: dict[Literal["cancer", "pre-cancer"], float] | None = None
     data_dir: Path = Path("var/kiosk")

@@ -179,7 +179,7 @@ class KioskService:
 
     def classify(self, jpeg: bytes) -> Classification:
         """Run the classifier on a JPEG, applying the configured threshold override if any."""
-        result = self.classifier.classify_jpeg(jpeg)
+        result = self.classifier.classify_jpeg(jpeg, tta=self.cfg.classifier_tta)
         if self.cfg.thresholds:
             result = Classification(probabilities=result.probabilities, model=result.model,
                                     risk=tier_for(result.probabilities, self.cfg.thresholds))
