@@ -220,7 +220,7 @@ class Ingest:
         self._open_error: BaseException | None = None
         self._sub_mid: int | None = None
         self._worker: threading.Thread | None = None
-        self._decoders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-decode")
+        self._decoders = _decoder_pool()
         self.client = self._make_client()
 
     # -- MQTT ---------------------------------------------------------------------
@@ -275,7 +275,7 @@ class Ingest:
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         # Network thread: only queue. Receive Maximum bounds how much can wait here.
         msg = _Message(message.topic, bytes(message.payload), message.mid, message.qos, utcnow())
-        if not msg.topic.endswith("/" + topics.STATUS):
+        if not msg.topic.endswith("/" + topics.STATUS) and not self._stop.is_set():
             msg.prepared = self._decoders.submit(self._prepare, msg)
         self._queue.put(msg)
 
@@ -430,6 +430,8 @@ class Ingest:
     def start(self) -> "Ingest":
         """Open the store, start the worker and the MQTT loop (reconnecting by itself); returns self."""
         self._stop.clear()
+        if self._decoders._shutdown:  # started again after stop()
+            self._decoders = _decoder_pool()
         self._worker = threading.Thread(target=self._run_worker, name="ingest-worker", daemon=True)
         self._worker.start()
         self._opened.wait()
@@ -455,6 +457,7 @@ class Ingest:
             self._worker.join(timeout)
         self.client.disconnect()
         self.client.loop_stop()
+        self._decoders.shutdown(wait=True, cancel_futures=True)
 
     def run_forever(self) -> None:
         """Run until SIGINT or SIGTERM (the ``python -m dashboard ingest`` entry point)."""
@@ -469,6 +472,11 @@ class Ingest:
                 break
         self.stop()
         log.info("ingest stopped: %s", dict(self.stats))
+
+
+def _decoder_pool() -> ThreadPoolExecutor:
+    # Threads mostly wait in fsync or in hashlib (which releases the GIL).
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-decode")
 
 
 def _confirmed(info: mqtt.MQTTMessageInfo, timeout: float = ACK_CONFIRM_S) -> bool:

@@ -237,3 +237,35 @@ def test_app_from_config_file(tmp_path, monkeypatch):
     assert app.config["SECRET_KEY"] == (tmp_path / "d" / "secret").read_text().strip()
     assert app.test_client().get("/cases").status_code == 200
     assert isinstance(CentreConfig(), CentreConfig)
+
+
+def test_serve_command_binds_loopback_and_stops_on_sigterm(tmp_path):
+    import signal
+    import time
+    import urllib.request
+
+    from tests.broker import free_port
+
+    port = free_port()
+    cfg = tmp_path / "centre.toml"
+    cfg.write_text(f'[storage]\ndatabase = "{tmp_path}/c.db"\nimages_dir = "{tmp_path}/images"\n'
+                   f'[web]\nport = {port}\nsecret_key_file = "{tmp_path}/secret"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard", "serve", "--config", str(cfg)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == f"dashboard: http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200 and b'"cases":0' in r.read().replace(b" ", b"")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
