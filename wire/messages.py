@@ -151,3 +151,82 @@ def tier_for(probabilities: dict[str, float], thresholds: dict[str, float]) -> s
         if p >= thresholds[tier]:
             return tier
     return TIERS[-1]
+
+
+class Health(_Strict):
+    """A kiosk's periodic health report (``health`` topic). ``None``: the sensor is absent here.
+
+    ``at`` is the kiosk's own wall clock, so that the centre can compute the skew
+    against its clock; every other time is an age in seconds or a kiosk timestamp.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    device_id: str = Field(pattern=ID_PATTERN)
+    at: datetime
+    interval_s: float = Field(gt=0)
+    uptime_s: float = Field(ge=0)
+    cpu_temp_c: float | None = None
+    #: Raw ``vcgencmd get_throttled`` bits and their names (``under-voltage-now``, ...).
+    throttled_bits: int | None = None
+    throttled: list[str] = Field(default_factory=list)
+    load1: float | None = None
+    load5: float | None = None
+    load15: float | None = None
+    mem_total_mb: float | None = None
+    mem_available_mb: float | None = None
+    disk_total_mb: float | None = None
+    disk_free_mb: float | None = None
+    outbox_depth: int = Field(0, ge=0)
+    #: Age of the oldest case not yet acknowledged by the centre (None: nothing waits).
+    outbox_oldest_s: float | None = None
+    last_capture_at: datetime | None = None
+    last_delivery_at: datetime | None = None
+    camera_connected: bool = False
+    link_connected: bool = True
+    classifier_latency_ms: float | None = None
+    model_version: str = ""
+    software_version: str = ""
+    #: NTP synchronisation as the kiosk's OS reports it (None: unknown).
+    clock_synced: bool | None = None
+
+
+class UpdateManifest(_Strict):
+    """``bundle.json`` inside a signed update bundle: what it holds; signed with Ed25519 (``bundle.sig``)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    bundle_id: uuid.UUID
+    kind: Literal["model", "config"]
+    #: Model version (from the model manifest) or a label of the configuration.
+    version: str = Field(min_length=1, max_length=100)
+    created_at: datetime
+    #: Devices the bundle is meant for (empty: any device).
+    devices: list[str] = Field(default_factory=list)
+    #: File name -> SHA-256 of every other file in the bundle.
+    files: dict[str, Sha256]
+
+    @field_validator("files")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for name, digest in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name) or name in ("bundle.json", "bundle.sig"):
+                raise ValueError(f"bad file name {name!r}")
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError(f"bad sha256 for {name!r}")
+        return v
+
+
+class UpdateResult(_Strict):
+    """The kiosk's answer to an update bundle (``update-result`` topic)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    device_id: str = Field(pattern=ID_PATTERN)
+    bundle_id: uuid.UUID | None = None
+    kind: Literal["model", "config", "unknown"] = "unknown"
+    version: str = ""
+    status: Literal["applied", "refused", "rolled-back"]
+    reason: str = ""
+    #: The model (or config label) serving after this update attempt.
+    serving: str = ""
+    at: datetime

@@ -13,7 +13,10 @@ dermkiosk/v1/<site>/<device>/case         kiosk      binary case frame (codec)
 dermkiosk/v1/<site>/<device>/ack          ingest     JSON :class:`Ack`
 dermkiosk/v1/<site>/<device>/status       kiosk      JSON :class:`Status`, retained;
                                                      last will ``offline``
-dermkiosk/v1/<site>/<device>/health       kiosk      JSON health report
+dermkiosk/v1/<site>/<device>/health       kiosk      JSON :class:`Health`
+dermkiosk/v1/<site>/<device>/update       centre     signed update bundle (tar, see
+                                                     ``dashboard.updates``)
+dermkiosk/v1/<site>/<device>/update-result kiosk     JSON :class:`UpdateResult`
 ========================================  =========  ==========================
 """
 
@@ -29,7 +32,9 @@ CASE = "case"
 ACK = "ack"
 STATUS = "status"
 HEALTH = "health"
-KINDS = (CASE, ACK, STATUS, HEALTH)
+UPDATE = "update"
+UPDATE_RESULT = "update-result"
+KINDS = (CASE, ACK, STATUS, HEALTH, UPDATE, UPDATE_RESULT)
 
 INGEST_SHARE_GROUP = "ingest"
 
