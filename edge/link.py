@@ -23,9 +23,11 @@ import random
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -181,6 +183,10 @@ class Link:
         self._acks: list[tuple[str, str, str]] = []     # centre acks, recorded in batches
         self._purge = threading.Event()
         self._purger: threading.Thread | None = None
+        #: Other messages to publish (health, update results): (topic, payload, retain), newest kept.
+        self._extra: deque[tuple[str, bytes | str, bool]] = deque(maxlen=200)
+        #: Topic -> handler(payload) for topics other than the ack topic (e.g. ``update``).
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
 
     # ------------------------------------------------------------------ public
     def start(self) -> "Link":
@@ -219,6 +225,17 @@ class Link:
     def wake(self) -> None:
         """Tell the link that the outbox has new cases (it also polls on its own)."""
         self._wake.set()
+
+    def publish(self, kind: str, payload: bytes | str, retain: bool = False) -> None:
+        """Queue a QoS 1 message on this device's ``kind`` topic (sent while connected; oldest dropped
+        beyond 200 waiting). Thread-safe; for health reports and update results, not cases."""
+        self._extra.append((topics.topic(self.site, self.device_id, kind), payload, retain))
+        self._wake.set()
+
+    def on_message(self, kind: str, handler: Callable[[bytes], None]) -> None:
+        """Subscribe (QoS 1, on every connect) to this device's ``kind`` topic; ``handler(payload)``
+        runs on the link thread, so it must only hand the work on. Call before :meth:`start`."""
+        self._handlers[topics.topic(self.site, self.device_id, kind)] = handler
 
     @property
     def connected(self) -> bool:
@@ -308,6 +325,7 @@ class Link:
                 return established
             if established:
                 self._flush()
+                self._send_extra(client)
                 self._resend_overdue(client)
                 self._pump(client)
 
@@ -319,6 +337,8 @@ class Link:
         self._mids.clear()
         self._next_poll = 0.0
         client.subscribe(self.ack_topic, qos=1)
+        for extra_topic in self._handlers:
+            client.subscribe(extra_topic, qos=1)
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
         log.info("link up: %s:%s as %s", self.broker.host, self.broker.port, self.device_id)
 
@@ -379,7 +399,22 @@ class Link:
         log.debug("case %s PUBACK %s", case_id, reason_code)
         self._pubacks.append(case_id)
 
+    def _send_extra(self, client: mqtt.Client) -> None:
+        """Publish the queued health reports and update results (QoS 1)."""
+        while self._extra:
+            extra_topic, payload, retain = self._extra[0]
+            if client.publish(extra_topic, payload, qos=1, retain=retain).rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+            self._extra.popleft()
+
     def _on_message(self, client, userdata, msg) -> None:
+        handler = self._handlers.get(msg.topic)
+        if handler is not None:
+            try:
+                handler(bytes(msg.payload))
+            except Exception:
+                log.exception("handling a message on %s failed", msg.topic.rsplit("/", 1)[-1])
+            return
         try:
             ack = Ack.model_validate_json(msg.payload)
         except ValidationError as exc:
