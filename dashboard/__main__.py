@@ -61,8 +61,14 @@ def cmd_serve(config: CentreConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    if args_in[:1] == ["pki"]:  # certificates: no centre config needed (python -m dashboard pki --help)
+        from .pki import main as pki_main
+
+        return pki_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m dashboard", description="DermKiosk centre")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("pki", help="certificates: CA, broker, ingest, kiosks, revocation (pki --help)")
     for name, help_ in (("ingest", "receive cases from the broker into the database"),
                         ("serve", "serve the dashboard web pages")):
         p = sub.add_parser(name, help=help_)

@@ -1,0 +1,347 @@
+"""Device identity: a small certificate authority for the broker, the ingest and every kiosk.
+
+    python -m dashboard pki --dir DIR init                 # CA key + certificate, empty CRL
+    python -m dashboard pki --dir DIR issue-broker HOST    # broker server certificate (SAN HOST + 127.0.0.1)
+    python -m dashboard pki --dir DIR issue-ingest         # ingest client certificate (CN "ingest")
+    python -m dashboard pki --dir DIR issue-kiosk DEVICE   # kiosk client certificate (CN = device id)
+    python -m dashboard pki --dir DIR revoke DEVICE        # revoke a kiosk; the CRL is rewritten
+    python -m dashboard pki --dir DIR crl                  # re-sign the CRL (before it expires)
+
+Keys are EC P-256, written with mode 0600. Mosquitto authenticates clients by
+their certificate (``require_certificate``) and takes the common name as the
+user name (``use_identity_as_username``), so the CN is what the ACL patterns
+(``%u``) see: a kiosk's CN is its device id, the ingest's is ``ingest``.
+
+Layout of DIR::
+
+    ca.crt  ca.key  crl.pem  index.json
+    broker.crt  broker.key  ingest.crt  ingest.key
+    kiosks/<device>.crt  kiosks/<device>.key
+
+``index.json`` lists every certificate issued (serial, CN, kind, revocation
+time); the CRL is made from it. Keep ``ca.key`` off the broker host in
+production: only ``ca.crt`` and ``crl.pem`` are needed there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import json
+import os
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from wire.topics import check_id
+
+#: The ingest's certificate CN (its MQTT user name); no kiosk may take it.
+INGEST_CN = "ingest"
+#: Names a kiosk cannot have (they are other identities on the broker).
+RESERVED = {INGEST_CN, "broker", "admin", "root"}
+CA_DAYS = 3650
+LEAF_DAYS = 825
+CRL_DAYS = 365
+
+
+class PkiError(Exception):
+    """A PKI command cannot do what was asked; ``str()`` says why and what to do."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (created so; an existing file is replaced)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    """Write a certificate or CRL (mode 0644) atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+class Pki:
+    """The certificate authority kept in one folder (see the module docstring for the layout)."""
+
+    def __init__(self, directory: Path | str):
+        """Use the PKI in ``directory`` (nothing is read or written until a method is called)."""
+        self.dir = Path(directory)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def ca_cert_path(self) -> Path:
+        """The CA certificate (give it to every broker and client)."""
+        return self.dir / "ca.crt"
+
+    @property
+    def ca_key_path(self) -> Path:
+        """The CA private key (keep it secret, ideally offline)."""
+        return self.dir / "ca.key"
+
+    @property
+    def crl_path(self) -> Path:
+        """The certificate revocation list the broker loads (``crlfile``)."""
+        return self.dir / "crl.pem"
+
+    @property
+    def index_path(self) -> Path:
+        """The list of issued certificates."""
+        return self.dir / "index.json"
+
+    def paths(self, name: str) -> tuple[Path, Path]:
+        """``(cert, key)`` paths of ``broker``, ``ingest`` or a kiosk device id."""
+        if name in ("broker", INGEST_CN):
+            return self.dir / f"{name}.crt", self.dir / f"{name}.key"
+        return self.dir / "kiosks" / f"{name}.crt", self.dir / "kiosks" / f"{name}.key"
+
+    # ------------------------------------------------------------------ CA
+    def exists(self) -> bool:
+        """Whether this folder holds a CA (certificate and key)."""
+        return self.ca_cert_path.exists() and self.ca_key_path.exists()
+
+    def init(self, name: str = "DermKiosk device CA", force: bool = False) -> Path:
+        """Create the CA key and self-signed certificate and an empty CRL; return the CA cert path.
+
+        Refuses when a CA is already there (every certificate issued by it would be
+        orphaned) unless ``force``.
+        """
+        if self.exists() and not force:
+            raise PkiError(f"{self.dir} already holds a CA ({self.ca_cert_path}); "
+                           "use another --dir, or --force to replace it (all issued certificates stop working)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "DermKiosk"),
+                             x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = _now()
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        cert = (x509.CertificateBuilder()
+                .subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5))
+                .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                             key_encipherment=False, data_encipherment=False,
+                                             key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                             encipher_only=False, decipher_only=False), critical=True)
+                .add_extension(ski, critical=False)
+                .sign(key, hashes.SHA256()))
+        _write_private(self.ca_key_path, _key_pem(key))
+        _write_public(self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        self._save_index([])
+        self.write_crl()
+        return self.ca_cert_path
+
+    def _ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        if not self.exists():
+            raise PkiError(f"no CA in {self.dir}: run `python -m dashboard pki --dir {self.dir} init` first")
+        cert = x509.load_pem_x509_certificate(self.ca_cert_path.read_bytes())
+        key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
+        return cert, key
+
+    def _index(self) -> list[dict]:
+        if not self.index_path.exists():
+            return []
+        return json.loads(self.index_path.read_text())
+
+    def _save_index(self, entries: list[dict]) -> None:
+        _write_public(self.index_path, (json.dumps(entries, indent=1) + "\n").encode())
+
+    # ------------------------------------------------------------------ issuing
+    def _issue(self, name: str, kind: str, cn: str, san: list[x509.GeneralName] | None,
+               eku: x509.ObjectIdentifier, days: int) -> tuple[Path, Path]:
+        ca_cert, ca_key = self._ca()
+        entries = self._index()
+        live = [e for e in entries if e["name"] == name and not e.get("revoked_at")]
+        cert_path, key_path = self.paths(name)
+        if live and kind == "kiosk":
+            raise PkiError(f"kiosk {name} already has a certificate (serial {live[0]['serial']}); "
+                           f"revoke it first (`pki revoke {name}`) to issue a new one")
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = _now()
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "DermKiosk"),
+                                      x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+             .issuer_name(ca_cert.subject).public_key(key.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=5))
+             .not_valid_after(min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc))
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+             .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                          key_encipherment=False, data_encipherment=False,
+                                          key_agreement=False, key_cert_sign=False, crl_sign=False,
+                                          encipher_only=False, decipher_only=False), critical=True)
+             .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                            critical=False))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        cert = b.sign(ca_key, hashes.SHA256())
+        _write_private(key_path, _key_pem(key))
+        _write_public(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        entries.append({"serial": format(cert.serial_number, "x"), "name": name, "cn": cn, "kind": kind,
+                        "issued_at": now.isoformat(timespec="seconds"),
+                        "expires_at": cert.not_valid_after_utc.isoformat(timespec="seconds"),
+                        "revoked_at": None})
+        self._save_index(entries)
+        return cert_path, key_path
+
+    def issue_kiosk(self, device_id: str, days: int = LEAF_DAYS) -> tuple[Path, Path]:
+        """Issue a kiosk client certificate with CN = ``device_id``; return ``(cert, key)`` paths."""
+        try:
+            check_id(device_id, "device id")
+        except ValueError as exc:
+            raise PkiError(str(exc)) from None
+        if device_id in RESERVED:
+            raise PkiError(f"device id {device_id!r} is reserved (it names another identity on the broker)")
+        return self._issue(device_id, "kiosk", device_id, None, ExtendedKeyUsageOID.CLIENT_AUTH, days)
+
+    def issue_ingest(self, days: int = LEAF_DAYS) -> tuple[Path, Path]:
+        """Issue (or renew) the ingest's client certificate, CN ``ingest``; return ``(cert, key)``."""
+        return self._issue(INGEST_CN, "ingest", INGEST_CN, None, ExtendedKeyUsageOID.CLIENT_AUTH, days)
+
+    def issue_broker(self, host: str, ips: list[str] = (), days: int = LEAF_DAYS) -> tuple[Path, Path]:
+        """Issue (or renew) the broker's server certificate for ``host``; return ``(cert, key)``.
+
+        The subject alternative names are ``host`` (DNS name or IP address), ``localhost``,
+        127.0.0.1 and every address in ``ips``: clients check the name they connect to.
+        """
+        san: list[x509.GeneralName] = []
+        try:
+            addrs = [ipaddress.ip_address(host)]
+        except ValueError:
+            if not host or any(c in host for c in " /:@"):
+                raise PkiError(f"broker host {host!r} is not a DNS name or IP address") from None
+            san.append(x509.DNSName(host))
+            addrs = []
+        if "localhost" != host:
+            san.append(x509.DNSName("localhost"))
+        try:
+            addrs += [ipaddress.ip_address(i) for i in ips]
+        except ValueError as exc:
+            raise PkiError(f"--ip: {exc}") from None
+        addrs.append(ipaddress.ip_address("127.0.0.1"))
+        for a in dict.fromkeys(addrs):
+            san.append(x509.IPAddress(a))
+        return self._issue("broker", "broker", host, san, ExtendedKeyUsageOID.SERVER_AUTH, days)
+
+    # ------------------------------------------------------------------ revocation
+    def revoke(self, device_id: str) -> list[str]:
+        """Revoke every live certificate of kiosk ``device_id`` and rewrite the CRL; return the serials.
+
+        The broker reads the CRL at start: restart (or reload) it afterwards.
+        """
+        entries = self._index()
+        now = _now().isoformat(timespec="seconds")
+        serials = []
+        for e in entries:
+            if e["name"] == device_id and e["kind"] == "kiosk" and not e.get("revoked_at"):
+                e["revoked_at"] = now
+                serials.append(e["serial"])
+        if not serials:
+            raise PkiError(f"no live certificate for kiosk {device_id!r} in {self.index_path}")
+        self._save_index(entries)
+        self.write_crl()
+        return serials
+
+    def revoked_serials(self) -> list[int]:
+        """Serial numbers of every revoked certificate."""
+        return [int(e["serial"], 16) for e in self._index() if e.get("revoked_at")]
+
+    def write_crl(self, days: int = CRL_DAYS) -> Path:
+        """Sign a fresh CRL listing every revoked certificate, valid ``days`` days; return its path.
+
+        OpenSSL refuses every client once the CRL's next update has passed: re-sign it
+        (``pki crl``) well before, e.g. monthly from a timer.
+        """
+        ca_cert, ca_key = self._ca()
+        now = _now()
+        b = (x509.CertificateRevocationListBuilder()
+             .issuer_name(ca_cert.subject)
+             .last_update(now - dt.timedelta(minutes=5))
+             .next_update(now + dt.timedelta(days=days))
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                            critical=False)
+             .add_extension(x509.CRLNumber(int(now.timestamp() * 1000)), critical=False))
+        for e in self._index():
+            if e.get("revoked_at"):
+                b = b.add_revoked_certificate(
+                    x509.RevokedCertificateBuilder().serial_number(int(e["serial"], 16))
+                    .revocation_date(dt.datetime.fromisoformat(e["revoked_at"])).build())
+        crl = b.sign(ca_key, hashes.SHA256())
+        _write_public(self.crl_path, crl.public_bytes(serialization.Encoding.PEM))
+        return self.crl_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dashboard pki ...``: parse the command line and run one PKI command."""
+    ap = argparse.ArgumentParser(prog="python -m dashboard pki",
+                                 description="DermKiosk certificates: CA, broker, ingest, kiosks, CRL")
+    ap.add_argument("--dir", type=Path, default=Path(os.environ.get("DERMKIOSK_PKI_DIR", "var/pki")),
+                    help="folder of the CA and certificates (default: $DERMKIOSK_PKI_DIR or var/pki)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("init", help="create the CA and an empty CRL")
+    p.add_argument("--force", action="store_true", help="replace an existing CA")
+    p = sub.add_parser("issue-broker", help="the broker's server certificate")
+    p.add_argument("host", help="the name (or IP address) kiosks use to reach the broker")
+    p.add_argument("--ip", action="append", default=[], help="another IP address for the certificate")
+    p.add_argument("--days", type=int, default=LEAF_DAYS)
+    p = sub.add_parser("issue-ingest", help="the ingest's client certificate (CN ingest)")
+    p.add_argument("--days", type=int, default=LEAF_DAYS)
+    p = sub.add_parser("issue-kiosk", help="a kiosk's client certificate (CN = device id)")
+    p.add_argument("device_id")
+    p.add_argument("--days", type=int, default=LEAF_DAYS)
+    p = sub.add_parser("revoke", help="revoke a kiosk's certificates and rewrite the CRL")
+    p.add_argument("device_id")
+    p = sub.add_parser("crl", help="re-sign the CRL")
+    p.add_argument("--days", type=int, default=CRL_DAYS)
+    args = ap.parse_args(argv)
+    pki = Pki(args.dir)
+    try:
+        if args.command == "init":
+            print(f"CA: {pki.init(force=args.force)}\nCRL: {pki.crl_path}")
+        elif args.command == "issue-broker":
+            cert, key = pki.issue_broker(args.host, args.ip, args.days)
+            print(f"certificate: {cert}\nkey: {key}")
+        elif args.command == "issue-ingest":
+            cert, key = pki.issue_ingest(args.days)
+            print(f"certificate: {cert}\nkey: {key}")
+        elif args.command == "issue-kiosk":
+            cert, key = pki.issue_kiosk(args.device_id, args.days)
+            print(f"certificate: {cert}\nkey: {key}\nCA: {pki.ca_cert_path}")
+        elif args.command == "revoke":
+            serials = pki.revoke(args.device_id)
+            print(f"revoked {args.device_id}: serial {', '.join(serials)}\nCRL: {pki.crl_path}\n"
+                  "restart the broker so that it loads the new CRL")
+        elif args.command == "crl":
+            print(f"CRL: {pki.write_crl(args.days)}")
+    except PkiError as exc:
+        print(f"pki: {exc}", file=sys.stderr)
+        return 2
+    return 0
