@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 
 from wire.tomlconfig import ConfigError
@@ -35,8 +36,11 @@ def cmd_ingest(config: CentreConfig) -> int:
     """Run the ingest service until SIGINT/SIGTERM."""
     from .ingest import Ingest
 
-    Ingest(config).run_forever()
-    return 0
+    try:
+        return Ingest(config).run_forever()
+    except (OSError, sqlite3.Error) as exc:
+        print(f"ingest: cannot open the centre's storage: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_serve(config: CentreConfig) -> int:

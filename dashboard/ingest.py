@@ -32,15 +32,12 @@ In-process use (tests, demo)::
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import signal
 import sqlite3
-import struct
 import threading
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,12 +48,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from pydantic import ValidationError
 
-from wire import codec, topics
-from wire.messages import Ack, CaseHeader, Status
+from wire import topics
 
 from .config import CentreConfig
+from .intake import (Checked, Outcome, check_case, handle_case, handle_cases, handle_status,  # noqa: F401
+                     peek_case_id, reject_internal)
 from .store import Store, utcnow, write_image_files
 
 log = logging.getLogger("dashboard.ingest")
@@ -80,132 +77,6 @@ class _Message:
     prepared: Future | None = None
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What handling one case message decided: the ack to send (if any) and a label for the stats."""
-
-    label: str
-    ack_topic: str | None = None
-    ack: Ack | None = None
-
-
-def peek_case_id(payload: bytes) -> str | None:
-    """Best-effort case UUID from a frame that failed validation (so the kiosk can be told 'rejected')."""
-    try:
-        if payload[:4] != codec.MAGIC:
-            return None
-        (hlen,) = struct.unpack_from(">I", payload, 4)
-        if hlen > codec.MAX_HEADER_BYTES:
-            return None
-        head = json.loads(bytes(payload[8 : 8 + hlen]))
-        return str(uuid.UUID(str(head["case_id"])))
-    except Exception:
-        return None
-
-
-@dataclass(frozen=True)
-class Checked:
-    """A case message after validation: either ``header``/``images`` or a ``reason`` to refuse it."""
-
-    topic: str
-    payload: bytes
-    received_at: datetime
-    site: str | None = None
-    device: str | None = None
-    header: CaseHeader | None = None
-    images: list[bytes] | None = None
-    reason: str | None = None
-    case_id: str | None = None
-
-    @property
-    def ack_topic(self) -> str | None:
-        """The sending device's ack topic (None when the topic itself was invalid)."""
-        return topics.topic(self.site, self.device, topics.ACK) if self.device else None
-
-
-def check_case(topic: str, payload: bytes, received_at: datetime) -> Checked:
-    """Validate one case message (topic, frame, hashes, topic vs header) without touching storage."""
-    try:
-        site, device, kind = topics.parse(topic)
-        if kind != topics.CASE:
-            raise ValueError(f"not a case topic: {kind}")
-    except ValueError as exc:
-        return Checked(topic, payload, received_at, reason=f"bad topic: {exc}")
-    try:
-        header, images = codec.decode_case(payload)
-    except codec.FrameError as exc:
-        return Checked(topic, payload, received_at, site, device, reason=exc.reason,
-                       case_id=peek_case_id(payload))
-    case_id = str(header.case_id)
-    if header.device_id != device or header.site != site:
-        return Checked(topic, payload, received_at, site, device, case_id=case_id,
-                       reason=f"topic is {site}/{device} but the header says {header.site}/{header.device_id}")
-    return Checked(topic, payload, received_at, site, device, header, images, case_id=case_id)
-
-
-def _reject(store: Store, c: Checked, reason: str) -> Outcome:
-    store.quarantine(c.topic, reason, c.payload, device=c.device, site=c.site, case_id=c.case_id,
-                     received_at=c.received_at)
-    if c.device is None:
-        log.warning("quarantined a message on an invalid topic (%d bytes)", len(c.payload))
-    else:
-        log.warning("quarantined case %s from %s/%s: %s", c.case_id or "(unreadable id)", c.site, c.device, reason)
-    if c.case_id is None or c.ack_topic is None:
-        return Outcome("quarantined")
-    return Outcome("quarantined", c.ack_topic,
-                   Ack(case_id=c.case_id, status="rejected", received_at=c.received_at, reason=reason))
-
-
-def handle_cases(store: Store, checked: list[Checked], outcomes: dict[int, Outcome]) -> dict[int, Outcome]:
-    """Quarantine the refused messages and store the valid ones in one batch; fill ``outcomes`` by index.
-
-    ``outcomes`` is filled as work completes, so that after a storage error
-    (which propagates) a retry with the same dict does only what is left.
-    """
-    for i, c in enumerate(checked):
-        if i not in outcomes and c.reason is not None:
-            outcomes[i] = _reject(store, c, c.reason)
-    todo = [i for i, c in enumerate(checked) if i not in outcomes]
-    if not todo:
-        return outcomes
-    results = store.save_cases([(checked[i].header, checked[i].images, checked[i].received_at) for i in todo])
-    for i, result in zip(todo, results):
-        c = checked[i]
-        if result.status == "conflict":
-            outcomes[i] = _reject(store, c, "case id already stored with different content")
-            continue
-        log.info("%s case %s from %s/%s (%d images)", result.status, c.case_id, c.site, c.device, len(c.images))
-        outcomes[i] = Outcome(result.status, c.ack_topic,
-                              Ack(case_id=c.case_id, status=result.status, received_at=result.received_at))
-    return outcomes
-
-
-def handle_case(store: Store, topic: str, payload: bytes, received_at: datetime) -> Outcome:
-    """Validate and store one case message; quarantine what is refused. Storage errors propagate.
-
-    This is the whole decision path, independent of MQTT, so that it can be
-    tested (and fuzzed) directly.
-    """
-    return handle_cases(store, [check_case(topic, payload, received_at)], {})[0]
-
-
-def handle_status(store: Store, topic: str, payload: bytes, received_at: datetime) -> str:
-    """Record a kiosk's retained status (online/offline, versions); returns a label for the stats."""
-    if not payload:
-        return "status-cleared"
-    try:
-        site, device, _ = topics.parse(topic)
-        status = Status.model_validate_json(payload)
-        if status.device_id != device:
-            raise ValueError("device in topic and payload differ")
-    except (ValueError, ValidationError) as exc:
-        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        log.warning("ignored an invalid status message on %s: %s", topic, reason)
-        return "status-invalid"
-    store.record_status(site, status, received_at)
-    return "status"
-
-
 class Ingest:
     """The ingest service: ``Ingest(config).start()`` ... ``.stop()``; ``run_forever()`` for the CLI."""
 
@@ -220,7 +91,7 @@ class Ingest:
         self._open_error: BaseException | None = None
         self._sub_mid: int | None = None
         self._worker: threading.Thread | None = None
-        self._decoders = _decoder_pool()
+        self._decoders: ThreadPoolExecutor | None = None  # made by start()
         self.client = self._make_client()
 
     # -- MQTT ---------------------------------------------------------------------
@@ -275,8 +146,12 @@ class Ingest:
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         # Network thread: only queue. Receive Maximum bounds how much can wait here.
         msg = _Message(message.topic, bytes(message.payload), message.mid, message.qos, utcnow())
-        if not msg.topic.endswith("/" + topics.STATUS) and not self._stop.is_set():
-            msg.prepared = self._decoders.submit(self._prepare, msg)
+        pool = self._decoders
+        if pool is not None and not self._stop.is_set() and not msg.topic.endswith("/" + topics.STATUS):
+            try:
+                msg.prepared = pool.submit(self._prepare, msg)
+            except RuntimeError:  # stopping: the worker checks it itself, if it still runs
+                pass
         self._queue.put(msg)
 
     def _prepare(self, msg: _Message) -> Checked:
@@ -408,7 +283,7 @@ class Ingest:
                 log.error("internal error on a message of %d bytes: %s", len(msg.payload), type(exc).__name__)
                 log.debug("internal error detail", exc_info=True)
                 try:
-                    return _reject_internal(store, msg, exc)
+                    return reject_internal(store, msg.topic, msg.payload, msg.received_at, exc)
                 except TRANSIENT_ERRORS:
                     pass
             if self._stop.wait(delay):
@@ -430,8 +305,10 @@ class Ingest:
     def start(self) -> "Ingest":
         """Open the store, start the worker and the MQTT loop (reconnecting by itself); returns self."""
         self._stop.clear()
-        if self._decoders._shutdown:  # started again after stop()
-            self._decoders = _decoder_pool()
+        self._opened.clear()
+        self._open_error = None
+        # Threads mostly wait in fsync or in hashlib (which releases the GIL).
+        self._decoders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-decode")
         self._worker = threading.Thread(target=self._run_worker, name="ingest-worker", daemon=True)
         self._worker.start()
         self._opened.wait()
@@ -457,26 +334,30 @@ class Ingest:
             self._worker.join(timeout)
         self.client.disconnect()
         self.client.loop_stop()
-        self._decoders.shutdown(wait=True, cancel_futures=True)
+        if self._decoders is not None:
+            self._decoders.shutdown(wait=True, cancel_futures=True)
 
-    def run_forever(self) -> None:
-        """Run until SIGINT or SIGTERM (the ``python -m dashboard ingest`` entry point)."""
+    def run_forever(self) -> int:
+        """Run until SIGINT or SIGTERM (the ``python -m dashboard ingest`` entry point); return an exit status.
+
+        Should the worker ever die (a bug outside the per-message guards), it
+        returns 1 so that the supervisor restarts the process; whatever was not
+        acknowledged is redelivered by the broker.
+        """
         done = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
         self.start()
         log.info("ingest running: %s, database %s", self.config.broker.url, self.config.storage.database)
+        status = 0
         while not done.wait(1.0):
             if self._worker is not None and not self._worker.is_alive():
-                log.error("ingest worker stopped unexpectedly")
+                log.error("ingest worker stopped unexpectedly; exiting to be restarted")
+                status = 1
                 break
         self.stop()
         log.info("ingest stopped: %s", dict(self.stats))
-
-
-def _decoder_pool() -> ThreadPoolExecutor:
-    # Threads mostly wait in fsync or in hashlib (which releases the GIL).
-    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-decode")
+        return status
 
 
 def _confirmed(info: mqtt.MQTTMessageInfo, timeout: float = ACK_CONFIRM_S) -> bool:
@@ -486,18 +367,3 @@ def _confirmed(info: mqtt.MQTTMessageInfo, timeout: float = ACK_CONFIRM_S) -> bo
     except (ValueError, RuntimeError):
         return False
     return info.is_published()
-
-
-def _reject_internal(store: Store, msg: _Message, exc: Exception) -> Outcome:
-    reason = f"internal error: {type(exc).__name__}"
-    try:
-        site, device, _ = topics.parse(msg.topic)
-    except ValueError:
-        site = device = None
-    case_id = peek_case_id(msg.payload)
-    store.quarantine(msg.topic, reason, msg.payload, device=device, site=site, case_id=case_id,
-                     received_at=msg.received_at)
-    if case_id is None or device is None:
-        return Outcome("quarantined")
-    return Outcome("quarantined", topics.topic(site, device, topics.ACK),
-                   Ack(case_id=case_id, status="rejected", received_at=msg.received_at, reason=reason))

@@ -1,0 +1,170 @@
+"""Deciding what to do with one case message, independent of MQTT: verify, store or quarantine.
+
+:func:`check_case` validates without touching storage (topic, frame, hashes,
+topic against header); :func:`handle_cases` quarantines what was refused and
+stores the rest in one batch, returning per message the :class:`Outcome`: a
+label for the statistics and the :class:`wire.messages.Ack` to send. Storage
+errors (OSError, sqlite3.Error) propagate: the caller retries and does not ack.
+
+Logs name a case by its UUID only, never by referral reference or lesion id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from wire import codec, topics
+from wire.messages import Ack, CaseHeader, Status
+
+from .store import Store
+
+log = logging.getLogger("dashboard.ingest")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one case message decided: the ack to send (if any) and a label for the stats."""
+
+    label: str
+    ack_topic: str | None = None
+    ack: Ack | None = None
+
+
+def peek_case_id(payload: bytes) -> str | None:
+    """Best-effort case UUID from a frame that failed validation (so the kiosk can be told 'rejected')."""
+    try:
+        if payload[:4] != codec.MAGIC:
+            return None
+        (hlen,) = struct.unpack_from(">I", payload, 4)
+        if hlen > codec.MAX_HEADER_BYTES:
+            return None
+        head = json.loads(bytes(payload[8 : 8 + hlen]))
+        return str(uuid.UUID(str(head["case_id"])))
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A case message after validation: either ``header``/``images`` or a ``reason`` to refuse it."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    site: str | None = None
+    device: str | None = None
+    header: CaseHeader | None = None
+    images: list[bytes] | None = None
+    reason: str | None = None
+    case_id: str | None = None
+
+    @property
+    def ack_topic(self) -> str | None:
+        """The sending device's ack topic (None when the topic itself was invalid)."""
+        return topics.topic(self.site, self.device, topics.ACK) if self.device else None
+
+
+def check_case(topic: str, payload: bytes, received_at: datetime) -> Checked:
+    """Validate one case message (topic, frame, hashes, topic vs header) without touching storage."""
+    try:
+        site, device, kind = topics.parse(topic)
+        if kind != topics.CASE:
+            raise ValueError(f"not a case topic: {kind}")
+    except ValueError as exc:
+        return Checked(topic, payload, received_at, reason=f"bad topic: {exc}")
+    try:
+        header, images = codec.decode_case(payload)
+    except codec.FrameError as exc:
+        return Checked(topic, payload, received_at, site, device, reason=exc.reason,
+                       case_id=peek_case_id(payload))
+    case_id = str(header.case_id)
+    if header.device_id != device or header.site != site:
+        return Checked(topic, payload, received_at, site, device, case_id=case_id,
+                       reason=f"topic is {site}/{device} but the header says {header.site}/{header.device_id}")
+    return Checked(topic, payload, received_at, site, device, header, images, case_id=case_id)
+
+
+def _reject(store: Store, c: Checked, reason: str) -> Outcome:
+    store.quarantine(c.topic, reason, c.payload, device=c.device, site=c.site, case_id=c.case_id,
+                     received_at=c.received_at)
+    if c.device is None:
+        log.warning("quarantined a message on an invalid topic (%d bytes)", len(c.payload))
+    else:
+        log.warning("quarantined case %s from %s/%s: %s", c.case_id or "(unreadable id)", c.site, c.device, reason)
+    if c.case_id is None or c.ack_topic is None:
+        return Outcome("quarantined")
+    return Outcome("quarantined", c.ack_topic,
+                   Ack(case_id=c.case_id, status="rejected", received_at=c.received_at, reason=reason))
+
+
+def handle_cases(store: Store, checked: list[Checked], outcomes: dict[int, Outcome]) -> dict[int, Outcome]:
+    """Quarantine the refused messages and store the valid ones in one batch; fill ``outcomes`` by index.
+
+    ``outcomes`` is filled as work completes, so that after a storage error
+    (which propagates) a retry with the same dict does only what is left.
+    """
+    for i, c in enumerate(checked):
+        if i not in outcomes and c.reason is not None:
+            outcomes[i] = _reject(store, c, c.reason)
+    todo = [i for i, c in enumerate(checked) if i not in outcomes]
+    if not todo:
+        return outcomes
+    results = store.save_cases([(checked[i].header, checked[i].images, checked[i].received_at) for i in todo])
+    for i, result in zip(todo, results):
+        c = checked[i]
+        if result.status == "conflict":
+            outcomes[i] = _reject(store, c, "case id already stored with different content")
+            continue
+        log.info("%s case %s from %s/%s (%d images)", result.status, c.case_id, c.site, c.device, len(c.images))
+        outcomes[i] = Outcome(result.status, c.ack_topic,
+                              Ack(case_id=c.case_id, status=result.status, received_at=result.received_at))
+    return outcomes
+
+
+def handle_case(store: Store, topic: str, payload: bytes, received_at: datetime) -> Outcome:
+    """Validate and store one case message; quarantine what is refused. Storage errors propagate.
+
+    This is the whole decision path, independent of MQTT, so that it can be
+    tested (and fuzzed) directly.
+    """
+    return handle_cases(store, [check_case(topic, payload, received_at)], {})[0]
+
+
+def handle_status(store: Store, topic: str, payload: bytes, received_at: datetime) -> str:
+    """Record a kiosk's retained status (online/offline, versions); returns a label for the stats."""
+    if not payload:
+        return "status-cleared"
+    try:
+        site, device, _ = topics.parse(topic)
+        status = Status.model_validate_json(payload)
+        if status.device_id != device:
+            raise ValueError("device in topic and payload differ")
+    except (ValueError, ValidationError) as exc:
+        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        log.warning("ignored an invalid status message on %s: %s", topic, reason)
+        return "status-invalid"
+    store.record_status(site, status, received_at)
+    return "status"
+
+
+def reject_internal(store: Store, topic: str, payload: bytes, received_at: datetime, exc: Exception) -> Outcome:
+    """Quarantine a message that hit an unexpected error (a bug), keeping its payload; refuse the case."""
+    reason = f"internal error: {type(exc).__name__}"
+    try:
+        site, device, _ = topics.parse(topic)
+    except ValueError:
+        site = device = None
+    case_id = peek_case_id(payload)
+    store.quarantine(topic, reason, payload, device=device, site=site, case_id=case_id,
+                     received_at=received_at)
+    if case_id is None or device is None:
+        return Outcome("quarantined")
+    return Outcome("quarantined", topics.topic(site, device, topics.ACK),
+                   Ack(case_id=case_id, status="rejected", received_at=received_at, reason=reason))
