@@ -39,8 +39,21 @@ def _logging(level: str) -> None:
 
 
 def cmd_run(args) -> int:
-    """Run the kiosk service and its page until SIGINT/SIGTERM; stop in reverse order."""
-    cfg = _load_config(args.config)
+    """Run the kiosk service and its page until SIGINT/SIGTERM; stop in reverse order.
+
+    Under systemd (``Type=notify``) it sends READY=1 once started and WATCHDOG=1 from this
+    loop while the service's threads are alive. A signed configuration update that was
+    applied makes it exit with 75 so that systemd restarts it on the new configuration;
+    an updated configuration that cannot start is set aside and the next start uses the
+    installed one.
+    """
+    from wire import sdnotify
+
+    from .update import effective_config_path
+
+    base = _load_config(args.config)
+    path = effective_config_path(args.config)
+    cfg = _load_config(str(path)) if Path(path) != Path(args.config) else base
     _logging(cfg.log_level)
     from .service import KioskService
     from .web import WebServer
@@ -55,14 +68,29 @@ def cmd_run(args) -> int:
     except Exception as exc:
         service.stop()
         logging.getLogger("edge").error("kiosk could not start: %s", exc)
+        if Path(path) != Path(args.config):
+            Path(path).rename(Path(path).with_suffix(".toml.failed"))
+            logging.getLogger("edge").error("updated configuration set aside; the next start uses %s", args.config)
         return 1
     print(f"kiosk page: {web.url}", flush=True)
+    sdnotify.ready(f"kiosk {cfg.device_id} running, model {service.model_version}")
+    interval = min(sdnotify.watchdog_interval() or 5.0, 5.0)
+    code = 0
     try:
-        done.wait()
+        while not done.wait(interval):
+            if service.updater is not None and service.updater.restart_needed.is_set():
+                logging.getLogger("edge").info("configuration updated: restarting")
+                code = 75
+                break
+            if service.healthy():
+                sdnotify.watchdog()
+            else:
+                logging.getLogger("edge").error("a kiosk thread stopped; withholding the watchdog ping")
     finally:
+        sdnotify.stopping()
         web.stop()
         service.stop()
-    return 0
+    return code
 
 
 def cmd_classify(args) -> int:

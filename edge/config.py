@@ -14,8 +14,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.camera.settings import CameraSettings
+from edge.health import HealthSettings
 from edge.link import BrokerSettings
 from edge.quality import QualitySettings
+from edge.update import UpdateSettings
 from wire import tomlconfig
 from wire.messages import VIEWS
 from wire.topics import check_id
@@ -69,6 +71,9 @@ class KioskConfig(_Strict):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     model_dir: Path = Path("models/lesion")
+    #: The shipped model copied to ``model_dir`` (a symlink the kiosk manages) on first start;
+    #: needed for signed model updates (``model_dir`` then lives in the writable data folder).
+    model_seed_dir: Path | None = None
     classifier_threads: int = Field(2, ge=1, le=8)
     #: Test-time augmentation: average the classifier over 4 flips (about 4x the inference time,
     #: see bench/classifier_speed.py and models/lesion/report/report.md for what it buys).
@@ -79,6 +84,8 @@ class KioskConfig(_Strict):
     web: WebSettings = Field(default_factory=WebSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    updates: UpdateSettings = Field(default_factory=UpdateSettings)
 
     @field_validator("device_id")
     @classmethod
@@ -108,7 +115,12 @@ class KioskConfig(_Strict):
             if path is not None and not Path(path).is_file():
                 out.append(f"broker.{name}: file {path} does not exist")
         if not (Path(self.model_dir) / "manifest.json").is_file():
-            out.append(f"model_dir: {self.model_dir} has no manifest.json")
+            if self.model_seed_dir is None:
+                out.append(f"model_dir: {self.model_dir} has no manifest.json")
+            elif not (Path(self.model_seed_dir) / "manifest.json").is_file():
+                out.append(f"model_seed_dir: {self.model_seed_dir} has no manifest.json")
+        if self.updates.public_key_file is not None and not Path(self.updates.public_key_file).is_file():
+            out.append(f"updates.public_key_file: file {self.updates.public_key_file} does not exist")
         return out
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,10 +26,13 @@ from wire.messages import BODY_SITES, VIEWS, CaseHeader, Classification, ImageMe
 
 from .camera import Camera, CameraError, Frame, open_camera
 from .config import KioskConfig
+from .health import HealthMonitor, Sensors
 from .link import Link
 from .outbox import DiskFullError, Outbox
 from .quality import assess
+from .update import ModelStore, Updater, link_reporter
 from .version import software_version
+from wire import topics
 
 log = logging.getLogger("edge.service")
 
@@ -84,7 +88,8 @@ class KioskService:
     """The kiosk's parts wired together; use ``start()``/``stop()`` or as a context manager."""
 
     def __init__(self, cfg: KioskConfig, classifier_factory: Callable | None = None,
-                 camera_factory: Callable | None = None, with_link: bool = True):
+                 camera_factory: Callable | None = None, with_link: bool = True,
+                 sensors: Sensors | None = None):
         """Prepare (not start) the service. Factories exist for tools; tests use the real parts."""
         self.cfg = cfg
         self._classifier_factory = classifier_factory
@@ -97,6 +102,12 @@ class KioskService:
         self.draft: Draft | None = None
         self._lock = threading.RLock()         # the draft and the camera
         self._started: list[str] = []
+        self.sensors = sensors                 # None: the real ones (edge.health.SystemSensors)
+        self.health: HealthMonitor | None = None
+        self.updater: Updater | None = None
+        self.started_monotonic = time.monotonic()
+        self.last_capture_at: datetime | None = None
+        self.classifier_latency_ms: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "KioskService":
@@ -111,6 +122,8 @@ class KioskService:
             self.outbox.gc_orphans()
             self.outbox.purge_due()
             self._started.append("outbox")
+            if cfg.model_seed_dir is not None:
+                ModelStore(cfg.model_dir).seed(cfg.model_seed_dir)
             if self._classifier_factory is None:
                 from .classifier import Classifier
 
@@ -124,8 +137,14 @@ class KioskService:
             if self.with_link:
                 self.link = Link(cfg.broker, cfg.site, cfg.device_id, self.outbox,
                                  software_version=software_version(), model_version=self.model_version)
+                self.updater = Updater(self, cfg.updates, link_reporter(self.link))
+                self.link.on_message(topics.UPDATE, self.updater.submit)
                 self.link.start()
                 self._started.append("link")
+                self.updater.start()
+                self._started.append("updater")
+                self.health = HealthMonitor(self, self.sensors, cfg.health.interval_s).start()
+                self._started.append("health")
             log.info("kiosk %s started (model %s)", cfg.device_id, self.model_version)
         except BaseException:
             self.stop()
@@ -139,7 +158,11 @@ class KioskService:
         while self._started:
             part = self._started.pop()
             try:
-                if part == "link" and self.link:
+                if part == "health" and self.health:
+                    self.health.stop()
+                elif part == "updater" and self.updater:
+                    self.updater.stop()
+                elif part == "link" and self.link:
                     self.link.stop()
                 elif part == "camera" and self.camera:
                     self.camera.__exit__(None, None, None)
@@ -158,6 +181,21 @@ class KioskService:
     def model_version(self) -> str:
         """Version of the loaded model."""
         return getattr(self.classifier, "version", "") or "unknown"
+
+    def healthy(self) -> bool:
+        """True while every started background thread (link, updater, health) is alive."""
+        threads = [getattr(self.link, "_thread", None), getattr(self.updater, "_thread", None),
+                   getattr(self.health, "_thread", None)]
+        return all(t is None or t.is_alive() for t in threads)
+
+    def replace_classifier(self, classifier) -> None:
+        """Serve a new (self-tested) model from now on; the centre sees its version in status and health."""
+        with self._lock:
+            self.classifier = classifier
+        if self.link:
+            self.link.model_version = self.model_version
+            self.link.publish(topics.STATUS, self.link._status("online"), retain=True)
+        log.info("now serving model %s", self.model_version)
 
     # ------------------------------------------------------------------ capture flow
     def start_case(self, referral_ref: str, lesion_id: str, body_site: str) -> Draft:
@@ -179,7 +217,9 @@ class KioskService:
 
     def classify(self, jpeg: bytes) -> Classification:
         """Run the classifier on a JPEG, applying the configured threshold override if any."""
+        t0 = time.perf_counter()
         result = self.classifier.classify_jpeg(jpeg, tta=self.cfg.classifier_tta)
+        self.classifier_latency_ms = round((time.perf_counter() - t0) * 1000, 1)
         if self.cfg.thresholds:
             result = Classification(probabilities=result.probabilities, model=result.model,
                                     risk=tier_for(result.probabilities, self.cfg.thresholds))
@@ -207,6 +247,7 @@ class KioskService:
             if any(v != view and im.sha256 == shot.sha256 for v, im in self.draft.images.items()):
                 raise CaseError("The camera returned the same picture as another view: take it again.")
             self.draft.images[view] = shot
+            self.last_capture_at = frame.captured_at
             log.info("case %s: %s captured (quality %s)", self.draft.case_id, view,
                      "ok" if quality.ok else "failed")
             return shot
