@@ -249,8 +249,9 @@ class Ingest:
                 sent.append(None)
         # PUBACK a case only once the broker holds its Ack: if we die in between, the broker
         # redelivers the case, which is then acked (again) as a duplicate.
+        deadline = time.monotonic() + ACK_CONFIRM_S  # one deadline for the batch, not one per ack
         for m, info in zip(cases, sent):
-            if info is not None and not _confirmed(info):
+            if info is not None and not _confirmed(info, max(deadline - time.monotonic(), 0.0)):
                 self.stats["ack-unconfirmed"] += 1
                 log.warning("ack not confirmed by the broker; the case will be redelivered and acked again")
                 continue
@@ -360,10 +361,11 @@ class Ingest:
         return status
 
 
-def _confirmed(info: mqtt.MQTTMessageInfo, timeout: float = ACK_CONFIRM_S) -> bool:
+def _confirmed(info: mqtt.MQTTMessageInfo, timeout: float) -> bool:
     """Whether a QoS 1 publish reached the broker (its PUBACK came back) within ``timeout``."""
     try:
-        info.wait_for_publish(timeout)
+        if not info.is_published():
+            info.wait_for_publish(timeout)
     except (ValueError, RuntimeError):
         return False
     return info.is_published()
