@@ -165,6 +165,8 @@ class Health(_Strict):
     at: datetime
     interval_s: float = Field(gt=0)
     uptime_s: float = Field(ge=0)
+    #: Seconds since the kiosk service started (restarts show here).
+    service_uptime_s: float | None = None
     cpu_temp_c: float | None = None
     #: Raw ``vcgencmd get_throttled`` bits and their names (``under-voltage-now``, ...).
     throttled_bits: int | None = None
