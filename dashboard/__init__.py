@@ -26,7 +26,20 @@ def app_config(config: CentreConfig) -> dict:
         "IMAGES_DIR": str(config.storage.images_dir),
         "QUARANTINE_DIR": str(config.storage.quarantine_dir),
         "SECRET_KEY": secret_key(config.web.secret_key_file),
+        "TLS": config.web.tls,
+        "TRUSTED_PROXIES": config.web.trusted_proxies,
+        "SESSION_LIFETIME_S": config.web.session_lifetime_s,
+        "SESSION_IDLE_S": config.web.session_idle_s,
+        "LOGIN_MAX_FAILURES": config.web.login_max_failures,
+        "LOGIN_LOCKOUT_S": config.web.login_lockout_s,
+        "LOGIN_ADDR_MAX_FAILURES": config.web.login_addr_max_failures,
+        "METRICS_TOKEN": config.web.metrics_token,
     }
+
+
+#: Defaults for settings a test configuration may leave out (the same as the TOML defaults).
+DEFAULTS = {"TLS": False, "TRUSTED_PROXIES": 0, "SESSION_LIFETIME_S": 8 * 3600, "SESSION_IDLE_S": 1800,
+            "LOGIN_MAX_FAILURES": 5, "LOGIN_LOCKOUT_S": 900, "LOGIN_ADDR_MAX_FAILURES": 20, "METRICS_TOKEN": None}
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -42,9 +55,29 @@ def create_app(test_config: dict | None = None) -> Flask:
         if not app.config.get(key):
             raise ValueError(f"create_app: {key} is required")
     app.config.setdefault("QUARANTINE_DIR", os.path.join(os.path.dirname(app.config["IMAGES_DIR"]), "quarantine"))
+    for key, value in DEFAULTS.items():
+        app.config.setdefault(key, value)
 
-    from . import db, views
+    from . import admin, auth, db, security, views
+    from .store import Store
 
+    store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"], app.config["QUARANTINE_DIR"])
+    try:
+        ensure_schema(store.conn)
+    finally:
+        store.close()
     db.init_app(app)
+    auth.init_app(app)       # default-deny guard first: no session -> log-in page / 401, wrong role -> 403
+    security.init_app(app)   # then CSRF (400), headers, cookie flags
     app.register_blueprint(views.bp)
+    app.register_blueprint(admin.bp)
     return app
+
+
+def ensure_schema(conn) -> None:
+    """Create the dashboard's own tables (users, sessions, throttle, audit log) next to the store's."""
+    from . import audit, review, users
+
+    users.ensure_schema(conn)
+    audit.ensure_schema(conn)
+    review.ensure_schema(conn)

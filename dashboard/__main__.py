@@ -2,6 +2,8 @@
 
     python -m dashboard ingest --config firmware_config/centre.demo.toml
     python -m dashboard serve  --config firmware_config/centre.demo.toml
+    python -m dashboard create-admin --config C --username U [--password-stdin]
+    python -m dashboard create-user  --config C --username U --role dermatologist|it|admin [--password-stdin]
 
 A configuration error prints one message naming the file, the field and the
 problem, and exits with status 2.
@@ -78,9 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", required=True, help="centre TOML file")
         p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    from . import usercli
+
+    usercli.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = _load(args.config)
+    if args.command in usercli.COMMANDS:
+        return usercli.run(args, config)
     return {"ingest": cmd_ingest, "serve": cmd_serve}[args.command](config)
 
 

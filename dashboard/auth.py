@@ -200,6 +200,12 @@ def account():
     return render_template("account.html", roles=users.ROLE_NAMES)
 
 
+@bp.app_context_processor
+def _nav() -> dict:
+    fleet = next((e for e in HOME["it"][:-1] if e in current_app.view_functions), None)
+    return {"fleet_endpoint": fleet}
+
+
 def init_app(app) -> None:
     """Install Flask-Login, the default-deny guard and the log-in pages on ``app``."""
     login_manager.init_app(app)

@@ -85,12 +85,28 @@ class StorageConfig(_Section):
 
 
 class WebConfig(_Section):
-    """The dashboard's web server (loopback only until log-in lands)."""
+    """The dashboard's web server, its sessions and log-in throttle."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=1, le=65535)
     #: File holding the Flask secret key; created (mode 0600) with a random key when missing.
     secret_key_file: Path = Path("var/centre/secret_key")
+    #: Served over HTTPS (a TLS-terminating reverse proxy in front): Secure session cookie and HSTS.
+    tls: bool = False
+    #: How many reverse proxies in front are trusted for X-Forwarded-For/-Proto (0: none; the
+    #: audit log's remote address is then the proxy's).
+    trusted_proxies: int = Field(default=0, ge=0, le=3)
+    #: A session ends this long after log-in, or after this long without a request.
+    session_lifetime_s: int = Field(default=8 * 3600, ge=300, le=7 * 24 * 3600)
+    session_idle_s: int = Field(default=30 * 60, ge=60, le=24 * 3600)
+    #: Wrong passwords in a row that lock an account, and for how long.
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_lockout_s: int = Field(default=15 * 60, ge=10, le=7 * 24 * 3600)
+    #: Failed log-ins from one remote address (any user name) within ``login_lockout_s`` that lock it out.
+    login_addr_max_failures: int = Field(default=20, ge=1, le=100000)
+    #: Bearer token a metrics scraper sends (``Authorization: Bearer ...``) for ``/metrics``;
+    #: unset: ``/metrics`` refuses everyone. Keep this file readable by the service user only.
+    metrics_token: str | None = Field(default=None, min_length=32)
 
 
 class IngestConfig(_Section):

@@ -1,8 +1,10 @@
-"""Dashboard pages: the worklist, a case, the image store, devices and quarantine.
+"""Dashboard pages: the worklist, a case and its decision, the image store, devices and quarantine.
 
 Images are served by their SHA-256 (``/images/<sha256>.jpg``), never by a
-patient identifier; cases by their UUID. Pages carrying patient data are sent
-with ``Cache-Control: no-store`` and a same-origin-only content security policy.
+patient identifier; cases by their UUID. Worklist, cases, images and decisions
+are for the ``dermatologist`` role only; kiosks and quarantine (no patient data)
+for ``it`` and ``admin``. Every case view, image view and decision is written to
+the audit log. Headers and CSRF: :mod:`dashboard.security`.
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from flask import Blueprint, abort, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
 
 from wire.messages import LABELS, TIER_OF_LABEL, TIERS
 
+from . import audit, review
+from .auth import home_url, public, role_required
 from .db import get_store
+from .users import ROLE_NAMES, ROLES
 
 bp = Blueprint("dashboard", __name__)
 
@@ -52,34 +58,31 @@ def format_percent(value: float | None) -> str:
 
 @bp.app_context_processor
 def _globals() -> dict:
-    return {"LABEL_NAMES": LABEL_NAMES, "TIERS": TIERS}
-
-
-@bp.after_app_request
-def _headers(resp):
-    resp.headers.setdefault("Content-Security-Policy",
-                            "default-src 'self'; img-src 'self'; style-src 'self'; frame-ancestors 'none'")
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "no-referrer")
-    if resp.mimetype == "text/html":
-        resp.headers["Cache-Control"] = "no-store"
-    return resp
+    return {"LABEL_NAMES": LABEL_NAMES, "TIERS": TIERS, "ROLE_NAMES": ROLE_NAMES, "OUTCOMES": review.OUTCOMES}
 
 
 @bp.route("/")
+@role_required(*ROLES)
 def index():
-    """The start page is the worklist."""
-    return redirect(url_for("dashboard.case_list"))
+    """The start page: the role's home (worklist, fleet or users)."""
+    return redirect(home_url(current_user.role))
 
 
 @bp.route("/cases")
+@role_required("dermatologist")
 def case_list():
-    """Worklist: cases newest first (by the centre's receive time) with their risk tier."""
+    """Worklist: risk tier first (cancer first), then oldest received; filter open / decided / all."""
+    which = request.args.get("show", "open")
+    if which not in review.FILTERS:
+        which = "open"
     page = max(request.args.get("page", 1, type=int), 1)
-    store = get_store()
-    cases = store.list_cases(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    total = store.count_cases()
-    return render_template("cases.html", cases=cases, page=page, total=total,
+    conn = get_store().conn
+    counts = review.counts(conn)
+    cases = review.worklist(conn, which, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    total = counts[which]
+    audit.record("worklist.view", which, f"page {page}, {len(cases)} cases")
+    return render_template("cases.html", cases=cases, page=page, total=total, which=which, counts=counts,
+                           filters=review.FILTERS, outcomes=review.OUTCOMES,
                            pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
 
 
@@ -92,18 +95,47 @@ def probability_rows(probabilities: dict[str, float] | None) -> list[dict]:
     return sorted(rows, key=lambda r: -r["p"])
 
 
-@bp.route("/cases/<case_id>")
-def case_page(case_id: str):
-    """One case: images, per-class probabilities, risk tier, model version, quality per image, device."""
+def _case_or_404(case_id: str) -> dict:
     case = get_store().get_case(case_id)
     if case is None:
         abort(404)
+    return case
+
+
+def _render_case(case: dict, error: str | None = None, form: dict | None = None, status: int = 200):
     return render_template("case.html", case=case, probs=probability_rows(case["probabilities"]),
                            image_probs=[probability_rows(im["classification"].probabilities)
-                                        if im["classification"] else [] for im in case["images"]])
+                                        if im["classification"] else [] for im in case["images"]],
+                           decisions=review.decisions(get_store().conn, case["case_id"]),
+                           outcomes=review.OUTCOMES, error=error, form=form or {}), status
+
+
+@bp.route("/cases/<case_id>")
+@role_required("dermatologist")
+def case_page(case_id: str):
+    """One case: images, per-class probabilities, risk tier, model, quality per image, device, decisions."""
+    case = _case_or_404(case_id)
+    audit.record("case.view", case["case_id"])
+    return _render_case(case)
+
+
+@bp.route("/cases/<case_id>/decision", methods=["POST"])
+@role_required("dermatologist")
+def decide(case_id: str):
+    """Record the logged-in dermatologist's decision on a case (outcome and note), then show the case."""
+    case = _case_or_404(case_id)
+    outcome, note = request.form.get("outcome", ""), request.form.get("note", "")
+    try:
+        decision_id = review.record(get_store().conn, case["case_id"], current_user.username, outcome, note)
+    except review.DecisionError as exc:
+        return _render_case(case, error=str(exc), form={"outcome": outcome, "note": note}, status=422)
+    audit.record("decision.record", case["case_id"], f"{outcome} (decision {decision_id})")
+    flash(f"Decision recorded: {review.OUTCOMES[outcome]}.")
+    return redirect(url_for("dashboard.case_page", case_id=case["case_id"]) + "#decision")
 
 
 @bp.route("/images/<sha256>.jpg")
+@role_required("dermatologist")
 def image(sha256: str):
     """An image from the content-addressed store, only if a committed case uses it."""
     if not _SHA_RE.match(sha256):
@@ -112,24 +144,30 @@ def image(sha256: str):
     path = store.image_path(sha256)
     if not store.image_known(sha256) or not path.exists():
         abort(404)
+    cases = [r[0] for r in store.conn.execute("SELECT DISTINCT case_id FROM case_images WHERE sha256 = ?",
+                                              (sha256,))]
+    audit.record("image.view", sha256, "case " + ", ".join(cases))
     resp = send_file(path, mimetype="image/jpeg", max_age=0, etag=sha256)
-    resp.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    resp.headers["Cache-Control"] = "private, max-age=3600"
     return resp
 
 
 @bp.route("/devices")
+@role_required("it", "admin")
 def devices():
     """Known kiosks: site, state, last seen, versions."""
     return render_template("devices.html", devices=get_store().list_devices())
 
 
 @bp.route("/quarantine")
+@role_required("it", "admin")
 def quarantine():
     """Messages the ingest refused, with the reason."""
     return render_template("quarantine.html", items=get_store().list_quarantine(200))
 
 
 @bp.route("/healthz")
+@public
 def healthz():
-    """Liveness and a case count, as JSON."""
+    """Liveness and a case count, as JSON (no session needed: no patient data, for probes)."""
     return {"ok": True, "cases": get_store().count_cases()}

@@ -103,9 +103,51 @@ def store(tmp_path):
     s.close()
 
 
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(db_path, username: str, role: str) -> bool:
+    """Create a user if this dashboard has accounts (the log-in issue); False when it has none."""
+    try:
+        from dashboard import users
+    except ImportError:
+        return False
+    s = Store(db_path, Path(db_path).parent / "images")
+    try:
+        users.ensure_schema(s.conn)
+        if users.get_user(s.conn, username=username) is None:
+            users.create_user(s.conn, username, PASSWORD, role)
+    finally:
+        s.close()
+    return True
+
+
+def logged_in(app, role: str = "dermatologist"):
+    """A test client, logged in with ``role`` when the app asks for a log-in (before that, as is)."""
+    import re
+
+    client = app.test_client()
+    first = client.get("/cases")
+    if first.status_code != 302 or "/login" not in first.headers.get("Location", ""):
+        return client
+    name = f"test-{role}"
+    assert make_user(app.config["DATABASE"], name, role)
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    r = client.post("/login", data={"username": name, "password": PASSWORD,
+                                    "csrf_token": token.group(1) if token else ""})
+    assert r.status_code == 302, r.get_data(as_text=True)[:500]
+    return client
+
+
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    return logged_in(app)
+
+
+@pytest.fixture
+def it_client(app):
+    return logged_in(app, "it")
 
 
 def test_create_app_requires_a_database():
@@ -119,18 +161,20 @@ def test_empty_worklist(client):
     assert b"No cases yet" in r.data
     assert b"not a medical device" in r.data
     assert client.get("/").status_code == 302
+    assert client.get("/").headers["Location"].endswith("/cases")
 
 
-def test_worklist_newest_first_with_risk_badges(client, store):
+def test_worklist_oldest_first_within_a_tier_with_risk_badges(client, store):
     t0 = datetime(2026, 5, 1, 9, 0, tzinfo=timezone.utc)
     headers = []
     for i, minutes in enumerate([10, 30, 20]):
         h, ims = sample.make_case(60 + i)
+        h = h.model_copy(update={"classification": h.classification.model_copy(update={"risk": "benign"})})
         store.save_case(h, ims, received_at=t0 + timedelta(minutes=minutes))
         headers.append(h)
     html = client.get("/cases").get_data(as_text=True)
     order = [html.index(h.referral_ref) for h in headers]
-    assert order[1] < order[2] < order[0]  # received 09:30, 09:20, 09:10
+    assert order[0] < order[2] < order[1]  # received 09:10, 09:20, 09:30: the longest waiting first
     assert "2026-05-01 09:30:00 UTC" in html
     for h in headers:
         assert f'class="badge risk-{h.classification.risk}"' in html
@@ -205,7 +249,8 @@ def test_unknown_case_is_404(client):
     assert client.get("/cases/6f1c1d9e-1111-4222-8333-444455556666").status_code == 404
 
 
-def test_quarantine_and_devices_pages(client, store):
+def test_quarantine_and_devices_pages(it_client, store):
+    client = it_client
     store.quarantine("dermkiosk/v1/site-1/kiosk-1/case", "image 0 sha256 mismatch", b"xx", device="kiosk-1",
                      site="site-1")
     h, ims = sample.make_case(75, site="site-4", device="kiosk-4")
@@ -223,8 +268,8 @@ def test_pagination(client, store):
         store.save_case(h, ims)
     first = client.get("/cases").get_data(as_text=True)
     second = client.get("/cases?page=2").get_data(as_text=True)
-    assert "page 1 of 2" in first and "older" in first
-    assert second.count('class="case-row"') == 5
+    assert "page 1 of 2" in first and "next" in first
+    assert second.count('data-case-id=') == 5
 
 
 def test_app_from_config_file(tmp_path, monkeypatch):
@@ -235,8 +280,8 @@ def test_app_from_config_file(tmp_path, monkeypatch):
     app = create_app()
     assert app.config["DATABASE"] == f"{tmp_path}/d/c.db"
     assert app.config["SECRET_KEY"] == (tmp_path / "d" / "secret").read_text().strip()
-    assert app.test_client().get("/cases").status_code == 200
     assert isinstance(CentreConfig(), CentreConfig)
+    assert logged_in(app).get("/cases").status_code == 200
 
 
 def test_serve_command_binds_loopback_and_stops_on_sigterm(tmp_path):

@@ -1,0 +1,88 @@
+"""The dermatologist's review: decisions on cases and the worklist they drive.
+
+A decision is a row in the store's ``decisions`` table (who, when on the
+centre's clock, outcome, note); a case may be decided again (the latest row
+counts, the earlier ones stay as history). Nothing here ever decides on its
+own: a case without a human decision stays on the worklist, whatever its risk
+tier, and so does a case whose latest decision asks for better images.
+
+The worklist is ordered by risk tier, most severe first, then by receive time,
+oldest first (the longest-waiting case of a tier is read first). A case with no
+classifier result is placed right after ``cancer``: unknown risk is not low risk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+OUTCOMES = {
+    "urgent-2ww": "Urgent suspected-cancer referral (2-week wait)",
+    "routine": "Routine referral to dermatology",
+    "discharge-advice": "Discharge to GP with advice",
+    "better-images": "Needs better images (recapture at the kiosk)",
+}
+#: Outcomes that leave the case on the open worklist.
+OPEN_OUTCOMES = frozenset({"better-images"})
+FILTERS = {"open": "To read", "decided": "Decided", "all": "All cases"}
+MAX_NOTE = 2000
+
+SCHEMA = "CREATE INDEX IF NOT EXISTS decisions_case ON decisions (case_id, id);"
+
+_RANK = ("CASE WHEN c.risk = 'cancer' THEN 0 WHEN c.risk IS NULL THEN 1 WHEN c.risk = 'pre-cancer' THEN 2 "
+         "WHEN c.risk = 'benign' THEN 3 ELSE 1 END")
+_LATEST = ("LEFT JOIN (SELECT case_id, outcome, reviewer, decided_at, max(id) AS decision_id FROM decisions "
+           "GROUP BY case_id) d ON d.case_id = c.case_id")
+_OPEN = f"(d.outcome IS NULL OR d.outcome IN ({', '.join(repr(o) for o in sorted(OPEN_OUTCOMES))}))"
+_WHERE = {"open": f"WHERE {_OPEN}", "decided": f"WHERE NOT {_OPEN}", "all": ""}
+
+
+class DecisionError(ValueError):
+    """A decision was not acceptable (the message says why, for a person)."""
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Index the decisions by case (the table itself belongs to the store's schema)."""
+    conn.executescript(SCHEMA)
+
+
+def worklist(conn: sqlite3.Connection, which: str = "open", limit: int = 50, offset: int = 0) -> list[dict]:
+    """Cases for the worklist with their latest decision (if any): risk tier first, then oldest received."""
+    if which not in _WHERE:
+        raise ValueError(f"worklist filter must be one of {tuple(_WHERE)}")
+    sql = (f"SELECT c.case_id, c.device, c.site, c.referral_ref, c.lesion_id, c.body_site, c.received_at, "
+           f"c.risk, c.image_count, d.outcome, d.reviewer, d.decided_at FROM cases c {_LATEST} {_WHERE[which]} "
+           f"ORDER BY {_RANK}, c.received_at ASC, c.rowid ASC LIMIT ? OFFSET ?")
+    cols = ("case_id", "device", "site", "referral_ref", "lesion_id", "body_site", "received_at", "risk",
+            "image_count", "outcome", "reviewer", "decided_at")
+    return [dict(zip(cols, row)) for row in conn.execute(sql, (limit, offset))]
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many cases each filter shows."""
+    return {k: conn.execute(f"SELECT count(*) FROM cases c {_LATEST} {w}").fetchone()[0] for k, w in _WHERE.items()}
+
+
+def decisions(conn: sqlite3.Connection, case_id: str) -> list[dict]:
+    """A case's decisions, newest first."""
+    cols = ("id", "decided_at", "reviewer", "outcome", "note")
+    return [dict(zip(cols, r)) for r in conn.execute(
+        "SELECT id, decided_at, reviewer, outcome, note FROM decisions WHERE case_id = ? ORDER BY id DESC",
+        (case_id,))]
+
+
+def record(conn: sqlite3.Connection, case_id: str, reviewer: str, outcome: str, note: str,
+           now: datetime | None = None) -> int:
+    """Store a dermatologist's decision on a committed case; return its id (``DecisionError`` if invalid)."""
+    if outcome not in OUTCOMES:
+        raise DecisionError("Choose an outcome.")
+    note = (note or "").strip()
+    if len(note) > MAX_NOTE:
+        raise DecisionError(f"The note is longer than {MAX_NOTE} characters.")
+    if outcome == "better-images" and not note:
+        raise DecisionError("Say what is wrong with the images, so the kiosk team can recapture.")
+    if conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+        raise DecisionError("No such case.")
+    cur = conn.execute("INSERT INTO decisions (case_id, decided_at, reviewer, outcome, note) VALUES (?,?,?,?,?)",
+                       (case_id, (now or datetime.now(timezone.utc)).isoformat(), reviewer, outcome, note))
+    return cur.lastrowid
