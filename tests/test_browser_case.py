@@ -10,6 +10,7 @@ from werkzeug.serving import make_server
 
 from dashboard import create_app, sample
 from dashboard.store import Store
+from tests.dashauth import PASSWORD, make_user
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -32,6 +33,7 @@ def served(tmp_path):
     store.save_case(header, images)
     store.close()
     app = create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images")})
+    make_user(app.config["DATABASE"], app.config["IMAGES_DIR"], "dr-browser", "dermatologist")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -48,7 +50,12 @@ def test_case_page_shows_images_and_result(served):
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             failed = []
             page.on("requestfailed", lambda req: failed.append(req.url))
-            page.goto(f"{base}/cases")
+            page.goto(f"{base}/cases")  # no session: the log-in page, then back to the worklist
+            page.wait_for_url("**/login**")
+            page.fill("input[name=username]", "dr-browser")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/cases")
             assert page.locator("tr.case-row").count() == 4
             page.click(f"text={header.referral_ref}")
             page.wait_for_url(f"**/cases/{header.case_id}")
