@@ -3,13 +3,15 @@
 
 Starts, in order, and watches:
 
-1. Mosquitto with ``firmware_config/mosquitto.demo.conf`` (loopback; persistence in ``var/broker``),
+1. Mosquitto with ``firmware_config/mosquitto.demo.conf`` (loopback, TLS only with client
+   certificates and the ACL ``firmware_config/mosquitto.acl``; persistence in ``var/broker``),
 2. the centre ingest   ``python -m dashboard ingest --config var/demo/centre.toml``,
 3. the dashboard web   ``python -m dashboard serve  --config var/demo/centre.toml``,
 4. the kiosk           ``python -m edge run --config var/demo/kiosk.toml``.
 
 The runtime configs under ``var/demo/`` are the demo configs from ``firmware_config/`` with the
-ports this run chose (the configured ones, or free ones when those are taken) and absolute paths.
+ports this run chose (the configured ones, or free ones when those are taken), absolute paths, and
+``mqtts://`` with certificates from the demo PKI in ``var/demo/pki`` (made on the first run).
 A worker that dies or stops answering is restarted (a bounded number of times, then the demo
 stops).  Ctrl-C or SIGTERM stops everything in reverse order.  Logs: ``var/demo/logs/<name>.log``.
 """
@@ -214,15 +216,70 @@ def broker_template_port(text: str) -> int:
     return int(m.group(1))
 
 
-def broker_conf(text: str, port: int, state_dir: Path) -> str:
-    """The runtime broker config: chosen port, absolute persistence folder, and (as root) `user root`
-    so that Mosquitto can write the persistence folder we own."""
+#: Broker config lines naming TLS files: they point into the PKI folder (by file name).
+TLS_FILE_KEYS = ("cafile", "certfile", "keyfile", "crlfile")
+#: Broker config lines naming other files: relative paths are from the repository root.
+REPO_FILE_KEYS = ("acl_file", "password_file")
+
+
+def broker_conf(text: str, port: int, state_dir: Path, pki_dir: Path | None = None) -> str:
+    """The runtime broker config: chosen port, absolute persistence folder, TLS files from
+    ``pki_dir`` (default ``state_dir/demo/pki``), the repository's ACL file by absolute path, and
+    (as root) `user root` so that Mosquitto can write the persistence folder we own."""
     text = re.sub(r"^(\s*listener\s+)\d+", rf"\g<1>{port}", text, flags=re.M)
     broker_dir = state_dir / "broker"
     text = re.sub(r"^(\s*persistence_location\s+).*$", rf"\g<1>{broker_dir}/", text, flags=re.M)
+    pki_dir = Path(pki_dir) if pki_dir is not None else state_dir / "demo" / "pki"
+
+    def tls_file(m: re.Match) -> str:
+        return f"{m.group(1)}{pki_dir / Path(m.group(2).strip()).name}"
+
+    def repo_file(m: re.Match) -> str:
+        path = Path(m.group(2).strip())
+        return f"{m.group(1)}{path if path.is_absolute() else ROOT / path}"
+
+    text = re.sub(rf"^(\s*(?:{'|'.join(TLS_FILE_KEYS)})\s+)(.+)$", tls_file, text, flags=re.M)
+    text = re.sub(rf"^(\s*(?:{'|'.join(REPO_FILE_KEYS)})\s+)(.+)$", repo_file, text, flags=re.M)
     if os.geteuid() == 0 and not re.search(r"^\s*user\s", text, re.M):
         text += "\n# demo.py runs as root: keep root so the persistence folder stays writable.\nuser root\n"
     return text
+
+
+def ensure_pki(pki_dir: Path, device_id: str) -> dict[str, tuple[Path, Path]]:
+    """The demo's PKI in ``pki_dir`` (``dashboard.pki``), made on first run and reused afterwards:
+    CA and CRL, the broker's certificate (localhost, 127.0.0.1), the ingest's, and the kiosk's
+    (CN = its device id).  Returns ``{"broker"|"ingest"|"kiosk": (cert, key)}``."""
+    from dashboard.pki import Pki, PkiError
+
+    pki = Pki(pki_dir)
+    try:
+        if not pki.exists():
+            pki.init(name="DermKiosk demo CA")
+            say(f"made a demo certificate authority in {pki_dir}")
+        out = {}
+        for role, name, issue in (("broker", "broker", lambda: pki.issue_broker("localhost")),
+                                  ("ingest", "ingest", pki.issue_ingest),
+                                  ("kiosk", device_id, lambda: pki.issue_kiosk(device_id))):
+            cert, key = pki.paths(name)
+            if not (cert.exists() and key.exists()):
+                issue()
+            out[role] = (cert, key)
+        if not pki.crl_path.exists():
+            pki.write_crl()
+    except PkiError as exc:
+        raise DemoError(f"demo PKI: {exc}") from None
+    return out
+
+
+def with_tls(cfg: dict, ca: Path, cert: Path, key: Path) -> dict:
+    """The ``[broker]`` table of a dumped config on this run's broker: ``mqtts://`` with the CA and
+    the client's certificate and key (a broker elsewhere is left as configured)."""
+    broker = dict(cfg.get("broker") or {})
+    m = re.fullmatch(r"mqtts?://(([^/:]+|\[[^\]]+\]).*)", str(broker.get("url", "")))
+    if not m or m.group(2).strip("[]") not in LOOPBACK:
+        return cfg
+    broker.update(url="mqtts://" + m.group(1), ca_file=str(ca), cert_file=str(cert), key_file=str(key))
+    return {**cfg, "broker": broker}
 
 
 @dataclass
@@ -253,8 +310,10 @@ def prepare(state_dir: Path, broker_port: int | None, dashboard_port: int | None
     bport = choose_port(broker_port or broker_template_port(template), broker_port is not None,
                         "broker", taken)
     taken.add(bport)
+    pki_dir = run_dir / "pki"
+    certs = ensure_pki(pki_dir, load_model("edge.config", KIOSK_TEMPLATE).device_id)
     bconf = run_dir / "mosquitto.conf"
-    bconf.write_text(broker_conf(template, bport, state_dir))
+    bconf.write_text(broker_conf(template, bport, state_dir, pki_dir))
 
     confs = {}
     urls = {}
@@ -269,6 +328,7 @@ def prepare(state_dir: Path, broker_port: int | None, dashboard_port: int | None
                             "dashboard web" if name == "centre" else "kiosk web", taken)
         taken.add(wport)
         cfg = patch(cfg, bport, wport)
+        cfg = with_tls(cfg, pki_dir / "ca.crt", *certs["ingest" if name == "centre" else "kiosk"])
         out = run_dir / f"{name}.toml"
         out.write_text(f"# Generated by demo.py from {template_path.relative_to(ROOT)}: do not edit.\n"
                        + toml_dumps(cfg))
@@ -481,7 +541,8 @@ class Demo:
             say(f"  kiosk page:  {self.plan.kiosk_url}")
             say(f"  dashboard:   {self.plan.dashboard_url}")
             say("  log-in:      none needed yet (both pages bind to 127.0.0.1 only)")
-            say(f"  broker:      mqtt://127.0.0.1:{self.plan.broker_port}")
+            say(f"  broker:      mqtts://127.0.0.1:{self.plan.broker_port} (TLS, client certificates "
+                f"from {self.plan.state_dir / 'demo' / 'pki'})")
             say(f"  logs:        {self.plan.state_dir / 'demo' / 'logs'}")
             say("Open the kiosk page, start a case, capture, submit: it appears on the dashboard.")
             say("Press Ctrl-C to stop.")
@@ -508,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--state-dir", type=Path, default=ROOT / "var",
                     help="where the demo keeps its data, runtime configs and logs (default: ./var)")
-    ap.add_argument("--broker-port", type=int, help="MQTT port (default: 1883, or a free one if busy)")
+    ap.add_argument("--broker-port", type=int, help="MQTT/TLS port (default: 8883, or a free one if busy)")
     ap.add_argument("--dashboard-port", type=int, help="dashboard port (default: from centre.demo.toml)")
     ap.add_argument("--kiosk-port", type=int, help="kiosk page port (default: from kiosk.demo.toml)")
     ap.add_argument("--max-restarts", type=int, default=3,

@@ -1,4 +1,10 @@
-"""A real Mosquitto broker for tests: own config, free loopback port, own persistence folder."""
+"""A real Mosquitto broker for tests: own config, free loopback port, own persistence folder.
+
+Two modes: plain MQTT on loopback with anonymous access (most tests), or, with ``pki=``, the
+repository's own broker configuration (``firmware_config/mosquitto.demo.conf`` and its ACL,
+rendered by ``demo.broker_conf``): TLS only, client certificates, identity as user name.
+:class:`TestPki` makes the CA and certificates for such a broker once per test session.
+"""
 
 from __future__ import annotations
 
@@ -28,18 +34,30 @@ def mosquitto_binary() -> str:
 class Broker:
     """One Mosquitto process on 127.0.0.1:<port>; ``restart()`` keeps port and persistence."""
 
-    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = ""):
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "",
+                 pki: "TestPki | None" = None):
+        """A broker in ``workdir`` (not started); with ``pki`` it runs the repository's TLS config."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.extra_conf = extra_conf
+        self.pki = pki
         self.proc: subprocess.Popen | None = None
         self.conf = self.workdir / "mosquitto.conf"
         self.log = self.workdir / "mosquitto.log"
 
     def write_conf(self) -> None:
-        """Write the broker's config: persistence on and saved on every change."""
+        """Write the broker's config: persistence on and saved on every change (plain mode), or the
+        repository's TLS config with this broker's port, PKI and folders (TLS mode)."""
+        if self.pki is not None:
+            import demo
+
+            (self.workdir / "broker").mkdir(exist_ok=True)
+            self.conf.write_text(demo.broker_conf(demo.BROKER_TEMPLATE.read_text(), self.port,
+                                                  self.workdir, pki_dir=self.pki.dir)
+                                 + f"\nlog_dest file {self.log}\n" + self.extra_conf)
+            return
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
@@ -87,5 +105,63 @@ class Broker:
         self.start()
 
     @property
+    def tls(self) -> bool:
+        """Whether this broker runs the TLS configuration."""
+        return self.pki is not None
+
+    @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        """``mqtt://127.0.0.1:PORT``, or ``mqtts://127.0.0.1:PORT`` in TLS mode (an address in the
+        broker certificate's names)."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+class TestPki:
+    """A CA and certificates made with ``dashboard.pki`` in ``directory`` (once per test session).
+
+    ``kiosk(device)`` issues a kiosk certificate on first use; the ``revoked`` kiosk is revoked
+    before any broker starts (Mosquitto reads the CRL at start); ``foreign`` is a second CA whose
+    ``kiosk-a`` certificate the broker must refuse.
+    """
+
+    __test__ = False  # not a test class for pytest
+    REVOKED = "kiosk-revoked"
+
+    def __init__(self, directory: Path):
+        """Create the CA, broker, ingest, ``kiosk-a``, ``kiosk-b``, a revoked kiosk and a foreign CA."""
+        from dashboard.pki import Pki
+
+        self.dir = Path(directory)
+        self.pki = Pki(self.dir)
+        self.pki.init()
+        self.pki.issue_broker("localhost")
+        self.pki.issue_ingest()
+        for device in ("kiosk-a", "kiosk-b", self.REVOKED):
+            self.pki.issue_kiosk(device)
+        self.pki.revoke(self.REVOKED)
+        self.foreign = Pki(self.dir / "foreign")
+        self.foreign.init(name="Some other CA")
+        self.foreign.issue_kiosk("kiosk-a")
+
+    @property
+    def ca(self) -> Path:
+        """The CA certificate clients verify the broker with."""
+        return self.pki.ca_cert_path
+
+    def kiosk(self, device: str, foreign: bool = False) -> tuple[Path, Path]:
+        """``(cert, key)`` of a kiosk, issued now if it has none yet."""
+        pki = self.foreign if foreign else self.pki
+        cert, key = pki.paths(device)
+        if not cert.exists():
+            pki.issue_kiosk(device)
+        return cert, key
+
+    def kiosk_broker(self, broker: Broker, device: str, foreign: bool = False, **kw) -> dict:
+        """``[broker]`` settings (edge.link.BrokerSettings fields) for a kiosk on ``broker``."""
+        cert, key = self.kiosk(device, foreign)
+        return {"url": broker.url, "ca_file": self.ca, "cert_file": cert, "key_file": key, **kw}
+
+    def ingest_broker(self, broker: Broker, **kw) -> dict:
+        """``[broker]`` settings (dashboard.config.BrokerConfig fields) for the ingest on ``broker``."""
+        cert, key = self.pki.paths("ingest")
+        return {"url": broker.url, "ca_file": self.ca, "cert_file": cert, "key_file": key, **kw}

@@ -66,12 +66,19 @@ def test_choose_port_keeps_a_free_port_and_moves_off_a_busy_one():
 
 def test_broker_conf_gets_port_and_absolute_persistence(tmp_path):
     template = demo.BROKER_TEMPLATE.read_text()
-    assert demo.broker_template_port(template) == 1883
+    assert demo.broker_template_port(template) == 8883
     conf = demo.broker_conf(template, 23456, tmp_path)
     assert re.search(r"^listener 23456 127\.0\.0\.1$", conf, re.M)
     assert f"persistence_location {tmp_path}/broker/" in conf
     assert ("user root" in conf) == (os.geteuid() == 0)
-    assert "1883" not in re.sub(r"#.*", "", conf)
+    assert "8883" not in re.sub(r"#.*", "", conf)
+    # TLS only, certificates from the run's PKI, the repository's ACL by absolute path.
+    pki = tmp_path / "demo" / "pki"
+    for line in ("cafile {p}/ca.crt", "certfile {p}/broker.crt", "keyfile {p}/broker.key", "crlfile {p}/crl.pem",
+                 "require_certificate true", "use_identity_as_username true", "allow_anonymous false"):
+        assert re.search(rf"^{re.escape(line.format(p=pki))}$", conf, re.M), line
+    acl = re.search(r"^acl_file (.+)$", conf, re.M).group(1)
+    assert Path(acl).is_absolute() and Path(acl).is_file()
 
 
 def test_broker_urls_and_web_port_are_patched():
@@ -235,7 +242,11 @@ def test_demo_runs_a_case_end_to_end_restarts_a_crashed_worker_and_stops_cleanly
 
     # The generated configs point at this run's broker and keep data in the state folder.
     centre = tomllib.loads((d.state_dir / "demo" / "centre.toml").read_text())
-    assert centre["broker"]["url"] == f"mqtt://127.0.0.1:{d.ports['broker']}"
+    assert centre["broker"]["url"] == f"mqtts://127.0.0.1:{d.ports['broker']}"
+    kiosk = tomllib.loads((d.state_dir / "demo" / "kiosk.toml").read_text())
+    assert kiosk["broker"]["url"] == f"mqtts://127.0.0.1:{d.ports['broker']}"
+    assert Path(kiosk["broker"]["cert_file"]) == d.state_dir / "demo" / "pki" / "kiosks" / f"{kiosk['device_id']}.crt"
+    assert Path(centre["broker"]["cert_file"]) == d.state_dir / "demo" / "pki" / "ingest.crt"
     assert centre["storage"]["database"].startswith(str(d.state_dir))
     assert (d.state_dir / "broker").is_dir()
 

@@ -1,0 +1,287 @@
+"""The broker's TLS configuration and ACL, against a real Mosquitto running the repository's config.
+
+Every client here presents a certificate made by ``dashboard.pki`` (session fixture
+``test_pki``). A kiosk may publish only on its own case/status/health topics and read only
+its own acks; unknown, revoked and missing certificates and plain TCP are refused; a whole
+case goes from the kiosk's link through TLS to the real ingest and comes back acknowledged.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.link import BrokerSettings, Link
+from edge.outbox import Outbox
+from wire import topics
+from wire.codec import sha256_hex
+from wire.messages import CaseHeader, ImageMeta
+
+SITE = "hub-t"
+
+
+class Client:
+    """A paho MQTT 5 client with a certificate; records CONNACK, messages, PUBACKs, disconnects."""
+
+    def __init__(self, broker, client_id: str, cert: Path | None = None, key: Path | None = None,
+                 ca: Path | None = None, tls: bool = True):
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if tls:
+            self.c.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None,
+                           keyfile=str(key) if key else None, cert_reqs=ssl.CERT_REQUIRED)
+        self.connected = threading.Event()
+        self.gone = threading.Event()
+        self.connack = None
+        self.messages: list[tuple[str, bytes]] = []
+        self.pubacks: dict[int, str] = {}
+        self.subacks: list[list[str]] = []
+        self.error: BaseException | None = None
+        self.c.on_connect = self._on_connect
+        self.c.on_disconnect = lambda c, u, f, rc, p: self.gone.set()
+        self.c.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload)))
+        self.c.on_publish = lambda c, u, mid, rc, p: self.pubacks.__setitem__(mid, str(rc))
+        self.c.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.append([str(r) for r in rcs])
+        try:
+            self.c.connect(broker.host, broker.port, keepalive=10)
+        except (OSError, ssl.SSLError) as exc:   # refused during the handshake
+            self.error = exc
+            self.gone.set()
+            return
+        self.c.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connack = reason_code
+        if not reason_code.is_failure:
+            self.connected.set()
+
+    def wait_connected(self, timeout: float = 5.0) -> bool:
+        """True once the broker accepted the connection; False if it was refused or timed out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected.is_set():
+                return True
+            if self.gone.is_set():
+                return False
+            time.sleep(0.02)
+        return False
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> str:
+        """Publish at QoS 1 and return the PUBACK's reason ("Success", "Not authorized", ...)."""
+        info = self.c.publish(topic, payload, qos=1, retain=retain)
+        deadline = time.monotonic() + 5
+        while info.mid not in self.pubacks:
+            assert time.monotonic() < deadline, f"no PUBACK for {topic}"
+            time.sleep(0.01)
+        return self.pubacks[info.mid]
+
+    def subscribe(self, *filters: str) -> list[str]:
+        """Subscribe at QoS 1; return the SUBACK reasons."""
+        n = len(self.subacks)
+        self.c.subscribe([(f, 1) for f in filters])
+        deadline = time.monotonic() + 5
+        while len(self.subacks) == n:
+            assert time.monotonic() < deadline, "no SUBACK"
+            time.sleep(0.01)
+        return self.subacks[-1]
+
+    def wait_message(self, topic: str, timeout: float = 5.0) -> bytes:
+        """The payload of the first message received on ``topic``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, p in self.messages:
+                if t == topic:
+                    return p
+            time.sleep(0.02)
+        raise AssertionError(f"nothing on {topic}; got {[t for t, _ in self.messages]}")
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+@pytest.fixture
+def clients():
+    """Clients made by a test, closed after it."""
+    made: list[Client] = []
+    yield made
+    for c in made:
+        c.close()
+
+
+def kiosk(tls_broker, test_pki, clients, device: str, client_id: str | None = None, **kw) -> Client:
+    """A connected kiosk client with its own certificate."""
+    s = test_pki.kiosk_broker(tls_broker, device, **kw)
+    c = Client(tls_broker, client_id or device, s["cert_file"], s["key_file"], test_pki.ca)
+    clients.append(c)
+    return c
+
+
+def ingest_client(tls_broker, test_pki, clients) -> Client:
+    """A connected client with the ingest's certificate."""
+    s = test_pki.ingest_broker(tls_broker)
+    c = Client(tls_broker, "test-ingest", s["cert_file"], s["key_file"], test_pki.ca)
+    clients.append(c)
+    assert c.wait_connected()
+    return c
+
+
+def t(device: str, kind: str) -> str:
+    return topics.topic(SITE, device, kind)
+
+
+def test_kiosk_publishes_only_on_its_own_topics(tls_broker, test_pki, clients):
+    centre = ingest_client(tls_broker, test_pki, clients)
+    assert centre.subscribe(topics.subscription(topics.CASE, "ingest"), topics.subscription(topics.STATUS),
+                            topics.subscription(topics.HEALTH)) == ["Granted QoS 1"] * 3
+    a = kiosk(tls_broker, test_pki, clients, "kiosk-a")
+    b = kiosk(tls_broker, test_pki, clients, "kiosk-b")
+    assert a.wait_connected() and b.wait_connected()
+    assert b.subscribe(t("kiosk-b", "ack")) == ["Granted QoS 1"]
+
+    # A forges B's case, status and health, and an ack to B: the broker refuses each one.
+    for kind in ("case", "status", "health", "ack"):
+        assert a.publish(t("kiosk-b", kind), b"forged " + kind.encode()) == "Not authorized", kind
+    assert a.publish(t("kiosk-a", "ack"), b"self-ack") == "Not authorized"   # only the ingest acks
+    # A's own topics go through (published last, so the forgeries would have arrived first).
+    assert a.publish(t("kiosk-a", "health"), b"own health") == "Success"
+    assert a.publish(t("kiosk-a", "case"), b"own case") == "Success"
+    assert centre.wait_message(t("kiosk-a", "case")) == b"own case"
+    time.sleep(0.3)
+    got = {topic for topic, _ in centre.messages}
+    assert got == {t("kiosk-a", "health"), t("kiosk-a", "case")}
+    assert b.messages == []
+    assert not any(b"forged" in p for _, p in centre.messages + b.messages)
+
+
+def test_kiosk_reads_only_its_own_acks(tls_broker, test_pki, clients):
+    centre = ingest_client(tls_broker, test_pki, clients)
+    a = kiosk(tls_broker, test_pki, clients, "kiosk-a")
+    b = kiosk(tls_broker, test_pki, clients, "kiosk-b")
+    assert a.wait_connected() and b.wait_connected()
+    b.subscribe(t("kiosk-b", "ack"))
+    # A tries everything that would cover B's acks; the broker may grant a filter, but delivers
+    # only what A may read.
+    a.subscribe(t("kiosk-b", "ack"), topics.subscription(topics.ACK), "dermkiosk/#", "#",
+                t("kiosk-a", "ack"))
+    assert centre.publish(t("kiosk-b", "ack"), b"ack for b") == "Success"
+    assert centre.publish(t("kiosk-a", "ack"), b"ack for a") == "Success"
+    assert b.wait_message(t("kiosk-b", "ack")) == b"ack for b"
+    assert a.wait_message(t("kiosk-a", "ack")) == b"ack for a"
+    time.sleep(0.3)
+    assert {topic for topic, _ in a.messages} == {t("kiosk-a", "ack")}
+    assert [p for _, p in b.messages] == [b"ack for b"]
+    # Nor can a kiosk read other kiosks' cases or status.
+    c = kiosk(tls_broker, test_pki, clients, "kiosk-c")
+    assert c.wait_connected()
+    c.subscribe(topics.subscription(topics.CASE), topics.subscription(topics.STATUS))
+    assert a.publish(t("kiosk-a", "status"), b"online", retain=True) == "Success"
+    assert a.publish(t("kiosk-a", "case"), b"case") == "Success"
+    time.sleep(0.5)
+    assert c.messages == []
+
+
+def test_kiosk_cannot_take_over_another_kiosks_session(tls_broker, test_pki, clients):
+    b = kiosk(tls_broker, test_pki, clients, "kiosk-b")
+    assert b.wait_connected()
+    # A connects with B's client id: the broker uses A's certificate name instead, B stays on.
+    a = kiosk(tls_broker, test_pki, clients, "kiosk-a", client_id="kiosk-b")
+    assert a.wait_connected()
+    time.sleep(0.5)
+    assert not b.gone.is_set()
+    centre = ingest_client(tls_broker, test_pki, clients)
+    b.subscribe(t("kiosk-b", "ack"))
+    assert centre.publish(t("kiosk-b", "ack"), b"ack for b") == "Success"
+    assert b.wait_message(t("kiosk-b", "ack")) == b"ack for b"
+
+
+@pytest.mark.parametrize("who", ["foreign CA", "revoked", "no certificate"])
+def test_unknown_revoked_or_missing_certificate_is_refused(tls_broker, test_pki, clients, who):
+    if who == "foreign CA":
+        cert, key = test_pki.kiosk("kiosk-a", foreign=True)
+    elif who == "revoked":
+        cert, key = test_pki.kiosk(test_pki.REVOKED)
+    else:
+        cert = key = None
+    c = Client(tls_broker, "intruder", cert, key, test_pki.ca)
+    clients.append(c)
+    assert not c.wait_connected(5), f"{who}: connected"
+    # ... while a good certificate still gets in (the broker is up and the test is not vacuous).
+    good = kiosk(tls_broker, test_pki, clients, "kiosk-a")
+    assert good.wait_connected()
+    log = tls_broker.log.read_text()
+    assert "OpenSSL Error" in log or "certificate" in log.lower()
+
+
+def test_plain_tcp_is_refused(tls_broker, test_pki, clients):
+    c = Client(tls_broker, "plain", tls=False)
+    clients.append(c)
+    assert not c.wait_connected(3)
+    # Raw bytes of an MQTT CONNECT: the TLS listener answers with no CONNACK (0x20).
+    connect = bytes([0x10, 13, 0, 4]) + b"MQTT" + bytes([5, 2, 0, 10, 0, 0, 0])
+    with socket.create_connection((tls_broker.host, tls_broker.port), timeout=3) as s:
+        s.sendall(connect)
+        try:
+            reply = s.recv(16)
+        except (TimeoutError, ConnectionResetError):
+            reply = b""
+    assert not reply.startswith(b"\x20")
+
+
+def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(tls_broker, test_pki,
+                                                                              tmp_path):
+    from dashboard.config import CentreConfig
+    from dashboard.ingest import Ingest
+    from dashboard.store import Store
+
+    cfg = CentreConfig.model_validate({
+        "broker": test_pki.ingest_broker(tls_broker),
+        "storage": {"database": str(tmp_path / "centre" / "c.db"), "images_dir": str(tmp_path / "centre" / "img"),
+                    "quarantine_dir": str(tmp_path / "centre" / "q")},
+    })
+    ingest = Ingest(cfg).start()
+    outbox = link = None
+    try:
+        assert ingest.wait_ready(15), "the ingest did not connect and subscribe over TLS"
+        outbox = Outbox(tmp_path / "kiosk" / "data")
+        settings = BrokerSettings.model_validate(
+            test_pki.kiosk_broker(tls_broker, "kiosk-a", reconnect_min_s=0.2, reconnect_max_s=1.0))
+        assert settings.tls
+        link = Link(settings, SITE, "kiosk-a", outbox).start()
+        ok, buf = cv2.imencode(".jpg", np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+        jpeg = buf.tobytes()
+        now = datetime.now(timezone.utc)
+        header = CaseHeader(case_id=uuid.uuid4(), referral_ref="TLS-REF-1", lesion_id="L1",
+                            body_site="anterior torso", site=SITE, device_id="kiosk-a", created_at=now,
+                            seq=0, software_version="t", model_version="m",
+                            images=[ImageMeta(view="dermoscopic", captured_at=now, sha256=sha256_hex(jpeg),
+                                              length=len(jpeg), width=64, height=64)])
+        outbox.submit(header, [jpeg])
+        link.wake()
+        cid = str(header.case_id)
+        deadline = time.monotonic() + 20
+        while outbox.get(cid).state not in ("delivered", "purged"):
+            assert time.monotonic() < deadline, f"not acked: {outbox.get(cid)} {link.stats}"
+            time.sleep(0.05)
+        assert link.connected and link.stats.delivered == 1
+        stored = Store(cfg.storage.database, cfg.storage.images_dir, cfg.storage.quarantine_dir).load_case(cid)
+        assert stored is not None
+        got_header, images = stored
+        assert images == [jpeg] and got_header.referral_ref == "TLS-REF-1"
+    finally:
+        if link:
+            link.stop()
+        if outbox:
+            outbox.close()
+        ingest.stop()
