@@ -36,7 +36,7 @@ login_manager = LoginManager()
 
 #: Where each role lands after log-in (first endpoint that exists).
 HOME = {"dermatologist": ("dashboard.case_list",), "it": ("fleet.fleet", "fleet.index", "dashboard.devices"),
-        "admin": ("admin.users",)}
+        "admin": ("admin.users_list",)}
 GENERIC_FAILURE = "Log-in refused: wrong user name or password, or too many failed attempts. " \
                   "Try again later or ask an administrator."
 
