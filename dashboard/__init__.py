@@ -34,6 +34,7 @@ def app_config(config: CentreConfig) -> dict:
         "LOGIN_LOCKOUT_S": config.web.login_lockout_s,
         "LOGIN_ADDR_MAX_FAILURES": config.web.login_addr_max_failures,
         "METRICS_TOKEN": config.web.metrics_token,
+        "FLEET": config.fleet,
     }
 
 
@@ -71,6 +72,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)   # then CSRF (400), headers, cookie flags
     app.register_blueprint(views.bp)
     app.register_blueprint(admin.bp)
+    from . import fleet, metrics
+
+    app.register_blueprint(fleet.bp)
+    app.register_blueprint(metrics.bp)
     return app
 
 
@@ -81,3 +86,6 @@ def ensure_schema(conn) -> None:
     users.ensure_schema(conn)
     audit.ensure_schema(conn)
     review.ensure_schema(conn)
+    from .fleet import SCHEMA as FLEET_SCHEMA
+
+    conn.executescript(FLEET_SCHEMA)

@@ -16,6 +16,7 @@ import logging
 import signal
 import sqlite3
 import sys
+import time
 
 from wire.tomlconfig import ConfigError
 
@@ -52,15 +53,31 @@ def cmd_serve(config: CentreConfig) -> int:
     from . import app_config, create_app
 
     app = create_app(app_config(config))
+    from wire import sdnotify
+
     server = make_server(config.web.host, config.web.port, app, threaded=True)
     logging.getLogger("dashboard").info("dashboard on http://%s:%d/", config.web.host, server.server_port)
     print(f"dashboard: http://{config.web.host}:{server.server_port}/", flush=True)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # systemd: READY=1 once listening; WATCHDOG=1 from serve_forever's own loop (service_actions
+    # runs on every poll of the accept loop), so a hung accept loop is restarted.
+    interval = min(sdnotify.watchdog_interval() or 5.0, 5.0)
+    last = [0.0]
+
+    def ping() -> None:
+        now = time.monotonic()
+        if now - last[0] >= interval:
+            last[0] = now
+            sdnotify.watchdog()
+
+    server.service_actions = ping
+    sdnotify.ready(f"dashboard on {config.web.host}:{server.server_port}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        sdnotify.stopping()
         server.server_close()
     return 0
 
@@ -72,9 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         from .pki import main as pki_main
 
         return pki_main(args_in[1:])
+    if args_in[:1] == ["update"]:  # signed update bundles (python -m dashboard update --help)
+        from .updates import main as update_main
+
+        return update_main(args_in[1:], _load)
     parser = argparse.ArgumentParser(prog="python -m dashboard", description="DermKiosk centre")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("pki", help="certificates: CA, broker, ingest, kiosks, revocation (pki --help)")
+    sub.add_parser("update", help="signed updates: make-key, sign-model, sign-config, publish (update --help)")
     for name, help_ in (("ingest", "receive cases from the broker into the database"),
                         ("serve", "serve the dashboard web pages")):
         p = sub.add_parser(name, help=help_)

@@ -49,8 +49,6 @@ class FleetConfig(BaseModel):
     approved_model: str | None = None
     #: Hours of health history kept (and charted) per kiosk.
     history_hours: float = Field(default=24.0, gt=0, le=24 * 31)
-    #: Bearer token Prometheus sends to ``/metrics`` (None: ``/metrics`` is off).
-    metrics_token: str | None = Field(default=None, min_length=16)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from wire import topics, tomlconfig
 
+from .alerts import FleetConfig
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -126,6 +128,8 @@ class CentreConfig(_Section):
     storage: StorageConfig = StorageConfig()
     web: WebConfig = WebConfig()
     ingest: IngestConfig = IngestConfig()
+    #: Fleet page and alert thresholds (dashboard.alerts).
+    fleet: FleetConfig = FleetConfig()
 
 
 def load_config(path: Path | str) -> CentreConfig:

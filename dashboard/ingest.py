@@ -49,7 +49,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from wire import topics
+from wire import sdnotify, topics
 
 from .config import CentreConfig
 from .intake import (Checked, Outcome, check_case, handle_case, handle_cases, handle_status,  # noqa: F401
@@ -64,6 +64,13 @@ MAX_BATCH = 64
 ACK_CONFIRM_S = 10.0
 #: Errors that mean "storage is unavailable right now": retry, never ack.
 TRANSIENT_ERRORS = (OSError, sqlite3.OperationalError)
+#: Kinds recorded as device state (status, health, update results) rather than stored as cases.
+DEVICE_KINDS = (topics.STATUS, topics.HEALTH, topics.UPDATE_RESULT)
+
+
+def is_device_message(topic: str) -> bool:
+    """True for a kiosk's status, health or update-result topic."""
+    return topic.rsplit("/", 1)[-1] in DEVICE_KINDS
 
 
 @dataclass
@@ -127,15 +134,21 @@ class Ingest:
         _, self._sub_mid = client.subscribe([
             (cases, SubscribeOptions(qos=1)),
             (status, SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)),
+            (topics.subscription(topics.HEALTH, self.config.broker.share_group), SubscribeOptions(qos=1)),
+            (topics.subscription(topics.UPDATE_RESULT, self.config.broker.share_group), SubscribeOptions(qos=1)),
         ])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if mid != self._sub_mid:
             return
-        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        failed = [str(rc) for rc in reason_codes[:2] if rc.is_failure]
         if failed:
             log.error("subscription refused: %s", ", ".join(failed))
             return
+        # Health and update results feed the fleet page only: a broker ACL without them is not fatal.
+        for kind, rc in zip((topics.HEALTH, topics.UPDATE_RESULT), reason_codes[2:]):
+            if rc.is_failure:
+                log.error("subscription to %s refused (%s): the fleet page will lack it", kind, rc)
         self._ready.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -147,7 +160,7 @@ class Ingest:
         # Network thread: only queue. Receive Maximum bounds how much can wait here.
         msg = _Message(message.topic, bytes(message.payload), message.mid, message.qos, utcnow())
         pool = self._decoders
-        if pool is not None and not self._stop.is_set() and not msg.topic.endswith("/" + topics.STATUS):
+        if pool is not None and not self._stop.is_set() and not is_device_message(msg.topic):
             try:
                 msg.prepared = pool.submit(self._prepare, msg)
             except RuntimeError:  # stopping: the worker checks it itself, if it still runs
@@ -214,8 +227,8 @@ class Ingest:
 
     def _process_batch(self, store: Store, batch: list[_Message]) -> None:
         """Store a batch of messages (retrying while storage fails), then ack each, in arrival order."""
-        cases = [m for m in batch if not m.topic.endswith("/" + topics.STATUS)]
-        statuses = [m for m in batch if m.topic.endswith("/" + topics.STATUS)]
+        cases = [m for m in batch if not is_device_message(m.topic)]
+        statuses = [m for m in batch if is_device_message(m.topic)]
         checked = [self._checked(m) for m in cases]
         outcomes: dict[int, Outcome] = {}
         delay = self.config.ingest.storage_retry_s
@@ -292,9 +305,15 @@ class Ingest:
             delay = min(delay * 2, 60.0)
 
     def _process_status(self, store: Store, msg: _Message) -> bool:
-        """Record one status message; False if storage failed (left unacked, redelivered later)."""
+        """Record one status, health or update-result message; False if storage failed (redelivered later)."""
         try:
-            self.stats[handle_status(store, msg.topic, msg.payload, msg.received_at)] += 1
+            if msg.topic.endswith("/" + topics.STATUS):
+                self.stats[handle_status(store, msg.topic, msg.payload, msg.received_at)] += 1
+            else:
+                from .fleet import handle_device_message
+
+                self.stats[handle_device_message(store, msg.topic, msg.payload, msg.received_at,
+                                                 self.config.fleet.history_hours)] += 1
             return True
         except Exception as exc:
             self.stats["storage-errors"] += 1
@@ -350,12 +369,19 @@ class Ingest:
             signal.signal(sig, lambda *_: done.set())
         self.start()
         log.info("ingest running: %s, database %s", self.config.broker.url, self.config.storage.database)
+        sdnotify.ready(f"ingest running, database {self.config.storage.database}")
         status = 0
+        subscribed = False
         while not done.wait(1.0):
             if self._worker is not None and not self._worker.is_alive():
                 log.error("ingest worker stopped unexpectedly; exiting to be restarted")
                 status = 1
                 break
+            sdnotify.watchdog()         # systemd WatchdogSec: this loop and the worker are alive
+            if self._ready.is_set() != subscribed:
+                subscribed = self._ready.is_set()
+                sdnotify.status("subscribed" if subscribed else "waiting for the broker")
+        sdnotify.stopping()
         self.stop()
         log.info("ingest stopped: %s", dict(self.stats))
         return status

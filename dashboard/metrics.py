@@ -1,0 +1,109 @@
+"""Prometheus ``/metrics`` for Grafana: per-kiosk gauges, behind a bearer token.
+
+Scrape config::
+
+    - job_name: dermkiosk
+      authorization: {type: Bearer, credentials: <web.metrics_token>}
+      static_configs: [{targets: ["centre.example:8090"]}]
+
+Without a configured token (``METRICS_TOKEN``, from ``[web] metrics_token``)
+``/metrics`` answers 404; a wrong or missing token gets 401. The gauges are
+computed at scrape time from the fleet tables (one fresh registry per scrape),
+so alerts appear and clear exactly as on the fleet page.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, abort, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from .alerts import RULES
+
+bp = Blueprint("metrics", __name__)
+
+
+def _public(view):
+    try:
+        from .auth import public
+    except ImportError:  # pragma: no cover
+        return view
+    return public(view)
+
+
+def render(store, now: datetime, t) -> bytes:
+    """The exposition text for every known kiosk."""
+    from .fleet import fleet_rows
+
+    reg = CollectorRegistry()
+    labels = ["site", "device"]
+    g = {
+        "online": Gauge("dermkiosk_device_online", "1 if the kiosk is online (status and last seen)", labels,
+                        registry=reg),
+        "last_seen": Gauge("dermkiosk_device_last_seen_age_seconds", "Seconds since the kiosk was last heard",
+                           labels, registry=reg),
+        "temp": Gauge("dermkiosk_device_cpu_temperature_celsius", "CPU temperature", labels, registry=reg),
+        "throttled": Gauge("dermkiosk_device_throttled", "1 if throttled or under-voltage now", labels, registry=reg),
+        "disk": Gauge("dermkiosk_device_disk_used_ratio", "Data partition used (0-1)", labels, registry=reg),
+        "disk_free": Gauge("dermkiosk_device_disk_free_bytes", "Free bytes on the data partition", labels,
+                           registry=reg),
+        "depth": Gauge("dermkiosk_device_outbox_depth", "Cases not yet acknowledged by the centre", labels,
+                       registry=reg),
+        "backlog": Gauge("dermkiosk_device_outbox_oldest_age_seconds", "Age of the oldest unacknowledged case",
+                         labels, registry=reg),
+        "skew": Gauge("dermkiosk_device_clock_skew_seconds", "Kiosk clock minus centre clock", labels, registry=reg),
+        "latency": Gauge("dermkiosk_device_classifier_latency_seconds", "Last classification time", labels,
+                         registry=reg),
+        "alerts": Gauge("dermkiosk_device_alerts", "Alerts firing on the kiosk", labels, registry=reg),
+        "alert": Gauge("dermkiosk_device_alert", "1 while the alert rule fires", labels + ["alert"], registry=reg),
+    }
+    devices = Gauge("dermkiosk_devices", "Known kiosks", registry=reg)
+    rows = fleet_rows(store, now, t, with_history=False)
+    devices.set(len(rows))
+    for r in rows:
+        d, h = r["d"], r["h"]
+        lab = (d.site, d.device)
+        g["online"].labels(*lab).set(1 if r["presence"] == "online" else 0)
+        g["last_seen"].labels(*lab).set(max(0.0, (now - d.last_seen).total_seconds()))
+        g["alerts"].labels(*lab).set(len(r["alerts"]))
+        firing = {a.code for a in r["alerts"]}
+        for code in RULES:
+            g["alert"].labels(*lab, code).set(1 if code in firing else 0)
+        g["backlog"].labels(*lab).set(r["backlog_age_s"] or 0.0)
+        if d.skew_s is not None:
+            g["skew"].labels(*lab).set(d.skew_s)
+        if h is None:
+            continue
+        if h.cpu_temp_c is not None:
+            g["temp"].labels(*lab).set(h.cpu_temp_c)
+        g["throttled"].labels(*lab).set(1 if (h.throttled_bits or 0) & 0xF else 0)
+        if r["disk_used_pct"] is not None:
+            g["disk"].labels(*lab).set(r["disk_used_pct"] / 100.0)
+        if h.disk_free_mb is not None:
+            g["disk_free"].labels(*lab).set(h.disk_free_mb * 2**20)
+        g["depth"].labels(*lab).set(h.outbox_depth)
+        if h.classifier_latency_ms is not None:
+            g["latency"].labels(*lab).set(h.classifier_latency_ms / 1000.0)
+    return generate_latest(reg)
+
+
+@_public
+def metrics_view():
+    """``GET /metrics`` with ``Authorization: Bearer <token>``."""
+    from .db import get_store
+    from .fleet import fleet_config
+
+    token = current_app.config.get("METRICS_TOKEN")
+    if not token:
+        abort(404)
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return Response("bearer token required\n", 401, {"WWW-Authenticate": 'Bearer realm="metrics"',
+                                                         "Content-Type": "text/plain"})
+    body = render(get_store(), datetime.now(timezone.utc), fleet_config())
+    return Response(body, 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
+
+
+bp.add_url_rule("/metrics", "metrics", metrics_view)
