@@ -292,8 +292,9 @@ def test_broker_restart_mid_stream_loses_nothing(centre, broker, tmp_path):
         h, f = sample.make_frame(799, case_id=uuid.uuid4())
         kiosk.publish(f)
         ack = kiosk.ack()
-        while ack.case_id != h.case_id:  # redelivered cases from before the restart, acked again
-            assert ack.status == "duplicate"
+        earlier = {fh.case_id for fh, _ in frames}
+        while ack.case_id != h.case_id:  # late acks of the cases from before the restart
+            assert ack.case_id in earlier and ack.status in ("stored", "duplicate")
             ack = kiosk.ack()
         assert ack.status == "stored"
         kiosk.close()
