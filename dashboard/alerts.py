@@ -136,7 +136,7 @@ def evaluate(d: DeviceState, now: datetime, t: FleetConfig) -> list[Alert]:
             out.append(Alert("temperature", "warning", f"CPU at {h.cpu_temp_c:.1f} °C"))
         if h.throttled_bits and h.throttled_bits & THROTTLED_NOW_MASK:
             now_flags = [f for f in h.throttled if f.endswith("-now")]
-            out.append(Alert("throttled", "warning", "throttled: " + ", ".join(now_flags or ["yes"])))
+            out.append(Alert("throttled", "warning", ", ".join(now_flags or ["firmware reports throttling"])))
     age = backlog_age_s(d, now)
     if age is not None and age > t.backlog_age_s:
         out.append(Alert("backlog", "warning", f"{h.outbox_depth} case(s) waiting, oldest {_dur(age)}"))

@@ -62,8 +62,8 @@ CREATE TABLE IF NOT EXISTS updates (
 );
 """
 #: Charted series: (column, title, unit).
-SERIES = (("cpu_temp_c", "CPU temperature", "°C"), ("disk_used_pct", "Disk used", "%"),
-          ("outbox_depth", "Cases waiting", ""), ("load1", "Load", ""))
+SERIES = (("cpu_temp_c", "CPU temperature", "°C", "{:.1f}"), ("disk_used_pct", "Disk used", "%", "{:.0f}"),
+          ("outbox_depth", "Cases waiting", "", "{:.0f}"), ("load1", "Load", "", "{:.2f}"))
 _PRUNE_EVERY_S = 60.0
 
 
@@ -235,7 +235,8 @@ def sparkline(points: list[tuple[float, float | None]], t0: float, t1: float, un
             seg.append(xy(t, v))
     if seg:
         segments.append(seg)
-    parts = [f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+    parts = [f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+             'preserveAspectRatio="none" role="img" '
              f'aria-label="last {vals[-1]:.1f}{escape(unit)}, min {min(vals):.1f}, max {max(vals):.1f}">']
     if limit is not None:
         y = xy(t0, limit).split(",")[1]
@@ -273,10 +274,11 @@ def fleet_rows(store, now: datetime, t: FleetConfig, with_history: bool = True) 
         if with_history:
             hist = history(store, d.device, since)
             limits = {"cpu_temp_c": t.temp_c, "disk_used_pct": t.disk_used_pct}
-            for col, title, unit in SERIES:
+            for col, title, unit, fmt in SERIES:
                 pts = [(_dt(r["received_at"]).timestamp(), r[col]) for r in hist]
                 last = next((v for _, v in reversed(pts) if v is not None), None)
-                row["charts"].append({"title": title, "unit": unit, "last": last,
+                row["charts"].append({"title": title, "unit": unit,
+                                      "last": None if last is None else fmt.format(last),
                                       "svg": sparkline(pts, since.timestamp(), now.timestamp(), unit,
                                                        limit=limits.get(col))})
         rows.append(row)

@@ -1,0 +1,66 @@
+"""Headless Chromium (Debian's, via Playwright) opens the fleet page as IT; screenshot for a human look."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from dashboard import create_app
+from dashboard.alerts import FleetConfig
+from tests.dashauth import PASSWORD, make_user
+from tests.test_fleet_page import populate
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+
+@pytest.fixture
+def served(tmp_path):
+    app = create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images"),
+                      "FLEET": FleetConfig(approved_model="lesion-v1")})
+    populate(app.config["DATABASE"], app.config["IMAGES_DIR"])
+    make_user(app.config["DATABASE"], app.config["IMAGES_DIR"], "it-browser", "it")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+def test_fleet_page_in_chromium(served):
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            failed, csp = [], []
+            page.on("requestfailed", lambda req: failed.append(req.url))
+            page.on("console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(f"{served}/fleet")
+            page.wait_for_url("**/login**")
+            page.fill("input[name=username]", "it-browser")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url("**/fleet")
+            assert page.locator("section.kiosk").count() == 3
+            assert page.locator("#kiosk-kiosk-0003 .presence").inner_text().lower() == "offline"
+            assert page.locator("#kiosk-kiosk-0002 [data-alert=disk]").is_visible()
+            # the stylesheet applied (CSP allows only same-origin files): badges are coloured, charts sized
+            colour = page.locator("#kiosk-kiosk-0003 .presence").evaluate("e => getComputedStyle(e).backgroundColor")
+            assert colour == "rgb(163, 39, 26)"
+            box = page.locator("#kiosk-kiosk-0001 svg.spark").first.bounding_box()
+            assert box and box["width"] >= 200 and box["height"] >= 40
+            assert not failed and not csp, (failed, csp)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "fleet_page.png"), full_page=True)
+        finally:
+            browser.close()

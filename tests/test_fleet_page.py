@@ -1,0 +1,154 @@
+"""Fleet page and /metrics over a real centre database filled through the ingest's own recording code."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dashboard import create_app, fleet
+from dashboard.alerts import FleetConfig
+from dashboard.store import Store
+from tests.dashauth import logged_in
+from wire.messages import Health, Status, UpdateManifest, UpdateResult
+
+TOKEN = "metrics-token-0123456789abcdef"
+
+
+def health(device: str, at: datetime, **kw) -> Health:
+    """A plausible health report of ``device`` taken at kiosk time ``at``."""
+    base = dict(device_id=device, at=at, interval_s=30, uptime_s=86400 * 3, service_uptime_s=7200,
+                cpu_temp_c=52.0, throttled_bits=0, load1=0.4, load5=0.3, load15=0.2, mem_total_mb=3800,
+                mem_available_mb=2900, disk_total_mb=29000, disk_free_mb=21000, outbox_depth=0,
+                last_capture_at=at - timedelta(minutes=20), last_delivery_at=at - timedelta(minutes=19),
+                camera_connected=True, classifier_latency_ms=84.0, model_version="lesion-v1",
+                software_version="0.1.0", clock_synced=True)
+    base.update(kw)
+    return Health(**base)
+
+
+def populate(database, images_dir, now: datetime | None = None) -> datetime:
+    """Three kiosks with 24 h of history: one healthy, one hot and nearly full, one gone (last will)."""
+    now = now or datetime.now(timezone.utc)
+    store = Store(database, images_dir)
+    try:
+        for i in range(48):                       # every 30 min over the last day
+            t = now - timedelta(minutes=30 * (47 - i))
+            fleet.record_health(store, "hub-north", health("kiosk-0001", t, cpu_temp_c=48 + 6 * (i % 6) / 5,
+                                                           load1=0.2 + (i % 5) / 10), t)
+            fleet.record_health(store, "hub-north", health(
+                "kiosk-0002", t + timedelta(minutes=4), cpu_temp_c=70 + i * 0.25, disk_free_mb=6000 - i * 100,
+                outbox_depth=i // 8, outbox_oldest_s=(i // 8) * 900.0 or None,
+                throttled_bits=0x50005 if i > 44 else 0,
+                throttled=["under-voltage-now", "throttled-now", "under-voltage-occurred", "throttled-occurred"]
+                if i > 44 else []), t)
+            if i < 30:
+                fleet.record_health(store, "hub-south", health("kiosk-0003", t, model_version="lesion-v0"), t)
+        for dev, site in (("kiosk-0001", "hub-north"), ("kiosk-0002", "hub-north")):
+            store.record_status(site, Status(device_id=dev, state="online", at=now), now - timedelta(hours=2))
+        for dev, status, reason in (("kiosk-0001", "applied", "self-test passed"),
+                                    ("kiosk-0003", "refused", "bad signature: bundle.sig does not verify")):
+            m = UpdateManifest(bundle_id=uuid.uuid4(), kind="model", version="lesion-v1", created_at=now,
+                               files={"model.tflite": "0" * 64, "manifest.json": "1" * 64})
+            site = "hub-south" if dev == "kiosk-0003" else "hub-north"
+            fleet.record_update_sent(store, m, site, dev, now - timedelta(hours=3))
+            fleet.record_update_result(store, site, UpdateResult(
+                device_id=dev, bundle_id=m.bundle_id, kind="model", version="lesion-v1", status=status,
+                reason=reason, serving="lesion-v1" if status == "applied" else "lesion-v0", at=now),
+                now - timedelta(hours=3) + timedelta(seconds=40))
+        gone = now - timedelta(minutes=30 * 18)
+        store.record_status("hub-south", Status(device_id="kiosk-0003", state="offline", at=gone), gone)
+    finally:
+        store.close()
+    return now
+
+
+@pytest.fixture
+def app(tmp_path):
+    a = create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images"),
+                    "METRICS_TOKEN": TOKEN, "FLEET": FleetConfig(approved_model="lesion-v1")})
+    populate(a.config["DATABASE"], a.config["IMAGES_DIR"])
+    return a
+
+
+def test_fleet_page_for_it(app):
+    client = logged_in(app, "it-1", "it")
+    r = client.get("/fleet")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert 'id="kiosk-kiosk-0001" data-presence="online"' in html
+    assert 'id="kiosk-kiosk-0003" data-presence="offline"' in html
+    for code in ("disk", "throttled", "backlog"):
+        assert f'data-alert="{code}"' in html.split('id="kiosk-kiosk-0002"')[1].split("</section>")[0]
+    gone = html.split('id="kiosk-kiosk-0003"')[1].split("</section>")[0]
+    assert 'data-alert="offline"' in gone and 'data-alert="model"' in gone
+    assert html.count("<polyline") >= 8                       # charts drawn server-side
+    assert "<script" not in html
+    assert "bad signature" in html and "self-test passed" in html
+    assert r.headers["Content-Security-Policy"].startswith("default-src 'self'")
+
+
+def test_fleet_page_roles(app):
+    assert logged_in(app, "admin-1", "admin").get("/fleet").status_code == 200
+    assert logged_in(app, "dr-1", "dermatologist").get("/fleet").status_code == 403
+    r = app.test_client().get("/fleet")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def test_metrics_needs_the_token_and_parses(app):
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    r = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200
+    fams = {f.name: f for f in text_string_to_metric_families(r.get_data(as_text=True))}
+    val = {(f.name, tuple(sorted(s.labels.items()))): s.value for f in fams.values() for s in f.samples}
+
+    def get(name, device, **extra):
+        return val[(name, tuple(sorted({"site": "hub-south" if device == "kiosk-0003" else "hub-north",
+                                        "device": device, **extra}.items())))]
+
+    assert val[("dermkiosk_devices", ())] == 3
+    assert get("dermkiosk_device_online", "kiosk-0001") == 1
+    assert get("dermkiosk_device_online", "kiosk-0003") == 0
+    assert get("dermkiosk_device_alerts", "kiosk-0001") == 0
+    assert get("dermkiosk_device_alert", "kiosk-0002", alert="disk") == 1
+    assert get("dermkiosk_device_alert", "kiosk-0002", alert="temperature") == 1      # 81.75 °C
+    assert get("dermkiosk_device_alert", "kiosk-0002", alert="clock") == 1            # 4 min ahead
+    assert get("dermkiosk_device_clock_skew_seconds", "kiosk-0002") == pytest.approx(240)
+    assert get("dermkiosk_device_alert", "kiosk-0001", alert="clock") == 0
+    assert get("dermkiosk_device_alert", "kiosk-0003", alert="offline") == 1
+    assert get("dermkiosk_device_cpu_temperature_celsius", "kiosk-0002") == pytest.approx(70 + 47 * 0.25)
+    assert get("dermkiosk_device_disk_used_ratio", "kiosk-0002") == pytest.approx(1 - 1300 / 29000, abs=1e-3)
+    assert get("dermkiosk_device_outbox_depth", "kiosk-0002") == 5
+    assert get("dermkiosk_device_outbox_oldest_age_seconds", "kiosk-0002") > 3600
+    assert get("dermkiosk_device_throttled", "kiosk-0002") == 1
+
+
+def test_metrics_off_without_a_token(tmp_path):
+    a = create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images")})
+    assert a.test_client().get("/metrics", headers={"Authorization": "Bearer x"}).status_code == 404
+
+
+def test_history_is_pruned_to_the_window(tmp_path):
+    store = Store(tmp_path / "c.db", tmp_path / "images")
+    now = datetime.now(timezone.utc)
+    for h in (30, 25, 1):
+        t = now - timedelta(hours=h)
+        fleet.record_health(store, "s", health("k1", t), t)
+    fleet.prune_history(store, now - timedelta(hours=24))
+    rows = fleet.history(store, "k1", now - timedelta(days=7))
+    assert len(rows) == 1
+    # the latest report wins even when an older one arrives late
+    fleet.record_health(store, "s", health("k1", now - timedelta(hours=5), cpu_temp_c=99.0), now - timedelta(hours=5))
+    assert fleet.device_states(store)[0].health.cpu_temp_c == 52.0
+    store.close()
+
+
+def test_sparkline_is_svg_with_gaps_and_limit():
+    t0 = 0.0
+    svg = str(fleet.sparkline([(0, 1.0), (10, 2.0), (20, None), (30, 3.0), (40, 2.5)], t0, 40, "°C", limit=2.8))
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2 and "spark-limit" in svg
+    assert "no data" in str(fleet.sparkline([], 0, 1))
