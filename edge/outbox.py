@@ -11,6 +11,12 @@ States of a case::
     captured -> queued -> sent (PUBACK) -> delivered (centre ack) -> purged
                    \\-> rejected (centre refused, or the kiosk will not send it; kept for IT)
 
+At rest, everything about a case is sealed with AES-256-GCM (:mod:`edge.atrest`): the header
+(referral reference, lesion id...) is stored in SQLite as a sealed blob, and each image file
+holds the sealed JPEG (its name is still the SHA-256 of the plaintext JPEG, never a patient
+identifier). SQLite's ``secure_delete`` overwrites what is deleted (a purged case's header).
+Plaintext left by an older kiosk version is sealed when the outbox opens.
+
 ``seq`` is a per-device monotonic sequence (SQLite AUTOINCREMENT, never reused)
 that orders cases independently of the wall clock. Only ``delivered`` cases
 have their image files deleted, after the configured retention.
@@ -35,6 +41,8 @@ from typing import Iterator
 
 from wire.codec import encode_case, sha256_hex
 from wire.messages import CaseHeader
+
+from .atrest import SealedDataError, Sealer, default_key_path, is_sealed
 
 STATES = ("captured", "queued", "sent", "delivered", "purged", "rejected")
 #: States the link still has to publish (``sent`` is resent until the centre acks).
@@ -117,12 +125,17 @@ def _is_disk_full(exc: BaseException) -> bool:
 class Outbox:
     """The kiosk's durable queue of cases (thread-safe; several processes may share a data folder)."""
 
-    def __init__(self, data_dir: Path | str, retention_s: float = 0.0, min_free_bytes: int = 64 << 20):
+    def __init__(self, data_dir: Path | str, retention_s: float = 0.0, min_free_bytes: int = 64 << 20,
+                 key_file: Path | str | None = None):
         """Open (creating if needed) the outbox in ``data_dir``.
 
         ``retention_s``: how long image files of a delivered case are kept before it is purged.
         ``min_free_bytes``: a new capture is refused when storing it would leave less free space.
+        ``key_file``: the at-rest key (created 0600 if missing); default
+        :func:`edge.atrest.default_key_path` (systemd credential, else ``<data_dir>/../kiosk.key``).
+        Raises :class:`edge.atrest.AtRestError` when the key cannot be used.
         """
+        self.sealer = Sealer.from_file(key_file if key_file is not None else default_key_path(data_dir))
         self.data_dir = Path(data_dir)
         self.images_dir = self.data_dir / "images"
         self.images_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +150,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
+        self._seal_plaintext()
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -179,7 +194,7 @@ class Outbox:
                 raise
 
     def image_path(self, sha256: str) -> Path:
-        """Where the image with this SHA-256 is stored (content-addressed)."""
+        """Where the image with this SHA-256 is stored (content-addressed; the file is sealed)."""
         return self.images_dir / f"{sha256}.jpg"
 
     # ------------------------------------------------------------------ writing
@@ -198,15 +213,71 @@ class Outbox:
                 "cleared when the network is back."
             )
 
+    # ------------------------------------------------------------------ sealing (edge.atrest)
+    def _seal_header(self, header: CaseHeader) -> bytes:
+        return self.sealer.seal(header.model_dump_json().encode(), b"header:" + str(header.case_id).encode())
+
+    def _open_header(self, case_id: str, blob: bytes) -> CaseHeader:
+        try:
+            return CaseHeader.model_validate_json(self.sealer.open(blob, b"header:" + str(case_id).encode()))
+        except SealedDataError as exc:
+            raise CaseDataError(f"the stored header of case {case_id} does not open: {exc}") from None
+
+    def _read_image(self, sha: str) -> bytes:
+        """The plaintext JPEG stored under ``sha``; CaseDataError if missing, altered or not ours."""
+        try:
+            blob = self.image_path(sha).read_bytes()
+        except FileNotFoundError:
+            raise CaseDataError(f"image file {sha[:12]} is missing") from None
+        try:
+            data = self.sealer.open(blob, b"image:" + sha.encode())
+        except SealedDataError:
+            raise CaseDataError(f"image file {sha[:12]} does not match its hash (cannot be opened)") from None
+        return data
+
+    def _seal_plaintext(self) -> None:
+        """Seal headers and image files that an older kiosk version stored in plaintext."""
+        sealed = 0
+        with self._exclusive():
+            with self._tx() as db:
+                for row in db.execute("SELECT case_id, header FROM cases WHERE typeof(header) = 'text'").fetchall():
+                    header = CaseHeader.model_validate_json(row["header"])
+                    db.execute("UPDATE cases SET header = ? WHERE case_id = ?",
+                               (self._seal_header(header), row["case_id"]))
+                    sealed += 1
+            for path in self.images_dir.iterdir():
+                if path.name.startswith(".") or path.suffix != ".jpg":
+                    continue
+                try:
+                    with open(path, "rb") as fh:
+                        if is_sealed(fh.read(4)):
+                            continue
+                        fh.seek(0)
+                        data = fh.read()
+                except OSError:
+                    continue
+                if sha256_hex(data) == path.stem:
+                    self._put_image(path.stem, data)
+                    sealed += 1
+        if sealed:
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # no plaintext left in the WAL
+
     def _write_image(self, sha: str, data: bytes) -> bool:
-        """Write one image atomically; return True if a new file was created."""
-        path = self.image_path(sha)
-        if path.exists():
+        """Write one image (sealed) atomically; return True if a new file was created."""
+        if self.image_path(sha).exists():
             try:
-                if sha256_hex(path.read_bytes()) == sha:
-                    return False
-            except OSError:
+                self._read_image(sha)
+                return False
+            except (CaseDataError, OSError):
                 pass
+        self._put_image(sha, data)
+        return True
+
+    def _put_image(self, sha: str, data: bytes) -> None:
+        """Seal ``data`` and write it under its hash: temp file, fsync, rename, fsync of the folder."""
+        path = self.image_path(sha)
+        data = self.sealer.seal(data, b"image:" + sha.encode())
         tmp = self.images_dir / f".{sha[:16]}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -222,7 +293,6 @@ class Outbox:
         os.close(fd)
         os.replace(tmp, path)
         _fsync_dir(self.images_dir)
-        return True
 
     def add(self, header: CaseHeader, images: list[bytes]) -> CaseHeader:
         """Store a new case durably in state ``captured`` and return its header with ``seq`` set.
@@ -252,7 +322,7 @@ class Outbox:
                     )
                     seq = cur.lastrowid
                     header = header.model_copy(update={"seq": seq})
-                    db.execute("UPDATE cases SET header = ? WHERE seq = ?", (header.model_dump_json(), seq))
+                    db.execute("UPDATE cases SET header = ? WHERE seq = ?", (self._seal_header(header), seq))
                     db.executemany(
                         "INSERT INTO images (case_id, idx, sha256, length) VALUES (?, ?, ?, ?)",
                         [(str(header.case_id), i, m.sha256, m.length) for i, m in enumerate(header.images)],
@@ -457,17 +527,14 @@ class Outbox:
             row = self._db.execute("SELECT header FROM cases WHERE case_id=?", (str(case_id),)).fetchone()
         if row is None or row[0] is None:
             raise KeyError(f"no stored header for case {case_id}")
-        return CaseHeader.model_validate_json(row[0])
+        return self._open_header(str(case_id), row[0])
 
     def images(self, case_id: str) -> list[bytes]:
         """The image bytes of a case in header order; CaseDataError if a file is missing or altered."""
         header = self.header(case_id)
         out = []
         for meta in header.images:
-            try:
-                data = self.image_path(meta.sha256).read_bytes()
-            except FileNotFoundError:
-                raise CaseDataError(f"image file {meta.sha256[:12]} is missing") from None
+            data = self._read_image(meta.sha256)
             if sha256_hex(data) != meta.sha256:
                 raise CaseDataError(f"image file {meta.sha256[:12]} does not match its hash")
             out.append(data)
@@ -479,12 +546,7 @@ class Outbox:
         Raises CaseDataError when an image file is missing or altered (hashed once, by the codec).
         """
         header = self.header(case_id)
-        images = []
-        for meta in header.images:
-            try:
-                images.append(self.image_path(meta.sha256).read_bytes())
-            except FileNotFoundError:
-                raise CaseDataError(f"image file {meta.sha256[:12]} is missing") from None
+        images = [self._read_image(meta.sha256) for meta in header.images]
         try:
             return encode_case(header, images)
         except ValueError:

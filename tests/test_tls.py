@@ -275,6 +275,11 @@ def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(
             assert time.monotonic() < deadline, f"not acked: {outbox.get(cid)} {link.stats}"
             time.sleep(0.05)
         assert link.connected and link.stats.delivered == 1
+        # Delivered: the kiosk deletes the (sealed) image files and forgets the header.
+        deadline = time.monotonic() + 10
+        while outbox.get(cid).state != "purged" or any(outbox.images_dir.iterdir()):
+            assert time.monotonic() < deadline, "delivered case not purged"
+            time.sleep(0.05)
         stored = Store(cfg.storage.database, cfg.storage.images_dir, cfg.storage.quarantine_dir).load_case(cid)
         assert stored is not None
         got_header, images = stored
