@@ -1,0 +1,147 @@
+"""dashboard.pki: the CA, the certificates it issues, revocation, and the command line.
+
+Checked with the ``cryptography`` parser and with OpenSSL itself (``openssl verify -crl_check``),
+the same library Mosquitto uses to check client certificates.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from dashboard.pki import Pki, PkiError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def cn(c: x509.Certificate) -> str:
+    return c.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def openssl_verify(pki: Pki, path: Path, crl: bool = True) -> tuple[bool, str]:
+    """``openssl verify`` of ``path`` against the CA (and its CRL)."""
+    args = ["openssl", "verify", "-CAfile", str(pki.ca_cert_path)]
+    if crl:
+        args += ["-crl_check", "-CRLfile", str(pki.crl_path)]
+    r = subprocess.run(args + [str(path)], capture_output=True, text=True)
+    return r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture
+def pki(tmp_path):
+    p = Pki(tmp_path / "pki")
+    p.init()
+    return p
+
+
+def test_ca_is_a_p256_ca_and_keys_are_private(pki):
+    ca = cert(pki.ca_cert_path)
+    bc = ca.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert bc.critical and bc.value.ca and bc.value.path_length == 0
+    ku = ca.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert ku.key_cert_sign and ku.crl_sign
+    key = load_pem_private_key(pki.ca_key_path.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
+    assert stat.S_IMODE(pki.ca_key_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(pki.dir.stat().st_mode) == 0o700
+    with pytest.raises(PkiError, match="already holds a CA"):
+        pki.init()
+
+
+def test_broker_certificate_names_and_usage(pki):
+    crt, key = pki.issue_broker("centre.example.org", ips=["10.0.0.5"])
+    c = cert(crt)
+    san = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.DNSName)) == {"centre.example.org", "localhost"}
+    assert set(san.get_values_for_type(x509.IPAddress)) == {ipaddress.ip_address("10.0.0.5"),
+                                                            ipaddress.ip_address("127.0.0.1")}
+    assert list(c.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert not c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert openssl_verify(pki, crt)[0]
+
+
+def test_kiosk_and_ingest_client_certificates(pki):
+    kc, kk = pki.issue_kiosk("kiosk-7")
+    ic, ik = pki.issue_ingest()
+    assert (cn(cert(kc)), cn(cert(ic))) == ("kiosk-7", "ingest")
+    for c, k in ((kc, kk), (ic, ik)):
+        eku = cert(c).extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+        assert stat.S_IMODE(k.stat().st_mode) == 0o600
+        assert openssl_verify(pki, c)[0]
+        # the key belongs to the certificate
+        assert load_pem_private_key(k.read_bytes(), None).public_key() == cert(c).public_key()
+
+
+@pytest.mark.parametrize("bad, msg", [("Kiosk_1", "must be 1-32 characters"), ("ingest", "reserved"),
+                                      ("a" * 33, "must be 1-32"), ("../x", "must be 1-32"), ("", "must be")])
+def test_device_id_is_validated(pki, bad, msg):
+    with pytest.raises(PkiError, match=msg):
+        pki.issue_kiosk(bad)
+
+
+def test_revocation_goes_into_the_crl_and_openssl_refuses_the_certificate(pki):
+    crt, _ = pki.issue_kiosk("kiosk-lost")
+    old_serial = cert(crt).serial_number
+    other, _ = pki.issue_kiosk("kiosk-ok")
+    with pytest.raises(PkiError, match="already has a certificate"):
+        pki.issue_kiosk("kiosk-lost")
+    serials = pki.revoke("kiosk-lost")
+    crl = x509.load_pem_x509_crl(pki.crl_path.read_bytes())
+    assert crl.is_signature_valid(cert(pki.ca_cert_path).public_key())
+    assert {format(r.serial_number, "x") for r in crl} == set(serials)
+    assert crl.get_revoked_certificate_by_serial_number(cert(crt).serial_number) is not None
+    ok, out = openssl_verify(pki, crt)
+    assert not ok and "revoked" in out
+    assert openssl_verify(pki, other)[0]
+    with pytest.raises(PkiError, match="no live certificate"):
+        pki.revoke("kiosk-lost")
+    # A replacement kiosk with the same id gets a new certificate (new serial), which works.
+    new, _ = pki.issue_kiosk("kiosk-lost")
+    assert cert(new).serial_number != old_serial and openssl_verify(pki, new)[0]
+    # Re-signing the CRL keeps the revocation.
+    pki.write_crl(days=30)
+    assert x509.load_pem_x509_crl(pki.crl_path.read_bytes()).get_revoked_certificate_by_serial_number(
+        old_serial) is not None
+
+
+def test_without_a_ca_issuing_says_what_to_do(tmp_path):
+    with pytest.raises(PkiError, match="pki --dir .* init"):
+        Pki(tmp_path / "none").issue_kiosk("kiosk-1")
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl")
+def test_command_line(tmp_path):
+    d = tmp_path / "cli"
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "dashboard", "pki", "--dir", str(d), *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    assert run("init").returncode == 0
+    r = run("issue-kiosk", "kiosk-cli")
+    assert r.returncode == 0 and str(d / "kiosks" / "kiosk-cli.crt") in r.stdout
+    assert run("issue-broker", "localhost").returncode == 0 and run("issue-ingest").returncode == 0
+    r = run("issue-kiosk", "Bad Id")
+    assert r.returncode == 2 and r.stderr.startswith("pki: device id 'Bad Id'") and "Traceback" not in r.stderr
+    r = run("revoke", "kiosk-cli")
+    assert r.returncode == 0 and "restart the broker" in r.stdout
+    assert not openssl_verify(Pki(d), d / "kiosks" / "kiosk-cli.crt")[0]
+    assert run("crl").returncode == 0
+    r = run("init")
+    assert r.returncode == 2 and "already holds a CA" in r.stderr
