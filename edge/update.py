@@ -223,14 +223,19 @@ def self_test(model_dir: Path, expected_sha256: str, threads: int = 1):
         raise UpdateError(f"self-test: the new model does not load: {exc}") from None
     if clf.manifest.sha256 != expected_sha256:
         raise UpdateError("self-test: the model's manifest SHA-256 is not the signed file's")
+    img = lesion_image(320, 240, seed=7)
     try:
-        img = lesion_image(320, 240, seed=7)
         p = clf.probabilities(img)
+    except Exception as exc:
+        raise UpdateError(f"self-test: the new model failed on a test image: {type(exc).__name__}") from None
+    if p.shape != (len(clf.manifest.labels),) or not np.all(np.isfinite(p)) or np.any(p < -1e-6) \
+            or abs(float(p.sum()) - 1.0) > 1e-3:
+        raise UpdateError(f"self-test: outputs are not a probability distribution (sum {float(p.sum()):.4f})")
+    try:
         clf.classify(img)
     except Exception as exc:
-        raise UpdateError(f"self-test: the new model failed on a test image: {type(exc).__name__}: {exc}") from None
-    if p.shape != (len(clf.manifest.labels),) or not np.all(np.isfinite(p)) or abs(float(p.sum()) - 1.0) > 1e-3:
-        raise UpdateError(f"self-test: outputs do not form a probability distribution (sum {float(p.sum()):.4f})")
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise UpdateError(f"self-test: classification failed: {type(exc).__name__}: {first}") from None
     return clf
 
 
@@ -314,6 +319,8 @@ class Updater:
             else:
                 result = self._apply_config(manifest, files)
         except UpdateError as exc:
+            # Name the bundle as it claims to be (unverified) so that the centre can match its record.
+            manifest = manifest or _peek_manifest(payload)
             result = UpdateResult(device_id=cfg.device_id, bundle_id=manifest.bundle_id if manifest else None,
                                   kind=manifest.kind if manifest else "unknown",
                                   version=manifest.version if manifest else "", status="refused",
@@ -407,6 +414,18 @@ class Updater:
             self.report(result)
         except Exception:
             log.exception("reporting the update result failed")
+
+
+def _peek_manifest(payload: bytes) -> UpdateManifest | None:
+    """The bundle's manifest read without any check (for reporting a refusal only), or None."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(payload), mode="r:") as tar:
+            member = tar.getmember(MANIFEST_NAME)
+            if not member.isfile() or member.size > 1 << 20:
+                return None
+            return UpdateManifest.model_validate_json(tar.extractfile(member).read())
+    except Exception:
+        return None
 
 
 def _now() -> datetime:
