@@ -22,6 +22,13 @@ OUTCOMES = {
     "discharge-advice": "Discharge to GP with advice",
     "better-images": "Needs better images (recapture at the kiosk)",
 }
+#: Short labels for badges (the full text is the badge's title).
+OUTCOME_SHORT = {
+    "urgent-2ww": "Urgent referral (2-week wait)",
+    "routine": "Routine referral",
+    "discharge-advice": "Discharge to GP with advice",
+    "better-images": "Needs better images",
+}
 #: Outcomes that leave the case on the open worklist.
 OPEN_OUTCOMES = frozenset({"better-images"})
 FILTERS = {"open": "To read", "decided": "Decided", "all": "All cases"}

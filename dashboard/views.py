@@ -58,7 +58,8 @@ def format_percent(value: float | None) -> str:
 
 @bp.app_context_processor
 def _globals() -> dict:
-    return {"LABEL_NAMES": LABEL_NAMES, "TIERS": TIERS, "ROLE_NAMES": ROLE_NAMES, "OUTCOMES": review.OUTCOMES}
+    return {"LABEL_NAMES": LABEL_NAMES, "TIERS": TIERS, "ROLE_NAMES": ROLE_NAMES, "OUTCOMES": review.OUTCOMES,
+            "OUTCOME_SHORT": review.OUTCOME_SHORT}
 
 
 @bp.route("/")

@@ -1,0 +1,147 @@
+"""Headless Chromium (Debian's, driven by Playwright): a dermatologist logs in, reads the worklist,
+opens the most urgent case, records a decision and sees it; an administrator reads the audit log.
+Screenshots go to tests/artifacts/ (gitignored). No CSP violation or failed request on any page."""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from dashboard import create_app, sample
+from dashboard.store import Store
+from tests.dashauth import PASSWORD, make_user
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The dashboard on a free loopback port over a database with four cases of mixed risk."""
+    store = Store(tmp_path / "c.db", tmp_path / "images")
+    t0 = datetime.now(timezone.utc) - timedelta(hours=2)
+    cases = []
+    for i, risk in enumerate(["benign", "cancer", "pre-cancer", "benign"]):
+        h, ims = sample.make_case(300 + i, n_images=2 if risk == "cancer" else 1)
+        h = h.model_copy(update={"classification": h.classification.model_copy(update={"risk": risk})})
+        store.save_case(h, ims, received_at=t0 + timedelta(minutes=10 * i))
+        cases.append(h)
+    store.close()
+    make_user(tmp_path / "c.db", tmp_path / "images", "dr.reader", "dermatologist")
+    make_user(tmp_path / "c.db", tmp_path / "images", "admin.one", "admin")
+    app = create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images")})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", cases
+    server.shutdown()
+    thread.join(5)
+
+
+def _log_in(page, base, username):
+    page.goto(f"{base}/")
+    page.wait_for_url("**/login**")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+
+
+def test_dermatologist_records_a_decision(served):
+    base, cases = served
+    cancer = cases[1]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            problems = []
+            # (a favicon fetch cut short by the next navigation is not a problem)
+            page.on("requestfailed", lambda req: not req.url.endswith("/favicon.svg")
+                    and problems.append(f"failed {req.url} {req.failure}"))
+            page.on("console", lambda msg: msg.type == "error" and "status of 401" not in msg.text
+                    and problems.append(f"console {msg.text}"))
+            errors = []
+            page.on("response", lambda r: r.status >= 400 and errors.append((r.status, r.url.removeprefix(base))))
+
+            page.goto(f"{base}/cases")
+            page.wait_for_url(re.compile(r"/login\?next="))
+            page.screenshot(path=str(ARTIFACTS / "review_login.png"))
+            # a wrong password first: a generic refusal, no session
+            page.fill("#username", "dr.reader")
+            page.fill("#password", "not my password")
+            page.click("#login-submit")
+            assert "Log-in refused" in page.locator("#login-error").inner_text()
+            page.fill("#username", "dr.reader")
+            page.fill("#password", PASSWORD)
+            page.click("#login-submit")
+            page.wait_for_url(f"{base}/cases")
+
+            rows = page.locator("tr.case-row")
+            assert rows.count() == 4
+            assert rows.first.get_attribute("data-case-id") == str(cancer.case_id)  # cancer first
+            assert rows.first.locator(".badge.risk-cancer").count() == 1
+            assert page.locator("#filter-open .count").inner_text() == "4"
+            assert page.locator(".who-name").inner_text().startswith("dr.reader")
+            page.screenshot(path=str(ARTIFACTS / "review_worklist.png"), full_page=True)
+
+            rows.first.locator("a").first.click()
+            page.wait_for_url(f"**/cases/{cancer.case_id}")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.image-card img')].every(i => i.complete && i.naturalWidth > 0)",
+                timeout=10_000)
+            assert page.locator("#current-decision").inner_text().strip() == "not yet read"
+            page.check("input[name=outcome][value=urgent-2ww]")
+            page.fill("#note", "Asymmetric, blue-white veil. 2WW to the pigmented lesion clinic.")
+            page.click("#decision-submit")
+            page.wait_for_url(f"**/cases/{cancer.case_id}#decision")
+            assert "Decision recorded" in page.locator(".flash").inner_text()
+            history = page.locator("#decision-history tbody tr")
+            assert history.count() == 1
+            assert "dr.reader" in history.first.inner_text()
+            assert "blue-white veil" in history.first.inner_text()
+            assert "2-week wait" in page.locator("#current-decision").inner_text()
+            page.locator("#decision").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "review_case_decided.png"), full_page=True)
+
+            page.click("text=← Worklist")
+            page.wait_for_url(f"{base}/cases")
+            assert page.locator("tr.case-row").count() == 3   # the decided case left the open list
+            page.click("#filter-decided")
+            page.wait_for_url("**/cases?show=decided")
+            assert page.locator("tr.case-row").count() == 1
+            assert "2-week wait" in page.locator("tr.case-row .decision-cell").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "review_worklist_decided.png"), full_page=True)
+
+            page.click("#logout")
+            page.wait_for_url("**/login")
+            page.goto(f"{base}/cases/{cancer.case_id}")
+            page.wait_for_url(re.compile(r"/login\?next="))             # logged out: the case is closed again
+
+            _log_in(page, base, "admin.one")
+            page.wait_for_url(f"{base}/admin/users")
+            assert page.locator("tr.user-row").count() == 2
+            page.screenshot(path=str(ARTIFACTS / "review_admin_users.png"), full_page=True)
+            page.click("text=Audit log")
+            page.wait_for_url("**/admin/audit")
+            actions = page.locator("tr.audit-row .action").all_inner_texts()
+            for expected in ("login.failed", "login.ok", "case.view", "image.view", "decision.record", "logout"):
+                assert expected in actions, expected
+            assert page.locator("#chain-ok").count() == 1
+            page.screenshot(path=str(ARTIFACTS / "review_admin_audit.png"), full_page=True)
+            # the stylesheet applied (CSP allows same-origin only)
+            assert page.eval_on_selector(".topbar", "e => getComputedStyle(e).backgroundColor") == "rgb(23, 50, 74)"
+            assert problems == [], problems
+            assert errors == [(401, "/login")], errors  # only the wrong password's answer
+        finally:
+            browser.close()
