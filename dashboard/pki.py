@@ -3,6 +3,7 @@
     python -m dashboard pki --dir DIR init                 # CA key + certificate, empty CRL
     python -m dashboard pki --dir DIR issue-broker HOST    # broker server certificate (SAN HOST + 127.0.0.1)
     python -m dashboard pki --dir DIR issue-ingest         # ingest client certificate (CN "ingest")
+    python -m dashboard pki --dir DIR issue-updates        # update publisher's certificate (CN "updates")
     python -m dashboard pki --dir DIR issue-kiosk DEVICE   # kiosk client certificate (CN = device id)
     python -m dashboard pki --dir DIR revoke DEVICE        # revoke a kiosk; the CRL is rewritten
     python -m dashboard pki --dir DIR crl                  # re-sign the CRL (before it expires)
@@ -10,12 +11,13 @@
 Keys are EC P-256, written with mode 0600. Mosquitto authenticates clients by
 their certificate (``require_certificate``) and takes the common name as the
 user name (``use_identity_as_username``), so the CN is what the ACL patterns
-(``%u``) see: a kiosk's CN is its device id, the ingest's is ``ingest``.
+(``%u``) see: a kiosk's CN is its device id, the ingest's is ``ingest``, the update
+publisher's ``updates`` (see ``firmware_config/mosquitto.acl``).
 
 Layout of DIR::
 
     ca.crt  ca.key  crl.pem  index.json
-    broker.crt  broker.key  ingest.crt  ingest.key
+    broker.crt  broker.key  ingest.crt  ingest.key  updates.crt  updates.key
     kiosks/<device>.crt  kiosks/<device>.key
 
 ``index.json`` lists every certificate issued (serial, CN, kind, revocation
@@ -42,8 +44,10 @@ from wire.topics import check_id
 
 #: The ingest's certificate CN (its MQTT user name); no kiosk may take it.
 INGEST_CN = "ingest"
+#: The update publisher's certificate CN (``python -m dashboard update publish``).
+UPDATES_CN = "updates"
 #: Names a kiosk cannot have (they are other identities on the broker).
-RESERVED = {INGEST_CN, "broker", "admin", "root"}
+RESERVED = {INGEST_CN, UPDATES_CN, "broker", "admin", "root"}
 CA_DAYS = 3650
 LEAF_DAYS = 825
 CRL_DAYS = 365
@@ -114,7 +118,7 @@ class Pki:
 
     def paths(self, name: str) -> tuple[Path, Path]:
         """``(cert, key)`` paths of ``broker``, ``ingest`` or a kiosk device id."""
-        if name in ("broker", INGEST_CN):
+        if name in ("broker", INGEST_CN, UPDATES_CN):
             return self.dir / f"{name}.crt", self.dir / f"{name}.key"
         return self.dir / "kiosks" / f"{name}.crt", self.dir / "kiosks" / f"{name}.key"
 
@@ -226,6 +230,13 @@ class Pki:
         """Issue (or renew) the ingest's client certificate, CN ``ingest``; return ``(cert, key)``."""
         return self._issue(INGEST_CN, "ingest", INGEST_CN, None, ExtendedKeyUsageOID.CLIENT_AUTH, days)
 
+    def issue_updates(self, days: int = LEAF_DAYS) -> tuple[Path, Path]:
+        """Issue (or renew) the update publisher's client certificate, CN ``updates``; return ``(cert, key)``.
+
+        A separate identity from the ingest's: the broker gives each certificate name one session.
+        """
+        return self._issue(UPDATES_CN, "updates", UPDATES_CN, None, ExtendedKeyUsageOID.CLIENT_AUTH, days)
+
     def issue_broker(self, host: str, ips: list[str] = (), days: int = LEAF_DAYS) -> tuple[Path, Path]:
         """Issue (or renew) the broker's server certificate for ``host``; return ``(cert, key)``.
 
@@ -314,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=LEAF_DAYS)
     p = sub.add_parser("issue-ingest", help="the ingest's client certificate (CN ingest)")
     p.add_argument("--days", type=int, default=LEAF_DAYS)
+    p = sub.add_parser("issue-updates", help="the update publisher's client certificate (CN updates)")
+    p.add_argument("--days", type=int, default=LEAF_DAYS)
     p = sub.add_parser("issue-kiosk", help="a kiosk's client certificate (CN = device id)")
     p.add_argument("device_id")
     p.add_argument("--days", type=int, default=LEAF_DAYS)
@@ -331,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"certificate: {cert}\nkey: {key}")
         elif args.command == "issue-ingest":
             cert, key = pki.issue_ingest(args.days)
+            print(f"certificate: {cert}\nkey: {key}")
+        elif args.command == "issue-updates":
+            cert, key = pki.issue_updates(args.days)
             print(f"certificate: {cert}\nkey: {key}")
         elif args.command == "issue-kiosk":
             cert, key = pki.issue_kiosk(args.device_id, args.days)

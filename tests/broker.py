@@ -128,7 +128,7 @@ class TestPki:
     REVOKED = "kiosk-revoked"
 
     def __init__(self, directory: Path):
-        """Create the CA, broker, ingest, ``kiosk-a``, ``kiosk-b``, a revoked kiosk and a foreign CA."""
+        """Create the CA, broker, ingest, updates, ``kiosk-a``, ``kiosk-b``, a revoked kiosk and a foreign CA."""
         from dashboard.pki import Pki
 
         self.dir = Path(directory)
@@ -136,6 +136,7 @@ class TestPki:
         self.pki.init()
         self.pki.issue_broker("localhost")
         self.pki.issue_ingest()
+        self.pki.issue_updates()
         for device in ("kiosk-a", "kiosk-b", self.REVOKED):
             self.pki.issue_kiosk(device)
         self.pki.revoke(self.REVOKED)
@@ -161,7 +162,8 @@ class TestPki:
         cert, key = self.kiosk(device, foreign)
         return {"url": broker.url, "ca_file": self.ca, "cert_file": cert, "key_file": key, **kw}
 
-    def ingest_broker(self, broker: Broker, **kw) -> dict:
-        """``[broker]`` settings (dashboard.config.BrokerConfig fields) for the ingest on ``broker``."""
-        cert, key = self.pki.paths("ingest")
+    def ingest_broker(self, broker: Broker, identity: str = "ingest", **kw) -> dict:
+        """``[broker]`` settings (dashboard.config.BrokerConfig fields) for the ingest on ``broker``
+        (``identity="updates"``: the update publisher's certificate)."""
+        cert, key = self.pki.paths(identity)
         return {"url": broker.url, "ca_file": self.ca, "cert_file": cert, "key_file": key, **kw}

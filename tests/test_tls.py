@@ -128,10 +128,10 @@ def kiosk(tls_broker, test_pki, clients, device: str, client_id: str | None = No
     return c
 
 
-def ingest_client(tls_broker, test_pki, clients) -> Client:
-    """A connected client with the ingest's certificate."""
-    s = test_pki.ingest_broker(tls_broker)
-    c = Client(tls_broker, "test-ingest", s["cert_file"], s["key_file"], test_pki.ca)
+def ingest_client(tls_broker, test_pki, clients, identity: str = "ingest") -> Client:
+    """A connected client with the ingest's (or the update publisher's) certificate."""
+    s = test_pki.ingest_broker(tls_broker, identity)
+    c = Client(tls_broker, f"test-{identity}", s["cert_file"], s["key_file"], test_pki.ca)
     clients.append(c)
     assert c.wait_connected()
     return c
@@ -190,6 +190,37 @@ def test_kiosk_reads_only_its_own_acks(tls_broker, test_pki, clients):
     assert a.publish(t("kiosk-a", "case"), b"case") == "Success"
     time.sleep(0.5)
     assert c.messages == []
+
+
+def test_fleet_topics_health_updates_and_results(tls_broker, test_pki, clients):
+    centre = ingest_client(tls_broker, test_pki, clients)
+    assert centre.subscribe(topics.subscription(topics.HEALTH, "ingest"),
+                            topics.subscription(topics.UPDATE_RESULT, "ingest")) == ["Granted QoS 1"] * 2
+    updates = ingest_client(tls_broker, test_pki, clients, "updates")
+    a = kiosk(tls_broker, test_pki, clients, "kiosk-a")
+    b = kiosk(tls_broker, test_pki, clients, "kiosk-b")
+    assert a.wait_connected() and b.wait_connected()
+    a.subscribe(t("kiosk-a", "update"), t("kiosk-b", "update"))
+    b.subscribe(t("kiosk-b", "update"))
+    # Only the update publisher sends bundles; a kiosk or the ingest cannot.
+    assert a.publish(t("kiosk-b", "update"), b"evil bundle") == "Not authorized"
+    assert centre.publish(t("kiosk-b", "update"), b"ingest bundle") == "Not authorized"
+    assert updates.publish(t("kiosk-b", "update"), b"bundle for b") == "Success"
+    assert updates.publish(t("kiosk-a", "update"), b"bundle for a") == "Success"
+    assert updates.publish(t("kiosk-a", "ack"), b"x") == "Not authorized"
+    assert b.wait_message(t("kiosk-b", "update")) == b"bundle for b"
+    assert a.wait_message(t("kiosk-a", "update")) == b"bundle for a"
+    # Kiosks report health and update results on their own topics only.
+    assert a.publish(t("kiosk-b", "update-result"), b"forged") == "Not authorized"
+    assert a.publish(t("kiosk-b", "health"), b"forged") == "Not authorized"
+    assert a.publish(t("kiosk-a", "update-result"), b"installed") == "Success"
+    assert a.publish(t("kiosk-a", "health"), b"ok") == "Success"
+    assert centre.wait_message(t("kiosk-a", "health")) == b"ok"
+    assert centre.wait_message(t("kiosk-a", "update-result")) == b"installed"
+    time.sleep(0.3)
+    assert [p for _, p in b.messages] == [b"bundle for b"]
+    assert {topic for topic, _ in a.messages} == {t("kiosk-a", "update")}
+    assert not any(b"forged" in p for _, p in centre.messages)
 
 
 def test_kiosk_cannot_take_over_another_kiosks_session(tls_broker, test_pki, clients):
