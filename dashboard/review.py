@@ -93,3 +93,21 @@ def record(conn: sqlite3.Connection, case_id: str, reviewer: str, outcome: str, 
     cur = conn.execute("INSERT INTO decisions (case_id, decided_at, reviewer, outcome, note) VALUES (?,?,?,?,?)",
                        (case_id, (now or datetime.now(timezone.utc)).isoformat(), reviewer, outcome, note))
     return cur.lastrowid
+
+
+EXPORT_COLUMNS = ("case_id", "referral_ref", "lesion_id", "body_site", "site", "device", "received_at", "risk",
+                  "outcome", "reviewer", "decided_at", "note")
+
+
+def decided_rows(conn: sqlite3.Connection) -> list[tuple]:
+    """Every case's latest decision with the case's facts, oldest decision first (for the CSV export)."""
+    return conn.execute(
+        "SELECT c.case_id, c.referral_ref, c.lesion_id, c.body_site, c.site, c.device, c.received_at, c.risk, "
+        "d.outcome, d.reviewer, d.decided_at, d.note FROM decisions d JOIN cases c ON c.case_id = d.case_id "
+        "WHERE d.id = (SELECT max(id) FROM decisions WHERE case_id = d.case_id) ORDER BY d.id").fetchall()
+
+
+def csv_safe(value) -> str:
+    """A cell that a spreadsheet will not run as a formula (``=``, ``+``, ``-``, ``@`` get a leading ``'``)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

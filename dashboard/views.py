@@ -9,10 +9,12 @@ the audit log. Headers and CSRF: :mod:`dashboard.security`.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import datetime, timezone
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from wire.messages import LABELS, TIER_OF_LABEL, TIERS
@@ -85,6 +87,23 @@ def case_list():
     return render_template("cases.html", cases=cases, page=page, total=total, which=which, counts=counts,
                            filters=review.FILTERS, outcomes=review.OUTCOMES,
                            pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+
+
+@bp.route("/cases/export.csv")
+@role_required("dermatologist")
+def export_decisions():
+    """Decided cases with their latest decision as CSV (for letters to the GPs); recorded as an export."""
+    rows = review.decided_rows(get_store().conn)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(review.EXPORT_COLUMNS)
+    writer.writerows([review.csv_safe(v) for v in row] for row in rows)
+    audit.record("export", "decisions.csv", f"{len(rows)} decided cases")
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    resp = Response(out.getvalue(), mimetype="text/csv")
+    resp.headers["Content-Disposition"] = f'attachment; filename="dermkiosk-decisions-{day}.csv"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 def probability_rows(probabilities: dict[str, float] | None) -> list[dict]:

@@ -262,3 +262,41 @@ def test_create_admin_and_create_user_commands(tmp_path):
     rows = _db(tmp_path).execute("SELECT actor, action, target FROM audit_log WHERE actor LIKE 'cli:%' ORDER BY id")
     assert [(a, t) for _, a, t in rows] == [("user.create", "root.admin"), ("user.create", "dr.demo"),
                                             ("user.password", "dr.demo")]
+
+
+def test_behind_a_trusted_proxy_the_client_address_and_https_are_used(tmp_path):
+    app = _app(tmp_path, TRUSTED_PROXIES=1)
+    make_user(app.config["DATABASE"], app.config["IMAGES_DIR"], "dr.a", "dermatologist")
+    c = app.test_client()
+    fwd = {"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "https"}
+    page = c.get("/login", headers=fwd)
+    assert "Strict-Transport-Security" in page.headers
+    r = c.post("/login", headers={**fwd, "Referer": "https://localhost/login"},
+               data={"username": "dr.a", "password": "wrong password x", "csrf_token": csrf_token(page.get_data(as_text=True))})
+    assert r.status_code == 401
+    assert _db(tmp_path).execute("SELECT remote_addr FROM audit_log").fetchone() == ("192.0.2.7",)
+    # without a trusted proxy the header is ignored (the audit keeps the socket's address)
+    app2 = _app(tmp_path)
+    c2 = app2.test_client()
+    login(c2, "dr.a", "wrong again wrong")
+    assert _db(tmp_path).execute("SELECT remote_addr FROM audit_log ORDER BY id DESC").fetchone() == ("127.0.0.1",)
+
+
+def test_demo_log_ins_work(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    import demo
+
+    cfg = tmp_path / "centre.toml"
+    cfg.write_text(f'[storage]\ndatabase = "{tmp_path}/c.db"\nimages_dir = "{tmp_path}/images"\n'
+                   f'[web]\nsecret_key_file = "{tmp_path}/secret"\n')
+    demo.ensure_demo_users(cfg)
+    demo.ensure_demo_users(cfg)  # a second start re-sets them, no error
+    app = _app(tmp_path)
+    homes = {}
+    for name, role in demo.DEMO_USERS:
+        c = app.test_client()
+        r = login(c, name, demo.DEMO_PASSWORD)
+        assert r.status_code == 302, name
+        homes[role] = r.headers["Location"]
+    assert homes["dermatologist"] == "/cases" and homes["admin"] == "/admin/users"
+    assert _db(tmp_path).execute("SELECT count(*) FROM users").fetchone()[0] == 3

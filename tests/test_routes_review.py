@@ -126,3 +126,27 @@ def test_nothing_is_discharged_without_a_person(tmp_path, derm):
     assert all(h.referral_ref in html for h in hs)
     assert "To read <span class=\"count\">5</span>" in html
     assert sqlite3.connect(tmp_path / "c.db").execute("SELECT count(*) FROM decisions").fetchone()[0] == 0
+
+
+def test_export_is_csv_of_latest_decisions_and_audited(tmp_path, derm, app):
+    import csv
+    import io
+
+    a = _save(tmp_path, 60, "cancer", 0)
+    b = _save(tmp_path, 61, "benign", 1)
+    _save(tmp_path, 62, "benign", 2)  # undecided: not exported
+    _decide(derm, str(a.case_id), "routine", "first thoughts")
+    _decide(derm, str(a.case_id), "urgent-2ww", "=HYPERLINK(\"http://evil\")")
+    _decide(derm, str(b.case_id), "discharge-advice", "reassure")
+    r = derm.get("/cases/export.csv")
+    assert r.status_code == 200 and r.mimetype == "text/csv" and r.headers["Cache-Control"] == "no-store"
+    disposition = r.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="dermkiosk-decisions-') and a.referral_ref not in disposition
+    rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    assert [(x["referral_ref"], x["outcome"]) for x in rows] == [(a.referral_ref, "urgent-2ww"),
+                                                                  (b.referral_ref, "discharge-advice")]
+    assert rows[0]["note"] == "'=HYPERLINK(\"http://evil\")"  # not run as a formula by a spreadsheet
+    entry = sqlite3.connect(tmp_path / "c.db").execute(
+        "SELECT actor, target, detail FROM audit_log WHERE action = 'export'").fetchall()
+    assert entry == [("dr.a", "decisions.csv", "2 decided cases")]
+    assert logged_in(app, "it.b", "it").get("/cases/export.csv").status_code == 403
