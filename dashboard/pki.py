@@ -266,7 +266,8 @@ class Pki:
     def revoke(self, device_id: str) -> list[str]:
         """Revoke every live certificate of kiosk ``device_id`` and rewrite the CRL; return the serials.
 
-        The broker reads the CRL at start: restart (or reload) it afterwards.
+        Mosquitto reads the CRL at start and on SIGHUP (reload): reload it afterwards to refuse
+        new connections, restart it to also drop a connection that is already open.
         """
         entries = self._index()
         now = _now().isoformat(timespec="seconds")
@@ -354,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "revoke":
             serials = pki.revoke(args.device_id)
             print(f"revoked {args.device_id}: serial {', '.join(serials)}\nCRL: {pki.crl_path}\n"
-                  "restart the broker so that it loads the new CRL")
+                  "reload the broker (SIGHUP, `systemctl reload mosquitto`) so that it refuses new "
+                  "connections with it; restart it to also drop a connection that is open now")
         elif args.command == "crl":
             print(f"CRL: {pki.write_crl(args.days)}")
     except PkiError as exc:

@@ -140,7 +140,7 @@ def test_command_line(tmp_path):
     r = run("issue-kiosk", "Bad Id")
     assert r.returncode == 2 and r.stderr.startswith("pki: device id 'Bad Id'") and "Traceback" not in r.stderr
     r = run("revoke", "kiosk-cli")
-    assert r.returncode == 0 and "restart the broker" in r.stdout
+    assert r.returncode == 0 and "reload the broker" in r.stdout
     assert not openssl_verify(Pki(d), d / "kiosks" / "kiosk-cli.crt")[0]
     assert run("crl").returncode == 0
     r = run("init")

@@ -255,6 +255,32 @@ def test_unknown_revoked_or_missing_certificate_is_refused(tls_broker, test_pki,
     assert "OpenSSL Error" in log or "certificate" in log.lower()
 
 
+def test_revoking_a_kiosk_takes_effect_on_reload_and_restart(tls_broker, test_pki, clients):
+    import os
+    import signal
+
+    cert, key = test_pki.kiosk("kiosk-stolen")
+    connected = Client(tls_broker, "kiosk-stolen", cert, key, test_pki.ca)
+    clients.append(connected)
+    assert connected.wait_connected()
+    test_pki.pki.revoke("kiosk-stolen")
+    os.kill(tls_broker.proc.pid, signal.SIGHUP)            # reload: the broker reads the new CRL
+    deadline = time.monotonic() + 5
+    while True:
+        again = Client(tls_broker, "kiosk-stolen", cert, key, test_pki.ca)
+        clients.append(again)
+        if not again.wait_connected(3):
+            break
+        assert time.monotonic() < deadline, "the revoked kiosk still connects after a reload"
+        time.sleep(0.2)
+    assert kiosk(tls_broker, test_pki, clients, "kiosk-a").wait_connected()   # others still get in
+    # A connection opened before the revocation lasts until the broker restarts.
+    tls_broker.restart()
+    assert connected.gone.wait(5)
+    clients.append(Client(tls_broker, "kiosk-stolen", cert, key, test_pki.ca))
+    assert not clients[-1].wait_connected(3)
+
+
 def test_plain_tcp_is_refused(tls_broker, test_pki, clients):
     c = Client(tls_broker, "plain", tls=False)
     clients.append(c)
