@@ -35,14 +35,16 @@ class Broker:
     """One Mosquitto process on 127.0.0.1:<port>; ``restart()`` keeps port and persistence."""
 
     def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "",
-                 pki: "TestPki | None" = None):
-        """A broker in ``workdir`` (not started); with ``pki`` it runs the repository's TLS config."""
+                 pki: "TestPki | None" = None, template: Path | None = None):
+        """A broker in ``workdir`` (not started); with ``pki`` it runs the repository's TLS config
+        (``template``, default ``firmware_config/mosquitto.demo.conf``)."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.extra_conf = extra_conf
         self.pki = pki
+        self.template = template
         self.proc: subprocess.Popen | None = None
         self.conf = self.workdir / "mosquitto.conf"
         self.log = self.workdir / "mosquitto.log"
@@ -54,7 +56,7 @@ class Broker:
             import demo
 
             (self.workdir / "broker").mkdir(exist_ok=True)
-            self.conf.write_text(demo.broker_conf(demo.BROKER_TEMPLATE.read_text(), self.port,
+            self.conf.write_text(demo.broker_conf((self.template or demo.BROKER_TEMPLATE).read_text(), self.port,
                                                   self.workdir, pki_dir=self.pki.dir)
                                  + f"\nlog_dest file {self.log}\n" + self.extra_conf)
             return
