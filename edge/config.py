@@ -61,6 +61,20 @@ class CaptureSettings(_Strict):
         return v
 
 
+def _certificate_cn(path: Path | None) -> str | None:
+    """The common name of a PEM certificate file (the kiosk's MQTT identity), None if unreadable."""
+    if path is None:
+        return None
+    try:
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+        return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class KioskConfig(_Strict):
     """Everything one kiosk needs: identity, broker, camera, quality gate, model, storage, page."""
 
@@ -117,6 +131,10 @@ class KioskConfig(_Strict):
             path = getattr(self.broker, name)
             if path is not None and not Path(path).is_file():
                 out.append(f"broker.{name}: file {path} does not exist")
+        cn = _certificate_cn(self.broker.cert_file)
+        if cn is not None and cn != self.device_id:
+            out.append(f"broker.cert_file: the certificate is for {cn!r}, not for device_id {self.device_id!r} "
+                       "(the broker would refuse every case): issue one with `python -m dashboard pki issue-kiosk`")
         if not (Path(self.model_dir) / "manifest.json").is_file():
             if self.model_seed_dir is None:
                 out.append(f"model_dir: {self.model_dir} has no manifest.json")

@@ -347,3 +347,17 @@ def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(
         if outbox:
             outbox.close()
         ingest.stop()
+
+
+def test_kiosk_config_refuses_a_certificate_for_another_device(tmp_path, test_pki):
+    from edge.config import ConfigError, load
+
+    cert, key = test_pki.kiosk("kiosk-b")
+    path = tmp_path / "kiosk.toml"
+    path.write_text(f'device_id = "kiosk-a"\nsite = "{SITE}"\nmodel_dir = "{Path(__file__).parents[1] / "models/lesion"}"\n'
+                    f'[broker]\nurl = "mqtts://127.0.0.1:8883"\nca_file = "{test_pki.ca}"\n'
+                    f'cert_file = "{cert}"\nkey_file = "{key}"\n')
+    with pytest.raises(ConfigError, match="certificate is for 'kiosk-b', not for device_id 'kiosk-a'"):
+        load(path)
+    path.write_text(path.read_text().replace('device_id = "kiosk-a"', 'device_id = "kiosk-b"'))
+    assert load(path).device_id == "kiosk-b"
