@@ -1,0 +1,71 @@
+"""Kiosk health: throttling bits decoded, real sysfs reading, and a report of a real kiosk service
+(real outbox, camera, classifier; only the Pi's sensors faked)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from edge import health
+from edge.config import KioskConfig
+from edge.service import KioskService
+from wire.messages import Health
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_DIR = ROOT / "models" / "lesion"
+
+
+def test_decode_throttled():
+    assert health.decode_throttled(0) == []
+    assert health.decode_throttled(0x50005) == ["under-voltage-now", "throttled-now",
+                                                "under-voltage-occurred", "throttled-occurred"]
+    assert health.decode_throttled(0x80000) == ["soft-temp-limit-occurred"]
+
+
+def test_system_sensors_read_the_hottest_thermal_zone(tmp_path):
+    for i, milli in enumerate(("41250", "63500", "garbage")):
+        zone = tmp_path / f"thermal_zone{i}"
+        zone.mkdir()
+        (zone / "temp").write_text(milli + "\n")
+    s = health.SystemSensors(thermal_glob=str(tmp_path / "thermal_zone*" / "temp"))
+    assert s.cpu_temp_c() == 63.5
+    empty = health.SystemSensors(thermal_glob=str(tmp_path / "none*"))
+    if not empty._vcgencmd:
+        assert empty.cpu_temp_c() is None and empty.throttled_bits() is None
+    assert s.clock_synced() in (True, False, None)
+    assert health.adjtimex_synced() in (True, False, None)
+
+
+def test_machine_figures():
+    total, avail = health.memory_mb()
+    assert total > 0 and 0 < avail <= total
+    assert health.uptime_s() > 0
+
+
+@pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no shipped model")
+def test_report_of_a_running_kiosk(tmp_path):
+    cfg = KioskConfig.model_validate({
+        "device_id": "kiosk-h", "site": "hub-h", "model_dir": str(MODEL_DIR), "data_dir": str(tmp_path / "k"),
+        "classifier_threads": 1, "retention": {"min_free_mb": 0},
+        "camera": {"source": "replay", "replay": {"width": 640, "height": 480, "seed": 2}}})
+    sensors = health.FakeSensors(temp_c=83.4, throttled=0x50005, synced=False)
+    with KioskService(cfg, with_link=False, sensors=sensors) as service:
+        empty = health.collect(service, sensors, 15.0)
+        assert empty.outbox_depth == 0 and empty.outbox_oldest_s is None and empty.last_capture_at is None
+        service.capture_case("REF-1", "L1", "anterior torso", ["dermoscopic"])
+        r = health.collect(service, sensors, 15.0)
+    assert isinstance(r, Health) and Health.model_validate_json(r.model_dump_json()) == r
+    assert r.device_id == "kiosk-h" and r.interval_s == 15.0
+    assert r.cpu_temp_c == 83.4 and r.throttled_bits == 0x50005 and "under-voltage-now" in r.throttled
+    assert r.clock_synced is False
+    assert r.outbox_depth == 1 and 0 <= r.outbox_oldest_s < 60
+    assert r.last_capture_at is not None and r.last_delivery_at is None
+    assert r.camera_connected and not r.link_connected
+    assert r.classifier_latency_ms and r.classifier_latency_ms > 0
+    assert r.model_version == service.model_version and r.software_version
+    usage = os.statvfs(tmp_path)
+    assert abs(r.disk_free_mb - usage.f_bavail * usage.f_frsize / 2**20) < 64
+    assert abs((datetime.now(timezone.utc) - r.at).total_seconds()) < 10
