@@ -6,11 +6,12 @@ What the outbox keeps on disk until the centre acknowledges a case — the case 
 associated data binds it to its place (``header:<case id>``, ``image:<sha256>``), so a
 blob moved to another row or file name does not open.
 
-The key (32 random bytes) comes from, in order:
+The key (32 random bytes) comes from, in order (:func:`key_path`):
 
-1. the configured ``key_file`` (KioskConfig ``key_file``),
-2. the systemd credential ``kiosk-key`` (``$CREDENTIALS_DIRECTORY/kiosk-key``, e.g. from
-   ``LoadCredentialEncrypted=kiosk-key:/etc/dermkiosk/kiosk-key.cred``),
+1. the systemd credential ``kiosk-key`` (``$CREDENTIALS_DIRECTORY/kiosk-key``), when the unit
+   provides one (``LoadCredential=kiosk-key:/etc/dermkiosk/kiosk-data.key``, or
+   ``LoadCredentialEncrypted=`` with a key sealed by ``systemd-creds``),
+2. the configured file (KioskConfig ``data_key_file``),
 3. ``kiosk.key`` beside the data folder (``<data_dir>/../kiosk.key``).
 
 A key file that does not exist is created with mode 0600 (never in the credentials
@@ -42,12 +43,14 @@ class SealedDataError(Exception):
     """A sealed blob does not open: altered, truncated, moved, or sealed with another key."""
 
 
-def default_key_path(data_dir: Path | str) -> Path:
-    """Where the key is when no ``key_file`` is configured: the systemd credential if present,
-    else ``kiosk.key`` in the folder above the data folder (outside what the outbox manages)."""
+def key_path(data_dir: Path | str, configured: Path | str | None = None) -> Path:
+    """Where the key is: the systemd credential ``kiosk-key`` if the service has one, else the
+    ``configured`` file, else ``kiosk.key`` in the folder above the data folder."""
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
         return Path(creds) / CREDENTIAL_NAME
+    if configured is not None:
+        return Path(configured)
     return Path(data_dir).resolve().parent / "kiosk.key"
 
 
@@ -90,9 +93,13 @@ def load_key(path: Path | str, create: bool = True) -> bytes:
 
 def _create(path: Path) -> None:
     """Write a new random key to ``path`` (0600) atomically; a key another process made first wins."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise AtRestError(f"cannot create the key file {path}: {exc.strerror}; set data_key_file to a "
+                          f"writable place or give the service the systemd credential {CREDENTIAL_NAME}") from None
     try:
         os.write(fd, secrets.token_bytes(KEY_BYTES))
         os.fsync(fd)

@@ -95,9 +95,9 @@ class KioskConfig(_Strict):
     #: Override of the model manifest's risk thresholds: ``{"cancer": 0.2, "pre-cancer": 0.3}``.
     thresholds: dict[Literal["cancer", "pre-cancer"], float] | None = None
     data_dir: Path = Path("var/kiosk")
-    #: AES-256 key sealing the outbox at rest (created 0600 if missing). Default: the systemd
-    #: credential ``kiosk-key`` when given, else ``kiosk.key`` beside the data folder.
-    key_file: Path | None = None
+    #: AES-256 key sealing the outbox at rest (created 0600 if missing). The systemd credential
+    #: ``kiosk-key`` is used instead when the service has one; default ``kiosk.key`` beside data_dir.
+    data_key_file: Path | None = None
     web: WebSettings = Field(default_factory=WebSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

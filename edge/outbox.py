@@ -42,7 +42,7 @@ from typing import Iterator
 from wire.codec import encode_case, sha256_hex
 from wire.messages import CaseHeader
 
-from .atrest import SealedDataError, Sealer, default_key_path, is_sealed
+from .atrest import SealedDataError, Sealer, is_sealed, key_path
 
 STATES = ("captured", "queued", "sent", "delivered", "purged", "rejected")
 #: States the link still has to publish (``sent`` is resent until the centre acks).
@@ -131,11 +131,12 @@ class Outbox:
 
         ``retention_s``: how long image files of a delivered case are kept before it is purged.
         ``min_free_bytes``: a new capture is refused when storing it would leave less free space.
-        ``key_file``: the at-rest key (created 0600 if missing); default
-        :func:`edge.atrest.default_key_path` (systemd credential, else ``<data_dir>/../kiosk.key``).
+        ``key_file``: the at-rest key file (created 0600 if missing); the systemd credential
+        ``kiosk-key`` wins when present, the default is ``<data_dir>/../kiosk.key``
+        (:func:`edge.atrest.key_path`).
         Raises :class:`edge.atrest.AtRestError` when the key cannot be used.
         """
-        self.sealer = Sealer.from_file(key_file if key_file is not None else default_key_path(data_dir))
+        self.sealer = Sealer.from_file(key_path(data_dir, key_file))
         self.data_dir = Path(data_dir)
         self.images_dir = self.data_dir / "images"
         self.images_dir.mkdir(parents=True, exist_ok=True)

@@ -115,7 +115,7 @@ class KioskService:
         try:
             cfg = self.cfg
             self.outbox = Outbox(cfg.data_dir, retention_s=cfg.retention.keep_delivered_s,
-                                 min_free_bytes=cfg.retention.min_free_mb << 20, key_file=cfg.key_file)
+                                 min_free_bytes=cfg.retention.min_free_mb << 20, key_file=cfg.data_key_file)
             released = self.outbox.release_captured()
             if released:
                 log.info("released %d case(s) stored before an interruption", released)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.atrest import AtRestError, SealedDataError, Sealer, default_key_path, load_key
+from edge.atrest import AtRestError, SealedDataError, Sealer, key_path, load_key
 from edge.config import KioskConfig
 from edge.outbox import CaseDataError, Outbox
 from wire.codec import decode_case, sha256_hex
@@ -83,18 +83,23 @@ def test_key_file_readable_by_others_or_wrong_size_is_refused(tmp_path):
         load_key(path)
     with pytest.raises(AtRestError, match="does not exist"):
         load_key(tmp_path / "missing.key", create=False)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(AtRestError, match="cannot create the key file"):
+        load_key(tmp_path / "a-file" / "kiosk.key")
 
 
 def test_key_location_default_and_systemd_credential(tmp_path, monkeypatch):
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    assert default_key_path(tmp_path / "var" / "kiosk") == (tmp_path / "var" / "kiosk.key").resolve()
+    assert key_path(tmp_path / "var" / "kiosk") == (tmp_path / "var" / "kiosk.key").resolve()
+    assert key_path(tmp_path / "var" / "kiosk", tmp_path / "k.key") == tmp_path / "k.key"
     creds = tmp_path / "creds"
     creds.mkdir()
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    assert default_key_path(tmp_path / "data") == (tmp_path / "kiosk.key").resolve()   # no credential: default
+    assert key_path(tmp_path / "data") == (tmp_path / "kiosk.key").resolve()   # no credential: default
     (creds / "kiosk-key").write_bytes(os.urandom(32))
     os.chmod(creds / "kiosk-key", 0o440)                   # systemd sets the credential's mode
-    assert default_key_path(tmp_path / "data") == creds / "kiosk-key"
+    assert key_path(tmp_path / "data") == creds / "kiosk-key"
+    assert key_path(tmp_path / "data", tmp_path / "k.key") == creds / "kiosk-key"   # the credential wins
     ob = Outbox(tmp_path / "data")
     assert ob.sealer.open(Sealer(load_key(creds / "kiosk-key")).seal(b"x", b"a"), b"a") == b"x"
     ob.close()
