@@ -298,7 +298,9 @@ class HealthMonitor:
         report = collect(self.service, self.sensors, self.interval_s)
         self.last = report
         link = getattr(self.service, "link", None)
-        if link is not None:
+        # Only while connected: a report queued through an outage would reach the centre late and
+        # look like clock skew (the centre compares its arrival with the kiosk's clock).
+        if link is not None and link.connected:
             link.publish(topics.HEALTH, report.model_dump_json())
             self.sent += 1
         return report
