@@ -307,8 +307,10 @@ class HealthMonitor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            sent = self.sent
             try:
                 self.report_once()
             except Exception:
                 log.exception("health report failed")
-            self._stop.wait(self.interval_s)
+            # Not sent (link down): try again soon, so the centre hears from us right after a connect.
+            self._stop.wait(self.interval_s if self.sent > sent else min(self.interval_s, 1.0))
