@@ -307,10 +307,12 @@ class HealthMonitor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            sent = self.sent
+            link = getattr(self.service, "link", None)
+            if link is not None and not link.connected:
+                self._stop.wait(min(self.interval_s, 1.0))    # report as soon as the link is up
+                continue
             try:
                 self.report_once()
             except Exception:
                 log.exception("health report failed")
-            # Not sent (link down): try again soon, so the centre hears from us right after a connect.
-            self._stop.wait(self.interval_s if self.sent > sent else min(self.interval_s, 1.0))
+            self._stop.wait(self.interval_s)
