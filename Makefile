@@ -46,7 +46,7 @@ APP_FILES := $(wildcard pyproject.toml README.md wire edge dashboard firmware_co
 # The model goes to $(PREFIX)/models/lesion (kiosk.pi.toml: model_dir); signed updates replace it there.
 MODEL_FILES := models/lesion
 
-.PHONY: help venv deps-apt deps-apt-test run test model bench install-kiosk install-centre \
+.PHONY: help venv deps-apt deps-apt-test run test model bench bench-faults install-kiosk install-centre \
         install-app install-user clean distclean
 
 help:
@@ -112,6 +112,11 @@ bench: venv
 	  echo "== bench/$$n.py"; $(PY) -m "bench.$$n" || failed="$$failed $$n"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "failed:$$failed" >&2; exit 1; fi
+
+# bench-faults: the fault suite (issue 5): 200 trials of kill -9 of the kiosk / ingest and broker
+# restarts with real processes; ends with `captured=N delivered=N lost=L duplicated=D`.
+bench-faults: venv
+	$(PY) -m bench.faults --trials 200
 
 # ---------------------------------------------------------------- model (separate training venv)
 $(TRAIN_STAMP): $(TRAIN_REQ)

@@ -1,0 +1,553 @@
+"""Fault suite: nothing lost, nothing doubled, with real processes and real faults (issue 5).
+
+    .venv/bin/python -m bench.faults [--trials 200] [--seed 1] [--plain] [--keep DIR]
+    make bench-faults                  # 200 trials
+
+Runs, for the whole suite (long-lived, restarted only when a fault kills them):
+
+* Mosquitto with the repository's broker configuration (``firmware_config/mosquitto.demo.conf``
+  via ``tests/broker.py``: TLS with client certificates, ACL, persistence saved every second);
+  ``--plain`` uses tests/broker.py's plain loopback broker instead;
+* the kiosk as ``python -m edge run`` (replay camera, the real model, outbox, link, kiosk page);
+* the ingest as ``python -m dashboard ingest``.
+
+A trial captures 1-3 cases through the kiosk page, as a photographer does (start the case,
+capture the dermoscopic and close-up views, submit), and injects one fault at a random point:
+
+* ``kiosk-kill``: kill -9 of the kiosk while a view is captured, while the case is being
+  stored (submit), or while the link publishes; the kiosk is started again;
+* ``broker-restart``: the broker stopped (SIGTERM, it saves its persistence) and started;
+* ``broker-kill``: kill -9 of the broker, started again after up to 0.5 s (the kiosk keeps
+  every case until the centre acknowledges it, so what the broker had not yet saved is resent);
+* ``ingest-kill``: kill -9 of the ingest while cases are being stored; started again.
+
+Then it waits until the kiosk's queue is empty and checks the trial's cases. The "capture log"
+is the driver's own record of every submit the page confirmed ("Case saved (number N)") with the
+SHA-256 of each view it downloaded from the page before submitting; a case committed by a submit
+whose answer was lost to the kill is known from the kiosk's outbox (its ``cases``/``images``
+tables, read-only). Every such case must be in the centre's database exactly once (by case id
+and by the kiosk's seq), with the same image hashes, and each image file must hash to its name.
+
+The last line printed is ``captured=N delivered=N lost=L duplicated=D``; exit status 0 when
+nothing was lost or doubled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import http.cookiejar
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.broker import Broker, free_port  # noqa: E402
+
+DEVICE = "kiosk-a"                     # a device the test PKI issues a certificate for
+SITE = "fault-hub"
+VIEWS = ("dermoscopic", "close-up")
+FAULTS = ("kiosk-kill", "broker-restart", "broker-kill", "ingest-kill")
+MODEL_DIR = Path(os.environ.get("DERMKIOSK_TEST_MODEL_DIR", ROOT / "models" / "lesion"))
+#: Seconds a trial may take to drain before its cases are counted as not delivered (yet).
+QUIESCE_S = 90.0
+
+
+class PageDown(Exception):
+    """The kiosk page did not answer (the kiosk was killed)."""
+
+
+# ---------------------------------------------------------------------------- processes
+class Process:
+    """One service process (kiosk or ingest) with its log file; ``start``/``kill``/``stop``."""
+
+    def __init__(self, name: str, argv: list[str], log: Path, env: dict | None = None):
+        """Prepare (not start) ``argv`` run from the repository root, output appended to ``log``."""
+        self.name, self.argv, self.log, self.env = name, argv, log, env
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        """Start the process (output appended to its log)."""
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **(self.env or {})})
+        self.starts += 1
+
+    def kill(self) -> None:
+        """kill -9 and reap."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 20 s."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is running."""
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Notify:
+    """A NOTIFY_SOCKET (sd_notify) the ingest reports to: tells when it has subscribed."""
+
+    def __init__(self, path: Path):
+        """Bind a datagram socket at ``path``."""
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """True once a notification containing ``text`` arrived within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if text in self.sock.recv(4096).decode(errors="replace"):
+                    return True
+            except socket.timeout:
+                pass
+        return False
+
+    def drain(self) -> None:
+        """Forget notifications received so far."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recv(4096)
+        except (BlockingIOError, OSError):
+            pass
+        finally:
+            self.sock.settimeout(0.2)
+
+
+# ---------------------------------------------------------------------------- the kiosk page
+class Page:
+    """The kiosk page driven over HTTP like the kiosk's browser (cookies, CSRF token)."""
+
+    _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+    _SAVED = re.compile(r"Case saved \(number (\d+)\)")
+
+    def __init__(self, port: int):
+        """Talk to the kiosk page on 127.0.0.1:``port``."""
+        self.base = f"http://127.0.0.1:{port}"
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh browser session (after the kiosk restarted, its old session cookie is void)."""
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.token = ""
+
+    def _open(self, path: str, data: dict | None = None, timeout: float = 30) -> bytes:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        try:
+            with self.opener.open(self.base + path, body, timeout=timeout) as r:
+                return r.read()
+        except urllib.error.HTTPError:
+            raise
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            raise PageDown(str(exc)) from None
+
+    def get(self, path: str) -> str:
+        """GET a page (keeps the CSRF token it carries)."""
+        html = self._open(path).decode()
+        m = self._CSRF.search(html)
+        if m:
+            self.token = m.group(1)
+        return html
+
+    def post(self, path: str, **fields) -> str:
+        """POST a form with the CSRF token; returns the page it redirects to."""
+        if not self.token:
+            self.get("/")
+        html = self._open(path, {"csrf_token": self.token, **fields}).decode()
+        m = self._CSRF.search(html)
+        if m:
+            self.token = m.group(1)
+        return html
+
+    def status(self) -> dict:
+        """The kiosk's /status.json."""
+        import json
+
+        return json.loads(self._open("/status.json", timeout=5))
+
+    def capture_case(self, k: int, hook) -> tuple[int, list[str]] | None:
+        """Start, capture every view, submit; ``hook(step)`` runs before each step.
+
+        Returns ``(seq, [sha256 of each view in VIEWS order])`` when the page confirmed the
+        save, None when the kiosk refused it. Raises PageDown when the kiosk went away.
+        """
+        hook("start")
+        self.post("/case", referral_ref=f"FAULT-{k:05d}", lesion_id="L1", body_site="anterior torso")
+        shas = []
+        for view in VIEWS:
+            for _attempt in range(3):
+                hook(f"capture-{view}")
+                html = self.post(f"/capture/{view}")
+                if "Start a case first" in html:
+                    return None
+                jpeg = self._open(f"/draft/{view}.jpg")
+                if "did not pass the quality check" not in html:
+                    break
+            shas.append(hashlib.sha256(jpeg).hexdigest())
+        hook("submit")
+        html = self.post("/submit")
+        m = self._SAVED.search(html)
+        return (int(m.group(1)), shas) if m else None
+
+
+# ---------------------------------------------------------------------------- the suite
+@dataclass
+class Tally:
+    """What the suite found."""
+
+    captured: int = 0
+    delivered: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    problems: list[str] = field(default_factory=list)
+    faults: Counter = field(default_factory=Counter)
+    points: Counter = field(default_factory=Counter)
+    confirmed: int = 0
+    unconfirmed_committed: int = 0
+
+    def line(self) -> str:
+        """The one-line verdict."""
+        return f"captured={self.captured} delivered={self.delivered} lost={self.lost} duplicated={self.duplicated}"
+
+
+class FaultSuite:
+    """Broker, kiosk and ingest as real processes in ``workdir``; ``run(trials)`` -> :class:`Tally`."""
+
+    def __init__(self, workdir: Path, tls: bool = True, seed: int = 1, log=print):
+        """Prepare configs and processes (nothing started)."""
+        self.dir = Path(workdir)
+        self.tls = tls
+        self.rng = random.Random(seed)
+        self.log = log
+        self.pki = None
+        if tls:
+            from tests.broker import TestPki
+
+            self.pki = TestPki(self.dir / "pki")
+        self.broker = Broker(self.dir / "broker", pki=self.pki)
+        self.web_port = free_port()
+        self.kiosk_data = self.dir / "kiosk" / "data"
+        self.centre = self.dir / "centre"
+        self.kiosk_conf = self.dir / "kiosk.toml"
+        self.centre_conf = self.dir / "centre.toml"
+        self.notify = Notify(self.dir / "notify.sock")
+        self.kiosk = Process("kiosk", [sys.executable, "-m", "edge", "run", "--config", str(self.kiosk_conf)],
+                             self.dir / "kiosk.log")
+        self.ingest = Process("ingest", [sys.executable, "-m", "dashboard", "ingest", "--config",
+                                         str(self.centre_conf), "--log-level", "WARNING"],
+                              self.dir / "ingest.log", env={"NOTIFY_SOCKET": str(self.notify.path)})
+        self.page = Page(self.web_port)
+        #: seq -> view hashes, for every submit the page confirmed (the driver's capture log)
+        self.capture_log: dict[int, list[str]] = {}
+        self._case_no = 0
+        self._fault_lock = threading.Lock()
+
+    # -- configuration --------------------------------------------------------------------------
+    def _tls_lines(self, cert_key: tuple[Path, Path] | None) -> str:
+        if not self.tls:
+            return ""
+        cert, key = cert_key
+        return f'ca_file = "{self.pki.ca}"\ncert_file = "{cert}"\nkey_file = "{key}"\n'
+
+    def write_kiosk_conf(self) -> None:
+        """The kiosk's config; each start gets a new camera seed (the replay camera repeats a seed)."""
+        cert_key = self.pki.kiosk(DEVICE) if self.tls else None
+        self.kiosk_conf.write_text(f"""
+device_id = "{DEVICE}"
+site = "{SITE}"
+model_dir = "{MODEL_DIR}"
+data_dir = "{self.kiosk_data}"
+classifier_threads = 1
+log_level = "WARNING"
+[broker]
+url = "{self.broker.url}"
+{self._tls_lines(cert_key)}reconnect_min_s = 0.2
+reconnect_max_s = 1.0
+max_inflight = 8
+ack_timeout_s = 3
+[camera]
+source = "replay"
+[camera.replay]
+width = 640
+height = 480
+seed = {self.rng.randrange(1, 1 << 30)}
+[capture]
+required_views = ["dermoscopic"]
+[web]
+port = {self.web_port}
+[retention]
+keep_delivered_s = 0
+min_free_mb = 0
+""")
+
+    def write_centre_conf(self) -> None:
+        """The ingest's config (its TLS identity is ``ingest``)."""
+        cert_key = self.pki.pki.paths("ingest") if self.tls else None
+        self.centre_conf.write_text(f"""
+[broker]
+url = "{self.broker.url}"
+client_id = "{'ingest' if self.tls else 'fault-ingest'}"
+{self._tls_lines(cert_key)}
+[storage]
+database = "{self.centre}/centre.db"
+images_dir = "{self.centre}/images"
+quarantine_dir = "{self.centre}/quarantine"
+[web]
+secret_key_file = "{self.centre}/secret"
+[ingest]
+storage_retry_s = 0.5
+""")
+
+    # -- process control ------------------------------------------------------------------------
+    def start_kiosk(self, timeout: float = 60) -> None:
+        """Start ``python -m edge run`` and wait until its page answers."""
+        self.write_kiosk_conf()
+        self.kiosk.start()
+        self.page.reset()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.kiosk.alive:
+                raise RuntimeError(f"kiosk exited: {self.kiosk.log.read_text()[-2000:]}")
+            try:
+                self.page.status()
+                return
+            except PageDown:
+                time.sleep(0.05)
+        raise RuntimeError("kiosk page did not come up")
+
+    def start_ingest(self, wait: bool = False) -> None:
+        """Start ``python -m dashboard ingest`` (``wait``: until it has subscribed)."""
+        self.notify.drain()
+        self.ingest.start()
+        if wait and not self.notify.wait_for("STATUS=subscribed", 60):
+            raise RuntimeError(f"ingest did not subscribe: {self.ingest.log.read_text()[-2000:]}")
+
+    def start(self) -> "FaultSuite":
+        """Broker, ingest (first start creates its persistent session), kiosk."""
+        self.broker.start()
+        self.write_centre_conf()
+        self.start_ingest(wait=True)
+        self.start_kiosk()
+        return self
+
+    def close(self) -> None:
+        """Stop everything."""
+        for p in (self.kiosk, self.ingest):
+            p.stop()
+        self.broker.stop()
+        self.notify.sock.close()
+
+    def inject(self, fault: str) -> None:
+        """Inject one fault (runs in a timer thread while the driver keeps using the page)."""
+        with self._fault_lock:
+            if fault == "kiosk-kill":
+                self.kiosk.kill()              # started again by the trial once its steps end
+            elif fault == "broker-restart":
+                self.broker.stop()
+                self.broker.start()
+            elif fault == "broker-kill":
+                self.broker.stop(kill=True)
+                time.sleep(self.rng.uniform(0, 0.5))
+                self.broker.start()
+            elif fault == "ingest-kill":
+                self.ingest.kill()
+                time.sleep(self.rng.uniform(0, 0.3))
+                self.start_ingest()
+
+    # -- one trial -------------------------------------------------------------------------------
+    def trial(self, index: int, tally: Tally) -> None:
+        """Capture 1-3 cases with one fault injected at a random step; then recover and drain."""
+        n = self.rng.randint(1, 3)
+        fault = self.rng.choice(FAULTS)
+        steps = ["start", *(f"capture-{v}" for v in VIEWS), "submit"]
+        points = [(k, s) for k in range(n) for s in steps] + [(n - 1, "publish")]
+        at = self.rng.choice(points)
+        delay = self.rng.uniform(0, 0.3 if at[1] == "publish" else 0.12)
+        timer: list[threading.Timer] = []
+        tally.faults[fault] += 1
+        tally.points[f"{fault}@{at[1]}"] += 1
+
+        def hook_for(k):
+            def hook(step):
+                if (k, step) == at and not timer:
+                    timer.append(threading.Timer(delay, self.inject, (fault,)))
+                    timer[0].start()
+            return hook
+
+        try:
+            for k in range(n):
+                self._case_no += 1
+                got = self.page.capture_case(self._case_no, hook_for(k))
+                if got is not None:
+                    seq, shas = got
+                    self.capture_log[seq] = shas
+                    tally.confirmed += 1
+            hook_for(n - 1)("publish")
+        except PageDown:
+            pass                                # the kiosk was killed under us
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (400, 500):      # 400: CSRF of a session that died with the kiosk
+                raise
+        if timer:
+            timer[0].join()
+        if not self.kiosk.alive:
+            self.start_kiosk()
+        if not self.ingest.alive:
+            self.start_ingest()
+        self.quiesce()
+
+    def quiesce(self, timeout: float = QUIESCE_S) -> bool:
+        """Wait until the kiosk's queue is empty (every case acknowledged by the centre)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.page.status()["queue_depth"] == 0:
+                    return True
+            except PageDown:
+                if not self.kiosk.alive:
+                    self.start_kiosk()
+            time.sleep(0.05)
+        self.log(f"  queue not empty after {timeout:.0f} s")
+        return False
+
+    # -- checking --------------------------------------------------------------------------------
+    def outbox_cases(self) -> dict[str, tuple[int, str, list[str]]]:
+        """Every case the kiosk ever committed: case_id -> (seq, state, [sha256 by position])."""
+        db = sqlite3.connect(f"file:{self.kiosk_data / 'outbox.sqlite3'}?mode=ro", uri=True, timeout=30)
+        try:
+            out = {cid: (seq, state, []) for cid, seq, state in db.execute("SELECT case_id, seq, state FROM cases")}
+            for cid, sha in db.execute("SELECT case_id, sha256 FROM images ORDER BY case_id, idx"):
+                out[cid][2].append(sha)
+        finally:
+            db.close()
+        return out
+
+    def check(self, tally: Tally) -> None:
+        """Compare every committed case with the centre; fills captured/delivered/lost/duplicated."""
+        kiosk = self.outbox_cases()
+        by_seq = {seq: (cid, shas) for cid, (seq, _, shas) in kiosk.items()}
+        db = sqlite3.connect(f"file:{self.centre / 'centre.db'}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = Counter(cid for (cid,) in db.execute("SELECT case_id FROM cases"))
+            seqs = Counter(seq for (seq,) in db.execute("SELECT seq FROM cases WHERE device = ?", (DEVICE,)))
+            centre_shas: dict[str, list[str]] = {}
+            for cid, sha in db.execute("SELECT case_id, sha256 FROM case_images ORDER BY case_id, position"):
+                centre_shas.setdefault(cid, []).append(sha)
+        finally:
+            db.close()
+        images_dir = self.centre / "images"
+        problems: list[str] = []
+        for seq, shas in self.capture_log.items():      # every confirmed save is in the outbox, same images
+            if seq not in by_seq:
+                problems.append(f"seq {seq}: confirmed on the page but not in the kiosk outbox")
+            elif by_seq[seq][1] != shas:
+                problems.append(f"seq {seq}: outbox images differ from what the page showed")
+        delivered = 0
+        for cid, (seq, state, shas) in kiosk.items():
+            if rows.get(cid, 0) == 0:
+                problems.append(f"case {cid} (seq {seq}, kiosk state {state}) missing at the centre")
+                continue
+            if centre_shas.get(cid) != shas or (seq in self.capture_log and self.capture_log[seq] != shas):
+                problems.append(f"case {cid}: image hashes differ at the centre")
+                continue
+            bad = [s for s in shas if hashlib.sha256((images_dir / s[:2] / f"{s}.jpg").read_bytes()).hexdigest() != s]
+            if bad:
+                problems.append(f"case {cid}: image file {bad[0][:12]} does not match its hash")
+                continue
+            delivered += 1
+        duplicated = sum(c - 1 for c in rows.values() if c > 1) + sum(c - 1 for c in seqs.values() if c > 1)
+        unknown = set(rows) - set(kiosk)
+        if unknown:
+            problems.append(f"{len(unknown)} case(s) at the centre that the kiosk never committed")
+        tally.captured = len(kiosk)
+        tally.delivered = delivered
+        tally.lost = len(kiosk) - delivered + sum(1 for s in self.capture_log if s not in by_seq)
+        tally.duplicated = duplicated + len(unknown)
+        tally.unconfirmed_committed = len(set(by_seq) - set(self.capture_log))
+        tally.problems = problems
+
+    def run(self, trials: int, check_every: int = 25) -> Tally:
+        """Run ``trials`` trials; a full check every ``check_every`` trials and at the end."""
+        tally = Tally()
+        t0 = time.monotonic()
+        for i in range(1, trials + 1):
+            self.trial(i, tally)
+            if i % check_every == 0 or i == trials:
+                self.check(tally)
+                self.log(f"  trial {i}/{trials} ({time.monotonic() - t0:.0f} s): {tally.line()}"
+                         + (f"  PROBLEM: {tally.problems[0]}" if tally.problems else ""))
+        return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite and print the verdict line last."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--plain", action="store_true", help="plain MQTT test broker instead of the repo's TLS config")
+    ap.add_argument("--keep", type=Path, help="work in this folder and keep it (logs, databases)")
+    args = ap.parse_args(argv)
+    if not (MODEL_DIR / "manifest.json").exists():
+        print(f"no model in {MODEL_DIR}", file=sys.stderr)
+        return 2
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="dermkiosk-faults-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"fault suite: {args.trials} trials, seed {args.seed}, broker "
+          f"{'plain test config' if args.plain else 'repository TLS config (mosquitto.demo.conf)'}, in {workdir}",
+          flush=True)
+    suite = FaultSuite(workdir, tls=not args.plain, seed=args.seed, log=lambda s: print(s, flush=True))
+    t0 = time.monotonic()
+    try:
+        suite.start()
+        tally = suite.run(args.trials)
+    finally:
+        suite.close()
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    dt = time.monotonic() - t0
+    print(f"{args.trials} trials in {dt:.0f} s; faults: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(tally.faults.items())))
+    print("injected at: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.points.items())))
+    print(f"saves confirmed on the page {tally.confirmed}; committed but unconfirmed (answer lost to a kill) "
+          f"{tally.unconfirmed_committed}; kiosk starts {suite.kiosk.starts}, ingest starts {suite.ingest.starts}")
+    for p in tally.problems[:20]:
+        print(f"PROBLEM: {p}")
+    print(tally.line(), flush=True)
+    return 0 if tally.lost == 0 and tally.duplicated == 0 and not tally.problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
