@@ -206,6 +206,38 @@ def _nav() -> dict:
     return {"fleet_endpoint": fleet}
 
 
+@bp.route("/account/password", methods=["POST"])
+@role_required(*users.ROLES)
+def change_password():
+    """Change one's own password: the current one is checked (failures count toward the lock-out),
+    then every session of the user ends, this one included, and the user logs in again."""
+    cfg = current_app.config
+    conn = get_store().conn
+    addr = request.remote_addr or ""
+    policy = users.Policy(cfg["LOGIN_MAX_FAILURES"], cfg["LOGIN_LOCKOUT_S"], cfg["LOGIN_ADDR_MAX_FAILURES"])
+    new, again = request.form.get("new", ""), request.form.get("again", "")
+    result = users.authenticate(conn, current_user.username, request.form.get("current", ""), addr, policy)
+    error = None
+    if result.reason != "ok":
+        audit.record("user.password.failed", current_user.username, result.reason)
+        error = "The current password is not right (or the account is locked)."
+    elif new != again:
+        error = "The two new passwords differ."
+    else:
+        try:
+            users.set_password(conn, current_user.id, new)
+        except users.UserError as exc:
+            error = str(exc)
+    if error:
+        return render_template("account.html", roles=users.ROLE_NAMES, error=error), 422
+    audit.record("user.password", current_user.username, "own password")
+    users.end_user_sessions(conn, current_user.id)
+    logout_user()
+    session.clear()
+    flash("Password changed. Log in with the new one.")
+    return redirect(url_for("auth.login"))
+
+
 def init_app(app) -> None:
     """Install Flask-Login, the default-deny guard and the log-in pages on ``app``."""
     login_manager.init_app(app)

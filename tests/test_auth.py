@@ -300,3 +300,24 @@ def test_demo_log_ins_work(tmp_path):
         homes[role] = r.headers["Location"]
     assert homes["dermatologist"] == "/cases" and homes["admin"] == "/admin/users"
     assert _db(tmp_path).execute("SELECT count(*) FROM users").fetchone()[0] == 3
+
+
+def test_user_changes_own_password(tmp_path):
+    app = _app(tmp_path)
+    c = logged_in(app, "dr.a", "dermatologist")
+    other = app.test_client()
+    login(other, "dr.a")
+    token = csrf_token(c.get("/account").get_data(as_text=True))
+    new = "my new long passphrase"
+    r = c.post("/account/password", data={"csrf_token": token, "current": "not it at all", "new": new, "again": new})
+    assert r.status_code == 422 and "current password is not right" in r.get_data(as_text=True)
+    assert _db(tmp_path).execute("SELECT failed_count FROM users").fetchone()[0] == 1  # counts toward lock-out
+    r = c.post("/account/password", data={"csrf_token": token, "current": PASSWORD, "new": new, "again": new + "x"})
+    assert r.status_code == 422 and "differ" in r.get_data(as_text=True)
+    r = c.post("/account/password", data={"csrf_token": token, "current": PASSWORD, "new": new, "again": new})
+    assert r.status_code == 302 and r.headers["Location"] == "/login"
+    assert c.get("/cases").status_code == 302 and other.get("/cases").status_code == 302  # all sessions ended
+    assert login(app.test_client(), "dr.a", PASSWORD).status_code == 401
+    assert login(app.test_client(), "dr.a", new).status_code == 302
+    actions = [r[0] for r in _db(tmp_path).execute("SELECT action FROM audit_log WHERE action LIKE 'user.password%' ORDER BY id")]
+    assert actions == ["user.password.failed", "user.password"]
