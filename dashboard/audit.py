@@ -9,9 +9,9 @@ Entries name cases by their UUID and images by their SHA-256, never by a
 referral reference. Actions (``action`` column)::
 
     login.ok  login.failed  logout  access.denied
-    case.view  image.view  decision.record  export
-    user.create  user.deactivate  user.activate  user.password  user.unlock  user.role
-    device.revoke  device.issue  fleet.view  audit.view
+    worklist.view  case.view  image.view  decision.record  export
+    user.create  user.deactivate  user.activate  user.password  user.password.failed  user.unlock  user.role
+    device.revoke  device.issue  audit.view
 
 :func:`record` is used inside a request (actor and address from Flask-Login and
 the request); :func:`append` is the plain form for the command line (actor

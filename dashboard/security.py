@@ -62,7 +62,9 @@ def init_app(app: Flask) -> None:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SECURE=tls,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which has its own limits
-        WTF_CSRF_SSL_STRICT=True,
+        # Pages send Referrer-Policy: no-referrer, so browsers post forms without a Referer: the
+        # per-session token (and the SameSite=Lax cookie) is the CSRF defence, not a Referer check.
+        WTF_CSRF_SSL_STRICT=False,
     )
     app.config.setdefault("PERMANENT_SESSION_LIFETIME", app.config["SESSION_LIFETIME_S"])
     proxies = int(app.config.get("TRUSTED_PROXIES") or 0)
