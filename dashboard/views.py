@@ -167,8 +167,8 @@ def image(sha256: str):
     cases = [r[0] for r in store.conn.execute("SELECT DISTINCT case_id FROM case_images WHERE sha256 = ?",
                                               (sha256,))]
     audit.record("image.view", sha256, "case " + ", ".join(cases))
-    resp = send_file(path, mimetype="image/jpeg", max_age=0, etag=sha256)
-    resp.headers["Cache-Control"] = "private, max-age=3600"
+    resp = send_file(path, mimetype="image/jpeg", max_age=0, etag=sha256, conditional=False)
+    resp.headers["Cache-Control"] = "no-store"  # a patient's photograph: not kept in a shared PC's cache
     return resp
 
 

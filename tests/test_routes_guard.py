@@ -167,8 +167,8 @@ def test_headers_on_every_response(world):
             assert h["X-Frame-Options"] == "DENY" and h["X-Content-Type-Options"] == "nosniff", url
             assert h["Referrer-Policy"] == "no-referrer", url
             assert "Strict-Transport-Security" not in h  # plain HTTP, TLS not configured
-            if r.mimetype in ("text/html", "application/json"):
-                assert h["Cache-Control"] == "no-store", url
+            if r.mimetype in ("text/html", "application/json", "image/jpeg", "text/csv"):
+                assert h["Cache-Control"] == "no-store", url  # patient data is never cached
 
 
 def test_public_views_carry_no_patient_data(world):
