@@ -373,6 +373,22 @@ def _die_with_parent() -> None:
         pass
 
 
+def port_listening(port: int) -> bool | None:
+    """Whether a TCP socket listens on ``port`` here, from /proc/net/tcp and tcp6 (None without /proc)."""
+    seen = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        seen = False
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 3 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                return True
+    return seen
+
+
 @dataclass
 class Worker:
     """One watched child process."""
@@ -404,8 +420,13 @@ class Worker:
         return self.proc is not None and self.proc.poll() is None
 
     def answers(self, timeout: float = 2.0) -> bool | None:
-        """Whether the worker answers: its port accepts, or its URL gives HTTP 200 (None: no probe)."""
+        """Whether the worker answers: its port listens (accepts), or its URL gives HTTP 200 (None:
+        no probe).  The port is looked up in /proc/net/tcp rather than connected to: the TLS broker
+        would log every bare probe connection as a failed handshake."""
         if self.ready_port is not None:
+            listening = port_listening(self.ready_port)
+            if listening is not None:
+                return listening
             try:
                 with socket.create_connection(("127.0.0.1", self.ready_port), timeout=timeout):
                     return True
