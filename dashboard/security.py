@@ -51,6 +51,22 @@ def _csrf_error(exc: CSRFError):
                            "Reload the page and try again."), 400
 
 
+MESSAGES = {403: "Your role does not give access to this page. The attempt has been recorded.",
+            404: "There is no such page, case or image.",
+            405: "This address does not take that kind of request."}
+
+
+def _http_error(exc):
+    from flask import jsonify
+
+    from .auth import wants_json
+
+    code = getattr(exc, "code", 500) or 500
+    if wants_json():
+        return jsonify(error=MESSAGES.get(code, "error")), code
+    return render_template("error.html", code=code, message=MESSAGES.get(code, "Something went wrong.")), code
+
+
 def init_app(app: Flask) -> None:
     """Install CSRF protection, the headers and the cookie flags on ``app``."""
     tls = bool(app.config.get("TLS"))
@@ -72,4 +88,6 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     csrf.init_app(app)
     app.register_error_handler(CSRFError, _csrf_error)
+    for code in MESSAGES:
+        app.register_error_handler(code, _http_error)
     app.after_request(_headers)

@@ -115,7 +115,9 @@ def test_the_wrong_role_gets_403_on_every_route(world):
     for role in ("it", "admin"):
         for path in ("/cases", f"/cases/{values['case_id']}", f"/images/{values['sha256']}.jpg"):
             assert clients[role].get(path).status_code == 403, (role, path)
-    assert clients["dermatologist"].get("/admin/users").status_code == 403
+    denied = clients["dermatologist"].get("/admin/users")
+    assert denied.status_code == 403 and "does not give access" in denied.get_data(as_text=True)
+    assert clients["it"].get("/cases", headers={"Accept": "application/json"}).status_code == 403
     assert checked >= 20
 
 
