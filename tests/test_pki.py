@@ -143,5 +143,8 @@ def test_command_line(tmp_path):
     assert r.returncode == 0 and "reload the broker" in r.stdout
     assert not openssl_verify(Pki(d), d / "kiosks" / "kiosk-cli.crt")[0]
     assert run("crl").returncode == 0
+    r = subprocess.run([sys.executable, "-m", "dashboard", "pki", "crl", "--dir", str(d)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and str(d / "crl.pem") in r.stdout      # --dir after the command too
     r = run("init")
     assert r.returncode == 2 and "already holds a CA" in r.stderr
