@@ -216,6 +216,9 @@ def _address_failure(conn: sqlite3.Connection, remote_addr: str, now: datetime, 
     else:
         count, start = row[0] + 1, datetime.fromisoformat(row[1])
     locked = (now + timedelta(seconds=policy.lockout_s)).isoformat() if count >= policy.addr_max_failures else None
+    day_ago = (now - timedelta(days=1)).isoformat()  # housekeeping: forget addresses quiet for a day
+    conn.execute("DELETE FROM login_throttle WHERE window_start < ? AND coalesce(locked_until, '') < ?",
+                 (day_ago, now.isoformat()))
     conn.execute("INSERT INTO login_throttle (remote_addr, failed_count, window_start, locked_until) "
                  "VALUES (?,?,?,?) ON CONFLICT(remote_addr) DO UPDATE SET failed_count = excluded.failed_count, "
                  "window_start = excluded.window_start, "
@@ -278,7 +281,11 @@ def _token_hash(token: str) -> str:
 def start_session(conn: sqlite3.Connection, user: User, remote_addr: str, now: datetime | None = None) -> str:
     """Open a session for ``user``; return its random token (kept only in the signed cookie)."""
     token = secrets.token_urlsafe(32)
-    now_s = (now or utcnow()).isoformat()
+    now = now or utcnow()
+    now_s = now.isoformat()
+    # housekeeping: forget sessions that ended (or were last used) more than a week ago
+    week_ago = (now - timedelta(days=7)).isoformat()
+    conn.execute("DELETE FROM web_sessions WHERE coalesce(ended_at, last_seen) < ?", (week_ago,))
     conn.execute("INSERT INTO web_sessions (token_sha256, user_id, stamp, created_at, last_seen, remote_addr) "
                  "VALUES (?,?,?,?,?,?)", (_token_hash(token), user.id, user.stamp, now_s, now_s, remote_addr))
     return token

@@ -322,3 +322,22 @@ def test_user_changes_own_password(tmp_path):
     assert login(app.test_client(), "dr.a", new).status_code == 302
     actions = [r[0] for r in _db(tmp_path).execute("SELECT action FROM audit_log WHERE action LIKE 'user.password%' ORDER BY id")]
     assert actions == ["user.password.failed", "user.password"]
+
+
+def test_throttle_and_session_rows_are_pruned(tmp_path):
+    make_user(tmp_path / "c.db", tmp_path / "images", "dr.a", "dermatologist")
+    from dashboard.store import Store
+
+    s = Store(tmp_path / "c.db", tmp_path / "images")
+    conn = s.conn
+    user = users.get_user(conn, username="dr.a")
+    long_ago = datetime.now(timezone.utc) - timedelta(days=10)
+    old_token = users.start_session(conn, user, "10.0.0.1", now=long_ago)
+    users.authenticate(conn, "ghost", "x" * 12, "10.0.0.2", now=long_ago)
+    assert conn.execute("SELECT count(*) FROM login_throttle").fetchone()[0] == 1
+    users.authenticate(conn, "ghost", "x" * 12, "10.0.0.3")
+    assert [r[0] for r in conn.execute("SELECT remote_addr FROM login_throttle")] == ["10.0.0.3"]
+    users.start_session(conn, user, "10.0.0.1")
+    assert conn.execute("SELECT count(*) FROM web_sessions").fetchone()[0] == 1
+    assert users.load_session(conn, old_token, 3600, 3600) is None
+    s.close()
