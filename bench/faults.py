@@ -235,6 +235,7 @@ class Tally:
     problems: list[str] = field(default_factory=list)
     faults: Counter = field(default_factory=Counter)
     points: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
     confirmed: int = 0
     unconfirmed_committed: int = 0
 
@@ -395,7 +396,9 @@ storage_retry_s = 0.5
         steps = ["start", *(f"capture-{v}" for v in VIEWS), "submit"]
         points = [(k, s) for k in range(n) for s in steps] + [(n - 1, "publish")]
         at = self.rng.choice(points)
-        delay = self.rng.uniform(0, 0.3 if at[1] == "publish" else 0.12)
+        # into the step: a capture (camera, quality gate, classifier) takes ~0.1 s, storing a case
+        # (files, fsync, commit) a few ms, publishing and the centre's ack some tens of ms
+        delay = self.rng.uniform(0, {"publish": 0.3, "submit": 0.02}.get(at[1], 0.12))
         timer: list[threading.Timer] = []
         tally.faults[fault] += 1
         tally.points[f"{fault}@{at[1]}"] += 1
@@ -415,12 +418,16 @@ storage_retry_s = 0.5
                     seq, shas = got
                     self.capture_log[seq] = shas
                     tally.confirmed += 1
+                    tally.outcomes["saved"] += 1
+                else:
+                    tally.outcomes["refused"] += 1
             hook_for(n - 1)("publish")
         except PageDown:
-            pass                                # the kiosk was killed under us
+            tally.outcomes["page down (kiosk killed)"] += 1
         except urllib.error.HTTPError as exc:
             if exc.code not in (400, 500):      # 400: CSRF of a session that died with the kiosk
                 raise
+            tally.outcomes[f"HTTP {exc.code}"] += 1
         if timer:
             timer[0].join()
         if not self.kiosk.alive:
@@ -541,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.trials} trials in {dt:.0f} s; faults: "
           + ", ".join(f"{k} {v}" for k, v in sorted(tally.faults.items())))
     print("injected at: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.points.items())))
+    print("capture outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.outcomes.items())))
     print(f"saves confirmed on the page {tally.confirmed}; committed but unconfirmed (answer lost to a kill) "
           f"{tally.unconfirmed_committed}; kiosk starts {suite.kiosk.starts}, ingest starts {suite.ingest.starts}")
     for p in tally.problems[:20]:

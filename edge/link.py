@@ -187,6 +187,8 @@ class Link:
         self._extra: deque[tuple[str, bytes | str, bool]] = deque(maxlen=200)
         #: Topic -> handler(payload) for topics other than the ack topic (e.g. ``update``).
         self._handlers: dict[str, Callable[[bytes], None]] = {}
+        #: (monotonic time, stats.delivered) after each batch of centre acks: the drain rate.
+        self._delivered_log: deque[tuple[float, int]] = deque(maxlen=1000)
 
     # ------------------------------------------------------------------ public
     def start(self) -> "Link":
@@ -236,6 +238,15 @@ class Link:
         """Subscribe (QoS 1, on every connect) to this device's ``kind`` topic; ``handler(payload)``
         runs on the link thread, so it must only hand the work on. Call before :meth:`start`."""
         self._handlers[topics.topic(self.site, self.device_id, kind)] = handler
+
+    def drain_rate(self, window_s: float = 10.0) -> float:
+        """Cases the centre acknowledged per second over about the last ``window_s`` seconds (0.0 when
+        none): the backlog's drain speed shown on the kiosk page. Safe from any thread."""
+        now = time.monotonic()
+        recent = [(t, n) for t, n in list(self._delivered_log) if now - t <= window_s]
+        if len(recent) < 2 or now - recent[0][0] < 0.5:
+            return 0.0
+        return (recent[-1][1] - recent[0][1]) / (now - recent[0][0])
 
     @property
     def connected(self) -> bool:
@@ -444,6 +455,7 @@ class Link:
                     log.error("case %s: %s", case_id, reason)
             if delivered:
                 self.stats.delivered += self.outbox.record_acks(delivered)
+                self._delivered_log.append((time.monotonic(), self.stats.delivered))
                 for case_id, status, _ in delivered:
                     log.info("case %s delivered (%s)", case_id, status)
                 self._purge.set()

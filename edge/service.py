@@ -310,8 +310,12 @@ class KioskService:
         """What the kiosk page shows: queue depth per state, link, camera, model, free space."""
         counts = self.outbox.counts() if self.outbox else {}
         link = self.link.stats if self.link else None
+        depth = sum(counts.get(s, 0) for s in ("captured", "queued", "sent"))
+        rate = self.link.drain_rate() if self.link else 0.0
         return {
-            "queue_depth": sum(counts.get(s, 0) for s in ("captured", "queued", "sent")),
+            "queue_depth": depth,
+            # backlog progress: cases acknowledged per second lately, and the time left at that speed
+            "drain": {"rate": round(rate, 1), "eta_s": round(depth / rate) if rate > 0 and depth else None},
             "counts": counts,
             "link": {
                 "connected": bool(link and link.connected),

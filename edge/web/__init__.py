@@ -70,6 +70,18 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     CSRFProtect(app)
     app.extensions["kiosk_service"] = service
+
+    @app.template_filter("eta")
+    def eta(seconds: int | None) -> str:
+        """Seconds left of the backlog as ``42 s`` / ``7 min`` / ``1.5 h`` (``-`` when unknown)."""
+        if seconds is None:
+            return "-"
+        if seconds < 60:
+            return f"{seconds} s"
+        if seconds < 3600:
+            return f"{round(seconds / 60)} min"
+        return f"{seconds / 3600:.1f} h"
+
     stopping = threading.Event()
     app.extensions["kiosk_stopping"] = stopping
 

@@ -1,0 +1,85 @@
+"""After an outage the backlog drains, and the kiosk page shows its progress (queue depth, drain
+rate, time left); real broker, real ingest, real kiosk service and page."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from edge.link import Link
+from edge.service import KioskService
+from edge.web import create_app
+from tests.test_kiosk_service import MODEL_DIR, config
+from tests.test_outbox import jpeg, make_case
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
+
+
+def test_drain_rate_counts_only_recent_acks(tmp_path, monkeypatch):
+    link = Link.__new__(Link)
+    from collections import deque
+
+    link._delivered_log = deque()
+    clock = [100.0]
+    monkeypatch.setattr("edge.link.time.monotonic", lambda: clock[0])
+    assert link.drain_rate() == 0.0
+    for i in range(11):                         # 10 cases/s for 10 s
+        link._delivered_log.append((90.0 + i, 10 * i))
+    assert link.drain_rate() == pytest.approx(10.0)
+    clock[0] = 130.0                            # the drain stopped 30 s ago: no rate any more
+    assert link.drain_rate() == 0.0
+
+
+def test_backlog_progress_on_the_page(tmp_path, broker):
+    from dashboard.config import CentreConfig
+    from dashboard.ingest import Ingest
+
+    centre = CentreConfig.model_validate({
+        "broker": {"url": broker.url, "client_id": "drain-ingest"},
+        "storage": {"database": str(tmp_path / "c" / "c.db"), "images_dir": str(tmp_path / "c" / "img"),
+                    "quarantine_dir": str(tmp_path / "c" / "q")}})
+    ingest = Ingest(centre).start()              # creates the ingest's session, then the centre goes away
+    assert ingest.wait_ready(15)
+    ingest.stop()
+    cfg = config(tmp_path, device_id="kiosk-1", site="site-a",     # test_outbox.make_case's identity
+                 broker={"url": broker.url, "reconnect_min_s": 0.2, "max_inflight": 1})
+    n = 150
+    with KioskService(cfg) as svc:
+        for i in range(n):                       # the backlog built up during the outage
+            im = jpeg(7000 + i, size=48)
+            svc.outbox.submit(make_case([im]), [im])
+        svc.link.wake()
+        client = create_app(svc).test_client()
+        status = client.get("/status.json").get_json()
+        assert status["queue_depth"] == n and status["drain"] == {"rate": 0.0, "eta_s": None}
+        assert re.search(r'id="drain"\s+hidden', client.get("/").get_data(as_text=True))
+
+        ingest = Ingest(centre).start()          # the centre is back: the backlog drains
+        try:
+            seen = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                status = client.get("/status.json").get_json()
+                if status["drain"]["rate"] > 0 and status["queue_depth"] > 10:
+                    seen = status
+                    html = client.get("/").get_data(as_text=True)
+                    break
+                if status["queue_depth"] == 0:
+                    break
+                time.sleep(0.05)
+            assert seen is not None, f"no drain rate shown while draining: {status}"
+            assert seen["drain"]["eta_s"] is not None
+            assert seen["drain"]["eta_s"] == pytest.approx(seen["queue_depth"] / seen["drain"]["rate"], rel=0.1, abs=2)
+            pill = re.search(r'<span class="pill" id="drain">(.*?)</span>', html, re.S)
+            assert pill, "the drain pill is hidden while draining"
+            text = " ".join(re.sub(r"<[^>]+>", "", pill.group(1)).split())
+            assert re.fullmatch(r"Sending [0-9.]+ cases/s, about ([0-9]+ s|[0-9]+ min|[0-9.]+ h|-) left", text), text
+            while svc.outbox.queue_depth() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            ingest.stop()
+        assert svc.outbox.queue_depth() == 0
+        done = client.get("/status.json").get_json()
+        assert done["drain"]["eta_s"] is None and done["link"]["delivered"] == n
