@@ -312,8 +312,13 @@ class Updater:
                 raise UpdateError("updates are disabled: no update public key is configured")
             key = load_public_key(self.settings.public_key_file)
             manifest, files = verify_bundle(payload, key, cfg.device_id, self.settings.max_bundle_mb << 20)
-            if str(manifest.bundle_id) in self._applied():
+            applied = self._applied()
+            if str(manifest.bundle_id) in applied:
                 raise UpdateError("bundle was already applied (replay refused)")
+            newest = max((at for kind, at in applied.values() if kind == manifest.kind), default=None)
+            if newest is not None and manifest.created_at <= newest:
+                raise UpdateError(f"bundle was signed {manifest.created_at:%Y-%m-%d %H:%M:%S}Z, before the "
+                                  f"{manifest.kind} update in service (downgrade refused)")
             if manifest.kind == "model":
                 result = self._apply_model(manifest, files)
             else:
@@ -392,16 +397,26 @@ class Updater:
                             reason="configuration stored; the kiosk restarts to use it",
                             serving=self.service.model_version, at=_now())
 
-    def _applied(self) -> set[str]:
+    def _applied(self) -> dict[str, tuple[str, datetime]]:
+        """Applied bundles: id -> (kind, signed at), from ``updates/applied.txt``."""
+        out = {}
         try:
-            return set(self._applied_file.read_text().split())
+            lines = self._applied_file.read_text().splitlines()
         except FileNotFoundError:
-            return set()
+            return out
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 3:
+                try:
+                    out[parts[0]] = (parts[1], datetime.fromisoformat(parts[2]))
+                except ValueError:
+                    continue
+        return out
 
     def _mark_applied(self, manifest: UpdateManifest) -> None:
         self._applied_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self._applied_file, "a") as fh:
-            fh.write(f"{manifest.bundle_id}\n")
+            fh.write(f"{manifest.bundle_id} {manifest.kind} {manifest.created_at.isoformat()}\n")
             fh.flush()
             os.fsync(fh.fileno())
 

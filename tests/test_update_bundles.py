@@ -126,6 +126,12 @@ def retar(bundle: bytes, change) -> bytes:
     return buf.getvalue()
 
 
+def resign(bundle: bytes, manifest: dict, key) -> bytes:
+    """The bundle with ``manifest`` as its bundle.json, signed again with ``key``."""
+    body = json.dumps(manifest).encode()
+    return retar(bundle, lambda f: f.update({"bundle.json": body, "bundle.sig": key.sign(body)}))
+
+
 def test_bad_bundles_are_refused_and_the_old_model_keeps_serving(rig):
     service, centre, key, tmp = rig
     old = service.model_version
@@ -176,9 +182,18 @@ def test_good_model_bundle_is_applied_self_tested_and_reported(rig):
         wait_for(lambda: [d for d in store.list_devices() if d["model_version"] == "lesion-r2"])
     finally:
         store.close()
-    # the same bundle again is a replay
+    # the same bundle again is a replay; an older signed bundle is a downgrade
     again = send(service, centre, bundle)
     assert again.status == "refused" and "already applied" in again.reason
+    older = updates.sign_model(new_model(tmp, "lesion-r1"), key, [DEVICE])
+    with tarfile.open(fileobj=io.BytesIO(older)) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar}
+    backdated = updates.build_bundle("model", "lesion-r1", {k: v for k, v in files.items()
+                                                             if not k.startswith("bundle.")}, key, [DEVICE])
+    body = json.loads(updates.bundle_manifest(backdated).model_dump_json())
+    body["created_at"] = "2020-01-01T00:00:00Z"
+    assert send(service, centre, resign(backdated, body, key)).reason.endswith("(downgrade refused)")
+    assert service.model_version == "lesion-r2"
 
 
 def test_model_failing_its_self_test_is_rolled_back(rig):
