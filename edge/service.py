@@ -306,6 +306,13 @@ class KioskService:
         return self.submit(allow_failed_quality=True)
 
     # ------------------------------------------------------------------ status
+    def _last_rejection(self, counts: dict) -> str:
+        """The reason of the newest rejected case ('' when none)."""
+        if not counts.get("rejected"):
+            return ""
+        parked = self.outbox.cases(("rejected",), limit=100_000)
+        return parked[-1].reason if parked else ""
+
     def status(self) -> dict:
         """What the kiosk page shows: queue depth per state, link, camera, model, free space."""
         counts = self.outbox.counts() if self.outbox else {}
@@ -316,6 +323,8 @@ class KioskService:
             "queue_depth": depth,
             # backlog progress: cases acknowledged per second lately, and the time left at that speed
             "drain": {"rate": round(rate, 1), "eta_s": round(depth / rate) if rate > 0 and depth else None},
+            # cases the kiosk will not send or the centre refused, with the newest reason (for IT)
+            "rejected": {"count": counts.get("rejected", 0), "last_reason": self._last_rejection(counts)},
             "counts": counts,
             "link": {
                 "connected": bool(link and link.connected),
