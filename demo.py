@@ -262,10 +262,14 @@ def ensure_pki(pki_dir: Path, device_id: str) -> dict[str, tuple[Path, Path]]:
                                   ("ingest", "ingest", pki.issue_ingest),
                                   ("updates", "updates", pki.issue_updates),
                                   ("kiosk", device_id, lambda: pki.issue_kiosk(device_id))):
-            cert, key = pki.paths(name)
-            if not (cert.exists() and key.exists()):
+            problem = pki.check(name)
+            if problem is not None:
+                if role == "kiosk" and pki.live(name):
+                    pki.revoke(name)     # a kiosk gets a new certificate only once the old one is revoked
                 issue()
-            out[role] = (cert, key)
+                if problem != "missing":
+                    say(f"demo PKI: {name} certificate was {problem}: issued a new one")
+            out[role] = pki.paths(name)
         if not pki.crl_path.exists():
             pki.write_crl()
     except PkiError as exc:

@@ -7,6 +7,7 @@
     python -m dashboard pki --dir DIR issue-kiosk DEVICE   # kiosk client certificate (CN = device id)
     python -m dashboard pki --dir DIR revoke DEVICE        # revoke a kiosk; the CRL is rewritten
     python -m dashboard pki --dir DIR crl                  # re-sign the CRL (before it expires)
+    python -m dashboard pki --dir DIR status               # certificates, expiry, CRL next update
 
 Keys are EC P-256, written with mode 0600. Mosquitto authenticates clients by
 their certificate (``require_certificate``) and takes the common name as the
@@ -22,7 +23,9 @@ Layout of DIR::
 
 ``index.json`` lists every certificate issued (serial, CN, kind, revocation
 time); the CRL is made from it. Keep ``ca.key`` off the broker host in
-production: only ``ca.crt`` and ``crl.pem`` are needed there.
+production: only ``ca.crt`` and ``crl.pem`` are needed there. With
+``$DERMKIOSK_CA_PASSPHRASE`` set, ``init`` encrypts the CA key with it and every
+command that signs needs it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import sys
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -51,6 +55,13 @@ RESERVED = {INGEST_CN, UPDATES_CN, "broker", "admin", "root"}
 CA_DAYS = 3650
 LEAF_DAYS = 825
 CRL_DAYS = 365
+#: Environment variable holding the CA key's passphrase (optional).
+PASSPHRASE_ENV = "DERMKIOSK_CA_PASSPHRASE"
+
+
+def _passphrase() -> bytes | None:
+    value = os.environ.get(PASSPHRASE_ENV)
+    return value.encode() if value else None
 
 
 class PkiError(Exception):
@@ -83,9 +94,9 @@ def _write_public(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+def _key_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes | None = None) -> bytes:
+    enc = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
 class Pki:
@@ -155,7 +166,7 @@ class Pki:
                                              encipher_only=False, decipher_only=False), critical=True)
                 .add_extension(ski, critical=False)
                 .sign(key, hashes.SHA256()))
-        _write_private(self.ca_key_path, _key_pem(key))
+        _write_private(self.ca_key_path, _key_pem(key, _passphrase()))
         _write_public(self.ca_cert_path, cert.public_bytes(serialization.Encoding.PEM))
         self._save_index([])
         self.write_crl()
@@ -165,7 +176,12 @@ class Pki:
         if not self.exists():
             raise PkiError(f"no CA in {self.dir}: run `python -m dashboard pki --dir {self.dir} init` first")
         cert = x509.load_pem_x509_certificate(self.ca_cert_path.read_bytes())
-        key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=None)
+        try:
+            key = serialization.load_pem_private_key(self.ca_key_path.read_bytes(), password=_passphrase())
+        except TypeError:
+            raise PkiError(f"{self.ca_key_path} is encrypted: set {PASSPHRASE_ENV} to its passphrase") from None
+        except ValueError:
+            raise PkiError(f"{self.ca_key_path} does not open with the passphrase in {PASSPHRASE_ENV}") from None
         return cert, key
 
     def _index(self) -> list[dict]:
@@ -181,7 +197,7 @@ class Pki:
                eku: x509.ObjectIdentifier, days: int) -> tuple[Path, Path]:
         ca_cert, ca_key = self._ca()
         entries = self._index()
-        live = [e for e in entries if e["name"] == name and not e.get("revoked_at")]
+        live = self.live(name)
         cert_path, key_path = self.paths(name)
         if live and kind == "kiosk":
             raise PkiError(f"kiosk {name} already has a certificate (serial {live[0]['serial']}); "
@@ -269,6 +285,7 @@ class Pki:
         Mosquitto reads the CRL at start and on SIGHUP (reload): reload it afterwards to refuse
         new connections, restart it to also drop a connection that is already open.
         """
+        self._ca()                      # the CA key must open before anything is recorded
         entries = self._index()
         now = _now().isoformat(timespec="seconds")
         serials = []
@@ -281,6 +298,49 @@ class Pki:
         self._save_index(entries)
         self.write_crl()
         return serials
+
+    def live(self, name: str) -> list[dict]:
+        """Index entries of ``name``'s certificates that are not revoked."""
+        return [e for e in self._index() if e["name"] == name and not e.get("revoked_at")]
+
+    def check(self, name: str) -> str | None:
+        """Why the certificate of ``name`` (``broker``, ``ingest``, ``updates`` or a device id) is
+        not usable — missing, key not matching, not from this CA, expired or revoked — or None."""
+        cert_path, key_path = self.paths(name)
+        if not (cert_path.exists() and key_path.exists()):
+            return "missing"
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            ca = x509.load_pem_x509_certificate(self.ca_cert_path.read_bytes())
+        except (OSError, ValueError, TypeError) as exc:
+            return f"unreadable ({exc})"
+        if key.public_key() != cert.public_key():
+            return "the key does not belong to the certificate"
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            return "not issued by this CA"
+        if cert.not_valid_after_utc <= _now():
+            return f"expired on {cert.not_valid_after_utc:%Y-%m-%d}"
+        if cert.serial_number in self.revoked_serials():
+            return "revoked"
+        return None
+
+    def status(self) -> list[str]:
+        """One line per issued certificate (name, kind, serial, expiry, state) and one for the CRL."""
+        lines = []
+        for e in self._index():
+            state = f"revoked {e['revoked_at']}" if e.get("revoked_at") else "valid"
+            if not e.get("revoked_at") and e["expires_at"] <= _now().isoformat(timespec="seconds"):
+                state = "expired"
+            lines.append(f"{e['name']:<32} {e['kind']:<7} {e['serial'][:16]}  expires {e['expires_at'][:10]}  {state}")
+        if self.crl_path.exists():
+            crl = x509.load_pem_x509_crl(self.crl_path.read_bytes())
+            left = crl.next_update_utc - _now()
+            lines.append(f"CRL: next update {crl.next_update_utc:%Y-%m-%d} ({left.days} days left"
+                         f"{'; re-sign it now: pki crl' if left.days < 30 else ''})")
+        return lines
 
     def revoked_serials(self) -> list[int]:
         """Serial numbers of every revoked certificate."""
@@ -342,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("device_id")
     p = add("crl", "re-sign the CRL")
     p.add_argument("--days", type=int, default=CRL_DAYS)
+    add("status", "list the certificates issued, their expiry, and the CRL's next update")
     args = ap.parse_args(argv)
     pki = Pki(args.dir)
     try:
@@ -366,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
                   "connections with it; restart it to also drop a connection that is open now")
         elif args.command == "crl":
             print(f"CRL: {pki.write_crl(args.days)}")
+        elif args.command == "status":
+            if not pki.exists():
+                raise PkiError(f"no CA in {pki.dir}")
+            print("\n".join(pki.status()))
     except PkiError as exc:
         print(f"pki: {exc}", file=sys.stderr)
         return 2

@@ -148,3 +148,54 @@ def test_command_line(tmp_path):
     assert r.returncode == 0 and str(d / "crl.pem") in r.stdout      # --dir after the command too
     r = run("init")
     assert r.returncode == 2 and "already holds a CA" in r.stderr
+
+
+def test_check_and_status(pki, tmp_path):
+    pki.issue_broker("localhost")
+    assert pki.check("broker") is None
+    assert pki.check("kiosk-x") == "missing"
+    kc, kk = pki.issue_kiosk("kiosk-x")
+    assert pki.check("kiosk-x") is None
+    other = Pki(tmp_path / "other")
+    other.init()
+    oc, ok = other.issue_kiosk("kiosk-x")
+    kc.write_bytes(oc.read_bytes())
+    assert pki.check("kiosk-x") == "the key does not belong to the certificate"
+    kk.write_bytes(ok.read_bytes())
+    assert pki.check("kiosk-x") == "not issued by this CA"
+    pki.revoke("kiosk-x")
+    pki.issue_kiosk("kiosk-x")
+    assert pki.check("kiosk-x") is None
+    lines = pki.status()
+    assert any(line.startswith("kiosk-x") and "revoked" in line for line in lines)
+    assert any(line.startswith("kiosk-x") and line.endswith("valid") for line in lines)
+    assert lines[-1].startswith("CRL: next update")
+
+
+def test_ca_key_with_a_passphrase(tmp_path, monkeypatch):
+    monkeypatch.setenv("DERMKIOSK_CA_PASSPHRASE", "correct horse")
+    p = Pki(tmp_path / "pp")
+    p.init()
+    assert b"ENCRYPTED" in p.ca_key_path.read_bytes()
+    p.issue_kiosk("kiosk-1")
+    monkeypatch.setenv("DERMKIOSK_CA_PASSPHRASE", "wrong")
+    with pytest.raises(PkiError, match="does not open"):
+        p.issue_kiosk("kiosk-2")
+    monkeypatch.delenv("DERMKIOSK_CA_PASSPHRASE")
+    with pytest.raises(PkiError, match="is encrypted: set DERMKIOSK_CA_PASSPHRASE"):
+        p.revoke("kiosk-1")
+    assert p.live("kiosk-1")                        # nothing recorded when the CA key did not open
+
+
+def test_demo_pki_is_made_once_and_repaired(tmp_path):
+    import demo
+
+    first = demo.ensure_pki(tmp_path / "pki", "kiosk-demo")
+    assert set(first) == {"broker", "ingest", "updates", "kiosk"}
+    before = {k: c.read_bytes() for k, (c, _) in first.items()}
+    again = demo.ensure_pki(tmp_path / "pki", "kiosk-demo")
+    assert {k: c.read_bytes() for k, (c, _) in again.items()} == before        # idempotent
+    first["kiosk"][1].unlink()                                                  # a lost kiosk key
+    repaired = demo.ensure_pki(tmp_path / "pki", "kiosk-demo")
+    assert repaired["kiosk"][0].read_bytes() != before["kiosk"] and Pki(tmp_path / "pki").check("kiosk-demo") is None
+    assert Pki(tmp_path / "pki").revoked_serials()                               # the old one is revoked
