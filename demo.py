@@ -270,8 +270,7 @@ def ensure_pki(pki_dir: Path, device_id: str) -> dict[str, tuple[Path, Path]]:
                 if problem != "missing":
                     say(f"demo PKI: {name} certificate was {problem}: issued a new one")
             out[role] = pki.paths(name)
-        if not pki.crl_path.exists():
-            pki.write_crl()
+        pki.write_crl()          # fresh at every start: an expired CRL would lock every client out
     except PkiError as exc:
         raise DemoError(f"demo PKI: {exc}") from None
     return out
