@@ -53,8 +53,19 @@ def cmd_run(args) -> int:
 
     base = _load_config(args.config)
     path = effective_config_path(args.config)
-    cfg = _load_config(str(path)) if Path(path) != Path(args.config) else base
+    cfg = base
+    if Path(path) != Path(args.config):
+        from .config import ConfigError, load
+
+        try:
+            cfg = load(path)
+        except ConfigError as exc:
+            Path(path).rename(Path(path).with_suffix(".toml.failed"))
+            print(f"updated configuration set aside ({exc}); using {args.config}", file=sys.stderr)
+            path = args.config
     _logging(cfg.log_level)
+    if Path(path) != Path(args.config):
+        logging.getLogger("edge").info("running on the updated configuration %s", path)
     from .service import KioskService
     from .web import WebServer
 
