@@ -167,7 +167,10 @@ def test_good_model_bundle_is_applied_self_tested_and_reported(rig):
     service, centre, key, tmp = rig
     old_target = Path(service.cfg.model_dir).resolve()
     bundle = updates.sign_model(new_model(tmp, "lesion-r2"), key, [DEVICE])
+    t0 = time.monotonic()
     result = send(service, centre, bundle)
+    print(f"\nmodel bundle of {len(bundle) / 1e6:.1f} MB published -> applied and self-tested in "
+          f"{time.monotonic() - t0:.2f} s")
     assert result.status == "applied" and result.reason == "self-test passed", result
     assert result.serving == "lesion-r2" == service.model_version
     assert classifies(service) == "lesion-r2"
