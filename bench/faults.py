@@ -428,6 +428,8 @@ storage_retry_s = 0.5
             if exc.code not in (400, 500):      # 400: CSRF of a session that died with the kiosk
                 raise
             tally.outcomes[f"HTTP {exc.code}"] += 1
+            if tally.outcomes[f"HTTP {exc.code}"] <= 3:
+                self.log(f"  trial {index}: the kiosk page answered HTTP {exc.code} at {exc.url}")
         if timer:
             timer[0].join()
         if not self.kiosk.alive:
