@@ -160,6 +160,9 @@ def test_kiosk_restart_resumes_sent_but_unacked_in_order(broker, tmp_path):
     ids = submit(ob, 5)
     link = Link(settings(broker, max_inflight=2), SITE, DEVICE, ob).start()
     wait_for(lambda: ob.counts()["sent"] == 2, what="two sent")
+    # "sent" is the broker's PUBACK; wait until the centre has really received both before stopping,
+    # so that a late delivery cannot land after `before` is counted
+    wait_for(lambda: len(centre.ids()) >= 2, what="two received by the centre")
     link.stop()
     ob.close()
     # a new process: same data folder, same client id
