@@ -43,7 +43,8 @@ KIOSK_CONFIG ?= firmware_config/kiosk.pi.toml
 CENTRE_CONFIG ?= firmware_config/centre.server.toml
 # What the services need of the source tree (installed to $(PREFIX)/app, their working directory).
 APP_FILES := $(wildcard pyproject.toml README.md wire edge dashboard firmware_config)
-# The model goes to $(PREFIX)/models/lesion (kiosk.pi.toml: model_dir); signed updates replace it there.
+# The shipped model goes to $(PREFIX)/models/lesion; the kiosk copies it to its data folder on first
+# start (kiosk.pi.toml: model_seed_dir), where signed updates replace it.
 MODEL_FILES := models/lesion
 
 .PHONY: help venv deps-apt deps-apt-test run test model bench bench-faults install-kiosk install-centre \
