@@ -314,3 +314,16 @@ def test_serve_command_binds_loopback_and_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_every_centre_example_config_validates():
+    """Each centre example in firmware_config/ loads with the real pydantic model (no stale field)."""
+    from dashboard.config import load_config
+
+    files = sorted((ROOT / "firmware_config").glob("centre.*.toml"))
+    assert {f.name for f in files} >= {"centre.demo.toml", "centre.server.toml"}
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.broker.url
+    server = load_config(ROOT / "firmware_config" / "centre.server.toml")
+    assert server.broker.url.startswith("mqtts://") and server.web.tls and server.web.host == "127.0.0.1"
