@@ -45,7 +45,7 @@ def test_backlog_progress_on_the_page(tmp_path, broker):
     ingest.stop()
     cfg = config(tmp_path, device_id="kiosk-1", site="site-a",     # test_outbox.make_case's identity
                  broker={"url": broker.url, "reconnect_min_s": 0.2, "max_inflight": 1})
-    n = 150
+    n = 80
     with KioskService(cfg) as svc:
         for i in range(n):                       # the backlog built up during the outage
             im = jpeg(7000 + i, size=48)
@@ -83,3 +83,54 @@ def test_backlog_progress_on_the_page(tmp_path, broker):
         assert svc.outbox.queue_depth() == 0
         done = client.get("/status.json").get_json()
         assert done["drain"]["eta_s"] is None and done["link"]["delivered"] == n
+
+
+def test_status_bar_follows_the_drain_in_chromium(tmp_path, broker):
+    """The page's script keeps the status bar live: the drain pill appears while the backlog
+    drains (rate, time left) and goes once the queue is empty."""
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.config import CentreConfig
+    from dashboard.ingest import Ingest
+    from edge.web import WebServer
+    from tests.test_kiosk_web import CHROMIUM_ARGS, SHOTS
+
+    centre = CentreConfig.model_validate({
+        "broker": {"url": broker.url, "client_id": "drain-ingest-2"},
+        "storage": {"database": str(tmp_path / "c" / "c.db"), "images_dir": str(tmp_path / "c" / "img"),
+                    "quarantine_dir": str(tmp_path / "c" / "q")}})
+    ingest = Ingest(centre).start()
+    assert ingest.wait_ready(15)
+    ingest.stop()
+    cfg = config(tmp_path, device_id="kiosk-1", site="site-a",
+                 broker={"url": broker.url, "reconnect_min_s": 0.2, "max_inflight": 1})
+    n = 100
+    with KioskService(cfg) as svc:
+        for i in range(n):
+            im = jpeg(9000 + i, size=48)
+            svc.outbox.submit(make_case([im]), [im])
+        server = WebServer(svc, port=0).start()
+        ingest = None
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                page = browser.new_page()
+                errors = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(server.url)
+                assert page.locator("#queue-depth").inner_text() == str(n)
+                assert page.locator("#drain").is_hidden()
+                ingest = Ingest(centre).start()
+                page.wait_for_function("!document.getElementById('drain').hidden", timeout=30000)
+                text = " ".join(page.locator("#drain").inner_text().split())
+                assert re.fullmatch(r"Sending [0-9.]+ cases/s, about ([0-9]+ s|[0-9]+ min|[0-9.]+ h) left", text), text
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SHOTS / "kiosk_drain.png"))
+                page.wait_for_function("document.getElementById('queue-depth').textContent === '0'", timeout=60000)
+                page.wait_for_function("document.getElementById('drain').hidden", timeout=5000)
+                assert errors == []
+                browser.close()
+        finally:
+            server.stop()
+            if ingest is not None:
+                ingest.stop()
