@@ -432,6 +432,9 @@ storage_retry_s = 0.5
                 self.log(f"  trial {index}: the kiosk page answered HTTP {exc.code} at {exc.url}")
         if timer:
             timer[0].join()
+        if self.broker.proc is None or self.broker.proc.poll() is not None:
+            self.log(f"  trial {index}: the broker was down after the fault; starting it")
+            self.broker.start()
         if not self.kiosk.alive:
             self.start_kiosk()
         if not self.ingest.alive:
