@@ -371,6 +371,28 @@ class Pki:
         return self.crl_path
 
 
+def _audit(config_path: Path | None, action: str, device_id: str, detail: str = "") -> None:
+    """Append a device change to the centre's audit log when a centre config is given."""
+    if config_path is None:
+        return
+    from . import audit, ensure_schema
+    from wire.tomlconfig import ConfigError
+
+    from .config import load_config
+    from .store import Store
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        raise PkiError(f"done, but not audited: {exc}") from None
+    store = Store(cfg.storage.database, cfg.storage.images_dir, cfg.storage.quarantine_dir)
+    try:
+        ensure_schema(store.conn)
+        audit.append(store.conn, actor=audit.cli_actor(), action=action, target=device_id, detail=detail)
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m dashboard pki ...``: parse the command line and run one PKI command."""
     ap = argparse.ArgumentParser(prog="python -m dashboard pki",
@@ -380,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     # --dir is accepted after the command too (``pki crl --dir DIR``).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dir", type=Path, default=argparse.SUPPRESS, help="as above")
+    common.add_argument("--audit-config", type=Path, default=None,
+                        help="centre config: record issue-kiosk and revoke in the dashboard's audit log "
+                             "(leave out on an offline CA machine and record the change there instead)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
@@ -419,9 +444,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"certificate: {cert}\nkey: {key}")
         elif args.command == "issue-kiosk":
             cert, key = pki.issue_kiosk(args.device_id, args.days)
+            _audit(args.audit_config, "device.issue", args.device_id)
             print(f"certificate: {cert}\nkey: {key}\nCA: {pki.ca_cert_path}")
         elif args.command == "revoke":
             serials = pki.revoke(args.device_id)
+            _audit(args.audit_config, "device.revoke", args.device_id, f"serial {', '.join(serials)}")
             print(f"revoked {args.device_id}: serial {', '.join(serials)}\nCRL: {pki.crl_path}\n"
                   "reload the broker (SIGHUP, `systemctl reload mosquitto`) so that it refuses new "
                   "connections with it; restart it to also drop a connection that is open now")
