@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from dashboard import create_app, sample
 from dashboard.store import Store
+from tests.web import ARTIFACTS, launch, playwright_or_skip, serve
 from tests.dashauth import PASSWORD, make_user
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+playwright_api = playwright_or_skip()
 
 
 @pytest.fixture
@@ -34,18 +25,14 @@ def served(tmp_path):
     store.close()
     app = create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images")})
     make_user(app.config["DATABASE"], app.config["IMAGES_DIR"], "dr-browser", "dermatologist")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", header
-    server.shutdown()
-    thread.join(5)
+    with serve(app) as base:
+        yield base, header
 
 
 def test_case_page_shows_images_and_result(served):
     base, header = served
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             failed = []

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from dashboard import create_app
 from dashboard.alerts import FleetConfig
+from tests.web import ARTIFACTS, launch, playwright_or_skip, serve
 from tests.dashauth import PASSWORD, make_user
 from tests.test_fleet_page import populate
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+playwright_api = playwright_or_skip()
 
 
 @pytest.fixture
@@ -29,17 +20,13 @@ def served(tmp_path):
                       "FLEET": FleetConfig(approved_model="lesion-v1")})
     populate(app.config["DATABASE"], app.config["IMAGES_DIR"])
     make_user(app.config["DATABASE"], app.config["IMAGES_DIR"], "it-browser", "it")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with serve(app) as base:
+        yield base
 
 
 def test_fleet_page_in_chromium(served):
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             failed, csp = [], []

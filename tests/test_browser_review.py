@@ -5,25 +5,16 @@ Screenshots go to tests/artifacts/ (gitignored). No CSP violation or failed requ
 from __future__ import annotations
 
 import re
-import threading
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from dashboard import create_app, sample
 from dashboard.store import Store
+from tests.web import ARTIFACTS, launch, playwright_or_skip, serve
 from tests.dashauth import PASSWORD, make_user
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+playwright_api = playwright_or_skip()
 
 
 @pytest.fixture
@@ -41,12 +32,8 @@ def served(tmp_path):
     make_user(tmp_path / "c.db", tmp_path / "images", "dr.reader", "dermatologist")
     make_user(tmp_path / "c.db", tmp_path / "images", "admin.one", "admin")
     app = create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images")})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", cases
-    server.shutdown()
-    thread.join(5)
+    with serve(app) as base:
+        yield base, cases
 
 
 def _log_in(page, base, username):
@@ -62,7 +49,7 @@ def test_dermatologist_records_a_decision(served):
     cancer = cases[1]
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             problems = []

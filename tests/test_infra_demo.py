@@ -28,8 +28,7 @@ import demo
 from tests.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.web import CHROMIUM_ARGS  # noqa: E402
 
 
 # ---------------------------------------------------------------- units

@@ -16,8 +16,7 @@ from wire.messages import Quality
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.web import CHROMIUM_ARGS  # noqa: E402
 SHOTS = Path(os.environ.get("DERMKIOSK_SCREENSHOTS", "/tmp/dermkiosk-screenshots"))
 
 
