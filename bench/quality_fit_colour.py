@@ -6,7 +6,8 @@ Reads good dermoscopic images (default: ../shared/data/ham10000/images; on a dep
 a folder of its own accepted stills, taken with its fixed colour gains), measures the mean skin
 colour around the lesion exactly as the gate does, and prints the ``colour_ref`` and
 ``colour_cov`` lines for the kiosk TOML's ``[quality.dermoscopic]`` table, with the distance
-percentiles to choose ``colour_max`` from. ``--exclude-eval-sample`` leaves out the images
+percentiles to choose ``colour_max`` from
+(and the skin chroma percentiles for ``colour_max_chroma``). ``--exclude-eval-sample`` leaves out the images
 ``bench/quality_eval.py`` scores, so that its figures stay out-of-sample.
 """
 
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"colour_ref = [{mu[0]:.1f}, {mu[1]:.1f}]")
     print(f"colour_cov = [[{cov[0, 0]:.1f}, {cov[0, 1]:.1f}], [{cov[1, 0]:.1f}, {cov[1, 1]:.1f}]]")
     print("distance percentiles 90/95/97/99: " + ", ".join(f"{x:.2f}" for x in np.percentile(dist, [90, 95, 97, 99])))
+    chroma = np.hypot(arr[:, 0], arr[:, 1])
+    print("chroma percentiles 90/95/97/99 (for colour_max_chroma): "
+          + ", ".join(f"{x:.1f}" for x in np.percentile(chroma, [90, 95, 97, 99])))
     return 0
 
 

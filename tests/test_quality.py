@@ -120,6 +120,30 @@ def test_dermatoscope_off_centre_or_small_field_of_view():
     assert q.checks["fov"].value < 0.35
 
 
+@pytest.mark.parametrize("seed", [0, 2])
+def test_red_cast_along_the_skin_axis_is_caught_by_chroma(seed):
+    # A red cast moves skin along the a*/b* direction natural redness takes, where the
+    # Mahalanobis ellipse is widest: the distance alone passes it, the chroma bound does not.
+    img = jpeg(synth.degrade_cast(good(seed), (0.85, 0.85, 1.25)))
+    q = assess(img, "dermoscopic")
+    assert failed(q) == {"colour"}, failed(q)
+    assert q.checks["colour"].value <= QualitySettings().dermoscopic.colour_max
+    assert "red cast" in q.checks["colour"].message
+    no_chroma = QualitySettings(dermoscopic={"colour_max_chroma": 200})
+    assert assess(img, "dermoscopic", no_chroma).checks["colour"].ok
+    assert assess(img, "regional").checks["colour"].ok  # regional: chroma bound off by default
+    # the untouched image is well inside both bounds
+    assert assess(jpeg(good(seed)), "dermoscopic").checks["colour"].ok
+
+
+@pytest.mark.parametrize("gains,direction", [((0.8, 0.8, 1.3), "red"), ((1.35, 1.0, 0.75), "blue"),
+                                             ((0.85, 1.3, 0.8), "green"), ((0.7, 1.1, 1.15), "yellow")])
+def test_colour_cast_message_names_its_direction(gains, direction):
+    q = assess(jpeg(synth.degrade_cast(good(0), gains)), "dermoscopic")
+    assert not q.checks["colour"].ok
+    assert f"({direction} cast)" in q.checks["colour"].message
+
+
 def test_lesion_cut_by_the_edge():
     q = assess(jpeg(synth.lesion_image(1600, 1200, 2, vignette=False, centre=(0.9, 0.5), size=0.2)), "dermoscopic")
     assert "framing" in failed(q)

@@ -64,20 +64,24 @@ def masked_median(gray: np.ndarray, mask: np.ndarray) -> float:
     return float(np.searchsorted(np.cumsum(hist), total / 2.0))
 
 
-def colour_distance(lab: np.ndarray, skin: np.ndarray, rules: ViewRules) -> tuple[float, str]:
-    """Mahalanobis distance of the mean skin colour (a*, b*) from the reference, and its direction.
+def colour_distance(lab: np.ndarray, skin: np.ndarray, rules: ViewRules) -> tuple[float, str, float]:
+    """Mahalanobis distance of the mean skin colour (a*, b*) from the reference, its direction and chroma.
 
-    ``lab`` is OpenCV's 8-bit CIELAB (a* and b* offset by 128); ``skin`` a boolean mask.
+    ``lab`` is OpenCV's 8-bit CIELAB (a* and b* offset by 128); ``skin`` a boolean mask. The
+    chroma is sqrt(a*^2 + b*^2) of the mean skin colour (``colour_max_chroma`` bounds it).
     """
     if not skin.any():
-        return float("inf"), "colour"
+        return float("inf"), "colour", float("inf")
     _, a, b, _ = cv2.mean(lab, mask=skin.astype(np.uint8))
     a, b = a - 128.0, b - 128.0
     d = np.array([a - rules.colour_ref[0], b - rules.colour_ref[1]])
     dist = float(np.sqrt(d @ np.linalg.inv(np.array(rules.colour_cov)) @ d))
-    names = {(0, -1): "green", (0, 1): "red", (1, -1): "blue", (1, 1): "yellow"}
-    axis = int(abs(d[1]) * np.sqrt(rules.colour_cov[0][0]) > abs(d[0]) * np.sqrt(rules.colour_cov[1][1]))
-    return dist, names[(axis, 1 if d[axis] > 0 else -1)]
+    # The cast's direction: the hue angle of the shift from the reference (channel gains move
+    # skin towards about 30 deg for red, 100 yellow, 150 green, 255 blue on HAM10000).
+    theta = float(np.degrees(np.arctan2(d[1], d[0]))) % 360.0
+    direction = "yellow" if 52 <= theta < 130 else "green" if 130 <= theta < 200 else \
+        "blue" if 200 <= theta < 300 else "red"
+    return dist, direction, float(np.hypot(a, b))
 
 
 def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Quality:
@@ -147,9 +151,10 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
         checks["glare"] = _check(value, value <= rules.glare_max, MSG["glare"])
 
     if "colour" in enabled:
-        value, direction = colour_distance(lab, skin, rules)
+        value, direction, chroma = colour_distance(lab, skin, rules)
         msg = MSG["colour"].replace("(colour cast)", f"({direction} cast)")
-        checks["colour"] = _check(value, value <= rules.colour_max, msg)
+        ok = value <= rules.colour_max and chroma <= rules.colour_max_chroma
+        checks["colour"] = _check(value, ok, msg)
 
     if "lesion" in enabled:
         value = lesion.area if present else 0.0

@@ -14,7 +14,8 @@ focus         >= 1.4          >= 1.4          >= 1.3
 exposure      115..235        115..235        115..235
 clipping      <= 2 %          <= 2 %          <= 3 %
 glare         <= 0.1 %        <= 0.3 %        --
-colour        distance <= 2.3 <= 2.3          <= 3.0
+colour        distance <= 2.5 <= 2.5          <= 3.0
+              chroma <= 42    chroma <= 42    --
 lesion        >= 2 % of FOV   >= 0.3 %        --
 framing       offset <= 0.6,  same            --
               border <= 20 %
@@ -33,7 +34,12 @@ framing       offset <= 0.6,  same            --
 * ``glare``: fraction of the field of view covered by small saturated white blobs.
 * ``colour``: Mahalanobis distance of the mean skin colour (CIELAB a*, b*) from a reference
   (``colour_ref``, ``colour_cov``); refit the reference on the kiosk's own stills with
-  ``bench/quality_fit_colour.py`` for a tighter gate. The message names the cast's direction.
+  ``bench/quality_fit_colour.py`` for a tighter gate. The check also fails when the skin's
+  chroma (sqrt(a*^2 + b*^2)) exceeds ``colour_max_chroma``: a red cast shifts skin along the
+  same a*/b* direction as natural redness (erythema), where the Mahalanobis ellipse is widest,
+  but no skin in the reference set is as saturated as a cast one (HAM10000 skin: 99th
+  percentile about 42-45). The value reported stays the Mahalanobis distance; the message
+  names the cast's direction.
 * ``lesion``: a region clearly darker than the skin (colour difference >= ``lesion_min_contrast``
   delta E), as a fraction of the field of view. Close-up views allow a smaller lesion;
   regional views (a body area for orientation) need none.
@@ -66,7 +72,9 @@ class ViewRules(BaseModel):
     #: refit on a kiosk's own images, with its fixed colour gains, for a tighter gate).
     colour_ref: tuple[float, float] = (23.4, 5.9)
     colour_cov: tuple[tuple[float, float], tuple[float, float]] = ((107.0, 53.1), (53.1, 65.3))
-    colour_max: float = Field(2.3, gt=0, le=20)
+    colour_max: float = Field(2.5, gt=0, le=20)
+    #: Most saturated skin colour accepted (CIELAB chroma of the mean skin colour); 200 = off.
+    colour_max_chroma: float = Field(42.0, gt=0, le=200)
     lesion_min_area: float = Field(0.02, ge=0, le=1)
     lesion_min_contrast: float = Field(8.0, ge=0, le=100)
     framing_max_offset: float = Field(0.6, ge=0, le=2)
@@ -93,7 +101,7 @@ VIEW_DEFAULTS: dict[str, dict[str, Any]] = {
     "close-up": {"checks": ["focus", "exposure", "clipping", "glare", "colour", "lesion", "framing"],
                  "lesion_min_area": 0.003, "glare_max": 0.003},
     "regional": {"checks": ["focus", "exposure", "clipping", "colour"],
-                 "focus_min": 1.3, "clipping_max": 0.03, "colour_max": 3.0},
+                 "focus_min": 1.3, "clipping_max": 0.03, "colour_max": 3.0, "colour_max_chroma": 200.0},
 }
 
 
