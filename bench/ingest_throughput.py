@@ -4,14 +4,16 @@
 
 Starts its own Mosquitto (tests/broker.py) on a free loopback port, then:
 
-* raw:    a bare paho subscriber process (QoS 1, persistent session like the ingest's)
-          receives the N case frames;
+* raw:    a bare paho subscriber process (QoS 1, persistent session, shared subscription and
+          Receive Maximum like the ingest's) receives the N case frames and checks their byte count;
           time from the first publish to the last message received;
 * ingest: ``python -m dashboard ingest`` (a process, as deployed) receives the same
           N frames, verifies, stores them (images fsynced, WAL commit) and acks;
           time from the first publish to the last Ack received by the publisher.
 
-Prints cases/s and MB/s of each and the ratio ingest / raw (the issue's goal is >= 0.5).
+Prints cases/s and MB/s of each and the ratio ingest / raw (the issue's goal is >= 0.5), and per
+phase the CPU milliseconds per case of the consumer, the broker, the publisher and the whole machine
+(not counting niced processes), which shows whether a phase was bound by the machine's CPUs.
 
 The broker saves its persistence file as the demo broker does
 (firmware_config/mosquitto.demo.conf: every second, autosave_interval 1). ``--autosave-on-every-change``
@@ -48,13 +50,16 @@ RAW_TOPIC = "bench/raw"
 RAW_SUBSCRIBER = r"""
 import sys, threading, paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-got = 0
+host, port, n, receive_maximum, total = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+                                         int(sys.argv[5]))
+got = nbytes = 0
 done = threading.Event()
 def on_message(c, u, m):
-    global got
+    global got, nbytes
     got += 1
+    nbytes += len(m.payload)  # paho has assembled (copied) every byte; all of them must arrive
     if got == n:
+        assert nbytes == total, (nbytes, total)
         done.set()
 c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-sub", protocol=mqtt.MQTTv5)
 c.on_message = on_message
@@ -64,9 +69,9 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 props = Properties(PacketTypes.CONNECT)
 props.SessionExpiryInterval = 3600
-props.ReceiveMaximum = 32
+props.ReceiveMaximum = receive_maximum
 c.connect(host, port, clean_start=False, properties=props)
-c.subscribe("bench/raw", qos=1)
+c.subscribe("$share/bench/bench/raw", qos=1)  # a shared subscription, like the ingest's
 c.loop_start()
 done.wait()
 print("done", flush=True)
@@ -100,27 +105,31 @@ def publisher(broker: Broker) -> mqtt.Client:
     return c
 
 
-def run_raw(broker: Broker, frames: list) -> float:
+def run_raw(broker: Broker, frames: list, receive_maximum: int = 32) -> float:
     """Seconds for the broker to deliver all frames to a bare subscriber process."""
-    sub = subprocess.Popen([sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(len(frames))],
+    sub = subprocess.Popen([sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(len(frames)),
+                            str(receive_maximum), str(sum(len(f) for _, f in frames))],
                            stdout=subprocess.PIPE, text=True)
     assert sub.stdout.readline().strip() == "ready"
     pub = publisher(broker)
+    cpu0 = cpu_snapshot(broker, sub.pid)
     t0 = time.perf_counter()
     for _, frame in frames:
         pub.publish(RAW_TOPIC, frame, qos=1)
     assert sub.stdout.readline().strip() == "done"
     elapsed = time.perf_counter() - t0
+    print_cpu("raw   ", "subscriber", cpu0, cpu_snapshot(broker, sub.pid), len(frames))
     sub.wait(10)
     pub.loop_stop()
     pub.disconnect()
     return elapsed
 
 
-def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench-ingest") -> float:
+def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench-ingest",
+               receive_maximum: int = 32) -> float:
     """Seconds from the first publish until every case is stored and its Ack received."""
     cfg = data / "centre.toml"
-    cfg.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "{client_id}"\n'
+    cfg.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "{client_id}"\nreceive_maximum = {receive_maximum}\n'
                    f'[storage]\ndatabase = "{data}/centre.db"\nimages_dir = "{data}/images"\n'
                    f'quarantine_dir = "{data}/quarantine"\n[web]\nsecret_key_file = "{data}/secret"\n')
     proc = subprocess.Popen([sys.executable, "-m", "dashboard", "ingest", "--config", str(cfg),
@@ -149,15 +158,14 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
             assert time.monotonic() < deadline, "ingest did not answer"
             pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), warm, qos=1)
             time.sleep(0.5)
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0 = cpu_snapshot(broker, proc.pid)
         t0 = time.perf_counter()
         for _, frame in frames:
             pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), frame, qos=1)
         assert all_in.wait(600), f"only {len(acks)} acks"
         elapsed = time.perf_counter() - t0
         assert all(acks[cid] == "stored" for cid in expected), "some cases were not stored"
-        cpu = cpu_seconds(proc.pid) - cpu0
-        print(f"  ingest process CPU: {cpu / len(frames) * 1000:.1f} ms per case", flush=True)
+        print_cpu("ingest", "ingest", cpu0, cpu_snapshot(broker, proc.pid), len(frames))
         return elapsed
     finally:
         pub.loop_stop()
@@ -171,6 +179,23 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(broker: Broker, pid: int) -> tuple[float, ...]:
+    """CPU seconds so far of the consumer process, the broker, this (publishing) process and the whole machine."""
+    me = os.times()
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    # user, system, irq, softirq, steal: not idle, not iowait, not niced (other people's background jobs)
+    busy = sum(int(x) for i, x in enumerate(fields[:8]) if i not in (1, 3, 4)) / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds(pid), cpu_seconds(broker.proc.pid), me.user + me.system, busy, time.monotonic()
+
+
+def print_cpu(phase: str, consumer: str, before: tuple, after: tuple, n: int) -> None:
+    """Print CPU milliseconds per case of the consumer, the broker, the publisher and the machine in one phase."""
+    c, b, p, m, _ = ((a - z) / n * 1000 for a, z in zip(after, before))
+    cores = (after[3] - before[3]) / (after[4] - before[4])
+    print(f"  {phase} CPU per case: {consumer} {c:.2f} ms, broker {b:.2f} ms, publisher {p:.2f} ms; "
+          f"machine (not niced) {m:.2f} ms ({cores:.1f} of {os.cpu_count()} cores)", flush=True)
 
 
 def end_session(broker: Broker, client_id: str) -> None:
@@ -191,6 +216,8 @@ def main() -> None:
                     help="keep tests/broker.py's persistence setting (snapshot after every change)")
     ap.add_argument("--autosave-interval", type=int, default=1,
                     help="seconds between the broker's persistence saves (the repository's configs: 1)")
+    ap.add_argument("--receive-maximum", type=int, default=32,
+                    help="MQTT 5 Receive Maximum of both consumers (the ingest's default: 32)")
     args = ap.parse_args()
     frames = build_frames(args.cases, args.image_kb)
     mb = sum(len(f) for _, f in frames) / 1e6
@@ -209,9 +236,10 @@ def main() -> None:
         broker.start()
         try:
             for rep in range(args.repeat):  # alternate, so that background load hits both alike
-                raws.append(run_raw(broker, frames))
+                raws.append(run_raw(broker, frames, args.receive_maximum))
                 (tmp / f"centre-{rep}").mkdir()
-                ings.append(run_ingest(broker, frames, tmp / f"centre-{rep}", f"bench-ingest-{rep}"))
+                ings.append(run_ingest(broker, frames, tmp / f"centre-{rep}", f"bench-ingest-{rep}",
+                                       args.receive_maximum))
                 print(f"  run {rep + 1}: raw {args.cases / raws[-1]:7.1f} cases/s, "
                       f"ingest {args.cases / ings[-1]:7.1f} cases/s", flush=True)
         finally:

@@ -61,7 +61,8 @@ class Checked:
     site: str | None = None
     device: str | None = None
     header: CaseHeader | None = None
-    images: list[bytes] | None = None
+    #: read-only memoryviews into ``payload`` (bytes-like: hashed and written without a copy)
+    images: list[memoryview] | None = None
     reason: str | None = None
     case_id: str | None = None
 
@@ -80,7 +81,7 @@ def check_case(topic: str, payload: bytes, received_at: datetime) -> Checked:
     except ValueError as exc:
         return Checked(topic, payload, received_at, reason=f"bad topic: {exc}")
     try:
-        header, images = codec.decode_case(payload)
+        header, images = codec.decode_case(payload, views=True)  # zero-copy slices of the payload
     except codec.FrameError as exc:
         return Checked(topic, payload, received_at, site, device, reason=exc.reason,
                        case_id=peek_case_id(payload))

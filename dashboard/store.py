@@ -448,14 +448,27 @@ def write_image_files(images_dir: Path, files: dict[str, bytes], pool: Executor 
     With a ``pool`` the files are written and fsynced in parallel, then each
     folder is fsynced once; raises the first OSError.
     """
-    todo = [(image_path(images_dir, sha), data) for sha, data in files.items()]
-    todo = [(p, d) for p, d in todo if not (p.exists() and p.stat().st_size == len(d))]
+    todo = []
+    for sha, data in files.items():
+        path = image_path(images_dir, sha)
+        try:
+            if os.stat(path).st_size == len(data):
+                continue
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        todo.append((path, data))
+    # Every file is fsynced and renamed first, then each folder is fsynced once: the first folder
+    # fsync commits the journal with all the renames, the others then cost little. Same guarantee
+    # as temp/fsync/rename/folder fsync per file, with 4 journal commits for 3 images instead of 6.
+    folders = list(dict.fromkeys(p.parent for p, _ in todo))
     if pool is None or len(todo) < 2:
         for p, d in todo:
-            _atomic_write(p, d)
+            _write_file(p, d)
+        for folder in folders:
+            _fsync_dir(folder)
         return
     list(pool.map(lambda pd: _write_file(*pd), todo))
-    list(pool.map(_fsync_dir, {p.parent for p, _ in todo}))
+    list(pool.map(_fsync_dir, folders))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -466,10 +479,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def _write_file(path: Path, data: bytes) -> Path:
     """Write ``data`` to a temp file beside ``path``, fsync it and rename it into place (folder not synced)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:  # first file in this folder (two syscalls fewer per file otherwise)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data)
             while view:

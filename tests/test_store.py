@@ -126,6 +126,40 @@ def test_case_row_not_committed_when_an_image_write_fails(store, monkeypatch):
     assert store.save_case(header, images).status == "stored"  # the retry completes it
 
 
+def test_image_files_fsynced_and_renamed_before_each_folder_is_fsynced_once(tmp_path, monkeypatch):
+    from dashboard import store as store_mod
+
+    events = []
+    real_write, real_fsync_dir = store_mod._write_file, store_mod._fsync_dir
+    monkeypatch.setattr(store_mod, "_write_file", lambda p, d: (events.append(("file", p)), real_write(p, d))[1])
+    monkeypatch.setattr(store_mod, "_fsync_dir", lambda f: (events.append(("dir", f)), real_fsync_dir(f))[1])
+    images = [b"a" * 10, b"b" * 20, b"c" * 30]
+    shas = [codec.sha256_hex(b) for b in images]
+    payload = b"x" + b"".join(images)
+    views = [memoryview(payload)[1:11], memoryview(payload)[11:31], memoryview(payload)[31:61]]
+    store_mod.write_image_files(tmp_path, dict(zip(shas, views)))  # memoryviews, as the ingest passes them
+    kinds = [k for k, _ in events]
+    assert kinds == ["file"] * 3 + ["dir"] * len({s[:2] for s in shas})  # every file durable before any folder
+    assert sorted(f for k, f in events if k == "dir") == sorted({store_mod.image_path(tmp_path, s).parent
+                                                                 for s in shas})
+    assert [store_mod.image_path(tmp_path, s).read_bytes() for s in shas] == images
+    events.clear()
+    store_mod.write_image_files(tmp_path, dict(zip(shas, images)))  # all present: nothing written or synced
+    assert events == []
+
+
+def test_decode_case_views_are_zero_copy_and_verified():
+    header, images = sample.make_case(7, n_images=2)
+    payload = codec.encode_case(header, images)
+    _, views = codec.decode_case(payload, views=True)
+    assert all(isinstance(v, memoryview) and v.obj is payload and v.readonly for v in views)
+    assert [bytes(v) for v in views] == images == codec.decode_case(payload)[1]
+    bad = bytearray(payload)
+    bad[-1] ^= 1
+    with pytest.raises(codec.FrameError, match="sha256 mismatch"):
+        codec.decode_case(bytes(bad), views=True)
+
+
 def test_atomic_write_leaves_no_temp_file_on_failure(tmp_path):
     with pytest.raises(TypeError):
         _atomic_write(tmp_path / "x" / "f.jpg", object())  # type: ignore[arg-type]

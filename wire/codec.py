@@ -50,11 +50,16 @@ def encode_case(header: CaseHeader, images: list[bytes]) -> bytes:
     return b"".join([MAGIC, _LEN.pack(len(head)), head, *images])
 
 
-def decode_case(payload: bytes) -> tuple[CaseHeader, list[bytes]]:
-    """Parse and verify a case frame; raise :class:`FrameError` with a reason if anything is wrong."""
+def decode_case(payload: bytes, *, views: bool = False) -> tuple[CaseHeader, list[bytes]]:
+    """Parse and verify a case frame; raise :class:`FrameError` with a reason if anything is wrong.
+
+    With ``views=True`` the images are read-only memoryviews into ``payload``
+    (no copy of ~1 MB per case; the centre's ingest hashes and writes them as they are).
+    """
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise FrameError("payload is not bytes")
     payload = bytes(payload)
+    body = memoryview(payload) if views else payload
     if len(payload) < 8 or payload[:4] != MAGIC:
         raise FrameError("not a DKC1 case frame (bad magic or too short)")
     (hlen,) = _LEN.unpack_from(payload, 4)
@@ -72,7 +77,7 @@ def decode_case(payload: bytes) -> tuple[CaseHeader, list[bytes]]:
         raise FrameError(f"payload is {len(payload)} bytes, header promises {expected}")
     images = []
     for i, meta in enumerate(header.images):
-        data = payload[offset : offset + meta.length]
+        data = body[offset : offset + meta.length]
         offset += meta.length
         if sha256_hex(data) != meta.sha256:
             raise FrameError(f"image {i} sha256 mismatch")
