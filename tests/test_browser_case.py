@@ -47,6 +47,8 @@ def test_case_page_shows_images_and_result(served):
             page.click(f"text={header.referral_ref}")
             page.wait_for_url(f"**/cases/{header.case_id}")
             page.wait_for_load_state("networkidle")
+            # the tab title (kept in browser history) names the case by id only: no referral reference
+            assert page.title() == f"Case {str(header.case_id)[:8]} · DermKiosk centre"
 
             imgs = page.locator(".image-card img")
             assert imgs.count() == len(header.images)
