@@ -6,9 +6,7 @@ where mounting is not allowed) and fills with a filler file.
 
 from __future__ import annotations
 
-import errno
 import os
-import subprocess
 import time
 
 import pytest
@@ -16,33 +14,16 @@ import pytest
 from dashboard import sample
 from dashboard.ingest import Ingest
 from dashboard.store import Store
+from tests.smallfs import fill, mounted_tmpfs
 from tests.test_ingest import Kiosk, centre_config, wait_for
 from wire import codec
 
 
 @pytest.fixture
 def small_fs(tmp_path):
-    mnt = tmp_path / "data"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with mounted_tmpfs(tmp_path / "data", "4m") as mnt:
+        yield mnt
 
-
-def fill(path) -> None:
-    """Write a filler file until the filesystem says ENOSPC."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        for size in (65536, 512):  # big chunks, then the last few bytes
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
 
 
 def test_full_disk_keeps_cases_unacked_then_recovers(broker, small_fs, tmp_path):

@@ -7,16 +7,14 @@ reason where mounting is not allowed) and fills with a filler file. Real broker,
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-import subprocess
 import time
 
 import pytest
 
 from edge.service import KioskService
 from edge.web import create_app
+from tests.smallfs import fill, mounted_tmpfs
 from tests.test_kiosk_service import MODEL_DIR, config
 from wire.codec import decode_case, sha256_hex
 
@@ -26,27 +24,9 @@ pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reas
 @pytest.fixture
 def small_fs(tmp_path):
     """A 6 MiB tmpfs for the kiosk's data folder (needs root)."""
-    mnt = tmp_path / "kioskfs"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the kiosk data folder here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with mounted_tmpfs(tmp_path / "kioskfs", "6m") as mnt:
+        yield mnt
 
-
-def fill(path) -> None:
-    """Write a filler file until the filesystem says ENOSPC."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        for size in (65536, 512):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
 
 
 def csrf(page: bytes) -> str:

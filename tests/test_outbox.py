@@ -5,16 +5,15 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import subprocess
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from edge.outbox import CaseDataError, DiskFullError, Outbox
+from tests.smallfs import mounted_tmpfs
 from wire.codec import decode_case, sha256_hex
 from wire.messages import CaseHeader, ImageMeta
 
@@ -219,13 +218,8 @@ def test_enospc_while_writing_refuses_and_leaves_no_temp(tmp_path, monkeypatch):
 @pytest.fixture
 def small_fs(tmp_path):
     """A 3 MiB tmpfs (needs root); skipped where mounting is not allowed."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    with mounted_tmpfs(tmp_path / "small", "3m") as mnt:
+        yield mnt
 
 
 @pytest.mark.parametrize("precheck", [True, False], ids=["free-space-check", "real-ENOSPC"])
