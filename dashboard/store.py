@@ -25,6 +25,7 @@ from pathlib import Path
 import sqlite_utils
 
 from wire.codec import sha256_hex
+from wire.durable import fsync_dir, write_new
 from wire.messages import TIERS, CaseHeader, Classification, ImageMeta, Quality, Status
 
 SCHEMA = """
@@ -465,49 +466,29 @@ def write_image_files(images_dir: Path, files: dict[str, bytes], pool: Executor 
         for p, d in todo:
             _write_file(p, d)
         for folder in folders:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         return
     list(pool.map(lambda pd: _write_file(*pd), todo))
-    list(pool.map(_fsync_dir, folders))
+    list(pool.map(fsync_dir, folders))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` durably: temp file, fsync, rename, fsync of the folder."""
     _write_file(path, data)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _write_file(path: Path, data: bytes) -> Path:
     """Write ``data`` to a temp file beside ``path``, fsync it and rename it into place (folder not synced)."""
     tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileNotFoundError:  # first file in this folder (two syscalls fewer per file otherwise)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_new(tmp, data)
+    except FileNotFoundError:  # first file in this folder (two syscalls fewer per file otherwise)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_new(tmp, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    """fsync a folder, so that a rename into it survives a power cut."""
-    dfd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Iterator
 
 from wire.codec import encode_case, sha256_hex
+from wire.durable import fsync_dir, write_new
 from wire.messages import CaseHeader
 
 from .atrest import SealedDataError, Sealer, is_sealed, key_path
@@ -106,14 +107,6 @@ class OutboxCase:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _is_disk_full(exc: BaseException) -> bool:
@@ -280,20 +273,9 @@ class Outbox:
         path = self.image_path(sha)
         data = self.sealer.seal(data, b"image:" + sha.encode())
         tmp = self.images_dir / f".{sha[:16]}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
+        write_new(tmp, data, 0o600)
         os.replace(tmp, path)
-        _fsync_dir(self.images_dir)
+        fsync_dir(self.images_dir)
 
     def add(self, header: CaseHeader, images: list[bytes]) -> CaseHeader:
         """Store a new case durably in state ``captured`` and return its header with ``seq`` set.

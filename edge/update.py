@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wire import topics
+from wire.durable import fsync_dir, write_new
 from wire.messages import UpdateManifest, UpdateResult
 
 log = logging.getLogger("edge.update")
@@ -126,21 +127,6 @@ def verify_bundle(data: bytes, public_key: Ed25519PublicKey, device_id: str,
 
 
 # ---------------------------------------------------------------- the model folder
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 class ModelStore:
     """``model_dir`` as a symlink into ``<model_dir>.versions/``: install, swap atomically, roll back."""
 
@@ -175,12 +161,12 @@ class ModelStore:
         self.versions.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.versions))
         for name, blob in files.items():
-            _write_durable(staging / name, blob)
-        _fsync_dir(staging)
+            write_new(staging / name, blob)
+        fsync_dir(staging)
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", version)[:60]
         target = self.versions / f"{safe}-{uuid.uuid4().hex[:8]}"
         os.rename(staging, target)
-        _fsync_dir(self.versions)
+        fsync_dir(self.versions)
         return target
 
     def swap(self, target: Path) -> Path | None:
@@ -189,7 +175,7 @@ class ModelStore:
         link_tmp = self.model_dir.parent / f".{self.model_dir.name}.swap-{uuid.uuid4().hex[:8]}"
         os.symlink(os.path.relpath(target, self.model_dir.parent), link_tmp)
         os.replace(link_tmp, self.model_dir)
-        _fsync_dir(self.model_dir.parent)
+        fsync_dir(self.model_dir.parent)
         return previous
 
     def prune(self, keep: int = KEEP_VERSIONS) -> None:
@@ -375,7 +361,7 @@ class Updater:
         target = config_override_path(cfg.data_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{CONFIG_FILE}.{uuid.uuid4().hex[:8]}"
-        _write_durable(tmp, files[CONFIG_FILE])
+        write_new(tmp, files[CONFIG_FILE])
         try:
             new = load(tmp, check_files=False)
             if (new.device_id, new.site) != (cfg.device_id, cfg.site):
@@ -389,7 +375,7 @@ class Updater:
         if target.exists():
             shutil.copy2(target, target.with_suffix(".toml.prev"))
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         self._mark_applied(manifest)
         self.restart_needed.set()
         return UpdateResult(device_id=cfg.device_id, bundle_id=manifest.bundle_id, kind="config",

@@ -130,9 +130,9 @@ def test_image_files_fsynced_and_renamed_before_each_folder_is_fsynced_once(tmp_
     from dashboard import store as store_mod
 
     events = []
-    real_write, real_fsync_dir = store_mod._write_file, store_mod._fsync_dir
+    real_write, real_fsync_dir = store_mod._write_file, store_mod.fsync_dir
     monkeypatch.setattr(store_mod, "_write_file", lambda p, d: (events.append(("file", p)), real_write(p, d))[1])
-    monkeypatch.setattr(store_mod, "_fsync_dir", lambda f: (events.append(("dir", f)), real_fsync_dir(f))[1])
+    monkeypatch.setattr(store_mod, "fsync_dir", lambda f: (events.append(("dir", f)), real_fsync_dir(f))[1])
     images = [b"a" * 10, b"b" * 20, b"c" * 30]
     shas = [codec.sha256_hex(b) for b in images]
     payload = b"x" + b"".join(images)
