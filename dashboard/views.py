@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
-from wire.messages import LABELS, TIER_OF_LABEL, TIERS
+from wire.messages import LABEL_NAMES, LABELS, TIER_OF_LABEL, TIERS
 
 from . import audit, review
 from .auth import home_url, public, role_required
@@ -29,16 +29,6 @@ bp = Blueprint("dashboard", __name__)
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 PAGE_SIZE = 50
 
-#: Human names of the classifier's labels (HAM10000 / ISIC codes).
-LABEL_NAMES = {
-    "akiec": "Actinic keratosis / intraepithelial carcinoma",
-    "bcc": "Basal cell carcinoma",
-    "bkl": "Benign keratosis-like lesion",
-    "df": "Dermatofibroma",
-    "mel": "Melanoma",
-    "nv": "Melanocytic naevus",
-    "vasc": "Vascular lesion",
-}
 
 
 @bp.app_template_filter("when")

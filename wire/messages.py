@@ -21,6 +21,17 @@ SCHEMA_VERSION = 1
 
 #: Diagnosis labels (HAM10000 / ISIC codes) in the classifier's output order.
 LABELS = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+#: Human names of the labels, for the pages of both sides.
+LABEL_NAMES = {
+    "akiec": "Actinic keratosis / intraepithelial carcinoma",
+    "bcc": "Basal cell carcinoma",
+    "bkl": "Benign keratosis-like lesion",
+    "df": "Dermatofibroma",
+    "mel": "Melanoma",
+    "nv": "Melanocytic naevus",
+    "vasc": "Vascular lesion",
+}
+assert set(LABEL_NAMES) == set(LABELS)
 #: Risk tiers, most severe first.
 TIERS = ("cancer", "pre-cancer", "benign")
 TIER_OF_LABEL = {

@@ -24,23 +24,13 @@ except ImportError:                     # pragma: no cover
     def _choice(value, label):
         return (value, label)
 
-from wire.messages import BODY_SITES, LABELS, VIEWS
+from wire.messages import BODY_SITES, LABEL_NAMES, VIEWS
 
 from ..outbox import DiskFullError
 from ..service import CLASSIFIED_VIEW, CaseError, KioskService
 
 log = logging.getLogger("edge.web")
 
-LABEL_NAMES = {
-    "akiec": "Actinic keratosis / intraepithelial carcinoma",
-    "bcc": "Basal cell carcinoma",
-    "bkl": "Benign keratosis-like lesion",
-    "df": "Dermatofibroma",
-    "mel": "Melanoma",
-    "nv": "Melanocytic naevus",
-    "vasc": "Vascular lesion",
-}
-assert set(LABEL_NAMES) == set(LABELS)
 VIEW_HELP = {
     "dermoscopic": "Dermatoscope pressed flat on the lesion",
     "close-up": "The lesion and the skin around it, without the dermatoscope",
