@@ -10,6 +10,7 @@ bound here as $NOTIFY_SOCKET, and stops pinging the watchdog while stalled.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -28,20 +29,14 @@ from dashboard.config import CentreConfig
 from dashboard.ingest import Ingest
 from dashboard.store import Store
 from tests.broker import free_port
+from tests import polling
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "models" / "lesion"
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no shipped model")
 
 
-def wait_for(predicate, timeout=30.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+wait_for = functools.partial(polling.wait_for, timeout=30.0, step=0.1)
 
 
 def kiosk_toml(tmp_path: Path, broker, device: str, keepalive: int) -> Path:

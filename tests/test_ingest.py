@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import queue
 import struct
 import threading
-import time
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -22,6 +22,7 @@ from dashboard.store import Store
 from wire import codec, topics
 from tests.broker import Broker
 from wire.messages import Ack, Status
+from tests import polling
 
 
 def centre_config(broker, tmp_path, **ingest) -> CentreConfig:
@@ -96,13 +97,7 @@ def kiosk(broker, tmp_path):
     k.close()
 
 
-def wait_for(predicate, timeout=10.0, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
+wait_for = functools.partial(polling.wait_for, timeout=10.0, step=0.02)
 
 
 def open_store(tmp_path) -> Store:

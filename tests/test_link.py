@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -18,22 +17,13 @@ from paho.mqtt.properties import Properties
 
 from edge.link import BrokerSettings, Link, backoff_delay
 from edge.outbox import Outbox
+from tests.polling import wait_for
 from tests.test_outbox import jpeg, make_case
 from wire import topics
 from wire.codec import decode_case
 from wire.messages import Ack, Status
 
 SITE, DEVICE = "site-a", "kiosk-1"
-
-
-def wait_for(cond, timeout=15.0, step=0.02, what="condition"):
-    """Poll ``cond`` until true or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class FakeCentre:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
-
 from dashboard import audit
 from dashboard.pki import main as pki_main
 

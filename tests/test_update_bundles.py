@@ -3,6 +3,7 @@ swaps, self-tests, reports (recorded by the real ingest), refuses what is not ri
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shutil
@@ -21,6 +22,7 @@ from edge.camera.synth import encode_jpeg, lesion_image
 from edge.config import KioskConfig
 from edge.service import KioskService
 from edge.update import config_override_path, effective_config_path
+from tests import polling
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "lesion"
@@ -28,14 +30,7 @@ SITE, DEVICE = "hub-u", "kiosk-u1"
 pytestmark = pytest.mark.skipif(not (SHIPPED / "manifest.json").exists(), reason="no shipped model")
 
 
-def wait_for(predicate, timeout=20.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+wait_for = functools.partial(polling.wait_for, timeout=20.0, step=0.05)
 
 
 def new_model(tmp_path: Path, version: str, **output) -> Path:
