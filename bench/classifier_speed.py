@@ -13,26 +13,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.timing import median_p90, timed  # noqa: E402
 from edge.classifier import DEFAULT_MODEL_DIR, Classifier  # noqa: E402
-
-
-def timed(fn, runs: int) -> list[float]:
-    """Milliseconds of ``runs`` calls after 10 warm-up calls."""
-    for _ in range(10):
-        fn()
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
 
 
 def main() -> None:
@@ -46,16 +34,15 @@ def main() -> None:
     frame = rng.integers(0, 255, (750, 1000, 3), dtype=np.uint8)
     tensor = clf.preprocess(frame)
     rows = {
-        "invoke (int8, bare)": timed(lambda: clf.invoke(tensor), a.runs),
-        "classify (preprocess+invoke+tier)": timed(lambda: clf.classify(frame), a.runs),
-        "classify with 4-flip TTA": timed(lambda: clf.classify(frame, tta=True), max(20, a.runs // 4)),
+        "invoke (int8, bare)": timed(lambda: clf.invoke(tensor), a.runs, warmup=10),
+        "classify (preprocess+invoke+tier)": timed(lambda: clf.classify(frame), a.runs, warmup=10),
+        "classify with 4-flip TTA": timed(lambda: clf.classify(frame, tta=True), max(20, a.runs // 4), warmup=10),
     }
     size = (DEFAULT_MODEL_DIR / "model.tflite").stat().st_size
     print(f"model {clf.version}  {size / 1e6:.2f} MB  threads={a.threads}")
     base = statistics.median(rows["invoke (int8, bare)"])
     for name, ms in rows.items():
-        med = statistics.median(ms)
-        p90 = sorted(ms)[int(0.9 * len(ms)) - 1]
+        med, p90 = median_p90(ms)
         print(f"{name:36s} median {med:7.2f} ms   p90 {p90:7.2f} ms   x{med / base:.2f} of bare invoke")
 
 

@@ -10,29 +10,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import cv2
 import numpy as np
 
 from edge.camera import synth
 from edge.quality import QualitySettings, assess
+from bench.timing import median_p90, timed
 from edge.quality.analysis import decode
 
 
-def _time(fn, runs: int) -> list[float]:
-    fn()  # warm up
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
 def _fmt(name: str, ms: list[float]) -> str:
-    p90 = sorted(ms)[max(0, int(round(0.9 * len(ms))) - 1)]
-    return f"  {name:<38} median {statistics.median(ms):6.1f} ms   p90 {p90:6.1f} ms"
+    med, p90 = median_p90(ms)
+    return f"  {name:<38} median {med:6.1f} ms   p90 {p90:6.1f} ms"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     s = QualitySettings()
     print(f"Quality gate speed: {args.width}x{args.height} JPEG q{args.quality} ({len(data) / 1e6:.1f} MB), "
           f"{args.runs} runs, OpenCV {cv2.__version__} with {cv2.getNumThreads()} threads")
-    full = _time(lambda: cv2.imdecode(buf, cv2.IMREAD_COLOR), args.runs)
-    red = _time(lambda: decode(data, s.work_size, s.focus_size, s.analysis_size), args.runs)
-    gate = {v: _time(lambda v=v: assess(data, v, s), args.runs) for v in ("dermoscopic", "close-up", "regional")}
+    full = timed(lambda: cv2.imdecode(buf, cv2.IMREAD_COLOR), args.runs)
+    red = timed(lambda: decode(data, s.work_size, s.focus_size, s.analysis_size), args.runs)
+    gate = {v: timed(lambda v=v: assess(data, v, s), args.runs) for v in ("dermoscopic", "close-up", "regional")}
     w = decode(data, s.work_size, s.focus_size, s.analysis_size)
     print(_fmt("full decode (cv2.IMREAD_COLOR)", full))
     print(_fmt(f"gate decode path (1/{w.reduction} DCT + resize)", red))
