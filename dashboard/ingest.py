@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
@@ -54,7 +54,7 @@ from wire import sdnotify, topics
 from .config import CentreConfig
 from .intake import (Checked, Outcome, check_case, handle_case, handle_cases, handle_status,  # noqa: F401
                      peek_case_id, reject_internal)
-from .store import Store, utcnow, write_image_files
+from .store import GROUP_COMMIT, Store, discard_staged, stage_image_files, utcnow
 
 log = logging.getLogger("dashboard.ingest")
 
@@ -168,18 +168,21 @@ class Ingest:
         self._queue.put(msg)
 
     def _prepare(self, msg: _Message) -> Checked:
-        """Decoder pool: verify the frame and pre-write its images, while the worker commits earlier cases.
+        """Decoder pool: verify the frame and write its images to temp files, while the worker commits earlier cases.
 
-        Writing here is only a head start: the worker writes again whatever is
-        missing (with retries) before the case row commits.
+        The temp files are not fsynced here: the worker group-commits a whole
+        batch (syncfs, renames, syncfs, then the rows; see
+        :func:`dashboard.store.commit_image_files`), writing itself whatever is
+        missing, with retries, before any row commits and any ack is sent.
         """
         checked = check_case(msg.topic, msg.payload, msg.received_at)
-        if checked.header is not None:
+        if checked.header is not None and GROUP_COMMIT:
             try:
-                write_image_files(self.config.storage.images_dir,
-                                  {m.sha256: d for m, d in zip(checked.header.images, checked.images)})
+                staged = stage_image_files(self.config.storage.images_dir,
+                                           {m.sha256: d for m, d in zip(checked.header.images, checked.images)})
             except OSError:
-                pass  # disk full or similar: the worker retries and reports it
+                staged = {}  # disk full or similar: the worker retries and reports it
+            checked = replace(checked, staged=staged)
         return checked
 
     # -- worker -------------------------------------------------------------------
@@ -357,6 +360,14 @@ class Ingest:
         self.client.loop_stop()
         if self._decoders is not None:
             self._decoders.shutdown(wait=True, cancel_futures=True)
+        while True:  # cases left unprocessed: drop their temp files (the broker redelivers the cases)
+            try:
+                msg = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if msg is not None and msg.prepared is not None and msg.prepared.done() \
+                    and not msg.prepared.cancelled() and msg.prepared.exception() is None:
+                discard_staged(msg.prepared.result().staged or {})
 
     def run_forever(self) -> int:
         """Run until SIGINT or SIGTERM (the ``python -m dashboard ingest`` entry point); return an exit status.

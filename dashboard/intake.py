@@ -17,13 +17,14 @@ import struct
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from wire import codec, topics
 from wire.messages import Ack, CaseHeader, Status
 
-from .store import Store
+from .store import Store, discard_staged
 
 log = logging.getLogger("dashboard.ingest")
 
@@ -65,6 +66,8 @@ class Checked:
     images: list[memoryview] | None = None
     reason: str | None = None
     case_id: str | None = None
+    #: images already written to temp files, not yet durable (SHA-256 -> temp path; consumed by storing)
+    staged: dict[str, Path] | None = None
 
     @property
     def ack_topic(self) -> str | None:
@@ -115,9 +118,22 @@ def handle_cases(store: Store, checked: list[Checked], outcomes: dict[int, Outco
         if i not in outcomes and c.reason is not None:
             outcomes[i] = _reject(store, c, c.reason)
     todo = [i for i, c in enumerate(checked) if i not in outcomes]
+    staged: dict[str, Path] = {}  # the temp files the decoders wrote, handed over to save_cases once
+    for c in checked:
+        while c.staged:
+            sha, tmp = c.staged.popitem()
+            if sha in staged:  # the same image in two messages of the batch
+                discard_staged({sha: tmp})
+            else:
+                staged[sha] = tmp
     if not todo:
+        discard_staged(staged)
         return outcomes
-    results = store.save_cases([(checked[i].header, checked[i].images, checked[i].received_at) for i in todo])
+    try:
+        results = store.save_cases([(checked[i].header, checked[i].images, checked[i].received_at) for i in todo],
+                                   staged)
+    finally:
+        discard_staged(staged)
     for i, result in zip(todo, results):
         c = checked[i]
         if result.status == "conflict":

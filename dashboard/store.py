@@ -1,9 +1,13 @@
 """The centre's case store: SQLite (sqlite-utils, WAL, ``synchronous=FULL``) plus a content-addressed image folder.
 
 Images are kept as ``images_dir/ab/abcdef....jpg`` (their SHA-256), written
-atomically (temp file, fsync, rename, fsync of the folder) *before* the row
-that names them commits, so a committed case never points at a missing or half
-file. Storing is idempotent by case UUID: the same case again is reported as
+atomically and durably *before* the row that names them commits, so a committed
+case never points at a missing or half file, and a file under its final name is
+always complete. A batch is group-committed (Linux): every new image goes to a
+temp file without fsync, one ``syncfs`` makes all their bytes durable, they are
+renamed into place, a second ``syncfs`` makes the renames durable, then the rows
+commit (one WAL fsync). Elsewhere each file is fsynced before its rename and
+each folder after. Storing is idempotent by case UUID: the same case again is reported as
 ``"duplicate"`` and changes nothing; an image shared by two cases is stored once.
 
 Quarantined payloads are kept as ``quarantine_dir/<sha256>.bin``: file names
@@ -12,9 +16,11 @@ are hashes, never anything a patient could be recognised by.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import sqlite3
+import sys
 import time
 import uuid
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -151,6 +157,9 @@ class Store:
         self.db = sqlite_utils.Database(conn)
         self.conn = conn
         self._pool: ThreadPoolExecutor | None = None
+        # Opened once: syncfs reports a writeback error (EIO) that happened anywhere on the file system
+        # since this descriptor was opened, including in the background before the sync call.
+        self.fs_sync = FsSync(self.images_dir)
         conn.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -158,6 +167,7 @@ class Store:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        self.fs_sync.close()
         self.conn.close()
 
     # -- images -----------------------------------------------------------------
@@ -172,13 +182,19 @@ class Store:
         self.write_images({sha256: data})
         return self.image_path(sha256)
 
-    def write_images(self, files: dict[str, bytes]) -> None:
-        """Write images (SHA-256 -> bytes) durably: temp file, fsync, rename, then fsync of each folder.
+    def write_images(self, files: dict[str, bytes], staged: dict[str, Path] | None = None) -> None:
+        """Write images (SHA-256 -> bytes) durably; files already present are skipped.
 
-        Files already present are skipped. Several files are written in
-        parallel threads; the call returns only when all are durable, and
-        raises the first error (OSError) otherwise.
+        With syncfs (Linux) the whole set is group-committed (:func:`commit_image_files`), using
+        the temp files in ``staged`` (SHA-256 -> temp path, see :func:`stage_image_files`) where
+        given; otherwise each file is fsynced before its rename, in parallel threads, then each
+        folder. Returns only when all are durable and raises the first error (OSError) otherwise.
+        Every temp file in ``staged`` is renamed into place or removed, and ``staged`` emptied.
         """
+        if self.fs_sync.available:
+            commit_image_files(self.images_dir, files, staged or {}, self.fs_sync)
+            return
+        discard_staged(staged or {})
         write_image_files(self.images_dir, files, self._io_pool() if len(files) > 1 else None)
 
     def _io_pool(self) -> ThreadPoolExecutor:
@@ -201,13 +217,14 @@ class Store:
         """Store one verified case and its images, idempotently by case UUID (see :meth:`save_cases`)."""
         return self.save_cases([(header, images, received_at or utcnow())])[0]
 
-    def save_cases(self, batch: list[tuple[CaseHeader, list[bytes], datetime]]) -> list[SaveResult]:
+    def save_cases(self, batch: list[tuple[CaseHeader, list[bytes], datetime]],
+                   staged: dict[str, Path] | None = None) -> list[SaveResult]:
         """Store verified cases ``(header, images, received_at)`` in one go, idempotently by case UUID.
 
-        All new image files are written and fsynced first (in parallel: the
-        file system merges concurrent fsyncs into one journal commit), then
-        every new case, its image rows and its device's last-seen time commit
-        in one transaction. Per case the result is ``stored`` (new),
+        All new image files are made durable first, group-committed (see
+        :meth:`write_images`; ``staged`` are temp files already written for
+        them, which this call always consumes), then every new case, its image
+        rows and its device's last-seen time commit in one transaction. Per case the result is ``stored`` (new),
         ``duplicate`` (that UUID is stored with the same header) or ``conflict``
         (that UUID is stored with a different header). Raises OSError /
         sqlite3.Error when storage fails; nothing is then half-stored.
@@ -229,13 +246,14 @@ class Store:
             else:
                 new[case_id] = i
         if not new:
+            discard_staged(staged or {})
             return results  # type: ignore[return-value]
         files: dict[str, bytes] = {}
         for i in new.values():
             header, images, _ = batch[i]
             for meta, data in zip(header.images, images, strict=True):
                 files.setdefault(meta.sha256, data)
-        self.write_images(files)
+        self.write_images(files, staged)
         with _transaction(self.conn):
             # Re-check inside the write lock: another ingest process may have won the race.
             again = self._stored_headers(list(new))
@@ -443,25 +461,141 @@ def image_path(images_dir: Path, sha256: str) -> Path:
     return Path(images_dir) / sha256[:2] / f"{sha256}.jpg"
 
 
-def write_image_files(images_dir: Path, files: dict[str, bytes], pool: Executor | None = None) -> None:
-    """Write images (SHA-256 -> bytes) into the content-addressed folder durably; skip those present.
+class FsSync:
+    """``syncfs(2)`` of the file system holding a folder: everything written there is durable on return.
 
-    With a ``pool`` the files are written and fsynced in parallel, then each
-    folder is fsynced once; raises the first OSError.
+    ``available`` is False where it cannot be trusted: no syncfs in the C library (not Linux), or a
+    kernel older than 5.8, whose syncfs does not report writeback errors; callers then fsync file by
+    file. Raises OSError (EIO after a failed writeback anywhere on that file system, ...) like fsync.
     """
-    todo = []
+
+    _syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None) if sys.platform == "linux" else None
+
+    def __init__(self, folder: Path):
+        """Open ``folder`` (which must exist) for syncing its file system."""
+        self.fd = os.open(folder, os.O_RDONLY) if GROUP_COMMIT else -1
+        self.available = self.fd >= 0
+
+    def __call__(self) -> None:
+        """Flush every dirty file, the journal and the device cache of that file system."""
+        if self._syncfs(self.fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs: {os.strerror(err)}")
+
+    def close(self) -> None:
+        """Close the folder descriptor."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _syncfs_reports_errors() -> bool:
+    """Linux >= 5.8: syncfs returns writeback errors (earlier kernels always return 0)."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (5, 8)
+
+
+#: Whether image writes are group-committed with syncfs here (else fsynced file by file).
+GROUP_COMMIT = FsSync._syncfs is not None and _syncfs_reports_errors()
+
+
+def _missing(images_dir: Path, files: dict[str, bytes]) -> dict[str, tuple[Path, bytes]]:
+    """The images not yet under their final name (SHA-256 -> (final path, bytes))."""
+    todo = {}
     for sha, data in files.items():
         path = image_path(images_dir, sha)
         try:
             if os.stat(path).st_size == len(data):
-                continue
+                continue  # a file under its final name is complete: it was durable before its rename
         except (FileNotFoundError, NotADirectoryError):
             pass
-        todo.append((path, data))
+        todo[sha] = (path, data)
+    return todo
+
+
+def stage_image_files(images_dir: Path, files: dict[str, bytes]) -> dict[str, Path]:
+    """Write each image not yet stored to a fresh temp file beside its final name, *without* fsync.
+
+    Returns SHA-256 -> temp path, for :func:`commit_image_files` (the ingest's
+    decoder threads do this while the worker commits earlier cases). On error
+    the temp files written so far are removed and the OSError raised.
+    """
+    staged: dict[str, Path] = {}
+    try:
+        for sha, (path, data) in _missing(images_dir, files).items():
+            staged[sha] = _write_temp(path, data)
+    except BaseException:
+        discard_staged(staged)
+        raise
+    return staged
+
+
+def commit_image_files(images_dir: Path, files: dict[str, bytes], staged: dict[str, Path], sync: FsSync) -> None:
+    """Make images (SHA-256 -> bytes) durable under their final names, as one group commit.
+
+    Durability argument: every new image is in a temp file (``staged`` ones
+    reused, the others written now); ``sync()`` #1 makes all their bytes and
+    inodes durable; only then is each renamed to its final name, so a final
+    name never points at bytes that are not on disk, after any crash; ``sync()``
+    #2 makes the renames durable, and also the names of files found already in
+    place (left by an attempt or a process that died before its sync #2). The
+    caller commits the rows naming them after this returns, and the ingest acks
+    only after that commit. Two journal commits per batch instead of two
+    fsyncs per file and one per folder. ``staged`` is always consumed: its temp
+    files are renamed or removed (on error too), so a retry starts again from
+    the bytes.
+    """
+    try:
+        todo = _missing(images_dir, files)
+        for sha in [s for s in staged if s not in todo]:  # present meanwhile, or not needed
+            _unlink(staged.pop(sha))
+        for sha, (path, data) in todo.items():
+            if sha not in staged:
+                staged[sha] = _write_temp(path, data)
+        if staged:
+            sync()
+            for sha in list(staged):
+                os.replace(staged[sha], image_path(images_dir, sha))
+                del staged[sha]
+        if files:
+            sync()
+    finally:
+        discard_staged(staged)
+
+
+def discard_staged(staged: dict[str, Path]) -> None:
+    """Remove staged temp files (never renamed) and empty ``staged``."""
+    while staged:
+        _unlink(staged.popitem()[1])
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # the temp-file sweep removes what is left
+
+
+def write_image_files(images_dir: Path, files: dict[str, bytes], pool: Executor | None = None) -> None:
+    """Write images (SHA-256 -> bytes) into the content-addressed folder durably; skip those present.
+
+    Without syncfs (or for a single caller without a :class:`Store`): file by file.
+
+    With a ``pool`` the files are written and fsynced in parallel, then each
+    folder is fsynced once; raises the first OSError.
+    """
+    missing = _missing(images_dir, files)
+    todo = list(missing.values())
+    # Folders of files already in place are fsynced too: a process that died between its rename and
+    # its folder fsync left a name that is visible but not yet durable.
+    present = [image_path(images_dir, sha).parent for sha in files if sha not in missing]
     # Every file is fsynced and renamed first, then each folder is fsynced once: the first folder
     # fsync commits the journal with all the renames, the others then cost little. Same guarantee
     # as temp/fsync/rename/folder fsync per file, with 4 journal commits for 3 images instead of 6.
-    folders = list(dict.fromkeys(p.parent for p, _ in todo))
+    folders = list(dict.fromkeys([*(p.parent for p, _ in todo), *present]))
     if pool is None or len(todo) < 2:
         for p, d in todo:
             _write_file(p, d)
@@ -476,6 +610,26 @@ def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` durably: temp file, fsync, rename, fsync of the folder."""
     _write_file(path, data)
     fsync_dir(path.parent)
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a fresh temp file beside ``path`` without fsync (see :func:`commit_image_files`)."""
+    tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:  # first file in this folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        _unlink(tmp)
+        raise
+    os.close(fd)
+    return tmp
 
 
 def _write_file(path: Path, data: bytes) -> Path:

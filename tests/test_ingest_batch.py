@@ -67,10 +67,10 @@ def test_a_poison_case_is_quarantined_alone(broker, tmp_path, monkeypatch):
     """An unexpected error while storing one case quarantines that case; the rest of its batch is stored."""
     real = Store.save_cases
 
-    def save_cases(self, batch):
+    def save_cases(self, batch, staged=None):
         if any(h.note == "poison" for h, _, _ in batch):
             raise RuntimeError("a bug")
-        return real(self, batch)
+        return real(self, batch, staged)
 
     monkeypatch.setattr(Store, "save_cases", save_cases)
     config = centre_config(broker, tmp_path)

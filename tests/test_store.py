@@ -6,13 +6,14 @@ import os
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dashboard import sample
-from dashboard.store import Store, _atomic_write, _write_file
+from dashboard.store import Store, _atomic_write
 from wire import codec
 from wire.messages import (BODY_SITES, LABELS, VIEWS, CaseHeader, Classification, ImageMeta, Quality,
                            QualityCheck, Status)
@@ -109,21 +110,121 @@ def test_images_content_addressed_and_shared(store):
 
 
 def test_case_row_not_committed_when_an_image_write_fails(store, monkeypatch):
+    from dashboard import store as store_mod
+
     header, images = sample.make_case(4)
     calls = []
+    real = store_mod._write_temp
 
     def failing(path, data):
         calls.append(path)
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        return _write_file(path, data)
+        return real(path, data)
 
-    monkeypatch.setattr("dashboard.store._write_file", failing)
+    monkeypatch.setattr(store_mod, "_write_temp", failing)
     with pytest.raises(OSError):
         store.save_case(header, images)
     assert not store.has_case(header.case_id)
+    assert not [p for p in store.images_dir.rglob("*") if p.is_file()], "a temp or final file was left"
     monkeypatch.undo()
     assert store.save_case(header, images).status == "stored"  # the retry completes it
+
+
+def syncs_failing(store, monkeypatch, fail_at: set[int], events: list) -> None:
+    """Make the store's syncfs calls number ``fail_at`` (1-based) fail with EIO; record every call."""
+    import ctypes
+
+    real = store.fs_sync._syncfs
+    n = [0]
+
+    def syncfs(fd):
+        n[0] += 1
+        events.append(("sync", n[0]))
+        if n[0] in fail_at:
+            ctypes.set_errno(5)
+            return -1
+        return real(fd)
+
+    monkeypatch.setattr(store.fs_sync, "_syncfs", syncfs)
+
+
+@pytest.mark.skipif(not __import__("dashboard.store").store.GROUP_COMMIT, reason="no syncfs here")
+def test_group_commit_order_temp_files_sync_renames_sync_then_rows(store, monkeypatch):
+    """A batch: every image to a temp file, one syncfs, the renames, one syncfs, then the rows."""
+    from dashboard import store as store_mod
+
+    events = []
+    syncs_failing(store, monkeypatch, set(), events)
+    real_temp, real_replace = store_mod._write_temp, os.replace
+    monkeypatch.setattr(store_mod, "_write_temp", lambda p, d: (events.append(("temp", p.name)), real_temp(p, d))[1])
+    monkeypatch.setattr(store_mod.os, "replace", lambda a, b: (events.append(("rename", Path(b).name)),
+                                                             real_replace(a, b))[1])
+    store.conn.set_trace_callback(lambda sql: events.append(("sql", sql.split()[0])) if sql.startswith(
+        ("BEGIN", "COMMIT")) else None)
+    batch = [sample.make_case(20 + i, n_images=3) for i in range(4)]
+    now = datetime.now(timezone.utc)
+    assert [r.status for r in store.save_cases([(h, ims, now) for h, ims in batch])] == ["stored"] * 4
+    kinds = [k for k, _ in events]
+    n = sum(len(ims) for _, ims in batch)
+    assert kinds == ["temp"] * n + ["sync"] + ["rename"] * n + ["sync", "sql", "sql"], kinds
+    assert not list(store.images_dir.rglob(f"{store_mod.TMP_PREFIX}*"))
+    for h, ims in batch:
+        assert store.load_case(h.case_id)[1] == ims
+    events.clear()
+    h, ims = batch[0]
+    assert store.save_cases([(h, ims, now)])[0].status == "duplicate"  # nothing written, nothing synced
+    assert [k for k, _ in events if k != "sql"] == []
+    # a new case whose images are all in place already (left by a process that died before its sync #2):
+    # nothing written, one sync so that their names are durable before the row commits
+    h2 = h.model_copy(update={"case_id": uuid.uuid4()})
+    events.clear()
+    assert store.save_cases([(h2, ims, now)])[0].status == "stored"
+    assert [k for k, _ in events] == ["sync", "sql", "sql"]
+
+
+@pytest.mark.skipif(not __import__("dashboard.store").store.GROUP_COMMIT, reason="no syncfs here")
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_failed_sync_commits_no_row_and_the_retry_syncs_again(store, monkeypatch, fail_at):
+    """EIO from syncfs #1 (the bytes) or #2 (the renames): no row, no temp file; the retry syncs before committing."""
+    from dashboard import store as store_mod
+
+    events = []
+    syncs_failing(store, monkeypatch, {fail_at}, events)
+    header, images = sample.make_case(30, n_images=3)
+    with pytest.raises(OSError) as err:
+        store.save_case(header, images)
+    assert err.value.errno == 5
+    assert not store.has_case(header.case_id)
+    assert not list(store.images_dir.rglob(f"{store_mod.TMP_PREFIX}*")), "temp files left behind"
+    finals = [store.image_path(codec.sha256_hex(b)) for b in images]
+    assert all(p.exists() for p in finals) == (fail_at == 2) and any(p.exists() for p in finals) == (fail_at == 2)
+    events.clear()
+    assert store.save_case(header, images).status == "stored"
+    # after a failed rename sync the files are there, yet their names are synced again before the row commits
+    assert events == ([("sync", 3)] if fail_at == 2 else [("sync", 2), ("sync", 3)])
+    assert store.load_case(header.case_id)[1] == images
+
+
+def test_staged_temp_files_are_used_and_always_consumed(store):
+    """Temp files written ahead (the ingest's decoders) are renamed into place, or removed when not needed."""
+    from dashboard import store as store_mod
+
+    header, images = sample.make_case(40, n_images=2)
+    files = {codec.sha256_hex(b): b for b in images}
+    staged = store_mod.stage_image_files(store.images_dir, files)
+    assert set(staged) == set(files) and all(p.name.startswith(store_mod.TMP_PREFIX) for p in staged.values())
+    inodes = {sha: p.stat().st_ino for sha, p in staged.items()}
+    now = datetime.now(timezone.utc)
+    assert store.save_cases([(header, images, now)], staged)[0].status == "stored"
+    assert staged == {}
+    if store_mod.GROUP_COMMIT:  # the staged files themselves became the stored ones
+        assert {sha: store.image_path(sha).stat().st_ino for sha in files} == inodes
+    again = store_mod.stage_image_files(store.images_dir, files)
+    assert again == {}  # already stored: nothing to write
+    extra = store_mod.stage_image_files(store.images_dir, {codec.sha256_hex(b"x" * 9): b"x" * 9})
+    assert store.save_cases([(header, images, now)], extra)[0].status == "duplicate"
+    assert extra == {} and not list(store.images_dir.rglob(f"{store_mod.TMP_PREFIX}*"))
 
 
 def test_image_files_fsynced_and_renamed_before_each_folder_is_fsynced_once(tmp_path, monkeypatch):
@@ -144,8 +245,9 @@ def test_image_files_fsynced_and_renamed_before_each_folder_is_fsynced_once(tmp_
                                                                  for s in shas})
     assert [store_mod.image_path(tmp_path, s).read_bytes() for s in shas] == images
     events.clear()
-    store_mod.write_image_files(tmp_path, dict(zip(shas, images)))  # all present: nothing written or synced
-    assert events == []
+    store_mod.write_image_files(tmp_path, dict(zip(shas, images)))  # all present: nothing written, names synced
+    folders = {store_mod.image_path(tmp_path, s).parent for s in shas}
+    assert sorted(events) == sorted(("dir", f) for f in folders)
 
 
 def test_decode_case_views_are_zero_copy_and_verified():
