@@ -108,6 +108,11 @@ CREATE TABLE IF NOT EXISTS decisions (
 
 TMP_PREFIX = ".tmp-"
 
+_CASE_COLUMNS = ("case_id", "device", "site", "seq", "referral_ref", "lesion_id", "body_site", "created_at",
+                 "received_at", "software_version", "model_version", "risk", "probabilities",
+                 "classification_model", "note", "image_count", "header", "header_sha256", "status")
+_INSERT_CASE = f"INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) VALUES ({', '.join('?' * len(_CASE_COLUMNS))})"
+
 
 def utcnow() -> datetime:
     """The centre's clock, tz-aware UTC (the kiosk's clock is kept but never used for ordering)."""
@@ -280,27 +285,23 @@ class Store:
     def _insert_case(self, header: CaseHeader, head_json: str, head_sha: str, now: str) -> None:
         case_id = str(header.case_id)
         risk, probs, model = case_risk(header)
-        self.db["cases"].insert({
-            "case_id": case_id, "device": header.device_id, "site": header.site, "seq": header.seq,
-            "referral_ref": header.referral_ref, "lesion_id": header.lesion_id,
-            "body_site": header.body_site.value, "created_at": _iso(header.created_at),
-            "received_at": now, "software_version": header.software_version,
-            "model_version": header.model_version, "risk": risk,
-            "probabilities": json.dumps(probs) if probs is not None else None,
-            "classification_model": model, "note": header.note,
-            "image_count": len(header.images), "header": head_json, "header_sha256": head_sha,
-            "status": "new",
-        })
-        for pos, meta in enumerate(header.images):
-            self.conn.execute(
-                "INSERT OR IGNORE INTO images (sha256, size, width, height, stored_at) VALUES (?,?,?,?,?)",
-                (meta.sha256, meta.length, meta.width, meta.height, now))
-            self.conn.execute(
-                "INSERT INTO case_images (case_id, position, sha256, view, captured_at, quality, classification) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (case_id, pos, meta.sha256, meta.view, _iso(meta.captured_at),
-                 meta.quality.model_dump_json() if meta.quality else None,
-                 meta.classification.model_dump_json() if meta.classification else None))
+        # Plain SQL (not sqlite-utils' insert, which rebuilds the statement per row): the ingest's worker
+        # inserts hundreds of rows a second.
+        self.conn.execute(_INSERT_CASE, (
+            case_id, header.device_id, header.site, header.seq, header.referral_ref, header.lesion_id,
+            header.body_site.value, _iso(header.created_at), now, header.software_version,
+            header.model_version, risk, json.dumps(probs) if probs is not None else None, model, header.note,
+            len(header.images), head_json, head_sha, "new"))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO images (sha256, size, width, height, stored_at) VALUES (?,?,?,?,?)",
+            [(meta.sha256, meta.length, meta.width, meta.height, now) for meta in header.images])
+        self.conn.executemany(
+            "INSERT INTO case_images (case_id, position, sha256, view, captured_at, quality, classification) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [(case_id, pos, meta.sha256, meta.view, _iso(meta.captured_at),
+              meta.quality.model_dump_json() if meta.quality else None,
+              meta.classification.model_dump_json() if meta.classification else None)
+             for pos, meta in enumerate(header.images)])
         self._touch_device(header.device_id, header.site, now)
 
     def load_case(self, case_id: uuid.UUID | str) -> tuple[CaseHeader, list[bytes]] | None:
@@ -549,9 +550,11 @@ def commit_image_files(images_dir: Path, files: dict[str, bytes], staged: dict[s
     the bytes.
     """
     try:
-        todo = _missing(images_dir, files)
-        for sha in [s for s in staged if s not in todo]:  # present meanwhile, or not needed
+        for sha in [s for s in staged if s not in files]:  # not needed (a duplicate case)
             _unlink(staged.pop(sha))
+        # Staged files were missing when staged; should one have appeared since (another ingest
+        # process), the rename replaces it with the same bytes.
+        todo = _missing(images_dir, {sha: data for sha, data in files.items() if sha not in staged})
         for sha, (path, data) in todo.items():
             if sha not in staged:
                 staged[sha] = _write_temp(path, data)
