@@ -156,15 +156,19 @@ def eval_masks(folder: Path, settings: QualitySettings) -> None:
             oy, ox = np.argwhere(ours).mean(axis=0)
             gy, gx = np.argwhere(g).mean(axis=0)
             cerrs.append(np.hypot(ox - gx, oy - gy) / np.hypot(w, h))
-        # framing truth: the expert's lesion touches the frame's edge on > framing_max_border of its outline
+        # framing truth, the gate's rule applied to the expert's mask: the length of its outline
+        # along the frame's edge over the circumference of a disc of its area is above
+        # framing_max_border (unless it fills the view: framing_fill_area, framing_fill_offset) ...
         rules = settings.dermoscopic
-        outline = g & (cv2.erode(g.astype(np.uint8), np.ones((3, 3), np.uint8)) == 0)
-        on_edge = outline.copy()
-        on_edge[3:-3, 3:-3] = False
-        t_cut = np.count_nonzero(on_edge) / max(np.count_nonzero(outline), 1) > rules.framing_max_border
-        if g.any():  # ... or its centre is further off than framing_max_offset allows
+        t_cut = False
+        if g.any():
+            contact = sum(np.count_nonzero(e) for e in (g[0], g[-1], g[:, 0], g[:, -1]))
+            border = contact / (2.0 * np.sqrt(np.pi * np.count_nonzero(g)))
             gy, gx = np.argwhere(g).mean(axis=0)
-            t_cut |= np.hypot(gx - (w - 1) / 2, gy - (h - 1) / 2) / (min(w, h) / 2) > rules.framing_max_offset
+            off = np.hypot(gx - (w - 1) / 2, gy - (h - 1) / 2) / (min(w, h) / 2)
+            fills = np.count_nonzero(g) / g.size >= rules.framing_fill_area and off <= rules.framing_fill_offset
+            # ... or its centre is further off than framing_max_offset allows
+            t_cut = (border > rules.framing_max_border and not fills) or off > rules.framing_max_offset
         q = assess(synth.encode_jpeg(up), "dermoscopic", settings)
         o_cut = not q.checks["framing"].ok
         truth_cut += t_cut

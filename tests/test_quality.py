@@ -150,6 +150,66 @@ def test_lesion_cut_by_the_edge():
     assert "cut by the edge" in q.checks["framing"].message
 
 
+def shaded(img: np.ndarray, k: float) -> np.ndarray:
+    """Radial fall-off of the light towards the corners (vignetting): the corners keep 1 - k of it."""
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (0.25 * (w * w + h * h))
+    return np.clip(img * (1 - k * r2)[..., None], 0, 255).astype(np.uint8)
+
+
+def faint(img: np.ndarray, c: float) -> np.ndarray:
+    """Contrast scaled by ``c`` around the image's median colour (a paler lesion)."""
+    m = np.median(img.reshape(-1, 3), axis=0)
+    return np.clip(m + c * (img.astype(np.float32) - m), 0, 255)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_pale_lesion_on_a_shaded_frame_passes(seed):
+    # Without the fall-off divided out, the dark corners take Otsu's dark class and the lesion is lost.
+    img = shaded(faint(synth.lesion_image(1600, 1200, seed, vignette=False, size=0.25), 0.6), 0.45)
+    q = assess(jpeg(img), "dermoscopic")
+    assert q.ok, {k: c for k, c in q.checks.items() if not c.ok}
+    assert q.checks["lesion"].value > 0.1
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_pale_lesion_cut_by_the_edge_of_a_shaded_frame_fails(seed):
+    cut = shaded(faint(synth.lesion_image(1600, 1200, seed, vignette=False, size=0.2, centre=(0.92, 0.5)), 0.6), 0.45)
+    q = assess(jpeg(cut), "dermoscopic")
+    assert not q.checks["framing"].ok and "cut by the edge" in q.checks["framing"].message
+    centred = shaded(faint(synth.lesion_image(1600, 1200, seed, vignette=False, size=0.25), 0.6), 0.45)
+    corner = synth.degrade_offcentre(centred, 0.5, seed)
+    assert not assess(jpeg(corner), "dermoscopic").checks["framing"].ok
+
+
+def test_shading_gain_undoes_a_radial_fall_off_only():
+    from edge.quality.analysis import shading_gain
+    flat = np.full((300, 400), 180, np.uint8)
+    inside = np.ones_like(flat, bool)
+    img = shaded(np.dstack([flat] * 3), 0.4)[..., 0]
+    gain = shading_gain(img, inside)
+    assert gain is not None and abs(gain[150, 200] - 1.0) < 0.03
+    assert abs(gain[0, 0] - 1 / 0.6) < 0.1 and abs(gain[299, 399] - 1 / 0.6) < 0.1
+    assert abs(float((img * gain)[0, 0]) - float((img * gain)[150, 200])) < 6
+    assert shading_gain(flat, inside) is None  # no fall-off
+    brighter_out = 255 - shaded(np.dstack([255 - flat] * 3), 0.4)[..., 0]  # rim brighter than the middle
+    assert shading_gain(brighter_out, inside) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lesion_larger_than_the_view(seed):
+    # Centred, it fills the view: no framing would do better, so it passes although it touches the edge ...
+    q = assess(jpeg(synth.lesion_image(1600, 1200, seed, vignette=False, size=0.65)), "dermoscopic")
+    assert q.checks["framing"].ok and q.checks["lesion"].value > QualitySettings().dermoscopic.framing_fill_area
+    # ... aimed beside it, it is cut.
+    q = assess(jpeg(synth.lesion_image(1600, 1200, seed, vignette=False, size=0.65, centre=(0.7, 0.5))), "dermoscopic")
+    assert not q.checks["framing"].ok and "cut by the edge" in q.checks["framing"].message
+    off = QualitySettings(dermoscopic={"framing_fill_area": 1.0})
+    assert not assess(jpeg(synth.lesion_image(1600, 1200, seed, vignette=False, size=0.65)), "dermoscopic",
+                      off).checks["framing"].ok
+
+
 def test_lesion_size_rules_differ_per_view():
     small = jpeg(synth.lesion_image(1600, 1200, 1, size=0.05))
     q = assess(small, "dermoscopic")

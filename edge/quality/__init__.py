@@ -165,9 +165,12 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
         if not present:
             checks["framing"] = _check(None, False, MSG["no_lesion"])
         else:
-            cut = lesion.border > rules.framing_max_border
+            fills = lesion.area >= rules.framing_fill_area and lesion.offset <= rules.framing_fill_offset
+            cut = lesion.border > rules.framing_max_border and not fills
             ok = not cut and lesion.offset <= rules.framing_max_offset
-            checks["framing"] = _check(lesion.offset, ok, MSG["cut"] if cut else MSG["offcentre"])
+            # An off-centre lesion that already reaches the edge is best described as cut by it.
+            touches = lesion.border > rules.framing_max_border / 2 and not fills
+            checks["framing"] = _check(lesion.offset, ok, MSG["cut"] if cut or touches else MSG["offcentre"])
 
     return Quality(ok=all(c.ok for c in checks.values()), checks=checks)
 

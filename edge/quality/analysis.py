@@ -135,20 +135,63 @@ class LesionRegion:
     contrast: float  # colour difference lesion vs skin, CIELAB delta E
     centre: tuple[float, float]  # x, y in pixels at analysis size
     offset: float  # centroid distance from the frame's centre / half the shorter side
-    border: float  # fraction of the lesion's outline on the edge of the frame / field of view
+    border: float  # outline on the edge of the frame / field of view, over the circumference of a disc of equal area
 
 
 def lesion_channel(small: np.ndarray, lab: np.ndarray | None = None) -> np.ndarray:
-    """The channel the lesion is segmented on: lightness L*, smoothed over the pigment network."""
+    """The channel the lesion is segmented on: lightness L*, smoothed over the pigment network.
+
+    A grey-level closing then removes thin dark lines narrower than about 1/30 of the shorter
+    side (hairs), which would otherwise join the lesion or pass for one.
+    """
     if lab is None:
         lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
     ch = lab[..., 0]
     sigma = max(1.0, small.shape[1] / 150)
-    return cv2.GaussianBlur(ch, (0, 0), sigma)
+    ch = cv2.GaussianBlur(ch, (0, 0), sigma)
+    k = max(3, min(ch.shape[:2]) // 33 | 1)
+    return cv2.morphologyEx(ch, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+
+
+def shading_gain(ch: np.ndarray, inside: np.ndarray, step: int = 4, iterations: int = 4) -> np.ndarray | None:
+    """The gain that divides out the optics' radial fall-off (vignetting) of ``ch`` (None: no fall-off).
+
+    Fits brightness = a + b * r^2 (r: distance from the frame's centre) to a grid of every
+    ``step``-th pixel, leaving out, after each fit, the pixels more than one standard deviation
+    darker than it (the lesion); the gain is fit(0) / fit(r), within the boolean mask ``inside``. Only a fall-off is corrected (b <= 0;
+    a fit that brightens outwards, as a large central lesion gives, is not applied). The model
+    is radially symmetric on purpose: vignetting darkens all of the rim alike, whereas a lesion
+    cut by one edge or corner does not fit it and stays dark, so the framing check still sees it.
+    """
+    h, w = ch.shape
+    v = ch[::step, ::step].astype(np.float32)
+    m = inside[::step, ::step]
+    if np.count_nonzero(m) < 20:
+        return None
+    gh, gw = v.shape
+    x = (np.arange(gw, dtype=np.float32) * step - (w - 1) / 2) / (0.5 * float(np.hypot(w, h)))
+    y = (np.arange(gh, dtype=np.float32) * step - (h - 1) / 2) / (0.5 * float(np.hypot(w, h)))
+    r2 = x[None, :] ** 2 + y[:, None] ** 2  # 1 at the frame's corners
+    keep = m
+    a, b = float(np.median(v[m])), 0.0
+    for _ in range(iterations):
+        vk, rk = v[keep], r2[keep]
+        if vk.size < 20:
+            break
+        b, a = np.polyfit(rk, vk, 1)
+        if b > 0:
+            a, b = float(np.median(vk)), 0.0
+        resid = v - (a + b * r2)
+        keep = m & (resid > -float(np.std(resid[keep])) - 1e-3)
+    if b >= 0 or a <= 0:
+        return None
+    fit = np.maximum(a + b * r2, 0.25 * a)  # never amplify the dark rim more than 4x
+    return cv2.resize((a / fit).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None = None) -> LesionRegion:
-    """Otsu threshold of the smoothed lightness inside the field of view; the most central large blob.
+    """Otsu threshold of the smoothed, shading-corrected lightness inside the field of view; the most
+    central large blob.
 
     ``lab``: ``small`` already converted to OpenCV's 8-bit CIELAB (saves a conversion).
     """
@@ -156,8 +199,13 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     s = min(h, w)
     if lab is None:
         lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
-    ch = lesion_channel(small, lab)
     inside = fov.inner > 0
+    ch = lesion_channel(small, lab)
+    gain = shading_gain(ch, inside)
+    if gain is not None:
+        ch = cv2.multiply(ch, gain, dtype=cv2.CV_8U)
+        # the lesion's contrast against the skin, too, is measured with the fall-off divided out
+        lab = cv2.merge([cv2.multiply(lab[..., 0], gain, dtype=cv2.CV_8U), lab[..., 1], lab[..., 2]])
     empty = LesionRegion(np.zeros((h, w), np.uint8), False, 0.0, 0.0, (w / 2, h / 2), 0.0, 0.0)
     vals = ch[inside]
     if vals.size < 100:
@@ -204,7 +252,9 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     outline = mask > 0
     outline &= cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0
     edge = cv2.dilate((fov.inner == 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    border = float(np.count_nonzero(outline & edge)) / max(int(np.count_nonzero(outline)), 1)
+    # Length of outline along the edge over the circumference of a disc of the lesion's area: a
+    # ragged outline (hairs, a faint margin) does not dilute it as it would a fraction of the outline.
+    border = min(1.0, float(np.count_nonzero(outline & edge)) / (2.0 * np.sqrt(np.pi * n_px)))
     return LesionRegion(mask, True, n_px / fov_px, contrast, (cx, cy), offset, border)
 
 

@@ -16,9 +16,11 @@ clipping      <= 2 %          <= 2 %          <= 3 %
 glare         <= 0.1 %        <= 0.3 %        --
 colour        distance <= 2.5 <= 2.5          <= 3.0
               chroma <= 42    chroma <= 42    --
-lesion        >= 2 % of FOV   >= 0.3 %        --
-framing       offset <= 0.6,  same            --
-              border <= 20 %
+lesion        >= 1 % of FOV   >= 0.3 %        --
+framing       offset <= 0.75, same            --
+              border <= 0.35
+              (unless it
+              fills the view)
 ============  ==============  ==============  ==============
 
 * ``fov`` (dermoscopic only): a dark circular vignette (contact dermatoscope) must cover
@@ -44,8 +46,12 @@ framing       offset <= 0.6,  same            --
   delta E), as a fraction of the field of view. Close-up views allow a smaller lesion;
   regional views (a body area for orientation) need none.
 * ``framing``: the lesion's centre within ``framing_max_offset`` of the middle (fraction of
-  half the shorter side) and at most ``framing_max_border`` of its outline on the edge of the
-  frame or the field of view.
+  half the shorter side), and its outline along the edge of the frame or the field of view at
+  most ``framing_max_border`` times the circumference of a disc of the lesion's area (a lesion
+  cut a quarter of the way into its diameter gives about 0.3). A lesion larger than the view
+  (at least ``framing_fill_area`` of the field of view, centred within ``framing_fill_offset``)
+  passes although it touches the edge. The lesion is segmented on lightness with the optics'
+  radial fall-off (vignetting) divided out, so dark corners are not taken for the lesion.
 """
 
 from __future__ import annotations
@@ -75,10 +81,15 @@ class ViewRules(BaseModel):
     colour_max: float = Field(2.5, gt=0, le=20)
     #: Most saturated skin colour accepted (CIELAB chroma of the mean skin colour); 200 = off.
     colour_max_chroma: float = Field(42.0, gt=0, le=200)
-    lesion_min_area: float = Field(0.02, ge=0, le=1)
+    lesion_min_area: float = Field(0.01, ge=0, le=1)
     lesion_min_contrast: float = Field(8.0, ge=0, le=100)
-    framing_max_offset: float = Field(0.6, ge=0, le=2)
-    framing_max_border: float = Field(0.2, ge=0, le=1)
+    framing_max_offset: float = Field(0.75, ge=0, le=2)
+    framing_max_border: float = Field(0.35, ge=0, le=1)
+    #: A lesion larger than the view: covering at least ``framing_fill_area`` of the field of
+    #: view with its centre within ``framing_fill_offset`` of the middle, it passes although it
+    #: touches the edge (no framing would do better in this view). 1.0 = off.
+    framing_fill_area: float = Field(0.5, ge=0, le=1)
+    framing_fill_offset: float = Field(0.15, ge=0, le=2)
     fov_min_area: float = Field(0.35, ge=0, le=1)
     fov_max_offset: float = Field(0.2, ge=0, le=1)
 
