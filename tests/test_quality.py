@@ -88,6 +88,23 @@ def test_overexposure_is_caught_by_clipping(seed):
     assert "burnt out" in q.checks["clipping"].message
 
 
+def test_one_saturated_channel_is_allowed_over_more_of_the_frame_than_burnt_out_white():
+    img = good(0).copy()
+    rules = QualitySettings().dermoscopic
+    red = img.copy()
+    red[540:640, 200:1400, 2] = 255  # the red channel saturated over ~7 % of the field of view
+    q = assess(jpeg(red), "dermoscopic")
+    assert q.checks["clipping"].ok and q.checks["clipping"].value <= rules.clipping_max
+    more = img.copy()
+    more[300:900, 200:1400, 2] = 255  # ... over ~40 %: colour lost over too much of it
+    q = assess(jpeg(more), "dermoscopic")
+    assert not q.checks["clipping"].ok and "burnt out" in q.checks["clipping"].message
+    white = img.copy()
+    white[540:640, 200:1400] = 255  # ~7 % burnt out white: no detail left there
+    q = assess(jpeg(white), "dermoscopic")
+    assert not q.checks["clipping"].ok and q.checks["clipping"].value > rules.clipping_max
+
+
 def test_mild_blur_passes_and_strong_blur_scores_lower():
     values = [assess(jpeg(synth.degrade_blur(good(1), s) if s else good(1)), "dermoscopic").checks["focus"].value
               for s in (0, 1, 4, 8, 16)]

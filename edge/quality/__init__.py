@@ -141,10 +141,15 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
         n = max(int(np.count_nonzero(inside)), 1)
         b, g, r = cv2.split(small)
         brightest = cv2.max(cv2.max(b, g), r)
-        white = float(np.count_nonzero(cv2.bitwise_and(cv2.inRange(brightest, 253, 255), fov.inner))) / n
+        # burnt out: every channel saturated (no detail left); one channel saturated (the red of
+        # fair skin under a bright light, most often) loses colour, not detail: allowed over more.
+        white = float(np.count_nonzero(cv2.bitwise_and(cv2.inRange(small, (250, 250, 250), (255, 255, 255)),
+                                                       fov.inner))) / n
+        channel = float(np.count_nonzero(cv2.bitwise_and(cv2.inRange(brightest, 253, 255), fov.inner))) / n
         black = float(np.count_nonzero(cv2.bitwise_and(cv2.inRange(gray, 0, 4), fov.inner))) / n
-        msg = MSG["clip_white"] if white >= black else MSG["clip_black"]
-        checks["clipping"] = _check(white + black, white + black <= rules.clipping_max, msg)
+        ok = white + black <= rules.clipping_max and channel + black <= rules.clipping_channel_max
+        msg = MSG["clip_white"] if max(white, channel) >= black else MSG["clip_black"]
+        checks["clipping"] = _check(white + black, ok, msg)
 
     if "glare" in enabled:
         value = glare_fraction(work.focus, fov.inner)

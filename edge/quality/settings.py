@@ -12,7 +12,9 @@ fov           area >= 35 %,   --              --
               offset <= 0.2
 focus         >= 1.4          >= 1.4          >= 1.3
 exposure      115..235        115..235        115..235
-clipping      <= 2 %          <= 2 %          <= 3 %
+clipping      <= 2 %,         <= 2 %,         <= 3 %,
+              one channel     one channel     one channel
+              <= 15 %         <= 15 %         <= 15 %
 glare         <= 0.1 %        <= 0.3 %        --
 colour        distance <= 2.5 <= 2.5          <= 3.0
               chroma <= 42    chroma <= 42    --
@@ -32,7 +34,11 @@ framing       offset <= 0.75, same            --
   neither the sensor's resolution nor the lesion's contrast. Blur brings it towards 1.
 * ``exposure``: median brightness (0-255) of the skin around the lesion. Tuned on fair skin
   (HAM10000): check ``exposure_min`` on the site's population before relying on it.
-* ``clipping``: fraction of the field of view clipped black or white.
+* ``clipping``: fraction of the field of view burnt out white (all three channels >= 250) or
+  clipped black (the value reported), at most ``clipping_max``; and the fraction with any one
+  channel saturated (>= 253) or black, at most ``clipping_channel_max``. The red channel of fair
+  skin under a bright light saturates over much of a frame that is otherwise well exposed
+  (HAM10000: up to 60 % of a frame), so one saturated channel is allowed over more of it.
 * ``glare``: fraction of the field of view covered by small saturated white blobs.
 * ``colour``: Mahalanobis distance of the mean skin colour (CIELAB a*, b*) from a reference
   (``colour_ref``, ``colour_cov``); refit the reference on the kiosk's own stills with
@@ -73,6 +79,8 @@ class ViewRules(BaseModel):
     exposure_min: float = Field(115.0, ge=0, le=255)
     exposure_max: float = Field(235.0, ge=0, le=255)
     clipping_max: float = Field(0.02, ge=0, le=1)
+    #: Fraction of the field of view with at least one colour channel saturated (or black).
+    clipping_channel_max: float = Field(0.15, ge=0, le=1)
     glare_max: float = Field(0.001, ge=0, le=1)
     #: Reference skin colour: mean CIELAB (a*, b*) and its covariance (fitted on HAM10000;
     #: refit on a kiosk's own images, with its fixed colour gains, for a tighter gate).
