@@ -13,7 +13,16 @@ database and, per message:
    ``stored``, ``duplicate``, or ``rejected`` when a case id could be read;
 3. once the broker has taken the Ack (its PUBACK came back), sends the MQTT
    PUBACK for the incoming case; if the ingest dies before, the broker
-   redelivers the case, which is then acked as a duplicate.
+   redelivers the case, which is then acked as a duplicate. An acker thread
+   waits for those confirmations and sends the PUBACKs, in order, while the
+   worker goes on with the next batch.
+
+Images are group-committed per batch (see :func:`dashboard.store.commit_image_files`):
+the decoder threads verify each frame and write its images to temp files; the
+worker then makes them all durable with one ``syncfs``, renames them, makes the
+names durable with a second ``syncfs``, commits the rows (one WAL fsync), and
+only then publishes the Acks. No Ack, hence no PUBACK, leaves before the case's
+images and row are on disk.
 
 Storage failures (disk full, I/O error, locked database) never crash the
 service and never produce an ack: the message is retried until storage works,
@@ -98,6 +107,9 @@ class Ingest:
         self._open_error: BaseException | None = None
         self._sub_mid: int | None = None
         self._worker: threading.Thread | None = None
+        #: per batch, (Ack publish info or None, message) to PUBACK in order; None stops the acker
+        self._pubacks: queue.Queue[list[tuple[mqtt.MQTTMessageInfo | None, _Message]] | None] = queue.Queue()
+        self._acker: threading.Thread | None = None
         self._decoders: ThreadPoolExecutor | None = None  # made by start()
         self.client = self._make_client()
 
@@ -263,19 +275,33 @@ class Ingest:
                 sent.append(self.client.publish(outcome.ack_topic, outcome.ack.model_dump_json(), qos=1))
             else:
                 sent.append(None)
-        # PUBACK a case only once the broker holds its Ack: if we die in between, the broker
-        # redelivers the case, which is then acked (again) as a duplicate.
-        deadline = time.monotonic() + ACK_CONFIRM_S  # one deadline for the batch, not one per ack
-        for m, info in zip(cases, sent):
-            if info is not None and not _confirmed(info, max(deadline - time.monotonic(), 0.0)):
-                self.stats["ack-unconfirmed"] += 1
-                log.warning("ack not confirmed by the broker; the case will be redelivered and acked again")
-                continue
-            if m.qos > 0:
-                self.client.ack(m.mid, m.qos)
+        pubacks: list[tuple[mqtt.MQTTMessageInfo | None, _Message]] = list(zip(sent, cases))
         for m in statuses:
-            if self._process_status(store, m) and m.qos > 0:
-                self.client.ack(m.mid, m.qos)
+            if self._process_status(store, m):
+                pubacks.append((None, m))
+        # The acker thread PUBACKs these once the broker holds their Acks, while this thread goes on
+        # with the next batch (waiting here left it idle for most of each batch's cycle).
+        self._pubacks.put(pubacks)
+
+    def _run_acker(self) -> None:
+        """PUBACK each batch's messages, in order, a case only once the broker has taken its Ack.
+
+        If the ingest dies in between, the broker redelivers the case, which is then
+        acked (again) as a duplicate; an Ack not confirmed in time leaves its case
+        unPUBACKed (redelivered after a reconnect) rather than risking a lost ack.
+        """
+        while True:
+            pubacks = self._pubacks.get()
+            if pubacks is None:
+                return
+            deadline = time.monotonic() + ACK_CONFIRM_S  # one deadline for the batch, not one per ack
+            for info, m in pubacks:
+                if info is not None and not _confirmed(info, max(deadline - time.monotonic(), 0.0)):
+                    self.stats["ack-unconfirmed"] += 1
+                    log.warning("ack not confirmed by the broker; the case will be redelivered and acked again")
+                    continue
+                if m.qos > 0:
+                    self.client.ack(m.mid, m.qos)
 
     def _checked(self, msg: _Message) -> Checked:
         """The decoder pool's verdict on a case message (checked here if that failed unexpectedly)."""
@@ -333,6 +359,8 @@ class Ingest:
         # Threads mostly wait in fsync or in hashlib (which releases the GIL). Four keep the fsyncs of a
         # Receive Maximum's worth of cases overlapping; more only add GIL hand-offs (context switches).
         self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-decode")
+        self._acker = threading.Thread(target=self._run_acker, name="ingest-acker", daemon=True)
+        self._acker.start()
         self._worker = threading.Thread(target=self._run_worker, name="ingest-worker", daemon=True)
         self._worker.start()
         self._opened.wait()
@@ -356,6 +384,9 @@ class Ingest:
         self._queue.put(None)
         if self._worker is not None:
             self._worker.join(timeout)
+        if self._acker is not None:  # PUBACK what the worker finished, while still connected
+            self._pubacks.put(None)
+            self._acker.join(timeout)
         self.client.disconnect()
         self.client.loop_stop()
         if self._decoders is not None:
@@ -379,6 +410,7 @@ class Ingest:
         done = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
+        keep_large_buffers()
         self.start()
         log.info("ingest running: %s, database %s", self.config.broker.url, self.config.storage.database)
         sdnotify.ready(f"ingest running, database {self.config.storage.database}")
@@ -397,6 +429,26 @@ class Ingest:
         self.stop()
         log.info("ingest stopped: %s", dict(self.stats))
         return status
+
+
+def keep_large_buffers() -> bool:
+    """Let glibc's malloc reuse freed megabyte buffers instead of mapping fresh pages for each (this process).
+
+    paho allocates and copies each ~1 MB payload several times while reading it. glibc serves
+    such blocks from mmap until its adaptive threshold has risen, and gives freed heap memory
+    back to the system above its trim threshold: a process can stay in a mode where every
+    buffer is freshly mapped and page-faulted (about 200,000 minor faults and 1.5 ms more CPU
+    per 1 MB case, measured with bench/ingest_throughput.py). Fixed thresholds (mmap above
+    32 MiB, trim above 256 MiB) keep the buffers in the heap. Returns False where this is not
+    glibc. The bench's raw subscriber does the same, so that both sides are compared alike.
+    """
+    import ctypes
+
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
 
 
 def _confirmed(info: mqtt.MQTTMessageInfo, timeout: float) -> bool:
