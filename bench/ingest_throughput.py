@@ -8,12 +8,19 @@ Starts its own Mosquitto (tests/broker.py) on a free loopback port, then:
           Receive Maximum like the ingest's) receives the N case frames and checks their byte count;
           time from the first publish to the last message received;
 * ingest: ``python -m dashboard ingest`` (a process, as deployed) receives the same
-          N frames, verifies, stores them (images fsynced, WAL commit) and acks;
+          N frames, verifies, stores them (images durable, then the WAL commit) and acks;
           time from the first publish to the last Ack received by the publisher.
 
+Both phases use the same frames, the same broker (same configuration, same process), the same
+QoS, session kind and Receive Maximum, and alternate ``--repeat`` times.
+
 Prints cases/s and MB/s of each and the ratio ingest / raw (the issue's goal is >= 0.5), and per
-phase the CPU milliseconds per case of the consumer, the broker, the publisher and the whole machine
-(not counting niced processes), which shows whether a phase was bound by the machine's CPUs.
+phase the CPU milliseconds per case of the consumer, the broker, the publisher, the kernel's threads
+and interrupts (writeback, journal, block completions) and the whole machine (not counting niced
+processes), which shows whether a phase was bound by the machine's CPUs. On a machine shared with
+other work the throughputs swing with that work; the last line gives the CPU each path costs per
+case (consumer + broker + publisher + kernel threads and interrupts) and their ratio, which is the
+throughput ratio to expect where both paths are CPU-bound on a machine of their own.
 
 The broker saves its persistence file as the demo broker does
 (firmware_config/mosquitto.demo.conf: every second, autosave_interval 1). ``--autosave-on-every-change``
@@ -48,8 +55,14 @@ from wire.messages import Ack  # noqa: E402
 
 RAW_TOPIC = "bench/raw"
 RAW_SUBSCRIBER = r"""
-import sys, threading, paho.mqtt.client as mqtt
+import ctypes, sys, threading, paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+# The ingest's malloc setting (dashboard.ingest.keep_large_buffers), so that neither side pays
+# for freshly mapped pages the other does not.
+mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+if mallopt is not None:
+    mallopt(-3, 32 << 20)
+    mallopt(-1, 256 << 20)
 host, port, n, receive_maximum, total = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
                                          int(sys.argv[5]))
 got = nbytes = 0
@@ -105,8 +118,8 @@ def publisher(broker: Broker) -> mqtt.Client:
     return c
 
 
-def run_raw(broker: Broker, frames: list, receive_maximum: int = 32) -> float:
-    """Seconds for the broker to deliver all frames to a bare subscriber process."""
+def run_raw(broker: Broker, frames: list, receive_maximum: int = 32) -> tuple[float, float]:
+    """Seconds for the broker to deliver all frames to a bare subscriber process, and CPU ms per case."""
     sub = subprocess.Popen([sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(len(frames)),
                             str(receive_maximum), str(sum(len(f) for _, f in frames))],
                            stdout=subprocess.PIPE, text=True)
@@ -118,16 +131,16 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32) -> float:
         pub.publish(RAW_TOPIC, frame, qos=1)
     assert sub.stdout.readline().strip() == "done"
     elapsed = time.perf_counter() - t0
-    print_cpu("raw   ", "subscriber", cpu0, cpu_snapshot(broker, sub.pid), len(frames))
+    cpu = print_cpu("raw   ", "subscriber", cpu0, cpu_snapshot(broker, sub.pid), len(frames))
     sub.wait(10)
     pub.loop_stop()
     pub.disconnect()
-    return elapsed
+    return elapsed, cpu
 
 
 def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench-ingest",
-               receive_maximum: int = 32) -> float:
-    """Seconds from the first publish until every case is stored and its Ack received."""
+               receive_maximum: int = 32) -> tuple[float, float]:
+    """Seconds from the first publish until every case is stored and its Ack received, and CPU ms per case."""
     cfg = data / "centre.toml"
     cfg.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "{client_id}"\nreceive_maximum = {receive_maximum}\n'
                    f'[storage]\ndatabase = "{data}/centre.db"\nimages_dir = "{data}/images"\n'
@@ -165,8 +178,7 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
         assert all_in.wait(600), f"only {len(acks)} acks"
         elapsed = time.perf_counter() - t0
         assert all(acks[cid] == "stored" for cid in expected), "some cases were not stored"
-        print_cpu("ingest", "ingest", cpu0, cpu_snapshot(broker, proc.pid), len(frames))
-        return elapsed
+        return elapsed, print_cpu("ingest", "ingest", cpu0, cpu_snapshot(broker, proc.pid), len(frames))
     finally:
         pub.loop_stop()
         pub.disconnect()
@@ -181,21 +193,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def kernel_work() -> float:
+    """CPU seconds so far of kernel threads (writeback, journal, block completion) and of irq/softirq."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if fields[1] == "2":  # a child of kthreadd
+            total += int(fields[11]) + int(fields[12])
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return (total + int(cpu[5]) + int(cpu[6])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_snapshot(broker: Broker, pid: int) -> tuple[float, ...]:
-    """CPU seconds so far of the consumer process, the broker, this (publishing) process and the whole machine."""
+    """CPU seconds so far of the consumer process, the broker, this (publishing) process, the whole machine,
+    then the clock, then kernel threads + irq/softirq."""
     me = os.times()
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     # user, system, irq, softirq, steal: not idle, not iowait, not niced (other people's background jobs)
     busy = sum(int(x) for i, x in enumerate(fields[:8]) if i not in (1, 3, 4)) / os.sysconf("SC_CLK_TCK")
-    return cpu_seconds(pid), cpu_seconds(broker.proc.pid), me.user + me.system, busy, time.monotonic()
+    return (cpu_seconds(pid), cpu_seconds(broker.proc.pid), me.user + me.system, busy, time.monotonic(),
+            kernel_work())
 
 
-def print_cpu(phase: str, consumer: str, before: tuple, after: tuple, n: int) -> None:
-    """Print CPU milliseconds per case of the consumer, the broker, the publisher and the machine in one phase."""
-    c, b, p, m, _ = ((a - z) / n * 1000 for a, z in zip(after, before))
+def print_cpu(phase: str, consumer: str, before: tuple, after: tuple, n: int) -> float:
+    """Print CPU milliseconds per case of the consumer, the broker, the publisher, the kernel's threads and
+    interrupts and the machine in one phase; return the phase's own CPU per case (all but the machine)."""
+    c, b, p, m, _, k = ((a - z) / n * 1000 for a, z in zip(after, before))
     cores = (after[3] - before[3]) / (after[4] - before[4])
-    print(f"  {phase} CPU per case: {consumer} {c:.2f} ms, broker {b:.2f} ms, publisher {p:.2f} ms; "
+    print(f"  {phase} CPU per case: {consumer} {c:.2f} ms, broker {b:.2f} ms, publisher {p:.2f} ms, "
+          f"kernel threads+irq {k:.2f} ms = {c + b + p + k:.2f} ms; "
           f"machine (not niced) {m:.2f} ms ({cores:.1f} of {os.cpu_count()} cores)", flush=True)
+    return c + b + p + k
 
 
 def end_session(broker: Broker, client_id: str) -> None:
@@ -223,7 +254,7 @@ def main() -> None:
     mb = sum(len(f) for _, f in frames) / 1e6
     print(f"{args.cases} cases x 3 images, {mb / args.cases * 1000:.0f} KB per case frame, {mb:.0f} MB in all; "
           f"broker autosave {'on every change' if args.autosave_on_every_change else f'every {args.autosave_interval} s'}")
-    raws, ings = [], []
+    raws, ings, raw_cpu, ing_cpu = [], [], [], []
     with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
         tmp = Path(tmp)
         broker = Broker(tmp / "broker")
@@ -236,10 +267,14 @@ def main() -> None:
         broker.start()
         try:
             for rep in range(args.repeat):  # alternate, so that background load hits both alike
-                raws.append(run_raw(broker, frames, args.receive_maximum))
+                elapsed, cpu = run_raw(broker, frames, args.receive_maximum)
+                raws.append(elapsed)
+                raw_cpu.append(cpu)
                 (tmp / f"centre-{rep}").mkdir()
-                ings.append(run_ingest(broker, frames, tmp / f"centre-{rep}", f"bench-ingest-{rep}",
-                                       args.receive_maximum))
+                elapsed, cpu = run_ingest(broker, frames, tmp / f"centre-{rep}", f"bench-ingest-{rep}",
+                                          args.receive_maximum)
+                ings.append(elapsed)
+                ing_cpu.append(cpu)
                 print(f"  run {rep + 1}: raw {args.cases / raws[-1]:7.1f} cases/s, "
                       f"ingest {args.cases / ings[-1]:7.1f} cases/s", flush=True)
         finally:
@@ -250,6 +285,12 @@ def main() -> None:
     print(f"raw broker->subscriber : {n / raw:8.1f} cases/s  {mb / raw:7.1f} MB/s")
     print(f"ingest (stored+acked)  : {n / ing:8.1f} cases/s  {mb / ing:7.1f} MB/s")
     print(f"ratio ingest/raw       : {raw / ing:8.2f}")
+    # On a machine busy with other work the throughputs swing with that work; the CPU each path costs
+    # per case (its processes, the broker, the publisher, kernel threads and interrupts) swings less. On
+    # a dedicated machine where both paths are CPU-bound, throughput ratio = inverse ratio of CPU per case.
+    rc, ic = statistics.median(raw_cpu), statistics.median(ing_cpu)
+    print(f"CPU per case           : raw {rc:.2f} ms, ingest {ic:.2f} ms; "
+          f"CPU-bound ratio raw/ingest CPU {rc / ic:.2f}")
 
 
 if __name__ == "__main__":
