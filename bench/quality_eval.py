@@ -117,7 +117,7 @@ def eval_degradations(images: list[Path], seed: int, out_csv: Path, jobs: int) -
     for c in CHECK_NAMES:
         print(f"  {c:<9} {100 * orig_fail[c] / n:5.1f} %")
     print(f"  {'any':<9} {100 * orig_any / n:5.1f} %  (the gate as a whole)")
-    print(f"\nDetection of degraded images (check in charge fails; gate = any check fails):")
+    print("\nDetection of degraded images (check in charge fails; gate = any check fails):")
     print(f"  {'degradation':<12} {'class':<6} {'check':<18} {'detected':>9} {'gate':>7}")
     per_check: dict[str, list[int]] = {}
     for name, in_charge, cls, _ in DEGRADATIONS:

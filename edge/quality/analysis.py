@@ -135,7 +135,7 @@ class LesionRegion:
     contrast: float  # colour difference lesion vs skin, CIELAB delta E
     centre: tuple[float, float]  # x, y in pixels at analysis size
     offset: float  # centroid distance from the frame's centre / half the shorter side
-    border: float  # outline on the edge of the frame / field of view, over the circumference of a disc of equal area
+    border: float  # outline along the frame's / field of view's edge over the equal-area disc's circumference
 
 
 def lesion_channel(small: np.ndarray, lab: np.ndarray | None = None) -> np.ndarray:
@@ -156,12 +156,13 @@ def lesion_channel(small: np.ndarray, lab: np.ndarray | None = None) -> np.ndarr
 def shading_gain(ch: np.ndarray, inside: np.ndarray, step: int = 4, iterations: int = 4) -> np.ndarray | None:
     """The gain that divides out the optics' radial fall-off (vignetting) of ``ch`` (None: no fall-off).
 
-    Fits brightness = a + b * r^2 (r: distance from the frame's centre) to a grid of every
-    ``step``-th pixel, leaving out, after each fit, the pixels more than one standard deviation
-    darker than it (the lesion); the gain is fit(0) / fit(r), within the boolean mask ``inside``. Only a fall-off is corrected (b <= 0;
-    a fit that brightens outwards, as a large central lesion gives, is not applied). The model
-    is radially symmetric on purpose: vignetting darkens all of the rim alike, whereas a lesion
-    cut by one edge or corner does not fit it and stays dark, so the framing check still sees it.
+    Fits brightness = a + b * r^2 (r: distance from the frame's centre, 1 at its corners) to
+    every ``step``-th pixel within the boolean mask ``inside``, leaving out, after each fit, the
+    pixels more than one standard deviation darker than it (the lesion); the gain is
+    fit(0) / fit(r), at most 4. Only a fall-off is corrected (b < 0; a fit that brightens
+    outwards, as a large central lesion gives, returns None). The model is radially symmetric
+    on purpose: vignetting darkens all of the rim alike, whereas a lesion cut by one edge or
+    corner does not fit it and stays dark, so the framing check still sees it.
     """
     h, w = ch.shape
     v = ch[::step, ::step].astype(np.float32)
