@@ -8,6 +8,11 @@ training images: int8 input, int8 output (logits; the kiosk applies the
 softmax), every convolution, depthwise convolution, add, mean and fully
 connected op in int8. :func:`check_int8` reads the model back and refuses any
 float left-over.
+
+Before that, the weights are rounded onto the int8 grid with GPTQ
+(:mod:`models.rounding`, ``--rounding gptq``, the default), which keeps each
+layer's output closer to the float model's than the converter's own
+round-to-nearest (``--rounding nearest``).
 """
 
 from __future__ import annotations
@@ -25,14 +30,33 @@ INT8_OPS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2
             "AVERAGE_POOL_2D": 1}
 
 
-def keras_model(weights: Path, size: int):
-    """The Keras model (logits output) with the PyTorch weights loaded."""
+def calibration_images(data: Path, size: int, n: int = 256, seed: int = 1) -> np.ndarray:
+    """``n`` training images (uint8 NHWC) for measuring each layer's inputs before rounding."""
+    items = read_isic_folder(data)
+    train = split(items, seed=0)["train"]
+    pick = np.sort(np.random.default_rng(seed).choice(train, size=min(n, len(train)), replace=False))
+    return np.stack([load_rgb(items[i].path, size) for i in pick])
+
+
+def keras_model(weights: Path, size: int, rounding: str = "nearest", data: Path | None = None):
+    """The Keras model (logits output) with the PyTorch weights loaded.
+
+    ``rounding="gptq"`` first rounds the weights onto the int8 grid with
+    :func:`models.rounding.round_state_dict`, calibrated on training images from ``data``.
+    """
     import tensorflow as tf
     import torch
 
     from models.net import build_keras
 
-    state = {k: v.float().numpy() for k, v in torch.load(weights, map_location="cpu").items()}
+    state = torch.load(weights, map_location="cpu")
+    if rounding == "gptq":
+        from models.rounding import round_state_dict
+
+        state = round_state_dict(state, calibration_images(data, size))
+    elif rounding != "nearest":
+        raise ValueError(f"rounding must be 'gptq' or 'nearest', not {rounding!r}")
+    state = {k: v.float().numpy() for k, v in state.items()}
     full = build_keras(state, len(LABELS), size)
     logits = full.get_layer("probabilities").input  # drop the softmax: int8 logits keep the ranking
     return tf.keras.Model(full.input, logits)
@@ -112,10 +136,12 @@ def main(argv=None) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=224)
+    p.add_argument("--rounding", choices=("gptq", "nearest"), default="gptq",
+                   help="how weights reach the int8 grid (default: gptq, see models.rounding)")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = keras_model(Path(a.weights), a.size)
+    model = keras_model(Path(a.weights), a.size, a.rounding, Path(a.data))
     tfl = convert(model, representative(Path(a.data), a.size))
     problems = check_int8(tfl)
     if problems:
