@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=16)
     args = ap.parse_args(argv)
 
-    from dashboard.config import CentreConfig
+    from tests.centre import centre_config
     from dashboard.ingest import Ingest
     from dashboard.store import Store
 
@@ -129,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 payload_bytes += sum(len(i) for i in imgs)
             fill = time.perf_counter() - t0
             print(f"  capture side: {args.cases / fill:.1f} cases/s stored (atomic files + fsync + WAL commit)")
-            cfg = CentreConfig.model_validate({
-                "broker": {"url": broker.url, "client_id": "bench-ingest"},
-                "storage": {"database": str(tmp / "centre" / "c.db"), "images_dir": str(tmp / "centre" / "img"),
-                            "quarantine_dir": str(tmp / "centre" / "q")}})
+            cfg = centre_config(tmp / "centre", broker, "bench-ingest")
             ingest = Ingest(cfg).start()
             assert ingest.wait_ready(15)
             link = Link(BrokerSettings(url=broker.url, max_inflight=args.window), SITE, DEVICE, outbox)

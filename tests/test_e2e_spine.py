@@ -30,16 +30,11 @@ pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(),
 @pytest.fixture
 def centre(tmp_path, broker):
     """The real ingest, in-process, on the test broker; yields (ingest, store factory)."""
-    from dashboard.config import CentreConfig
+    from tests.centre import centre_config
     from dashboard.ingest import Ingest
     from dashboard.store import Store
 
-    cfg = CentreConfig.model_validate({
-        "broker": {"url": broker.url, "client_id": "e2e-ingest"},
-        "storage": {"database": str(tmp_path / "centre" / "centre.db"),
-                    "images_dir": str(tmp_path / "centre" / "images"),
-                    "quarantine_dir": str(tmp_path / "centre" / "quarantine")},
-    })
+    cfg = centre_config(tmp_path / "centre", broker, "e2e-ingest")
     ingest = Ingest(cfg).start()
     assert ingest.wait_ready(15), "ingest did not subscribe"
 

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,11 +24,11 @@ import pytest
 
 from dashboard import fleet
 from dashboard.alerts import FleetConfig, evaluate, presence
-from dashboard.config import CentreConfig
 from dashboard.ingest import Ingest
 from dashboard.store import Store
 from tests.broker import free_port
 from tests import polling
+from tests.centre import centre_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "models" / "lesion"
@@ -98,11 +97,7 @@ def start_kiosk(cfg: Path, notify: NotifySocket | None = None) -> subprocess.Pop
 
 @pytest.fixture
 def centre(broker, tmp_path):
-    cfg = CentreConfig.model_validate({
-        "broker": {"url": broker.url, "client_id": f"ingest-{uuid.uuid4().hex[:8]}"},
-        "storage": {"database": str(tmp_path / "centre.db"), "images_dir": str(tmp_path / "images"),
-                    "quarantine_dir": str(tmp_path / "quarantine")},
-        "web": {"secret_key_file": str(tmp_path / "secret")}})
+    cfg = centre_config(tmp_path, broker)
     ing = Ingest(cfg).start()
     assert ing.wait_ready(10)
     store = Store(cfg.storage.database, cfg.storage.images_dir)

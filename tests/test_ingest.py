@@ -23,17 +23,12 @@ from wire import codec, topics
 from tests.broker import Broker
 from wire.messages import Ack, Status
 from tests import polling
+from tests.centre import centre_config as shared_centre_config
 
 
 def centre_config(broker, tmp_path, **ingest) -> CentreConfig:
-    """A centre config pointing at the test broker, with its data under tmp_path."""
-    return CentreConfig.model_validate({
-        "broker": {"url": broker.url, "client_id": f"ingest-{uuid.uuid4().hex[:8]}"},
-        "storage": {"database": str(tmp_path / "centre.db"), "images_dir": str(tmp_path / "images"),
-                    "quarantine_dir": str(tmp_path / "quarantine")},
-        "web": {"secret_key_file": str(tmp_path / "secret")},
-        "ingest": {"storage_retry_s": 0.2, **ingest},
-    })
+    """A centre config pointing at the test broker, with its data under tmp_path (storage retried quickly)."""
+    return shared_centre_config(tmp_path, broker, **{"storage_retry_s": 0.2, **ingest})
 
 
 class Kiosk:

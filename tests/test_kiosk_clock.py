@@ -55,14 +55,11 @@ def kiosk_clock(monkeypatch):
 
 def test_wrong_kiosk_clock_keeps_order_and_the_centre_shows_its_own_time(kiosk_clock, broker, tmp_path):
     from dashboard import create_app
-    from dashboard.config import CentreConfig
+    from tests.centre import centre_config
     from dashboard.ingest import Ingest
     from dashboard.store import Store
 
-    centre = CentreConfig.model_validate({
-        "broker": {"url": broker.url, "client_id": "clock-ingest"},
-        "storage": {"database": str(tmp_path / "c" / "c.db"), "images_dir": str(tmp_path / "c" / "img"),
-                    "quarantine_dir": str(tmp_path / "c" / "q")}})
+    centre = centre_config(tmp_path / "c", broker, "clock-ingest")
     ingest = Ingest(centre).start()
     assert ingest.wait_ready(15)
     cfg = config(tmp_path, broker={"url": broker.url, "reconnect_min_s": 0.2},

@@ -47,17 +47,14 @@ def submit(client) -> bytes:
 
 
 def test_full_kiosk_disk_refuses_on_the_page_keeps_the_queue_and_delivers_after(small_fs, broker, tmp_path):
-    from dashboard.config import CentreConfig
+    from tests.centre import centre_config
     from dashboard.ingest import Ingest
     from dashboard.store import Store
 
     cfg = config(small_fs, broker={"url": broker.url, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},
                  camera={"replay": {"width": 640, "height": 480, "seed": 21}},
                  retention={"min_free_mb": 1})
-    centre = CentreConfig.model_validate({
-        "broker": {"url": broker.url, "client_id": "diskfull-ingest"},
-        "storage": {"database": str(tmp_path / "c" / "c.db"), "images_dir": str(tmp_path / "c" / "img"),
-                    "quarantine_dir": str(tmp_path / "c" / "q")}})
+    centre = centre_config(tmp_path / "c", broker, "diskfull-ingest")
     saved = {}
     with KioskService(cfg) as svc:
         client = create_app(svc).test_client()

@@ -33,13 +33,10 @@ def test_drain_rate_counts_only_recent_acks(tmp_path, monkeypatch):
 
 
 def test_backlog_progress_on_the_page(tmp_path, broker):
-    from dashboard.config import CentreConfig
+    from tests.centre import centre_config
     from dashboard.ingest import Ingest
 
-    centre = CentreConfig.model_validate({
-        "broker": {"url": broker.url, "client_id": "drain-ingest"},
-        "storage": {"database": str(tmp_path / "c" / "c.db"), "images_dir": str(tmp_path / "c" / "img"),
-                    "quarantine_dir": str(tmp_path / "c" / "q")}})
+    centre = centre_config(tmp_path / "c", broker, "drain-ingest")
     ingest = Ingest(centre).start()              # creates the ingest's session, then the centre goes away
     assert ingest.wait_ready(15)
     ingest.stop()
@@ -90,15 +87,12 @@ def test_status_bar_follows_the_drain_in_chromium(tmp_path, broker):
     drains (rate, time left) and goes once the queue is empty."""
     from playwright.sync_api import sync_playwright
 
-    from dashboard.config import CentreConfig
+    from tests.centre import centre_config
     from dashboard.ingest import Ingest
     from edge.web import WebServer
     from tests.test_kiosk_web import CHROMIUM_ARGS, SHOTS
 
-    centre = CentreConfig.model_validate({
-        "broker": {"url": broker.url, "client_id": "drain-ingest-2"},
-        "storage": {"database": str(tmp_path / "c" / "c.db"), "images_dir": str(tmp_path / "c" / "img"),
-                    "quarantine_dir": str(tmp_path / "c" / "q")}})
+    centre = centre_config(tmp_path / "c", broker, "drain-ingest-2")
     ingest = Ingest(centre).start()
     assert ingest.wait_ready(15)
     ingest.stop()

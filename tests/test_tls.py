@@ -298,15 +298,11 @@ def test_plain_tcp_is_refused(tls_broker, test_pki, clients):
 
 def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(tls_broker, test_pki,
                                                                               tmp_path):
-    from dashboard.config import CentreConfig
+    from tests.centre import centre_config
     from dashboard.ingest import Ingest
     from dashboard.store import Store
 
-    cfg = CentreConfig.model_validate({
-        "broker": test_pki.ingest_broker(tls_broker),
-        "storage": {"database": str(tmp_path / "centre" / "c.db"), "images_dir": str(tmp_path / "centre" / "img"),
-                    "quarantine_dir": str(tmp_path / "centre" / "q")},
-    })
+    cfg = centre_config(tmp_path / "centre", test_pki.ingest_broker(tls_broker))
     ingest = Ingest(cfg).start()
     outbox = link = None
     try:

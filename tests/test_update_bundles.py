@@ -9,13 +9,11 @@ import json
 import shutil
 import tarfile
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from dashboard import fleet, updates
-from dashboard.config import CentreConfig
 from dashboard.ingest import Ingest
 from dashboard.store import Store
 from edge.camera.synth import encode_jpeg, lesion_image
@@ -23,6 +21,7 @@ from edge.config import KioskConfig
 from edge.service import KioskService
 from edge.update import config_override_path, effective_config_path
 from tests import polling
+from tests.centre import centre_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "lesion"
@@ -60,11 +59,7 @@ def kiosk_config(tmp_path: Path, broker, pub: Path) -> dict:
 def rig(broker, tmp_path):
     """Keys, a running ingest and a running kiosk service whose model folder is managed (seeded)."""
     priv, pub = updates.make_key(tmp_path / "keys")
-    centre = CentreConfig.model_validate({
-        "broker": {"url": broker.url, "client_id": f"ingest-{uuid.uuid4().hex[:8]}"},
-        "storage": {"database": str(tmp_path / "centre.db"), "images_dir": str(tmp_path / "images"),
-                    "quarantine_dir": str(tmp_path / "quarantine")},
-        "web": {"secret_key_file": str(tmp_path / "secret")}})
+    centre = centre_config(tmp_path, broker)
     ingest = Ingest(centre).start()
     assert ingest.wait_ready(10)
     cfg = KioskConfig.model_validate(kiosk_config(tmp_path, broker, pub))
