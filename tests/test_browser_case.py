@@ -7,7 +7,7 @@ import pytest
 
 from dashboard import create_app, sample
 from dashboard.store import Store
-from tests.web import ARTIFACTS, launch, playwright_or_skip, serve
+from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
 from tests.dashauth import PASSWORD, make_user
 
 playwright_api = playwright_or_skip()
@@ -37,11 +37,7 @@ def test_case_page_shows_images_and_result(served):
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             failed = []
             page.on("requestfailed", lambda req: failed.append(req.url))
-            page.goto(f"{base}/cases")  # no session: the log-in page, then back to the worklist
-            page.wait_for_url("**/login**")
-            page.fill("input[name=username]", "dr-browser")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
+            log_in(page, f"{base}/cases", "dr-browser", PASSWORD)  # the log-in page, then back to the worklist
             page.wait_for_url("**/cases")
             assert page.locator("tr.case-row").count() == 4
             page.click(f"text={header.referral_ref}")

@@ -7,7 +7,7 @@ import pytest
 
 from dashboard import create_app
 from dashboard.alerts import FleetConfig
-from tests.web import ARTIFACTS, launch, playwright_or_skip, serve
+from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
 from tests.dashauth import PASSWORD, make_user
 from tests.test_fleet_page import populate
 
@@ -32,11 +32,7 @@ def test_fleet_page_in_chromium(served):
             failed, csp = [], []
             page.on("requestfailed", lambda req: failed.append(req.url))
             page.on("console", lambda m: csp.append(m.text) if "Content Security Policy" in m.text else None)
-            page.goto(f"{served}/fleet")
-            page.wait_for_url("**/login**")
-            page.fill("input[name=username]", "it-browser")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
+            log_in(page, f"{served}/fleet", "it-browser", PASSWORD)
             page.wait_for_url("**/fleet")
             assert page.locator("section.kiosk").count() == 3
             assert page.locator("#kiosk-kiosk-0003 .presence").inner_text().lower() == "offline"

@@ -11,7 +11,7 @@ import pytest
 
 from dashboard import create_app, sample
 from dashboard.store import Store
-from tests.web import ARTIFACTS, launch, playwright_or_skip, serve
+from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
 from tests.dashauth import PASSWORD, make_user
 
 playwright_api = playwright_or_skip()
@@ -37,11 +37,7 @@ def served(tmp_path):
 
 
 def _log_in(page, base, username):
-    page.goto(f"{base}/")
-    page.wait_for_url("**/login**")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
+    log_in(page, f"{base}/", username, PASSWORD)
 
 
 def test_dermatologist_records_a_decision(served):

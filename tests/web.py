@@ -25,6 +25,15 @@ def playwright_or_skip():
     return api
 
 
+def log_in(page, url: str, username: str, password: str) -> None:
+    """Open ``url`` without a session, expect the log-in page, and log in (the caller waits for where it lands)."""
+    page.goto(url)
+    page.wait_for_url("**/login**")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-submit")
+
+
 def launch(p):
     """Launch Debian's Chromium headless from a ``sync_playwright()`` context."""
     return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
