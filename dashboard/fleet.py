@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 from pydantic import ValidationError
 
 from wire import topics
-from wire.messages import Health, UpdateManifest, UpdateResult
+from wire.messages import Health, UpdateManifest, UpdateResult, from_device
 
 from .alerts import DeviceState, FleetConfig, backlog_age_s, disk_used_pct, evaluate, presence
 
@@ -149,18 +149,10 @@ def handle_device_message(store, topic: str, payload: bytes, received_at: dateti
                           history_hours: float = 24.0) -> str:
     """Record a health report or an update result (the ingest's entry point); returns a stats label."""
     try:
-        site, device, kind = topics.parse(topic)
-        if kind == topics.HEALTH:
-            msg = Health.model_validate_json(payload)
-        elif kind == topics.UPDATE_RESULT:
-            msg = UpdateResult.model_validate_json(payload)
-        else:
-            raise ValueError(f"not a fleet topic: {kind}")
-        if msg.device_id != device:
-            raise ValueError("device in topic and payload differ")
-    except (ValueError, ValidationError) as exc:
-        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        log.warning("ignored an invalid message on %s: %s", topic, reason)
+        site, device, kind, msg = from_device(topic, payload,
+                                              {topics.HEALTH: Health, topics.UPDATE_RESULT: UpdateResult})
+    except ValueError as exc:
+        log.warning("ignored an invalid message on %s: %s", topic, exc)
         return "fleet-invalid"
     if kind == topics.HEALTH:
         record_health(store, site, msg, received_at, history_hours)

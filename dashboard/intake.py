@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import ValidationError
 
 from wire import codec, topics
-from wire.messages import Ack, CaseHeader, Status
+from wire.messages import Ack, CaseHeader, Status, from_device
 
 from .store import Store, discard_staged
 
@@ -159,13 +158,9 @@ def handle_status(store: Store, topic: str, payload: bytes, received_at: datetim
     if not payload:
         return "status-cleared"
     try:
-        site, device, _ = topics.parse(topic)
-        status = Status.model_validate_json(payload)
-        if status.device_id != device:
-            raise ValueError("device in topic and payload differ")
-    except (ValueError, ValidationError) as exc:
-        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        log.warning("ignored an invalid status message on %s: %s", topic, reason)
+        site, _, _, status = from_device(topic, payload, {topics.STATUS: Status})
+    except ValueError as exc:
+        log.warning("ignored an invalid status message on %s: %s", topic, exc)
         return "status-invalid"
     store.record_status(site, status, received_at)
     return "status"

@@ -11,10 +11,11 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from isic_metadata.fields import AnatomSiteGeneralEnum
 
+from . import topics
 from .topics import ID_PATTERN
 
 SCHEMA_VERSION = 1
@@ -243,3 +244,23 @@ class UpdateResult(_Strict):
     #: The model (or config label) serving after this update attempt.
     serving: str = ""
     at: datetime
+
+
+def from_device(topic: str, payload: bytes | str, models: dict[str, type[BaseModel]]):
+    """``(site, device, kind, message)`` of a kiosk's JSON message on its own topic.
+
+    ``models`` maps the topic kinds accepted here to their message class. Raises
+    ValueError with a reason fit for a log line: not one of our topics, a kind not
+    accepted, a payload that does not validate, or a payload from another device
+    than the topic's.
+    """
+    site, device, kind = topics.parse(topic)
+    if kind not in models:
+        raise ValueError(f"not a {'/'.join(models)} topic: {kind}")
+    try:
+        msg = models[kind].model_validate_json(payload)
+    except ValidationError as exc:
+        raise ValueError(exc.errors()[0]["msg"]) from None
+    if msg.device_id != device:
+        raise ValueError("device in topic and payload differ")
+    return site, device, kind, msg
