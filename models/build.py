@@ -98,7 +98,10 @@ def main(argv=None) -> None:
         weights = Path(a.work) / "best.pt"
     from models import convert, evaluate
 
-    if not (a.no_convert and (out / "model.tflite").exists()):
+    if a.no_convert:
+        if not (out / "model.tflite").exists():
+            raise SystemExit(f"--no-convert: there is no {out / 'model.tflite'} to evaluate")
+    else:
         convert.main(["--weights", str(weights), "--data", a.data, "--out", str(out)])
     # a provisional manifest lets the kiosk's own Classifier run the evaluation
     write_manifest(out, a.version, {"cancer": 0.5, "pre-cancer": 0.5}, None, SHIPPED)

@@ -30,12 +30,17 @@ INT8_OPS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "ADD": 2
             "AVERAGE_POOL_2D": 1}
 
 
-def calibration_images(data: Path, size: int, n: int = 256, seed: int = 1) -> np.ndarray:
-    """``n`` training images (uint8 NHWC) for measuring each layer's inputs before rounding."""
+def training_sample(data: Path, n: int, seed: int):
+    """The items of ``data`` and ``n`` indices drawn (seeded) from its training split."""
     items = read_isic_folder(data)
     train = split(items, seed=0)["train"]
-    pick = np.sort(np.random.default_rng(seed).choice(train, size=min(n, len(train)), replace=False))
-    return np.stack([load_rgb(items[i].path, size) for i in pick])
+    return items, np.random.default_rng(seed).choice(train, size=min(n, len(train)), replace=False)
+
+
+def calibration_images(data: Path, size: int, n: int = 256, seed: int = 1) -> np.ndarray:
+    """``n`` training images (uint8 NHWC) for measuring each layer's inputs before rounding."""
+    items, pick = training_sample(data, n, seed)
+    return np.stack([load_rgb(items[i].path, size) for i in np.sort(pick)])
 
 
 def keras_model(weights: Path, size: int, rounding: str = "nearest", data: Path | None = None):
@@ -66,10 +71,7 @@ def representative(data: Path, size: int, n: int = 400, seed: int = 0):
     """A generator of ``n`` normalised training images (calibration for the int8 ranges)."""
     from models.net import MEAN, STD
 
-    items = read_isic_folder(data)
-    train = split(items, seed=0)["train"]
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(train, size=min(n, len(train)), replace=False)
+    items, pick = training_sample(data, n, seed)
 
     def gen():
         for i in pick:
