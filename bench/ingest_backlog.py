@@ -29,7 +29,7 @@ from ingest_throughput import publisher, with_comment  # noqa: E402
 from dashboard import sample  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 from wire import codec, topics  # noqa: E402
-from wire.messages import Ack  # noqa: E402
+from wire.messages import parse_acks  # noqa: E402
 
 import subprocess  # noqa: E402
 
@@ -81,11 +81,11 @@ def main() -> None:
         draining = threading.Event()
 
         def on_message(c, u, m):
-            ack = Ack.model_validate_json(m.payload)
+            batch = parse_acks(m.payload)
             with lock:
                 if not first_ack[0] and draining.is_set():
                     first_ack[0] = time.perf_counter()
-                acks.add(ack.case_id)
+                acks.update(ack.case_id for ack in batch)
                 if len(acks) >= args.cases + 1:
                     all_in.set()
 

@@ -9,7 +9,8 @@ Starts its own Mosquitto (tests/broker.py) on a free loopback port, then:
           time from the first publish to the last message received;
 * ingest: ``python -m dashboard ingest`` (a process, as deployed) receives the same
           N frames, verifies, stores them (images durable, then the WAL commit) and acks;
-          time from the first publish to the last Ack received by the publisher.
+          time from the first publish to the last Ack received by the publisher (acks come
+          in batches: one Acks message per stored batch).
 
 Both phases use the same frames, the same broker (same configuration, same process), the same
 QoS, session kind and Receive Maximum, and alternate ``--repeat`` times.
@@ -51,7 +52,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from dashboard import sample  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 from wire import codec, topics  # noqa: E402
-from wire.messages import Ack  # noqa: E402
+from wire.messages import parse_acks  # noqa: E402
 
 RAW_TOPIC = "bench/raw"
 RAW_SUBSCRIBER = r"""
@@ -63,15 +64,20 @@ mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
 if mallopt is not None:
     mallopt(-3, 32 << 20)
     mallopt(-1, 256 << 20)
-host, port, n, receive_maximum, total = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
-                                         int(sys.argv[5]))
+host, port, n, receive_maximum, total, warm = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
+                                               int(sys.argv[5]), int(sys.argv[6]))
 got = nbytes = 0
 done = threading.Event()
 def on_message(c, u, m):
     global got, nbytes
     got += 1
+    if got == warm:
+        print("warm", flush=True)
+        return
+    if got < warm:
+        return
     nbytes += len(m.payload)  # paho has assembled (copied) every byte; all of them must arrive
-    if got == n:
+    if got == warm + n:
         assert nbytes == total, (nbytes, total)
         done.set()
 c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-sub", protocol=mqtt.MQTTv5)
@@ -118,13 +124,20 @@ def publisher(broker: Broker) -> mqtt.Client:
     return c
 
 
-def run_raw(broker: Broker, frames: list, receive_maximum: int = 32) -> tuple[float, float]:
-    """Seconds for the broker to deliver all frames to a bare subscriber process, and CPU ms per case."""
+def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: list = ()) -> tuple[float, float]:
+    """Seconds for the broker to deliver all frames to a bare subscriber process, and CPU ms per case.
+
+    The ``warmup`` frames go first, untimed (the process reaches its steady memory footprint).
+    """
     sub = subprocess.Popen([sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(len(frames)),
-                            str(receive_maximum), str(sum(len(f) for _, f in frames))],
+                            str(receive_maximum), str(sum(len(f) for _, f in frames)), str(len(warmup))],
                            stdout=subprocess.PIPE, text=True)
     assert sub.stdout.readline().strip() == "ready"
     pub = publisher(broker)
+    if warmup:
+        for _, frame in warmup:
+            pub.publish(RAW_TOPIC, frame, qos=1)
+        assert sub.stdout.readline().strip() == "warm"
     cpu0 = cpu_snapshot(broker, sub.pid)
     t0 = time.perf_counter()
     for _, frame in frames:
@@ -139,8 +152,11 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32) -> tuple[fl
 
 
 def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench-ingest",
-               receive_maximum: int = 32) -> tuple[float, float]:
-    """Seconds from the first publish until every case is stored and its Ack received, and CPU ms per case."""
+               receive_maximum: int = 32, warmup: list = ()) -> tuple[float, float]:
+    """Seconds from the first publish until every case is stored and its Ack received, and CPU ms per case.
+
+    The ``warmup`` frames are stored first, untimed (a running service, not a process's first seconds).
+    """
     cfg = data / "centre.toml"
     cfg.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "{client_id}"\nreceive_maximum = {receive_maximum}\n'
                    f'[storage]\ndatabase = "{data}/centre.db"\nimages_dir = "{data}/images"\n'
@@ -151,11 +167,15 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
     lock = threading.Lock()
     all_in = threading.Event()
     expected = {cid for cid, _ in frames}
+    warm_ids = {cid for cid, _ in warmup}
+    warmed = threading.Event()
 
     def on_message(c, u, m):
-        ack = Ack.model_validate_json(m.payload)
+        batch = parse_acks(m.payload)
         with lock:
-            acks[ack.case_id] = ack.status
+            acks.update((ack.case_id, ack.status) for ack in batch)
+            if warm_ids <= acks.keys():
+                warmed.set()
             if expected <= acks.keys():
                 all_in.set()
 
@@ -171,6 +191,9 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
             assert time.monotonic() < deadline, "ingest did not answer"
             pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), warm, qos=1)
             time.sleep(0.5)
+        for _, frame in warmup:
+            pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), frame, qos=1)
+        assert warmed.wait(600), "the warm-up cases were not all acked"
         cpu0 = cpu_snapshot(broker, proc.pid)
         t0 = time.perf_counter()
         for _, frame in frames:
@@ -189,7 +212,23 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def thread_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU time so far of each thread of a process, by thread id (Linux /proc)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[task.name] = cpu_seconds_of(task / "stat")
+        except OSError:
+            continue  # exited meanwhile
+    return out
+
+
+def cpu_seconds_of(stat: Path) -> float:
+    """User + system CPU seconds from a /proc stat file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -215,17 +254,19 @@ def cpu_snapshot(broker: Broker, pid: int) -> tuple[float, ...]:
     # user, system, irq, softirq, steal: not idle, not iowait, not niced (other people's background jobs)
     busy = sum(int(x) for i, x in enumerate(fields[:8]) if i not in (1, 3, 4)) / os.sysconf("SC_CLK_TCK")
     return (cpu_seconds(pid), cpu_seconds(broker.proc.pid), me.user + me.system, busy, time.monotonic(),
-            kernel_work())
+            kernel_work(), thread_seconds(pid))
 
 
 def print_cpu(phase: str, consumer: str, before: tuple, after: tuple, n: int) -> float:
     """Print CPU milliseconds per case of the consumer, the broker, the publisher, the kernel's threads and
     interrupts and the machine in one phase; return the phase's own CPU per case (all but the machine)."""
-    c, b, p, m, _, k = ((a - z) / n * 1000 for a, z in zip(after, before))
+    c, b, p, m, _, k = ((a - z) / n * 1000 for a, z in zip(after[:6], before[:6]))
     cores = (after[3] - before[3]) / (after[4] - before[4])
+    threads = sorted(((t - before[6].get(tid, 0.0)) / n * 1000 for tid, t in after[6].items()), reverse=True)
     print(f"  {phase} CPU per case: {consumer} {c:.2f} ms, broker {b:.2f} ms, publisher {p:.2f} ms, "
           f"kernel threads+irq {k:.2f} ms = {c + b + p + k:.2f} ms; "
-          f"machine (not niced) {m:.2f} ms ({cores:.1f} of {os.cpu_count()} cores)", flush=True)
+          f"machine (not niced) {m:.2f} ms ({cores:.1f} of {os.cpu_count()} cores); "
+          f"{consumer}'s threads " + " ".join(f"{t:.2f}" for t in threads if t >= 0.005), flush=True)
     return c + b + p + k
 
 
@@ -241,6 +282,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", type=int, default=200)
     ap.add_argument("--image-kb", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=200,
+                    help="cases each consumer takes, untimed, before the timed ones (steady memory footprint)")
     ap.add_argument("--repeat", type=int, default=3, help="alternating raw/ingest runs; medians are reported")
     ap.add_argument("--data-dir", type=Path, default=None, help="where the ingest stores (default: a temp dir)")
     ap.add_argument("--autosave-on-every-change", action="store_true",
@@ -251,6 +294,7 @@ def main() -> None:
                     help="MQTT 5 Receive Maximum of both consumers (the ingest's default: 32)")
     args = ap.parse_args()
     frames = build_frames(args.cases, args.image_kb)
+    warmup = build_frames(args.warmup, args.image_kb)
     mb = sum(len(f) for _, f in frames) / 1e6
     print(f"{args.cases} cases x 3 images, {mb / args.cases * 1000:.0f} KB per case frame, {mb:.0f} MB in all; "
           f"broker autosave {'on every change' if args.autosave_on_every_change else f'every {args.autosave_interval} s'}")
@@ -267,12 +311,12 @@ def main() -> None:
         broker.start()
         try:
             for rep in range(args.repeat):  # alternate, so that background load hits both alike
-                elapsed, cpu = run_raw(broker, frames, args.receive_maximum)
+                elapsed, cpu = run_raw(broker, frames, args.receive_maximum, warmup)
                 raws.append(elapsed)
                 raw_cpu.append(cpu)
                 (tmp / f"centre-{rep}").mkdir()
                 elapsed, cpu = run_ingest(broker, frames, tmp / f"centre-{rep}", f"bench-ingest-{rep}",
-                                          args.receive_maximum)
+                                          args.receive_maximum, warmup)
                 ings.append(elapsed)
                 ing_cpu.append(cpu)
                 print(f"  run {rep + 1}: raw {args.cases / raws[-1]:7.1f} cases/s, "

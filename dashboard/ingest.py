@@ -10,7 +10,8 @@ database and, per message:
    site/device match the header, and stores it (:class:`dashboard.store.Store`);
    anything refused goes to the quarantine table with its reason;
 2. publishes the :class:`wire.messages.Ack` (QoS 1) on the device's ack topic -
-   ``stored``, ``duplicate``, or ``rejected`` when a case id could be read;
+   ``stored``, ``duplicate``, or ``rejected`` when a case id could be read -
+   all of a batch's acks for one kiosk in one :class:`wire.messages.Acks` message;
 3. once the broker has taken the Ack (its PUBACK came back), sends the MQTT
    PUBACK for the incoming case; if the ingest dies before, the broker
    redelivers the case, which is then acked as a duplicate. An acker thread
@@ -59,6 +60,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from wire import sdnotify, topics
+from wire.messages import MAX_ACKS, Acks
 
 from .config import CentreConfig
 from .intake import (Checked, Outcome, check_case, handle_case, handle_cases, handle_status,  # noqa: F401
@@ -267,15 +269,21 @@ class Ingest:
                             return
                         outcomes[i] = outcome
                 break
-        sent = []
-        for i, m in enumerate(cases):
+        # One Acks message per kiosk for the whole batch, its acks in arrival order.
+        by_topic: dict[str, list[int]] = {}
+        for i in range(len(cases)):
             outcome = outcomes[i]
             self.stats[outcome.label] += 1
             if outcome.ack is not None and outcome.ack_topic:
-                sent.append(self.client.publish(outcome.ack_topic, outcome.ack.model_dump_json(), qos=1))
-            else:
-                sent.append(None)
-        pubacks: list[tuple[mqtt.MQTTMessageInfo | None, _Message]] = list(zip(sent, cases))
+                by_topic.setdefault(outcome.ack_topic, []).append(i)
+        sent: dict[int, mqtt.MQTTMessageInfo] = {}
+        for topic, idx in by_topic.items():
+            for start in range(0, len(idx), MAX_ACKS):
+                part = idx[start : start + MAX_ACKS]
+                info = self.client.publish(topic, Acks(acks=[outcomes[i].ack for i in part]).model_dump_json(),
+                                           qos=1)
+                sent.update(dict.fromkeys(part, info))
+        pubacks: list[tuple[mqtt.MQTTMessageInfo | None, _Message]] = [(sent.get(i), m) for i, m in enumerate(cases)]
         for m in statuses:
             if self._process_status(store, m):
                 pubacks.append((None, m))

@@ -37,7 +37,7 @@ from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wire import topics
-from wire.messages import Ack, Status
+from wire.messages import Status, parse_acks
 
 from .outbox import CaseDataError, Outbox
 
@@ -427,13 +427,15 @@ class Link:
                 log.exception("handling a message on %s failed", msg.topic.rsplit("/", 1)[-1])
             return
         try:
-            ack = Ack.model_validate_json(msg.payload)
+            acks = parse_acks(msg.payload)  # a batch (Acks) or, from an older centre, a single Ack
         except ValidationError as exc:
-            log.warning("ignoring an invalid ack: %s", exc.errors()[0].get("msg"))
+            log.warning("ignoring an invalid ack message: %s", exc.errors()[0].get("msg"))
             return
-        case_id = str(ack.case_id)
-        self._inflight.pop(case_id, None)
-        self._acks.append((case_id, ack.status, f"centre rejected: {ack.reason}" if ack.status == "rejected" else ""))
+        for ack in acks:
+            case_id = str(ack.case_id)
+            self._inflight.pop(case_id, None)
+            self._acks.append((case_id, ack.status,
+                               f"centre rejected: {ack.reason}" if ack.status == "rejected" else ""))
         self._next_poll = 0.0
 
     def _flush(self) -> None:

@@ -21,7 +21,7 @@ from dashboard.ingest import Ingest
 from dashboard.store import Store
 from wire import codec, topics
 from tests.broker import Broker
-from wire.messages import Ack, Status
+from wire.messages import Ack, Acks, Status
 from tests import polling
 from tests.centre import centre_config as shared_centre_config
 
@@ -39,6 +39,7 @@ class Kiosk:
         self.acks: queue.Queue[Ack] = queue.Queue()
         self.db_path = db_path
         self.seen_in_db_at_ack: dict[str, bool] = {}
+        self.messages = 0  # ack messages received (each an Acks batch)
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{device}-{uuid.uuid4().hex[:6]}",
                                   protocol=mqtt.MQTTv5)
         subscribed = threading.Event()
@@ -50,13 +51,15 @@ class Kiosk:
         assert subscribed.wait(5)
 
     def _on_ack(self, client, userdata, msg) -> None:
-        ack = Ack.model_validate_json(msg.payload)
-        if self.db_path is not None:
-            # Checked the moment the ack arrives: the case must already be committed.
-            s = Store(self.db_path, self.db_path.parent / "images")
-            self.seen_in_db_at_ack[f"{ack.case_id}:{ack.status}"] = s.has_case(ack.case_id)
-            s.close()
-        self.acks.put(ack)
+        acks = Acks.model_validate_json(msg.payload).acks  # the ingest sends batches only
+        self.messages += 1
+        for ack in acks:
+            if self.db_path is not None:
+                # Checked the moment the ack arrives: the case must already be committed.
+                s = Store(self.db_path, self.db_path.parent / "images")
+                self.seen_in_db_at_ack[f"{ack.case_id}:{ack.status}"] = s.has_case(ack.case_id)
+                s.close()
+            self.acks.put(ack)
 
     def publish(self, payload: bytes, topic: str | None = None) -> None:
         info = self.client.publish(topic or topics.topic(self.site, self.device, topics.CASE), payload, qos=1)
@@ -237,6 +240,28 @@ def test_cases_published_while_ingest_is_down_arrive_after_restart(tmp_path):
         ing.stop()
         kiosk.close()
         broker.stop()
+
+
+def test_cases_that_arrive_together_are_acked_in_batches(tmp_path, broker):
+    """A backlog arriving at once is stored in batches: one Acks message per batch, not one per case."""
+    config = centre_config(broker, tmp_path)
+    ing = Ingest(config).start()
+    assert ing.wait_ready(10)
+    ing.stop()  # the broker keeps the session and queues what comes meanwhile
+    kiosk = Kiosk(broker, db_path=tmp_path / "centre.db")
+    frames = [sample.make_frame(40 + i) for i in range(12)]
+    for _, frame in frames:
+        kiosk.publish(frame)
+    ing = Ingest(config).start()
+    try:
+        got = [kiosk.ack() for _ in frames]
+        assert {a.case_id for a in got} == {h.case_id for h, _ in frames}
+        assert all(a.status == "stored" for a in got)
+        assert all(kiosk.seen_in_db_at_ack.values())  # each batch acked only after its commit
+        assert kiosk.messages < len(frames)
+    finally:
+        ing.stop()
+        kiosk.close()
 
 
 def test_status_messages_keep_the_devices_table(centre, broker, tmp_path):

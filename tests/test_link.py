@@ -21,7 +21,7 @@ from tests.polling import wait_for
 from tests.test_outbox import jpeg, make_case
 from wire import topics
 from wire.codec import decode_case
-from wire.messages import Ack, Status
+from wire.messages import Ack, Acks, Status
 
 SITE, DEVICE = "site-a", "kiosk-1"
 
@@ -119,10 +119,10 @@ def test_window_bounds_cases_in_flight_and_nothing_is_deleted_without_ack(broker
         assert c["sent"] == 3 and c["queued"] == 7 and c["purged"] == 0
         assert len(list(outbox.images_dir.iterdir())) == 10  # PUBACK deletes nothing
         centre.ack = True
-        # the three unacked ones come again on the ack timeout; here we just ack them by hand
-        for cid in ids[:3]:
-            ack = Ack(case_id=uuid.UUID(cid), status="stored", received_at=datetime.now(timezone.utc))
-            centre.c.publish(topics.topic(SITE, DEVICE, "ack"), ack.model_dump_json(), qos=1)
+        # the three unacked ones come again on the ack timeout; here we ack them by hand, in one batch
+        batch = Acks(acks=[Ack(case_id=uuid.UUID(cid), status="stored", received_at=datetime.now(timezone.utc))
+                           for cid in ids[:3]])
+        centre.c.publish(topics.topic(SITE, DEVICE, "ack"), batch.model_dump_json(), qos=1)
         wait_for(lambda: outbox.queue_depth() == 0, what="drain after acks")
         assert centre.ids()[3:10] == ids[3:]
     finally:

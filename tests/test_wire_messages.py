@@ -1,9 +1,14 @@
-"""wire.messages.from_device: a kiosk's JSON message on its own topic, or a ValueError with the reason."""
+"""wire.messages: from_device (a kiosk's JSON message on its own topic, or a ValueError with the reason) and
+parse_acks (the centre's acks, batched or single)."""
+
+import uuid
+from datetime import datetime, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from wire import topics
-from wire.messages import Health, Status, UpdateResult, from_device
+from wire.messages import MAX_ACKS, Ack, Acks, Health, Status, UpdateResult, from_device, parse_acks
 
 FLEET = {topics.HEALTH: Health, topics.UPDATE_RESULT: UpdateResult}
 
@@ -31,3 +36,34 @@ def test_a_status_on_its_own_topic():
 def test_what_is_refused_says_why(topic, payload, models, reason):
     with pytest.raises(ValueError, match=reason):
         from_device(topic, payload, models)
+
+
+def ack(status="stored", **kw) -> Ack:
+    return Ack(case_id=uuid.uuid4(), status=status, received_at=datetime.now(timezone.utc), **kw)
+
+
+def test_an_acks_batch_round_trips_in_order():
+    batch = [ack(), ack("duplicate"), ack("rejected", reason="image 0 sha256 mismatch")]
+    assert parse_acks(Acks(acks=batch).model_dump_json()) == batch
+
+
+def test_a_single_ack_from_an_older_centre_still_reads():
+    one = ack()
+    assert parse_acks(one.model_dump_json().encode()) == [one]
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"acks": []}',                                             # an empty batch says nothing
+    b'{"schema_version": 2, "acks": []}',
+    b'{"acks": [{"case_id": "not-a-uuid", "status": "stored", "received_at": "2026-11-28T10:00:00Z"}]}',
+    b'{"case_id": "3b1f0d8e-6c2a-4f43-9a57-1d1c1f1e2a3b", "status": "lost", "received_at": "2026-11-28T10:00:00Z"}',
+    b"\xff not json",
+])
+def test_what_is_not_an_ack_is_refused(payload):
+    with pytest.raises(ValidationError):
+        parse_acks(payload)
+
+
+def test_a_batch_is_bounded():
+    with pytest.raises(ValidationError):
+        Acks(acks=[ack()] * (MAX_ACKS + 1))

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from isic_metadata.fields import AnatomSiteGeneralEnum
 
@@ -138,6 +138,35 @@ class Ack(_Strict):
     status: Literal["stored", "duplicate", "rejected"]
     received_at: datetime
     reason: str = ""
+
+
+#: Most acks in one :class:`Acks` message (an ingest batch holds at most 64 cases).
+MAX_ACKS = 1000
+
+
+class Acks(_Strict):
+    """The centre's answers to several cases of one kiosk in one message: one per stored batch.
+
+    A backlog drains at hundreds of cases a second; one message per batch instead
+    of one per case spares the broker, the kiosk and the ingest a publish, two
+    PUBACKs and a delivery per case. Order is the order the cases were handled.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    acks: list[Ack] = Field(min_length=1, max_length=MAX_ACKS)
+
+
+_ACK_MESSAGE = TypeAdapter(Acks | Ack)
+
+
+def parse_acks(payload: bytes | str) -> list[Ack]:
+    """The acks in a message on a kiosk's ack topic: an :class:`Acks` batch or a single :class:`Ack`.
+
+    A single ``Ack`` is what centres before batched acks sent; a kiosk reads both.
+    Raises pydantic's ValidationError for anything else.
+    """
+    message = _ACK_MESSAGE.validate_json(payload)
+    return message.acks if isinstance(message, Acks) else [message]
 
 
 class Status(_Strict):

@@ -10,7 +10,8 @@ Who publishes what (all QoS 1):
 topic                                     publisher  payload
 ========================================  =========  ==========================
 dermkiosk/v1/<site>/<device>/case         kiosk      binary case frame (codec)
-dermkiosk/v1/<site>/<device>/ack          ingest     JSON :class:`Ack`
+dermkiosk/v1/<site>/<device>/ack          ingest     JSON :class:`Acks` (a batch of
+                                                     :class:`Ack`; a single Ack still reads)
 dermkiosk/v1/<site>/<device>/status       kiosk      JSON :class:`Status`, retained;
                                                      last will ``offline``
 dermkiosk/v1/<site>/<device>/health       kiosk      JSON :class:`Health`
