@@ -94,6 +94,7 @@ c.subscribe("$share/bench/bench/raw", qos=1)  # a shared subscription, like the 
 c.loop_start()
 done.wait()
 print("done", flush=True)
+sys.stdin.readline()  # the bench has read this process's CPU (its threads still alive); now stop
 c.loop_stop()
 """
 
@@ -103,12 +104,13 @@ def with_comment(jpeg: bytes, tag: bytes) -> bytes:
     return jpeg[:2] + b"\xff\xfe" + (len(tag) + 2).to_bytes(2, "big") + tag + jpeg[2:]
 
 
-def build_frames(n: int, image_kb: int) -> list[tuple[uuid.UUID, bytes]]:
-    """N case frames, each with 3 distinct ~image_kb JPEGs (variants of 3 generated bases)."""
+def build_frames(n: int, image_kb: int, tag: str = "bench") -> list[tuple[uuid.UUID, bytes]]:
+    """N case frames, each with 3 distinct ~image_kb JPEGs (variants of 3 generated bases; ``tag`` makes
+    them differ from another set's, so that no image of one set is already stored by the other)."""
     bases = [sample.make_jpeg_of_size(image_kb * 1000, seed=s) for s in range(3)]
     frames = []
     for i in range(n):
-        images = [with_comment(b, f"bench-{i}-{j}".encode()) for j, b in enumerate(bases)]
+        images = [with_comment(b, f"{tag}-{i}-{j}".encode()) for j, b in enumerate(bases)]
         header, images = sample.make_case(i, n_images=3, images=images, case_id=uuid.uuid4())
         frames.append((header.case_id, codec.encode_case(header, images)))
     return frames
@@ -131,7 +133,7 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
     """
     sub = subprocess.Popen([sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(len(frames)),
                             str(receive_maximum), str(sum(len(f) for _, f in frames)), str(len(warmup))],
-                           stdout=subprocess.PIPE, text=True)
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert sub.stdout.readline().strip() == "ready"
     pub = publisher(broker)
     if warmup:
@@ -145,6 +147,7 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
     assert sub.stdout.readline().strip() == "done"
     elapsed = time.perf_counter() - t0
     cpu = print_cpu("raw   ", "subscriber", cpu0, cpu_snapshot(broker, sub.pid), len(frames))
+    sub.stdin.close()
     sub.wait(10)
     pub.loop_stop()
     pub.disconnect()
@@ -184,7 +187,7 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
     pub.subscribe(topics.subscription(topics.ACK), qos=1)
     try:
         # Warm-up case: proves the ingest is subscribed and has opened its database.
-        warm_id, warm = build_frames(1, 10)[0]
+        warm_id, warm = build_frames(1, 10, tag="ping")[0]
         deadline = time.monotonic() + 30
         while warm_id not in acks:
             assert proc.poll() is None, "ingest exited"
@@ -201,6 +204,9 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
         assert all_in.wait(600), f"only {len(acks)} acks"
         elapsed = time.perf_counter() - t0
         assert all(acks[cid] == "stored" for cid in expected), "some cases were not stored"
+        # Every image was new, hence written: no set of frames shares an image with another.
+        files = sum(1 for f in (data / "images").rglob("*") if f.is_file() and not f.name.startswith("."))
+        assert files == 3 * (len(frames) + len(warmup) + 1), f"{files} image files stored"
         return elapsed, print_cpu("ingest", "ingest", cpu0, cpu_snapshot(broker, proc.pid), len(frames))
     finally:
         pub.loop_stop()
@@ -294,7 +300,7 @@ def main() -> None:
                     help="MQTT 5 Receive Maximum of both consumers (the ingest's default: 32)")
     args = ap.parse_args()
     frames = build_frames(args.cases, args.image_kb)
-    warmup = build_frames(args.warmup, args.image_kb)
+    warmup = build_frames(args.warmup, args.image_kb, tag="warm-up")
     mb = sum(len(f) for _, f in frames) / 1e6
     print(f"{args.cases} cases x 3 images, {mb / args.cases * 1000:.0f} KB per case frame, {mb:.0f} MB in all; "
           f"broker autosave {'on every change' if args.autosave_on_every_change else f'every {args.autosave_interval} s'}")
