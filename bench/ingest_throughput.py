@@ -13,7 +13,14 @@ Starts its own Mosquitto (tests/broker.py) on a free loopback port, then:
           in batches: one Acks message per stored batch).
 
 Both phases use the same frames, the same broker (same configuration, same process), the same
-QoS, session kind and Receive Maximum, and alternate ``--repeat`` times.
+QoS, session kind and Receive Maximum, and alternate ``--repeat`` times. Each consumer first takes
+``--warmup`` cases untimed (their own images: nothing of the timed cases is stored before), so
+that a running service is measured, not a process growing its heap.
+
+``--processes N`` runs N ingest processes in one shared-subscription group on one store (the
+ingest is written for that: a case stored by one is a duplicate for the other). On this bench's
+plain broker any client id works; on the centre's broker (``use_username_as_clientid``) each
+process would need its own certificate identity and ACL entry, which the PKI does not issue yet.
 
 Prints cases/s and MB/s of each and the ratio ingest / raw (the issue's goal is >= 0.5), and per
 phase the CPU milliseconds per case of the consumer, the broker, the publisher, the kernel's threads
@@ -155,17 +162,25 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
 
 
 def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench-ingest",
-               receive_maximum: int = 32, warmup: list = ()) -> tuple[float, float]:
+               receive_maximum: int = 32, warmup: list = (), processes: int = 1,
+               decoder_threads: int = 4) -> tuple[float, float]:
     """Seconds from the first publish until every case is stored and its Ack received, and CPU ms per case.
 
     The ``warmup`` frames are stored first, untimed (a running service, not a process's first seconds).
+    With ``processes`` > 1, that many ingest processes share the subscription group and the store
+    (as ``dermkiosk-ingest@N`` units would); their CPU is added up.
     """
-    cfg = data / "centre.toml"
-    cfg.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "{client_id}"\nreceive_maximum = {receive_maximum}\n'
-                   f'[storage]\ndatabase = "{data}/centre.db"\nimages_dir = "{data}/images"\n'
-                   f'quarantine_dir = "{data}/quarantine"\n[web]\nsecret_key_file = "{data}/secret"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "dashboard", "ingest", "--config", str(cfg),
-                             "--log-level", "WARNING"], cwd=ROOT)
+    ids = [client_id] if processes == 1 else [f"{client_id}-{k}" for k in range(processes)]
+    procs = []
+    for cid in ids:
+        cfg = data / f"{cid}.toml"
+        cfg.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "{cid}"\nreceive_maximum = {receive_maximum}\n'
+                       f'[storage]\ndatabase = "{data}/centre.db"\nimages_dir = "{data}/images"\n'
+                       f'quarantine_dir = "{data}/quarantine"\n[web]\nsecret_key_file = "{data}/secret"\n'
+                       f'[ingest]\ndecoder_threads = {decoder_threads}\n')
+        procs.append(subprocess.Popen([sys.executable, "-m", "dashboard", "ingest", "--config", str(cfg),
+                                       "--log-level", "WARNING"], cwd=ROOT))
+    pids = [p.pid for p in procs]
     acks: dict[uuid.UUID, str] = {}
     lock = threading.Lock()
     all_in = threading.Event()
@@ -190,14 +205,14 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
         warm_id, warm = build_frames(1, 10, tag="ping")[0]
         deadline = time.monotonic() + 30
         while warm_id not in acks:
-            assert proc.poll() is None, "ingest exited"
+            assert all(p.poll() is None for p in procs), "ingest exited"
             assert time.monotonic() < deadline, "ingest did not answer"
             pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), warm, qos=1)
             time.sleep(0.5)
         for _, frame in warmup:
             pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), frame, qos=1)
         assert warmed.wait(600), "the warm-up cases were not all acked"
-        cpu0 = cpu_snapshot(broker, proc.pid)
+        cpu0 = cpu_snapshot(broker, *pids)
         t0 = time.perf_counter()
         for _, frame in frames:
             pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), frame, qos=1)
@@ -207,13 +222,15 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
         # Every image was new, hence written: no set of frames shares an image with another.
         files = sum(1 for f in (data / "images").rglob("*") if f.is_file() and not f.name.startswith("."))
         assert files == 3 * (len(frames) + len(warmup) + 1), f"{files} image files stored"
-        return elapsed, print_cpu("ingest", "ingest", cpu0, cpu_snapshot(broker, proc.pid), len(frames))
+        return elapsed, print_cpu("ingest", "ingest", cpu0, cpu_snapshot(broker, *pids), len(frames))
     finally:
         pub.loop_stop()
         pub.disconnect()
-        proc.terminate()
-        proc.wait(30)
-        end_session(broker, client_id)
+        for p in procs:
+            p.terminate()
+        for p, cid in zip(procs, ids):
+            p.wait(30)
+            end_session(broker, cid)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -252,15 +269,18 @@ def kernel_work() -> float:
     return (total + int(cpu[5]) + int(cpu[6])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_snapshot(broker: Broker, pid: int) -> tuple[float, ...]:
+def cpu_snapshot(broker: Broker, *pids: int) -> tuple[float, ...]:
     """CPU seconds so far of the consumer process, the broker, this (publishing) process, the whole machine,
     then the clock, then kernel threads + irq/softirq."""
     me = os.times()
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     # user, system, irq, softirq, steal: not idle, not iowait, not niced (other people's background jobs)
     busy = sum(int(x) for i, x in enumerate(fields[:8]) if i not in (1, 3, 4)) / os.sysconf("SC_CLK_TCK")
-    return (cpu_seconds(pid), cpu_seconds(broker.proc.pid), me.user + me.system, busy, time.monotonic(),
-            kernel_work(), thread_seconds(pid))
+    threads = {}
+    for pid in pids:
+        threads.update(thread_seconds(pid))
+    return (sum(cpu_seconds(pid) for pid in pids), cpu_seconds(broker.proc.pid), me.user + me.system, busy,
+            time.monotonic(), kernel_work(), threads)
 
 
 def print_cpu(phase: str, consumer: str, before: tuple, after: tuple, n: int) -> float:
@@ -296,6 +316,10 @@ def main() -> None:
                     help="keep tests/broker.py's persistence setting (snapshot after every change)")
     ap.add_argument("--autosave-interval", type=int, default=1,
                     help="seconds between the broker's persistence saves (the repository's configs: 1)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="ingest processes sharing the subscription and the store (default 1)")
+    ap.add_argument("--decoder-threads", type=int, default=4,
+                    help="the ingest's [ingest] decoder_threads (default 4)")
     ap.add_argument("--receive-maximum", type=int, default=32,
                     help="MQTT 5 Receive Maximum of both consumers (the ingest's default: 32)")
     args = ap.parse_args()
@@ -322,7 +346,8 @@ def main() -> None:
                 raw_cpu.append(cpu)
                 (tmp / f"centre-{rep}").mkdir()
                 elapsed, cpu = run_ingest(broker, frames, tmp / f"centre-{rep}", f"bench-ingest-{rep}",
-                                          args.receive_maximum, warmup)
+                                          args.receive_maximum, warmup, args.processes,
+                                          args.decoder_threads)
                 ings.append(elapsed)
                 ing_cpu.append(cpu)
                 print(f"  run {rep + 1}: raw {args.cases / raws[-1]:7.1f} cases/s, "

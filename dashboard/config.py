@@ -119,6 +119,10 @@ class IngestConfig(_Section):
     incomplete_case_timeout_s: int = Field(default=600, ge=10)
     #: Pause between retries when storage fails (disk full, I/O error); cases wait unacknowledged.
     storage_retry_s: float = Field(default=2.0, gt=0, le=300)
+    #: Threads per ingest process that verify cases (SHA-256) and write their images while the
+    #: worker commits earlier ones. On a small machine, more processes (``dermkiosk-ingest@N``) gain
+    #: more than more threads: one process's Python work runs one thread at a time.
+    decoder_threads: int = Field(default=4, ge=1, le=32)
 
 
 class CentreConfig(_Section):

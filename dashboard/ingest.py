@@ -364,9 +364,9 @@ class Ingest:
         self._stop.clear()
         self._opened.clear()
         self._open_error = None
-        # Threads mostly wait in fsync or in hashlib (which releases the GIL). Four keep the fsyncs of a
-        # Receive Maximum's worth of cases overlapping; more only add GIL hand-offs (context switches).
-        self._decoders = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-decode")
+        # Decoders spend most of their time in hashlib and os.write, which release the GIL.
+        self._decoders = ThreadPoolExecutor(max_workers=self.config.ingest.decoder_threads,
+                                            thread_name_prefix="ingest-decode")
         self._acker = threading.Thread(target=self._run_acker, name="ingest-acker", daemon=True)
         self._acker.start()
         self._worker = threading.Thread(target=self._run_worker, name="ingest-worker", daemon=True)

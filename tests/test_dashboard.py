@@ -39,6 +39,7 @@ def test_demo_config_loads():
     ('[web]\nprot = 8080\n', "web.prot", "unknown field"),
     ('[web]\nport = 0\n', "web.port", "greater than or equal"),
     ('[ingest]\nincomplete_case_timeout_s = 1\n', "ingest.incomplete_case_timeout_s", "greater"),
+    ('[ingest]\ndecoder_threads = 0\n', "ingest.decoder_threads", "greater than or equal"),
     ('[storage]\ndatabase = 3\n', "storage.database", "path"),
     ('extra = 1\n', "extra", "unknown field"),
 ])
