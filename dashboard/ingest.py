@@ -109,8 +109,8 @@ class Ingest:
         self._open_error: BaseException | None = None
         self._sub_mid: int | None = None
         self._worker: threading.Thread | None = None
-        #: per batch, (Ack publish info or None, message) to PUBACK in order; None stops the acker
-        self._pubacks: queue.Queue[list[tuple[mqtt.MQTTMessageInfo | None, _Message]] | None] = queue.Queue()
+        #: per batch, (Ack publish info or None, mid, qos) to PUBACK in order; None stops the acker
+        self._pubacks: queue.Queue[list[tuple[mqtt.MQTTMessageInfo | None, int, int]] | None] = queue.Queue()
         self._acker: threading.Thread | None = None
         self._decoders: ThreadPoolExecutor | None = None  # made by start()
         self.client = self._make_client()
@@ -231,6 +231,7 @@ class Ingest:
                     batch.pop()
                     self._stop.set()
                 self._process_batch(store, batch)
+                batch = msg = None  # free the payloads while waiting for the next batch
         finally:
             store.close()
 
@@ -283,10 +284,11 @@ class Ingest:
                 info = self.client.publish(topic, Acks(acks=[outcomes[i].ack for i in part]).model_dump_json(),
                                            qos=1)
                 sent.update(dict.fromkeys(part, info))
-        pubacks: list[tuple[mqtt.MQTTMessageInfo | None, _Message]] = [(sent.get(i), m) for i, m in enumerate(cases)]
+        # Only the message ids travel on: the payloads (~1 MB each) are freed now, not after the PUBACKs.
+        pubacks = [(sent.get(i), m.mid, m.qos) for i, m in enumerate(cases)]
         for m in statuses:
             if self._process_status(store, m):
-                pubacks.append((None, m))
+                pubacks.append((None, m.mid, m.qos))
         # The acker thread PUBACKs these once the broker holds their Acks, while this thread goes on
         # with the next batch (waiting here left it idle for most of each batch's cycle).
         self._pubacks.put(pubacks)
@@ -303,13 +305,13 @@ class Ingest:
             if pubacks is None:
                 return
             deadline = time.monotonic() + ACK_CONFIRM_S  # one deadline for the batch, not one per ack
-            for info, m in pubacks:
+            for info, mid, qos in pubacks:
                 if info is not None and not _confirmed(info, max(deadline - time.monotonic(), 0.0)):
                     self.stats["ack-unconfirmed"] += 1
                     log.warning("ack not confirmed by the broker; the case will be redelivered and acked again")
                     continue
-                if m.qos > 0:
-                    self.client.ack(m.mid, m.qos)
+                if qos > 0:
+                    self.client.ack(mid, qos)
 
     def _checked(self, msg: _Message) -> Checked:
         """The decoder pool's verdict on a case message (checked here if that failed unexpectedly)."""
