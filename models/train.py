@@ -4,7 +4,8 @@
 
 All images are decoded once into memory; augmentation runs as tensor ops on
 the training device (rotation by any angle, flips, scale, translation, colour
-and brightness jitter, gamma, blur), which keeps a GPU busy and a CPU run
+and brightness jitter, gamma, blur; with ``--acquisition-aug`` also resolution loss and, on
+the CPU, JPEG re-encoding), which keeps a GPU busy and a CPU run
 simple. Class imbalance is handled with a class-weighted cross-entropy.
 Writes ``log.txt``, ``ckpt.pt`` (resumable, each epoch), ``best.pt`` (the
 EMA weights with the best validation score) and ``preds.npz`` (float
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from models.data import LABELS, load_rgb, read_isic_folder, split
+from models.data import LABELS, jpeg_roundtrip, load_rgb, read_isic_folder, split
 from models.metrics import summary
 from models.net import MEAN, STD, EfficientNetLite0, load_imagenet
 
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--ema", type=float, default=0.998)
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0 = off), applied to half the batches")
+    p.add_argument("--acquisition-aug", type=float, default=0.0,
+                   help="probability of a JPEG re-encode (quality 30-90) and, separately, of a resolution loss "
+                        "(down by 1.5-4x and back) per training image; 0 = off (the shipped model)")
     p.add_argument("--seed", type=int, default=20261128)
     p.add_argument("--limit", type=int, default=0, help="use only N images (smoke tests)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads when training on the CPU")
@@ -69,10 +73,20 @@ def load_all(paths, size: int) -> np.ndarray:
                                   desc="decode", leave=False)))
 
 
-def augment(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Random dermoscopy-safe augmentation of a uint8 NCHW batch; returns normalised float NCHW."""
+def augment(x: torch.Tensor, size: int, lowres_p: float = 0.0) -> torch.Tensor:
+    """Random dermoscopy-safe augmentation of a uint8 NCHW batch; returns normalised float NCHW.
+
+    ``lowres_p``: probability per image of a resolution loss (down by 1.5-4x, bilinear, and back).
+    """
     n, dev = x.shape[0], x.device
     x = x.float() / 255.0
+    if lowres_p > 0:  # off: no random draws, so that runs without it reproduce bit for bit
+        low = torch.rand(n, device=dev) < lowres_p
+        for i in torch.nonzero(low).flatten().tolist():
+            f = float(torch.empty(1).uniform_(1.5, 4.0))
+            small = F.interpolate(x[i:i + 1], scale_factor=1 / f, mode="bilinear", antialias=True,
+                                  align_corners=False)
+            x[i:i + 1] = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
     ang = torch.rand(n, device=dev) * 2 * math.pi
     zoom = torch.empty(n, device=dev).uniform_(0.8, 1.25)  # >1 zooms in
     flip = torch.where(torch.rand(n, device=dev) < 0.5, -1.0, 1.0)
@@ -138,6 +152,7 @@ def main(argv=None) -> None:
         log.flush()
 
     seed_all(a.seed)
+    np_rng = np.random.default_rng(a.seed)  # JPEG re-encodes (--acquisition-aug)
     device = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
                           (a.device if a.device != "auto" else "cpu"))
     if device.type == "cpu":
@@ -190,7 +205,11 @@ def main(argv=None) -> None:
         tot = 0.0
         for step in bar:
             idx = perm[step * a.batch:(step + 1) * a.batch]
-            x = augment(tr_imgs[idx], a.size).contiguous(memory_format=torch.channels_last)
+            batch = tr_imgs[idx]
+            if a.acquisition_aug > 0:  # JPEG on the CPU (OpenCV), the rest on the device
+                nhwc = jpeg_roundtrip(batch.permute(0, 2, 3, 1).cpu().numpy(), np_rng, a.acquisition_aug)
+                batch = torch.from_numpy(nhwc).permute(0, 3, 1, 2).to(device)
+            x = augment(batch, a.size, a.acquisition_aug).contiguous(memory_format=torch.channels_last)
             y = tr_lab[idx]
             lam, j = 1.0, None
             if a.mixup > 0 and random.random() < 0.5:
