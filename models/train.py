@@ -52,6 +52,9 @@ def parse_args(argv=None):
     p.add_argument("--acquisition-aug", type=float, default=0.0,
                    help="probability of a JPEG re-encode (quality 30-90) and, separately, of a resolution loss "
                         "(down by 1.5-4x and back) per training image; 0 = off (the shipped model)")
+    p.add_argument("--init", default=None,
+                   help="start from these weights (a best.pt) instead of ImageNet's, e.g. to fine-tune with "
+                        "--acquisition-aug")
     p.add_argument("--seed", type=int, default=20261128)
     p.add_argument("--limit", type=int, default=0, help="use only N images (smoke tests)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads when training on the CPU")
@@ -174,7 +177,11 @@ def main(argv=None) -> None:
     class_w = torch.tensor(w, dtype=torch.float32, device=device)
 
     model = EfficientNetLite0(len(LABELS), dropout=a.dropout).to(device)
-    load_imagenet(model)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu"))
+        say(f"initial weights {a.init}")
+    else:
+        load_imagenet(model)
     model = model.to(memory_format=torch.channels_last)
     ema = torch.optim.swa_utils.AveragedModel(
         model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(a.ema), use_buffers=True)
