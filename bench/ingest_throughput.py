@@ -63,14 +63,11 @@ from wire.messages import parse_acks  # noqa: E402
 
 RAW_TOPIC = "bench/raw"
 RAW_SUBSCRIBER = r"""
-import ctypes, sys, threading, paho.mqtt.client as mqtt
+import sys, threading, paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-# The ingest's malloc setting (dashboard.ingest.keep_large_buffers), so that neither side pays
-# for freshly mapped pages the other does not.
-mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
-if mallopt is not None:
-    mallopt(-3, 32 << 20)
-    mallopt(-1, 256 << 20)
+from dashboard.ingest import keep_large_buffers
+# The ingest's malloc setting, so that neither side pays for freshly mapped pages the other does not.
+keep_large_buffers()
 host, port, n, receive_maximum, total, warm = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
                                                int(sys.argv[5]), int(sys.argv[6]))
 got = nbytes = 0
@@ -140,7 +137,7 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
     """
     sub = subprocess.Popen([sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(len(frames)),
                             str(receive_maximum), str(sum(len(f) for _, f in frames)), str(len(warmup))],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert sub.stdout.readline().strip() == "ready"
     pub = publisher(broker)
     if warmup:
@@ -167,8 +164,8 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
     """Seconds from the first publish until every case is stored and its Ack received, and CPU ms per case.
 
     The ``warmup`` frames are stored first, untimed (a running service, not a process's first seconds).
-    With ``processes`` > 1, that many ingest processes share the subscription group and the store
-    (as ``dermkiosk-ingest@N`` units would); their CPU is added up.
+    With ``processes`` > 1, that many ingest processes share the subscription group and the store;
+    their CPU is added up.
     """
     ids = [client_id] if processes == 1 else [f"{client_id}-{k}" for k in range(processes)]
     procs = []

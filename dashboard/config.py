@@ -120,8 +120,8 @@ class IngestConfig(_Section):
     #: Pause between retries when storage fails (disk full, I/O error); cases wait unacknowledged.
     storage_retry_s: float = Field(default=2.0, gt=0, le=300)
     #: Threads per ingest process that verify cases (SHA-256) and write their images while the
-    #: worker commits earlier ones. On a small machine, more processes (``dermkiosk-ingest@N``) gain
-    #: more than more threads: one process's Python work runs one thread at a time.
+    #: worker commits earlier ones. One process's Python work runs one thread at a time, so more
+    #: threads gain little on a small machine (bench/ingest_throughput.py --decoder-threads).
     decoder_threads: int = Field(default=4, ge=1, le=32)
 
 
