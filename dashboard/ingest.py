@@ -71,6 +71,7 @@ log = logging.getLogger("dashboard.ingest")
 
 #: Most messages stored in one transaction (the Receive Maximum bounds it too).
 MAX_BATCH = 64
+assert MAX_BATCH <= MAX_ACKS, "a batch's acks for one kiosk must fit in one Acks message"
 #: How long to wait for the broker to take an Ack before the case's PUBACK is withheld.
 ACK_CONFIRM_S = 10.0
 #: Errors that mean "storage is unavailable right now": retry, never ack.
@@ -279,11 +280,8 @@ class Ingest:
                 by_topic.setdefault(outcome.ack_topic, []).append(i)
         sent: dict[int, mqtt.MQTTMessageInfo] = {}
         for topic, idx in by_topic.items():
-            for start in range(0, len(idx), MAX_ACKS):
-                part = idx[start : start + MAX_ACKS]
-                info = self.client.publish(topic, Acks(acks=[outcomes[i].ack for i in part]).model_dump_json(),
-                                           qos=1)
-                sent.update(dict.fromkeys(part, info))
+            info = self.client.publish(topic, Acks(acks=[outcomes[i].ack for i in idx]).model_dump_json(), qos=1)
+            sent.update(dict.fromkeys(idx, info))
         # Only the message ids travel on: the payloads (~1 MB each) are freed now, not after the PUBACKs.
         pubacks = [(sent.get(i), m.mid, m.qos) for i, m in enumerate(cases)]
         for m in statuses:
