@@ -94,6 +94,16 @@ def load_rgb(path: Path, size: int) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """Re-encode a uint8 RGB image as JPEG at ``quality`` (OpenCV/libjpeg, 4:2:0 chroma) and decode it again."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
+
+
 def jpeg_roundtrip(images: np.ndarray, rng: np.random.Generator, p: float,
                    quality: tuple[int, int] = (30, 90)) -> np.ndarray:
     """Re-encode each of a batch of uint8 RGB images (N, H, W, 3) as JPEG with probability ``p``.
@@ -103,12 +113,7 @@ def jpeg_roundtrip(images: np.ndarray, rng: np.random.Generator, p: float,
     without it, loses melanoma AUC 0.10 at quality 40 (models/lesion/report/robustness.md).
     Returns a new array; the others are copied unchanged.
     """
-    import cv2
-
     out = images.copy()
     for i in np.flatnonzero(rng.random(len(images)) < p):
-        q = int(rng.integers(quality[0], quality[1] + 1))
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(images[i], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
-        if ok:
-            out[i] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        out[i] = jpeg(images[i], int(rng.integers(quality[0], quality[1] + 1)))
     return out

@@ -32,7 +32,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from models.data import load_rgb, read_isic_folder, split
+from models.data import jpeg, load_rgb, read_isic_folder, split
 
 # ------------------------------------------------------------------------------------- perturbations
 
@@ -61,14 +61,6 @@ def defocus(rgb: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return rgb.copy()
     return cv2.GaussianBlur(rgb, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
-
-
-def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
-    """Re-encode as JPEG at ``quality`` (OpenCV/libjpeg, 4:2:0 chroma) and decode again."""
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1])
 
 
 def resolution_loss(rgb: np.ndarray, factor: int) -> np.ndarray:
