@@ -35,7 +35,7 @@ class BrokerConfig(_Section):
     username: str | None = None
     password_file: Path | None = None
     #: Fixed client id: with ``clean_start=False`` the broker keeps our session (and unacked cases).
-    client_id: str = Field(default="dermkiosk-ingest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    client_id: str = Field(default="dermkiosk-ingest", pattern=topics.CLIENT_ID_PATTERN)
     #: MQTT 5 shared-subscription group; several ingest processes in one group share the load.
     share_group: str = Field(default=topics.INGEST_SHARE_GROUP, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=0xFFFFFFFF)

@@ -30,6 +30,12 @@ service and never produce an ack: the message is retried until storage works,
 and since no PUBACK was sent the broker redelivers it after a restart. The MQTT
 5 Receive Maximum bounds how many unacknowledged cases wait in memory.
 
+Presence: once subscribed, the ingest publishes a retained ``online``
+:class:`wire.messages.CentreStatus` on ``dermkiosk/v1/centre/<client id>``; it
+publishes ``offline`` when it stops, and the broker publishes ``offline`` (its last
+will) when it dies. Kiosks hold their cases in their outboxes while the centre is
+offline, so that the broker keeps at most one in-flight window per kiosk for it.
+
 Logs name the case by its UUID only, never by referral reference or lesion id.
 
 In-process use (tests, demo)::
@@ -60,7 +66,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from wire import sdnotify, topics
-from wire.messages import MAX_ACKS, Acks
+from wire.messages import MAX_ACKS, Acks, CentreStatus
 
 from .config import CentreConfig
 from .intake import (Checked, Outcome, check_case, handle_case, handle_cases, handle_status,  # noqa: F401
@@ -114,6 +120,7 @@ class Ingest:
         self._pubacks: queue.Queue[list[tuple[mqtt.MQTTMessageInfo | None, int, int]] | None] = queue.Queue()
         self._acker: threading.Thread | None = None
         self._decoders: ThreadPoolExecutor | None = None  # made by start()
+        self.presence_topic = topics.centre(config.broker.client_id)
         self.client = self._make_client()
 
     # -- MQTT ---------------------------------------------------------------------
@@ -130,6 +137,8 @@ class Ingest:
                            certfile=str(b.cert_file) if b.cert_file else None,
                            keyfile=str(b.key_file) if b.key_file else None)
         client.reconnect_delay_set(1, 30)
+        # Kiosks hold their cases while the centre is offline (see wire.messages.CentreStatus).
+        client.will_set(self.presence_topic, self._presence("offline"), qos=1, retain=True)
         # Acks are confirmed before the cases are PUBACKed; paho's default window of 20 would hold
         # acks back and slow batches down. The broker's Receive Maximum still applies.
         client.max_inflight_messages_set(1000)
@@ -138,6 +147,10 @@ class Ingest:
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
+
+    def _presence(self, state: str) -> str:
+        at = utcnow() if state == "online" else None  # a last will is written at connect time: no date
+        return CentreStatus(client_id=self.config.broker.client_id, state=state, at=at).model_dump_json()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -164,6 +177,8 @@ class Ingest:
         for kind, rc in zip((topics.HEALTH, topics.UPDATE_RESULT), reason_codes[2:]):
             if rc.is_failure:
                 log.error("subscription to %s refused (%s): the fleet page will lack it", kind, rc)
+        # Subscribed: tell the kiosks to send (retained; the broker publishes "offline" if we die).
+        client.publish(self.presence_topic, self._presence("online"), qos=1, retain=True)
         self._ready.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -395,6 +410,9 @@ class Ingest:
         if self._acker is not None:  # PUBACK what the worker finished, while still connected
             self._pubacks.put(None)
             self._acker.join(timeout)
+        if self._ready.is_set():  # kiosks hold their cases from now on (a kill -9 gets the last will)
+            info = self.client.publish(self.presence_topic, self._presence("offline"), qos=1, retain=True)
+            _confirmed(info, 2.0)
         self.client.disconnect()
         self.client.loop_stop()
         if self._decoders is not None:

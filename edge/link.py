@@ -12,6 +12,13 @@ centre at any time (never paho's unbounded queue). A case is ``sent`` on PUBACK,
 ``ack_timeout_s`` (doubling per resend) is published again (the centre is
 idempotent). Reconnects back off exponentially with jitter.
 
+The centre's ingest announces itself on a retained presence topic (its last will
+says ``offline``). While it is offline the link publishes nothing new and resends
+nothing: the cases wait in the outbox, and the broker holds at most one window of
+them for the ingest instead of a new copy of the window at every ack timeout. When
+the centre is back, the ack clocks restart and the backlog goes out at once. A
+centre that never announced itself (``unknown``) is treated as online.
+
 One thread does everything (network loop, callbacks, publishing), so the link's
 own state needs no locks; the outbox is thread-safe for the kiosk page.
 """
@@ -37,7 +44,7 @@ from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wire import topics
-from wire.messages import Status, parse_acks
+from wire.messages import CentreStatus, Status, parse_acks
 
 from .outbox import CaseDataError, Outbox
 
@@ -75,6 +82,8 @@ class LinkStats:
     connects: int = 0
     last_error: str = ""
     since: float = field(default_factory=time.monotonic)
+    #: What the centre's ingest last said of itself: online, offline, or unknown (never heard).
+    centre: str = "unknown"
 
 
 _rng = random.Random()
@@ -189,6 +198,13 @@ class Link:
         self._handlers: dict[str, Callable[[bytes], None]] = {}
         #: (monotonic time, stats.delivered) after each batch of centre acks: the drain rate.
         self._delivered_log: deque[tuple[float, int]] = deque(maxlen=1000)
+        #: Ingest client id -> its last announced state (wire.messages.CentreStatus).
+        self._centre: dict[str, str] = {}
+        #: After a connect, nothing is published before this (monotonic) time: the broker sends the
+        #: centre's retained presence right after the SUBACK, and a kiosk must not flood a centre
+        #: that is away before it has heard so. Cleared by the presence, or 0.25 s after the SUBACK.
+        self._centre_settle = 0.0
+        self._centre_sub_mid: int | None = None
 
     # ------------------------------------------------------------------ public
     def start(self) -> "Link":
@@ -275,6 +291,7 @@ class Link:
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     def _run(self) -> None:
@@ -348,6 +365,8 @@ class Link:
         self._mids.clear()
         self._next_poll = 0.0
         client.subscribe(self.ack_topic, qos=1)
+        _, self._centre_sub_mid = client.subscribe(topics.CENTRE_SUBSCRIPTION, qos=1)
+        self._centre_settle = time.monotonic() + 2.0      # at most, should the SUBACK not come
         for extra_topic in self._handlers:
             client.subscribe(extra_topic, qos=1)
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
@@ -419,6 +438,9 @@ class Link:
             self._extra.popleft()
 
     def _on_message(self, client, userdata, msg) -> None:
+        if topics.parse_centre(msg.topic) is not None:
+            self._on_centre(msg.topic, msg.payload)
+            return
         handler = self._handlers.get(msg.topic)
         if handler is not None:
             try:
@@ -437,6 +459,41 @@ class Link:
             self._acks.append((case_id, ack.status,
                                f"centre rejected: {ack.reason}" if ack.status == "rejected" else ""))
         self._next_poll = 0.0
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid == self._centre_sub_mid:  # a retained presence, if any, follows the SUBACK at once
+            self._centre_settle = min(self._centre_settle, time.monotonic() + 0.25)
+
+    def _on_centre(self, topic: str, payload: bytes) -> None:
+        """Record an ingest's presence; when the centre comes back, restart the ack clocks."""
+        self._centre_settle = 0.0
+        if not payload:  # the retained message was cleared: that ingest no longer exists
+            self._centre.pop(topics.parse_centre(topic), None)
+        else:
+            try:
+                status = CentreStatus.model_validate_json(payload)
+            except ValidationError as exc:
+                log.warning("ignoring an invalid centre status: %s", exc.errors()[0].get("msg"))
+                return
+            self._centre[topics.parse_centre(topic)] = status.state
+        before = self.stats.centre
+        states = self._centre.values()
+        self.stats.centre = "online" if "online" in states else ("offline" if states else "unknown")
+        if before == self.stats.centre:
+            return
+        if self.stats.centre == "offline":
+            log.warning("the centre is offline: cases wait in the outbox until it is back")
+        elif before == "offline":
+            log.info("the centre is back: sending the backlog")
+            now = time.monotonic()
+            for flight in self._inflight.values():  # what the broker kept for the ingest is handled first
+                flight.published, flight.resends, flight.dropped = now, 0, False
+        self._next_poll = 0.0
+
+    @property
+    def holding(self) -> bool:
+        """True while the centre says it is offline: nothing is published or resent."""
+        return self.stats.centre == "offline"
 
     def _flush(self) -> None:
         """Record the PUBACKs and acks received since the last call, each kind in one transaction.
@@ -500,7 +557,7 @@ class Link:
         free = self.broker.max_inflight - len(self._inflight)
         now = time.monotonic()
         woken = self._wake.is_set()
-        if free <= 0 or (not woken and now < self._next_poll):
+        if free <= 0 or self.holding or now < self._centre_settle or (not woken and now < self._next_poll):
             return
         self._wake.clear()
         self._next_poll = now + _POLL_S
@@ -511,6 +568,8 @@ class Link:
 
     def _resend_overdue(self, client: mqtt.Client) -> None:
         """Publish again the cases whose centre ack is overdue (the centre stores a case once)."""
+        if self.holding:
+            return
         now = time.monotonic()
         for case_id, flight in list(self._inflight.items()):
             wait = self.broker.ack_timeout_s * (2 ** min(flight.resends, 5))

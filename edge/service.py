@@ -328,6 +328,8 @@ class KioskService:
             "counts": counts,
             "link": {
                 "connected": bool(link and link.connected),
+                # the centre's ingest: online, offline (cases are held here) or unknown
+                "centre": link.centre if link else "unknown",
                 "inflight": link.inflight if link else 0,
                 "delivered": link.delivered if link else 0,
                 "last_error": link.last_error if link else "link disabled",

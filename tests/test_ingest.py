@@ -21,7 +21,7 @@ from dashboard.ingest import Ingest
 from dashboard.store import Store
 from wire import codec, topics
 from tests.broker import Broker
-from wire.messages import Ack, Acks, Status
+from wire.messages import Ack, Acks, CentreStatus, Status
 from tests import polling
 from tests.centre import centre_config as shared_centre_config
 
@@ -96,6 +96,42 @@ def kiosk(broker, tmp_path):
 
 
 wait_for = functools.partial(polling.wait_for, timeout=10.0, step=0.02)
+
+
+def retained_presence(broker, client_id: str, timeout: float = 5.0) -> CentreStatus:
+    """The centre presence the broker retains for one ingest client id (as a kiosk would read it)."""
+    got: queue.Queue[bytes] = queue.Queue()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"presence-reader-{uuid.uuid4().hex[:6]}",
+                    protocol=mqtt.MQTTv5)
+    c.on_message = lambda client, userdata, msg: got.put(msg.payload)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    try:
+        c.subscribe(topics.CENTRE_SUBSCRIPTION, qos=1)
+        while True:
+            status = CentreStatus.model_validate_json(got.get(timeout=timeout))
+            if status.client_id == client_id:
+                return status
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def test_presence_online_when_subscribed_and_offline_when_stopped(broker, tmp_path):
+    """Kiosks read the ingest's retained presence to hold their cases while it is away."""
+    config = centre_config(broker, tmp_path)
+    ing = Ingest(config).start()
+    assert ing.wait_ready(10)
+    try:
+        wait_for(lambda: retained_presence(broker, config.broker.client_id).state == "online",
+                 what="retained online presence")
+        status = retained_presence(broker, config.broker.client_id)
+        assert status.at is not None
+        assert ing.presence_topic == f"dermkiosk/v1/centre/{config.broker.client_id}"
+        assert topics.parse_centre(ing.presence_topic) == config.broker.client_id
+    finally:
+        ing.stop()
+    assert retained_presence(broker, config.broker.client_id).state == "offline"
 
 
 def open_store(tmp_path) -> Store:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from dashboard import sample
 from dashboard.store import Store
-from tests.test_ingest import Kiosk
+from tests.polling import wait_for
+from tests.test_ingest import Kiosk, retained_presence
 from wire import codec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,21 +47,29 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(broker, tmp_path):
                  for i in range(60)]
         for h, ims in cases:
             kiosk.publish(codec.encode_case(h, ims))
+        assert retained_presence(broker, "ingest-kill-test").state == "online"
         acked = set()
         while len(acked) < 8:
             acked.add(kiosk.ack(timeout=20).case_id)
         os.kill(proc.pid, signal.SIGKILL)  # mid-stream: some stored, some half-written, some not read
         proc.wait(10)
+        # the broker publishes the ingest's last will: kiosks hold their cases until it is back
+        wait_for(lambda: retained_presence(broker, "ingest-kill-test").state == "offline", timeout=10,
+                 what="the ingest's last will")
         proc = start_ingest(cfg)
         want = {h.case_id for h, _ in cases}
         deadline = time.monotonic() + 60
         while not want <= acked:
             assert time.monotonic() < deadline, f"{len(want - acked)} cases never acknowledged"
             acked.add(kiosk.ack(timeout=30).case_id)
+        # (the redelivered cases can all be acked before the SUBACK that precedes the announcement)
+        wait_for(lambda: retained_presence(broker, "ingest-kill-test").state == "online", timeout=10,
+                 what="online again after the restart")
     finally:
         proc.terminate()
         proc.wait(10)
         kiosk.close()
+    assert retained_presence(broker, "ingest-kill-test").state == "offline"  # SIGTERM: a clean stop
     store = Store(tmp_path / "centre.db", tmp_path / "images", tmp_path / "quarantine")
     assert store.count_cases() == len(cases) + 1
     assert store.list_quarantine() == []

@@ -52,6 +52,13 @@ def test_backlog_progress_on_the_page(tmp_path, broker):
         status = client.get("/status.json").get_json()
         assert status["queue_depth"] == n and status["drain"] == {"rate": 0.0, "eta_s": None}
         assert re.search(r'id="drain"\s+hidden', client.get("/").get_data(as_text=True))
+        # The stopped ingest said it is offline: the kiosk holds the backlog and says so.
+        deadline = time.monotonic() + 10
+        while client.get("/status.json").get_json()["link"]["centre"] != "offline":
+            assert time.monotonic() < deadline, "the kiosk did not learn that the centre is offline"
+            time.sleep(0.05)
+        assert svc.link.stats.published == 0
+        assert "Centre offline: cases are kept here and sent when it is back" in client.get("/").get_data(as_text=True)
 
         ingest = Ingest(centre).start()          # the centre is back: the backlog drains
         try:
@@ -114,11 +121,19 @@ def test_status_bar_follows_the_drain_in_chromium(tmp_path, broker):
                 page.goto(server.url)
                 assert page.locator("#queue-depth").inner_text() == str(n)
                 assert page.locator("#drain").is_hidden()
+                page.wait_for_function("document.getElementById('link-state').textContent.includes("
+                                       "'Centre offline')", timeout=15000)
+                page.wait_for_timeout(2500)  # a refresh by the page's script keeps it
+                assert "Centre offline" in page.locator("#link-state").inner_text()
+                assert "warn" in page.locator("#link-state").get_attribute("class")
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SHOTS / "kiosk_centre_offline.png"))
                 ingest = Ingest(centre).start()
+                page.wait_for_function("document.getElementById('link-state').textContent === "
+                                       "'Connected to centre'", timeout=30000)
                 page.wait_for_function("!document.getElementById('drain').hidden", timeout=30000)
                 text = " ".join(page.locator("#drain").inner_text().split())
                 assert re.fullmatch(r"Sending [0-9.]+ cases/s, about ([0-9]+ s|[0-9]+ min|[0-9.]+ h) left", text), text
-                SHOTS.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SHOTS / "kiosk_drain.png"))
                 page.wait_for_function("document.getElementById('queue-depth').textContent === '0'", timeout=60000)
                 page.wait_for_function("document.getElementById('drain').hidden", timeout=5000)

@@ -21,7 +21,7 @@ from tests.polling import wait_for
 from tests.test_outbox import jpeg, make_case
 from wire import topics
 from wire.codec import decode_case
-from wire.messages import Ack, Acks, Status
+from wire.messages import Ack, Acks, CentreStatus, Status
 
 SITE, DEVICE = "site-a", "kiosk-1"
 
@@ -252,6 +252,96 @@ def test_centre_rejection_parks_the_case_with_its_reason(broker, outbox):
     finally:
         link.stop()
         centre.close()
+
+
+def announce(broker, state: str | None, client_id: str = "fake-centre") -> None:
+    """Publish (retained) what the centre's ingest says of itself; None clears it (that ingest is gone)."""
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    payload = "" if state is None else CentreStatus(client_id=client_id, state=state).model_dump_json()
+    c.publish(topics.centre(client_id), payload, qos=1, retain=True).wait_for_publish(5)
+    c.disconnect()
+    c.loop_stop()
+
+
+def test_centre_offline_holds_cases_in_the_outbox_and_its_return_sends_them(broker, outbox):
+    """While the centre says it is offline nothing is published or resent (the broker would pile up
+    copies for it); when it is back, the held cases go out and every one is delivered."""
+    centre = FakeCentre(broker, ack=False)
+    announce(broker, "online")
+    link = Link(settings(broker, ack_timeout_s=1, max_inflight=3), SITE, DEVICE, outbox).start()
+    try:
+        wait_for(lambda: link.connected and link.stats.centre == "online", what="centre online")
+        first = submit(outbox, 2)
+        link.wake()
+        wait_for(lambda: set(centre.ids()) == set(first), what="two cases published, not acked")
+        announce(broker, "offline")
+        wait_for(lambda: link.holding, what="the link sees the centre offline")
+        seen = len(centre.ids())
+        held = submit(outbox, 4, start=10)
+        link.wake()
+        time.sleep(3.5)                   # 1 + 2 s of ack timeouts: a link that ignored presence resends
+        assert len(centre.ids()) == seen, "published while the centre was offline"
+        c = outbox.counts()
+        assert c["queued"] == 4 and c["sent"] == 2 and c["purged"] == 0
+        centre.ack = True
+        announce(broker, "online")
+        wait_for(lambda: outbox.counts()["purged"] == 6, what="everything delivered once the centre is back")
+        assert set(centre.ids()) == set(first + held)
+        assert [cid for cid in centre.ids() if cid in held] == held      # in order
+        assert link.stats.centre == "online"
+    finally:
+        link.stop()
+        centre.close()
+        announce(broker, None)
+
+
+def test_a_kiosk_that_starts_while_the_centre_is_offline_publishes_nothing(broker, outbox):
+    """The retained presence follows the SUBACK: the link waits for it before its first publish."""
+    centre = FakeCentre(broker)
+    announce(broker, "offline")
+    ids = submit(outbox, 3)
+    link = Link(settings(broker), SITE, DEVICE, outbox).start()
+    try:
+        wait_for(lambda: link.holding, what="the retained offline presence")
+        time.sleep(0.5)
+        assert centre.ids() == [] and link.stats.published == 0 and outbox.counts()["queued"] == 3
+        announce(broker, "online")
+        wait_for(lambda: outbox.counts()["purged"] == 3, what="sent once the centre is back")
+        assert centre.ids() == ids
+    finally:
+        link.stop()
+        centre.close()
+        announce(broker, None)
+
+
+def test_centre_presence_of_several_ingests_and_bad_messages(broker, outbox):
+    """Online if any ingest is online; unknown once every announcement is cleared; junk is ignored."""
+    link = Link(settings(broker), SITE, DEVICE, outbox).start()
+    try:
+        wait_for(lambda: link.connected, what="connect")
+        assert link.stats.centre == "unknown" and not link.holding
+        announce(broker, "online", "ingest-a")
+        announce(broker, "offline", "ingest-b")
+        wait_for(lambda: link.stats.centre == "online", what="one of two ingests online")
+        announce(broker, "offline", "ingest-a")
+        wait_for(lambda: link.stats.centre == "offline", what="both offline")
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        c.connect(broker.host, broker.port)
+        c.loop_start()
+        c.publish(topics.centre("ingest-c"), b"{not json", qos=1).wait_for_publish(5)
+        c.disconnect()
+        c.loop_stop()
+        time.sleep(0.3)
+        assert link.stats.centre == "offline" and link.connected
+        announce(broker, None, "ingest-a")
+        announce(broker, None, "ingest-b")
+        wait_for(lambda: link.stats.centre == "unknown", what="no ingest announced any more")
+    finally:
+        link.stop()
+        for cid in ("ingest-a", "ingest-b"):
+            announce(broker, None, cid)
 
 
 def _retained_status(broker) -> Status:

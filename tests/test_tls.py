@@ -26,7 +26,7 @@ from edge.link import BrokerSettings, Link
 from edge.outbox import Outbox
 from wire import topics
 from wire.codec import sha256_hex
-from wire.messages import CaseHeader, ImageMeta
+from wire.messages import CaseHeader, CentreStatus, ImageMeta
 
 SITE = "hub-t"
 
@@ -223,6 +223,28 @@ def test_fleet_topics_health_updates_and_results(tls_broker, test_pki, clients):
     assert not any(b"forged" in p for _, p in centre.messages)
 
 
+def test_only_the_ingest_announces_the_centre_and_every_kiosk_reads_it(tls_broker, test_pki, clients):
+    """A kiosk that could write the centre's presence could make every kiosk hold its cases."""
+    centre = ingest_client(tls_broker, test_pki, clients)
+    updates = ingest_client(tls_broker, test_pki, clients, "updates")
+    a = kiosk(tls_broker, test_pki, clients, "kiosk-a")
+    assert a.wait_connected()
+    assert a.subscribe(topics.CENTRE_SUBSCRIPTION) == ["Granted QoS 1"]
+    forged = CentreStatus(client_id="ingest", state="offline").model_dump_json().encode()
+    assert a.publish(topics.centre("ingest"), forged, retain=True) == "Not authorized"
+    assert a.publish(topics.centre("kiosk-a"), forged, retain=True) == "Not authorized"
+    assert updates.publish(topics.centre("ingest"), forged, retain=True) == "Not authorized"
+    online = CentreStatus(client_id="ingest", state="online").model_dump_json().encode()
+    assert centre.publish(topics.centre("ingest"), online, retain=True) == "Success"
+    assert a.wait_message(topics.centre("ingest")) == online
+    late = kiosk(tls_broker, test_pki, clients, "kiosk-b")    # connects later: gets the retained one
+    assert late.wait_connected()
+    late.subscribe(topics.CENTRE_SUBSCRIPTION)
+    assert late.wait_message(topics.centre("ingest")) == online
+    time.sleep(0.3)
+    assert [p for _, p in a.messages + late.messages] == [online, online]
+
+
 def test_kiosk_cannot_take_over_another_kiosks_session(tls_broker, test_pki, clients):
     b = kiosk(tls_broker, test_pki, clients, "kiosk-b")
     assert b.wait_connected()
@@ -337,6 +359,13 @@ def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(
         assert stored is not None
         got_header, images = stored
         assert images == [jpeg] and got_header.referral_ref == "TLS-REF-1"
+        # The ingest announced itself through the ACL; stopping it tells the kiosk to hold its cases.
+        assert link.stats.centre == "online"
+        ingest.stop()
+        deadline = time.monotonic() + 10
+        while not link.holding:
+            assert time.monotonic() < deadline, f"the kiosk did not see the centre go: {link.stats}"
+            time.sleep(0.05)
     finally:
         if link:
             link.stop()

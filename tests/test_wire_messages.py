@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from wire import topics
-from wire.messages import MAX_ACKS, Ack, Acks, Health, Status, UpdateResult, from_device, parse_acks
+from wire.messages import MAX_ACKS, Ack, Acks, CentreStatus, Health, Status, UpdateResult, from_device, parse_acks
 
 FLEET = {topics.HEALTH: Health, topics.UPDATE_RESULT: UpdateResult}
 
@@ -67,3 +67,20 @@ def test_what_is_not_an_ack_is_refused(payload):
 def test_a_batch_is_bounded():
     with pytest.raises(ValidationError):
         Acks(acks=[ack()] * (MAX_ACKS + 1))
+
+
+def test_the_centre_presence_topic_and_message():
+    """Four levels, so no <site>/<device>/<kind> subscription (the ingest's own included) matches it."""
+    topic = topics.centre("ingest-1")
+    assert topic == "dermkiosk/v1/centre/ingest-1" and topics.parse_centre(topic) == "ingest-1"
+    assert topics.parse_centre(topics.topic("centre", "ingest-1", topics.STATUS)) is None
+    assert topics.parse_centre("dermkiosk/v1/centre/a/b") is None
+    with pytest.raises(ValueError):
+        topics.parse(topic)
+    for bad in ("", "a/b", "+", "#", "x" * 65, "ingest 1"):
+        with pytest.raises(ValueError, match="client id"):
+            topics.centre(bad)
+    status = CentreStatus(client_id="ingest-1", state="offline")
+    assert CentreStatus.model_validate_json(status.model_dump_json()) == status
+    with pytest.raises(ValidationError, match="state"):
+        CentreStatus.model_validate_json('{"client_id": "ingest-1", "state": "gone"}')

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from isic_metadata.fields import AnatomSiteGeneralEnum
 
 from . import topics
-from .topics import ID_PATTERN
+from .topics import CLIENT_ID_PATTERN, ID_PATTERN
 
 SCHEMA_VERSION = 1
 
@@ -178,6 +178,22 @@ class Status(_Strict):
     at: datetime | None = None
     software_version: str = ""
     model_version: str = ""
+
+
+class CentreStatus(_Strict):
+    """Retained presence of the centre's ingest (``dermkiosk/v1/centre/<client id>``).
+
+    ``online`` once the ingest has subscribed and stores cases; ``offline`` when it
+    stops, and as its last will when it dies. While every ingest says ``offline``,
+    kiosks keep new cases in their outbox and do not resend: the broker then holds at
+    most each kiosk's in-flight window for the ingest, not copy after copy of it.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    client_id: str = Field(pattern=CLIENT_ID_PATTERN)
+    state: Literal["online", "offline"]
+    at: datetime | None = None
+    software_version: str = ""
 
 
 def tier_for(probabilities: dict[str, float], thresholds: dict[str, float]) -> str:

@@ -18,7 +18,13 @@ dermkiosk/v1/<site>/<device>/health       kiosk      JSON :class:`Health`
 dermkiosk/v1/<site>/<device>/update       centre     signed update bundle (tar, see
                                                      ``dashboard.updates``)
 dermkiosk/v1/<site>/<device>/update-result kiosk     JSON :class:`UpdateResult`
+dermkiosk/v1/centre/<ingest client id>    ingest     JSON :class:`CentreStatus`, retained;
+                                                     last will ``offline``
 ========================================  =========  ==========================
+
+The centre's presence topic has four levels, so no ``<site>/<device>/<kind>``
+subscription matches it. Kiosks read it to hold their cases in the outbox while
+the centre says it is offline, instead of piling copies up in the broker.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ UPDATE_RESULT = "update-result"
 KINDS = (CASE, ACK, STATUS, HEALTH, UPDATE, UPDATE_RESULT)
 
 INGEST_SHARE_GROUP = "ingest"
+CENTRE_PREFIX = f"{PREFIX}/centre"
+#: What a kiosk subscribes to for the centre's presence (one retained message per ingest client).
+CENTRE_SUBSCRIPTION = f"{CENTRE_PREFIX}/+"
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_CLIENT_ID_RE = re.compile(CLIENT_ID_PATTERN)
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -62,6 +73,19 @@ def subscription(kind: str, shared_group: str | None = None) -> str:
         raise ValueError(f"unknown topic kind {kind!r}")
     sub = f"{PREFIX}/+/+/{kind}"
     return f"$share/{shared_group}/{sub}" if shared_group else sub
+
+
+def centre(client_id: str) -> str:
+    """The retained presence topic of one ingest client, e.g. ``dermkiosk/v1/centre/ingest``."""
+    if not isinstance(client_id, str) or not _CLIENT_ID_RE.match(client_id):
+        raise ValueError(f"client id {client_id!r} must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'")
+    return f"{CENTRE_PREFIX}/{client_id}"
+
+
+def parse_centre(topic_name: str) -> str | None:
+    """The ingest client id of a centre presence topic, or None if the topic is not one."""
+    head, _, client_id = topic_name.rpartition("/")
+    return client_id if head == CENTRE_PREFIX and _CLIENT_ID_RE.match(client_id) else None
 
 
 def parse(topic_name: str) -> tuple[str, str, str]:

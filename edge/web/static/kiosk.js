@@ -16,8 +16,11 @@
       document.getElementById("drain-rate").textContent = s.drain.rate;
       document.getElementById("drain-eta").textContent = eta(s.drain.eta_s);
       var link = document.getElementById("link-state");
-      link.className = "pill " + (s.link.connected ? "ok" : "bad");
-      link.textContent = s.link.connected ? "Connected to centre" : "Offline: cases are kept and sent later";
+      // connected, but the centre's ingest said it is offline: the kiosk holds its cases
+      var held = s.link.connected && s.link.centre === "offline";
+      link.className = "pill " + (held ? "warn" : (s.link.connected ? "ok" : "bad"));
+      link.textContent = held ? "Centre offline: cases are kept here and sent when it is back" :
+        (s.link.connected ? "Connected to centre" : "Offline: cases are kept and sent later");
       var cam = document.getElementById("camera-state");
       cam.className = "pill " + (s.camera ? "ok" : "bad");
       cam.textContent = s.camera ? "Camera ready" : "Camera not connected";
