@@ -71,14 +71,14 @@ c.loop_forever()
 """
 
 
-def make_case(k: int, n_images: int, kb: int) -> tuple[CaseHeader, list[bytes]]:
-    """Case ``k`` with ``n_images`` distinct JPEG-like images of about ``kb`` KB."""
+def make_case(k: int, n_images: int, kb: int, site: str = SITE, device: str = DEVICE) -> tuple[CaseHeader, list[bytes]]:
+    """Case ``k`` of ``device`` with ``n_images`` distinct JPEG-like images of about ``kb`` KB."""
     now = datetime.now(timezone.utc)
     imgs = [b"\xff\xd8\xff\xe0" + os.urandom(kb * 1024 - 6) + b"\xff\xd9" for _ in range(n_images)]
     views = ("dermoscopic", "close-up", "regional")
     header = CaseHeader(
         case_id=uuid.uuid4(), referral_ref=f"BENCH-{k}", lesion_id="L1", body_site="anterior torso",
-        site=SITE, device_id=DEVICE, created_at=now, seq=0, software_version="bench", model_version="bench",
+        site=site, device_id=device, created_at=now, seq=0, software_version="bench", model_version="bench",
         images=[ImageMeta(view=views[i % 3], captured_at=now, sha256=sha256_hex(d), length=len(d),
                           width=64, height=64) for i, d in enumerate(imgs)])
     return header, imgs
