@@ -75,7 +75,8 @@ def peak_rss_mb(pid: int) -> float:
 
 def run(mode: str, tmp: Path, args) -> dict:
     """One outage with kiosks that follow (``presence``) or ignore (``ignoring``) the centre's presence."""
-    broker = Broker(tmp / "broker", extra_conf="autosave_interval 1\nautosave_on_changes false\nsys_interval 1\n")
+    broker = Broker(tmp / "broker", extra_conf=f"autosave_interval {args.autosave_interval}\n"
+                                              "autosave_on_changes false\nsys_interval 1\n")
     broker.start()
     watch = SysWatch(broker)
     cfg = centre_config(tmp / "centre", broker, f"bench-outage-{mode}")
@@ -137,13 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image-kb", type=int, default=300)
     ap.add_argument("--outage", type=float, default=40.0, help="seconds the ingest is away")
     ap.add_argument("--ack-timeout", type=float, default=1.0, help="the kiosks' ack_timeout_s (>= 1)")
+    ap.add_argument("--autosave-interval", type=int, default=1,
+                    help="seconds between the broker's persistence saves (the repository's configs: 1)")
+    ap.add_argument("--modes", default="ignoring,presence", help="which runs, comma-separated")
     args = ap.parse_args(argv)
     logging.getLogger("edge.link").setLevel(logging.ERROR)   # "the centre is offline", once per kiosk
     print(f"{args.kiosks} kiosks x {args.cases} cases x 3 x {args.image_kb} KB, window 16, ingest away "
-          f"{args.outage:.0f} s, ack timeout {args.ack_timeout:g} s doubling", flush=True)
+          f"{args.outage:.0f} s, ack timeout {args.ack_timeout:g} s doubling, broker autosave every "
+          f"{args.autosave_interval} s", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("ignoring", "presence"):
+        for mode in args.modes.split(","):
             r = run(mode, Path(tmp) / mode, args)
             results.append(r)
             missing = f" ({r['left']} NOT acknowledged)" if r["left"] else ""
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['broker_peak_rss_mb']:.0f} MB); after the return: stored {r['stored']}, duplicates "
                   f"{r['duplicate']}; every case acknowledged after {r['drain_s']:.1f} s{missing}, the ingest "
                   f"busy for {r['busy_s']:.1f} s", flush=True)
+    if len(results) != 2:
+        return 0 if all(r["left"] == 0 and r["stored"] == r["cases"] for r in results) else 1
     old, new = results
     print(f"presence / ignoring: broker MB {new['broker_mb'] / max(old['broker_mb'], 1e-9):.2f}, "
           f"peak RSS {new['broker_peak_rss_mb'] / old['broker_peak_rss_mb']:.2f}, "
