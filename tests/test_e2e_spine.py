@@ -157,8 +157,13 @@ def test_kiosk_process_killed_with_cases_in_flight_resumes_exactly_once(tmp_path
 
     from tests.broker import free_port
 
+    from tests.test_link import announce
+
     ingest, store = centre
     ingest.stop()                                   # the centre is away: cases stay sent/queued
+    # ... without a presence of its own (as a centre before the presence topic), so that the kiosk
+    # publishes and the kill catches cases in flight (test_link covers a kiosk holding them).
+    announce(broker, None, ingest.config.broker.client_id)
     n = 4
     port = free_port()
     conf = kiosk_toml(tmp_path, broker, web_port=port, seed=11)
