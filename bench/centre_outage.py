@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.centre_outage [--kiosks 3] [--cases 40] [--image-kb 300] [--outage 40]
                                             [--ack-timeout 1]
 
-Each kiosk (edge.link with its own outbox and the default window of 16) has ``--cases`` cases of
+Each kiosk (edge.link with its own outbox and the default window of 16 cases and ``--window-mb`` MiB) has ``--cases`` cases of
 3 x ``--image-kb`` KB waiting while the ingest (dashboard.ingest.Ingest, the real one, in this
 process) is stopped for ``--outage`` seconds. The kiosks' ack timeout is shortened to
 ``--ack-timeout`` s (doubling per resend: 1, 2, 4, 8, 16, 32 s), so that the resends of a weekend
@@ -92,8 +92,8 @@ def run(mode: str, tmp: Path, args) -> dict:
             for i in range(args.cases):
                 ob.submit(*make_case(1000 * k + i, 3, args.image_kb, SITE, device))
             total += args.cases
-            link = Link(BrokerSettings(url=broker.url, ack_timeout_s=args.ack_timeout, reconnect_min_s=0.2),
-                        SITE, device, ob)
+            link = Link(BrokerSettings(url=broker.url, ack_timeout_s=args.ack_timeout, reconnect_min_s=0.2,
+                                       max_inflight_bytes=args.window_mb << 20), SITE, device, ob)
             if mode == "ignoring":
                 link._on_centre = lambda topic, payload: None   # kiosk software from before the presence topic
             outboxes.append(ob)
@@ -141,10 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--autosave-interval", type=int, default=1,
                     help="seconds between the broker's persistence saves (the repository's configs: 1)")
     ap.add_argument("--modes", default="ignoring,presence", help="which runs, comma-separated")
+    ap.add_argument("--window-mb", type=int, default=32,
+                    help="the kiosks' max_inflight_bytes in MiB (default 32, the kiosk's own default)")
     args = ap.parse_args(argv)
     logging.getLogger("edge.link").setLevel(logging.ERROR)   # "the centre is offline", once per kiosk
-    print(f"{args.kiosks} kiosks x {args.cases} cases x 3 x {args.image_kb} KB, window 16, ingest away "
-          f"{args.outage:.0f} s, ack timeout {args.ack_timeout:g} s doubling, broker autosave every "
+    print(f"{args.kiosks} kiosks x {args.cases} cases x 3 x {args.image_kb} KB, window 16 cases, ingest away "
+          f"{args.outage:.0f} s, ack timeout {args.ack_timeout:g} s doubling, window {args.window_mb} MiB, "
+          f"broker autosave every "
           f"{args.autosave_interval} s", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:

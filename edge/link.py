@@ -6,8 +6,10 @@ we were away) across reconnects. paho keeps QoS 1 messages in memory only, so th
 outbox is the source of truth: each connection gets a fresh paho client and
 republishes, in ``seq`` order, every case that is queued or sent-but-not-delivered.
 
-At most ``max_inflight`` cases are published and not yet acknowledged by the
-centre at any time (never paho's unbounded queue). A case is ``sent`` on PUBACK,
+At most ``max_inflight`` cases, and about ``max_inflight_bytes`` (one case always
+goes, whatever its size), are published and not yet acknowledged by the centre at
+any time (never paho's unbounded queue): that is also all the broker holds for the
+ingest from this kiosk, and what it writes at every save. A case is ``sent`` on PUBACK,
 ``delivered`` on the centre's Ack; a case not acknowledged within
 ``ack_timeout_s`` (doubling per resend) is published again (the centre is
 idempotent). Reconnects back off exponentially with jitter.
@@ -64,6 +66,8 @@ class _Flight:
 
     mid: int
     published: float
+    #: payload bytes (the window is bounded in bytes too)
+    size: int = 0
     resends: int = 0
     pubacked: bool = False
     #: The broker said "no matching subscribers": the ingest is away without a session, retry soon.
@@ -110,6 +114,10 @@ class BrokerSettings(BaseModel):
     session_expiry: int = Field(7 * 24 * 3600, ge=60, le=0xFFFFFFFE)
     #: Cases published and not yet acknowledged by the centre, at most.
     max_inflight: int = Field(16, ge=1, le=100)
+    #: ... and their bytes, at most (about: a window always holds one case, whatever its size). After an
+    #: outage every kiosk's window arrives at the broker at once, and Mosquitto 2.0 writes all it holds
+    #: at every save (each second): large cases need fewer in flight, not more queued.
+    max_inflight_bytes: int = Field(32 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
     message_size_limit: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
     reconnect_min_s: float = Field(0.5, gt=0, le=60)
     reconnect_max_s: float = Field(30.0, gt=0, le=3600)
@@ -544,7 +552,7 @@ class Link:
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
         old = self._inflight.get(case_id)
-        self._inflight[case_id] = _Flight(mid=info.mid, published=time.monotonic(),
+        self._inflight[case_id] = _Flight(mid=info.mid, published=time.monotonic(), size=len(payload),
                                           resends=(old.resends + 1) if old else 0)
         self._mids[info.mid] = case_id
         self.stats.published += 1
@@ -562,6 +570,8 @@ class Link:
         self._wake.clear()
         self._next_poll = now + _POLL_S
         for case in self.outbox.pending(free, exclude=set(self._inflight)):
+            if self._inflight and sum(f.size for f in self._inflight.values()) >= self.broker.max_inflight_bytes:
+                break
             if not self._publish(client, case.case_id):
                 break
         self.stats.inflight = len(self._inflight)

@@ -130,6 +130,43 @@ def test_window_bounds_cases_in_flight_and_nothing_is_deleted_without_ack(broker
         centre.close()
 
 
+def test_window_is_bounded_in_bytes_too(broker, outbox):
+    """Large cases: fewer in flight (what the broker holds for the ingest), and one always goes."""
+    centre = FakeCentre(broker, ack=False)
+    images = [jpeg(500 + i, size=160) for i in range(6)]          # noise JPEGs of ~24 KB each
+    ids = [str(outbox.submit(make_case([im]), [im]).case_id) for im in images]
+    sizes = [len(outbox.payload(cid)) for cid in ids]
+    expected = 0                                                  # published until the bytes reach the cap
+    while sum(sizes[:expected]) < 64 * 1024:
+        expected += 1
+    assert 1 < expected < len(ids)
+    link = Link(settings(broker, max_inflight_bytes=64 * 1024), SITE, DEVICE, outbox).start()
+    try:
+        wait_for(lambda: outbox.counts()["sent"] == expected, what=f"{expected} cases in flight")
+        time.sleep(1.0)
+        assert sorted(set(centre.ids())) == sorted(ids[:expected]) and link.stats.inflight == expected
+        batch = Acks(acks=[Ack(case_id=uuid.UUID(cid), status="stored", received_at=datetime.now(timezone.utc))
+                           for cid in ids[:expected]])
+        centre.c.publish(topics.topic(SITE, DEVICE, "ack"), batch.model_dump_json(), qos=1)
+        centre.ack = True
+        wait_for(lambda: outbox.queue_depth() == 0, what="the rest, a window at a time")
+        assert [cid for cid in centre.ids() if cid in ids[expected:]][:len(ids) - expected] == ids[expected:]
+    finally:
+        link.stop()
+        centre.close()
+    # one case larger than the whole cap still goes
+    big = jpeg(900, size=400)
+    assert len(big) > 64 * 1024
+    [cid] = [str(outbox.submit(make_case([big]), [big]).case_id)]
+    centre = FakeCentre(broker)
+    link = Link(settings(broker, max_inflight_bytes=64 * 1024), SITE, DEVICE, outbox).start()
+    try:
+        wait_for(lambda: outbox.get(cid).state == "purged", what="a case over the byte cap delivered")
+    finally:
+        link.stop()
+        centre.close()
+
+
 def test_unacked_case_is_resent_after_ack_timeout(broker, outbox):
     centre = FakeCentre(broker, ack=False)
     [cid] = submit(outbox, 1)
