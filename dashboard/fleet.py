@@ -7,7 +7,9 @@ Data (recorded by the ingest, read by the page and ``/metrics``):
 * ``health_history``: the figures charted on the page, kept ``history_hours``;
 * ``updates``: bundles published (``python -m dashboard update publish``) and the
   kiosk's :class:`wire.messages.UpdateResult`;
-* presence comes from the ``devices`` table (retained status, last will, last seen).
+* presence comes from the ``devices`` table (retained status, last will, last seen);
+* ``ingest_heartbeat``: each ingest process's last sign of life (its worker loop), so
+  that the page says when the centre itself is not taking cases.
 
 The page ``/fleet`` (roles ``it`` and ``admin``) draws the charts as inline SVG
 on the server: no script, no external resource (CSP ``default-src 'self'``).
@@ -60,7 +62,15 @@ CREATE TABLE IF NOT EXISTS updates (
     serving TEXT NOT NULL DEFAULT '',
     result_at TEXT
 );
+CREATE TABLE IF NOT EXISTS ingest_heartbeat (
+    client_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    alive_at TEXT NOT NULL,
+    stopped_at TEXT
+);
 """
+#: An ingest whose worker has not been heard for this long is shown as not running.
+INGEST_STALE_S = 60.0
 #: Charted series: (column, title, unit).
 SERIES = (("cpu_temp_c", "CPU temperature", "°C", "{:.1f}"), ("disk_used_pct", "Disk used", "%", "{:.0f}"),
           ("outbox_depth", "Cases waiting", "", "{:.0f}"), ("load1", "Load", "", "{:.2f}"))
@@ -114,6 +124,38 @@ def record_health(store, site: str, health: Health, received_at: datetime, histo
     if received_at.timestamp() - last > _PRUNE_EVERY_S:
         prune_history(store, received_at - timedelta(hours=history_hours))
         store._fleet_pruned = received_at.timestamp()
+
+
+def record_ingest_alive(store, client_id: str, started_at: datetime, now: datetime) -> None:
+    """The ingest's worker is alive (called every few seconds by it)."""
+    ensure_schema(store)
+    with store.conn:
+        store.conn.execute(
+            "INSERT INTO ingest_heartbeat (client_id, started_at, alive_at) VALUES (?,?,?) ON CONFLICT(client_id) "
+            "DO UPDATE SET started_at=excluded.started_at, alive_at=excluded.alive_at, stopped_at=NULL",
+            (client_id, _iso(started_at), _iso(now)))
+
+
+def record_ingest_stopped(store, client_id: str, now: datetime) -> None:
+    """The ingest stopped cleanly."""
+    ensure_schema(store)
+    with store.conn:
+        store.conn.execute("UPDATE ingest_heartbeat SET stopped_at=?, alive_at=? WHERE client_id=?",
+                           (_iso(now), _iso(now), client_id))
+
+
+def ingest_states(store, now: datetime, stale_after_s: float = INGEST_STALE_S) -> list[dict]:
+    """Each ingest process ever recorded: ``running`` (heard within ``stale_after_s``), ``stopped``
+    (said so) or ``silent`` (killed, hung or its machine down), with when it started and was last heard."""
+    ensure_schema(store)
+    out = []
+    for client_id, started, alive, stopped in store.conn.execute(
+            "SELECT client_id, started_at, alive_at, stopped_at FROM ingest_heartbeat ORDER BY client_id"):
+        age = (now - _dt(alive)).total_seconds()
+        state = "stopped" if stopped else ("running" if age <= stale_after_s else "silent")
+        out.append({"client_id": client_id, "state": state, "started_at": _dt(started), "alive_at": _dt(alive),
+                    "age_s": age})
+    return out
 
 
 def prune_history(store, before: datetime) -> int:
@@ -287,8 +329,10 @@ def _fleet_page():
     counts = {"online": sum(r["presence"] == "online" for r in rows),
               "down": sum(r["presence"] in ("offline", "stale") for r in rows),
               "alerts": sum(len(r["alerts"]) for r in rows)}
+    ingests = ingest_states(store, now)
     return render_template("fleet.html", rows=rows, now=now, t=t, counts=counts,
-                           updates=recent_updates(store))
+                           updates=recent_updates(store), ingests=ingests,
+                           ingest_running=any(i["state"] == "running" for i in ingests))
 
 
 def _protect(view):

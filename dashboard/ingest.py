@@ -82,6 +82,8 @@ assert MAX_BATCH <= MAX_ACKS, "a batch's acks for one kiosk must fit in one Acks
 ACK_CONFIRM_S = 10.0
 #: Errors that mean "storage is unavailable right now": retry, never ack.
 TRANSIENT_ERRORS = (OSError, sqlite3.OperationalError)
+#: Seconds between the worker's heartbeats in the database (the fleet page's "ingest running").
+HEARTBEAT_S = 10.0
 #: Kinds recorded as device state (status, health, update results) rather than stored as cases.
 DEVICE_KINDS = (topics.STATUS, topics.HEALTH, topics.UPDATE_RESULT)
 
@@ -226,12 +228,16 @@ class Ingest:
             self._opened.set()
             return
         self._opened.set()
-        next_sweep = 0.0
+        next_sweep = next_beat = 0.0
+        started = utcnow()
         try:
             while not self._stop.is_set():
                 if time.monotonic() >= next_sweep:
                     self._sweep(store)
                     next_sweep = time.monotonic() + 60
+                if time.monotonic() >= next_beat:
+                    self._heartbeat(store, started)
+                    next_beat = time.monotonic() + HEARTBEAT_S
                 try:
                     msg = self._queue.get(timeout=0.5)
                 except queue.Empty:
@@ -248,8 +254,21 @@ class Ingest:
                     self._stop.set()
                 self._process_batch(store, batch)
                 batch = msg = None  # free the payloads while waiting for the next batch
+            self._heartbeat(store, started, stopped=True)
         finally:
             store.close()
+
+    def _heartbeat(self, store: Store, started: datetime, stopped: bool = False) -> None:
+        """Record that this worker is alive (or stopped cleanly) for the fleet page; never fails the ingest."""
+        from .fleet import record_ingest_alive, record_ingest_stopped
+
+        try:
+            if stopped:
+                record_ingest_stopped(store, self.config.broker.client_id, utcnow())
+            else:
+                record_ingest_alive(store, self.config.broker.client_id, started, utcnow())
+        except Exception as exc:  # disk full, locked database...: the next beat tries again
+            log.warning("could not record the ingest heartbeat: %s", type(exc).__name__)
 
     def _sweep(self, store: Store) -> None:
         try:

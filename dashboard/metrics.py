@@ -35,9 +35,16 @@ def _public(view):
 
 def render(store, now: datetime, t) -> bytes:
     """The exposition text for every known kiosk."""
-    from .fleet import fleet_rows
+    from .fleet import fleet_rows, ingest_states
 
     reg = CollectorRegistry()
+    up = Gauge("dermkiosk_ingest_up", "1 if the ingest process is taking cases (its worker was heard lately)",
+               ["client_id"], registry=reg)
+    heard = Gauge("dermkiosk_ingest_last_heard_age_seconds", "Seconds since the ingest's worker was last heard",
+                  ["client_id"], registry=reg)
+    for i in ingest_states(store, now):
+        up.labels(i["client_id"]).set(1 if i["state"] == "running" else 0)
+        heard.labels(i["client_id"]).set(max(0.0, i["age_s"]))
     labels = ["site", "device"]
     g = {
         "online": Gauge("dermkiosk_device_online", "1 if the kiosk is online (status and last seen)", labels,

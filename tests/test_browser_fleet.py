@@ -42,6 +42,10 @@ def test_fleet_page_in_chromium(served):
             assert colour == "rgb(163, 39, 26)"
             box = page.locator("#kiosk-kiosk-0001 svg.spark").first.bounding_box()
             assert box and box["width"] >= 200 and box["height"] >= 40
+            # no ingest has ever beaten in this database: the page says no case comes in
+            banner = page.locator("#ingest-down")
+            assert banner.is_visible() and "No ingest is taking cases" in banner.inner_text()
+            assert banner.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(253, 232, 230)"
             assert not failed and not csp, (failed, csp)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "fleet_page.png"), full_page=True)

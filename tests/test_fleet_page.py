@@ -152,3 +152,34 @@ def test_sparkline_is_svg_with_gaps_and_limit():
     svg = str(fleet.sparkline([(0, 1.0), (10, 2.0), (20, None), (30, 3.0), (40, 2.5)], t0, 40, "°C", limit=2.8))
     assert svg.startswith("<svg") and svg.count("<polyline") == 2 and "spark-limit" in svg
     assert "no data" in str(fleet.sparkline([], 0, 1))
+
+
+def test_the_page_and_metrics_say_when_no_ingest_is_taking_cases(app):
+    """The ingest's worker beats in the database; silent for a minute, or stopped, it is not taking cases."""
+    client = logged_in(app, "it-1", "it")
+    html = client.get("/fleet").get_data(as_text=True)
+    assert 'id="ingest-down"' in html and "It has never run on this database." in html
+    now = datetime.now(timezone.utc)
+    store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"])
+    try:
+        fleet.record_ingest_alive(store, "ingest", now - timedelta(hours=1), now - timedelta(seconds=5))
+        html = client.get("/fleet").get_data(as_text=True)
+        assert 'id="ingest-down"' not in html and 'id="ingest-up"' in html and "Ingest ingest running since" in html
+
+        def scrape() -> dict:
+            r = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+            return {(s.name, s.labels.get("client_id")): s.value
+                    for f in text_string_to_metric_families(r.get_data(as_text=True)) for s in f.samples}
+        got = scrape()
+        assert got[("dermkiosk_ingest_up", "ingest")] == 1
+        assert 4 <= got[("dermkiosk_ingest_last_heard_age_seconds", "ingest")] < 60
+        fleet.record_ingest_alive(store, "ingest", now - timedelta(hours=1), now - timedelta(minutes=5))
+        html = client.get("/fleet").get_data(as_text=True)
+        assert 'id="ingest-down"' in html and "ingest: silent, last heard 5 min ago." in html
+        assert scrape()[("dermkiosk_ingest_up", "ingest")] == 0
+        fleet.record_ingest_alive(store, "ingest", now, now)
+        fleet.record_ingest_stopped(store, "ingest", now)
+        html = client.get("/fleet").get_data(as_text=True)
+        assert 'id="ingest-down"' in html and "ingest: stopped" in html
+    finally:
+        store.close()

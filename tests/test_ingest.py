@@ -10,6 +10,7 @@ import queue
 import struct
 import threading
 import uuid
+from datetime import datetime, timezone
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -129,9 +130,16 @@ def test_presence_online_when_subscribed_and_offline_when_stopped(broker, tmp_pa
         assert status.at is not None
         assert ing.presence_topic == f"dermkiosk/v1/centre/{config.broker.client_id}"
         assert topics.parse_centre(ing.presence_topic) == config.broker.client_id
+        store = open_store(tmp_path)      # the fleet page's "ingest running" comes from the worker's beat
+        from dashboard.fleet import ingest_states
+        [beat] = ingest_states(store, datetime.now(timezone.utc))
+        assert beat["client_id"] == config.broker.client_id and beat["state"] == "running"
     finally:
         ing.stop()
     assert retained_presence(broker, config.broker.client_id).state == "offline"
+    [beat] = ingest_states(store, datetime.now(timezone.utc))
+    assert beat["state"] == "stopped"
+    store.close()
 
 
 def open_store(tmp_path) -> Store:
