@@ -95,7 +95,7 @@ def run(mode: str, tmp: Path, args) -> dict:
             link = Link(BrokerSettings(url=broker.url, ack_timeout_s=args.ack_timeout, reconnect_min_s=0.2,
                                        max_inflight_bytes=args.window_mb << 20), SITE, device, ob)
             if mode == "ignoring":
-                link._on_centre = lambda topic, payload: None   # kiosk software from before the presence topic
+                link._on_centre = lambda ingest, payload: None  # kiosk software from before the presence topic
             outboxes.append(ob)
             links.append(link.start())
         time.sleep(args.outage)

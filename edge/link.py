@@ -446,8 +446,9 @@ class Link:
             self._extra.popleft()
 
     def _on_message(self, client, userdata, msg) -> None:
-        if topics.parse_centre(msg.topic) is not None:
-            self._on_centre(msg.topic, msg.payload)
+        ingest = topics.parse_centre(msg.topic)
+        if ingest is not None:
+            self._on_centre(ingest, msg.payload)
             return
         handler = self._handlers.get(msg.topic)
         if handler is not None:
@@ -472,18 +473,18 @@ class Link:
         if mid == self._centre_sub_mid:  # a retained presence, if any, follows the SUBACK at once
             self._centre_settle = min(self._centre_settle, time.monotonic() + 0.25)
 
-    def _on_centre(self, topic: str, payload: bytes) -> None:
-        """Record an ingest's presence; when the centre comes back, restart the ack clocks."""
+    def _on_centre(self, ingest: str, payload: bytes) -> None:
+        """Record the presence of the ingest client ``ingest``; when the centre comes back, restart the ack clocks."""
         self._centre_settle = 0.0
         if not payload:  # the retained message was cleared: that ingest no longer exists
-            self._centre.pop(topics.parse_centre(topic), None)
+            self._centre.pop(ingest, None)
         else:
             try:
                 status = CentreStatus.model_validate_json(payload)
             except ValidationError as exc:
                 log.warning("ignoring an invalid centre status: %s", exc.errors()[0].get("msg"))
                 return
-            self._centre[topics.parse_centre(topic)] = status.state
+            self._centre[ingest] = status.state
         before = self.stats.centre
         states = self._centre.values()
         self.stats.centre = "online" if "online" in states else ("offline" if states else "unknown")

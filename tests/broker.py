@@ -16,6 +16,30 @@ import time
 from pathlib import Path
 
 
+def retained(broker: "Broker", topic: str, timeout: float = 5.0) -> bytes:
+    """The retained payload a new subscriber to ``topic`` gets; AssertionError if none comes in ``timeout`` s."""
+    import queue
+    import uuid
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: queue.Queue[bytes] = queue.Queue()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"retained-reader-{uuid.uuid4().hex[:6]}",
+                    protocol=mqtt.MQTTv5)
+    c.on_message = lambda client, userdata, msg: got.put(msg.payload)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    try:
+        c.subscribe(topic, qos=1)
+        return got.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no retained message on {topic} within {timeout} s") from None
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:

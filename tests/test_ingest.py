@@ -21,7 +21,7 @@ from dashboard.config import CentreConfig
 from dashboard.ingest import Ingest
 from dashboard.store import Store
 from wire import codec, topics
-from tests.broker import Broker
+from tests.broker import Broker, retained
 from wire.messages import Ack, Acks, CentreStatus, Status
 from tests import polling
 from tests.centre import centre_config as shared_centre_config
@@ -101,21 +101,7 @@ wait_for = functools.partial(polling.wait_for, timeout=10.0, step=0.02)
 
 def retained_presence(broker, client_id: str, timeout: float = 5.0) -> CentreStatus:
     """The centre presence the broker retains for one ingest client id (as a kiosk would read it)."""
-    got: queue.Queue[bytes] = queue.Queue()
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"presence-reader-{uuid.uuid4().hex[:6]}",
-                    protocol=mqtt.MQTTv5)
-    c.on_message = lambda client, userdata, msg: got.put(msg.payload)
-    c.connect(broker.host, broker.port)
-    c.loop_start()
-    try:
-        c.subscribe(topics.CENTRE_SUBSCRIPTION, qos=1)
-        while True:
-            status = CentreStatus.model_validate_json(got.get(timeout=timeout))
-            if status.client_id == client_id:
-                return status
-    finally:
-        c.loop_stop()
-        c.disconnect()
+    return CentreStatus.model_validate_json(retained(broker, topics.centre(client_id), timeout))
 
 
 def test_presence_online_when_subscribed_and_offline_when_stopped(broker, tmp_path):

@@ -17,6 +17,7 @@ from paho.mqtt.properties import Properties
 
 from edge.link import BrokerSettings, Link, backoff_delay
 from edge.outbox import Outbox
+from tests.broker import retained
 from tests.polling import wait_for
 from tests.test_outbox import jpeg, make_case
 from wire import topics
@@ -382,18 +383,7 @@ def test_centre_presence_of_several_ingests_and_bad_messages(broker, outbox):
 
 
 def _retained_status(broker) -> Status:
-    got: list[bytes] = []
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    c.on_message = lambda c, u, m: got.append(m.payload)
-    c.connect(broker.host, broker.port)
-    c.subscribe(topics.topic(SITE, DEVICE, "status"), qos=1)
-    c.loop_start()
-    try:
-        wait_for(lambda: got, timeout=5, what="retained status")
-    finally:
-        c.disconnect()
-        c.loop_stop()
-    return Status.model_validate_json(got[-1])
+    return Status.model_validate_json(retained(broker, topics.topic(SITE, DEVICE, "status")))
 
 
 def test_status_online_retained_and_offline_on_stop(broker, outbox):
