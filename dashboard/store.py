@@ -113,6 +113,9 @@ _CASE_COLUMNS = ("case_id", "device", "site", "seq", "referral_ref", "lesion_id"
                  "classification_model", "note", "image_count", "header", "header_sha256", "status")
 _INSERT_CASE = f"INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) VALUES ({', '.join('?' * len(_CASE_COLUMNS))})"
 
+_TOUCH_DEVICE = ("INSERT INTO devices (device, site, last_seen) VALUES (?,?,?) "
+                 "ON CONFLICT(device) DO UPDATE SET site=excluded.site, last_seen=max(last_seen, excluded.last_seen)")
+
 
 def utcnow() -> datetime:
     """The centre's clock, tz-aware UTC (the kiosk's clock is kept but never used for ordering)."""
@@ -262,14 +265,16 @@ class Store:
         with _transaction(self.conn):
             # Re-check inside the write lock: another ingest process may have won the race.
             again = self._stored_headers(list(new))
+            rows = []
             for case_id, i in new.items():
                 if case_id in again:
                     sha, at = again[case_id]
                     results[i] = SaveResult("duplicate" if sha == shas[i] else "conflict", case_id, at)
                     continue
                 header, _, received_at = batch[i]
-                self._insert_case(header, heads[i], shas[i], _iso(received_at))
+                rows.append((header, heads[i], shas[i], _iso(received_at)))
                 results[i] = SaveResult("stored", case_id, received_at)
+            self._insert_cases(rows)
         return results  # type: ignore[return-value]
 
     def _stored_headers(self, case_ids: list[str]) -> dict[str, tuple[str, datetime]]:
@@ -282,27 +287,39 @@ class Store:
                 found[cid] = (sha, datetime.fromisoformat(at))
         return found
 
-    def _insert_case(self, header: CaseHeader, head_json: str, head_sha: str, now: str) -> None:
-        case_id = str(header.case_id)
-        risk, probs, model = case_risk(header)
-        # Plain SQL (not sqlite-utils' insert, which rebuilds the statement per row): the ingest's worker
-        # inserts hundreds of rows a second.
-        self.conn.execute(_INSERT_CASE, (
-            case_id, header.device_id, header.site, header.seq, header.referral_ref, header.lesion_id,
-            header.body_site.value, _iso(header.created_at), now, header.software_version,
-            header.model_version, risk, json.dumps(probs) if probs is not None else None, model, header.note,
-            len(header.images), head_json, head_sha, "new"))
+    def _insert_cases(self, rows: list[tuple[CaseHeader, str, str, str]]) -> None:
+        """Insert new cases ``(header, header JSON, its SHA-256, received_at ISO)``, their image rows and their
+        devices' last-seen times, inside the caller's transaction.
+
+        Plain SQL, one ``executemany`` per table for the whole batch (not sqlite-utils' insert, which rebuilds
+        the statement per row, nor a statement per case: each call releases and retakes the GIL, which the
+        ingest's decoder threads hold meanwhile).
+        """
+        cases, images, case_images, devices = [], [], [], {}
+        for header, head_json, head_sha, now in rows:
+            case_id = str(header.case_id)
+            risk, probs, model = case_risk(header)
+            cases.append((
+                case_id, header.device_id, header.site, header.seq, header.referral_ref, header.lesion_id,
+                header.body_site.value, _iso(header.created_at), now, header.software_version,
+                header.model_version, risk, json.dumps(probs) if probs is not None else None, model, header.note,
+                len(header.images), head_json, head_sha, "new"))
+            images += [(meta.sha256, meta.length, meta.width, meta.height, now) for meta in header.images]
+            case_images += [(case_id, pos, meta.sha256, meta.view, _iso(meta.captured_at),
+                             meta.quality.model_dump_json() if meta.quality else None,
+                             meta.classification.model_dump_json() if meta.classification else None)
+                            for pos, meta in enumerate(header.images)]
+            devices[header.device_id] = (header.device_id, header.site, max(now, devices.get(header.device_id,
+                                                                                             ("", "", ""))[2]))
+        if not rows:
+            return
+        self.conn.executemany(_INSERT_CASE, cases)
         self.conn.executemany(
-            "INSERT OR IGNORE INTO images (sha256, size, width, height, stored_at) VALUES (?,?,?,?,?)",
-            [(meta.sha256, meta.length, meta.width, meta.height, now) for meta in header.images])
+            "INSERT OR IGNORE INTO images (sha256, size, width, height, stored_at) VALUES (?,?,?,?,?)", images)
         self.conn.executemany(
             "INSERT INTO case_images (case_id, position, sha256, view, captured_at, quality, classification) "
-            "VALUES (?,?,?,?,?,?,?)",
-            [(case_id, pos, meta.sha256, meta.view, _iso(meta.captured_at),
-              meta.quality.model_dump_json() if meta.quality else None,
-              meta.classification.model_dump_json() if meta.classification else None)
-             for pos, meta in enumerate(header.images)])
-        self._touch_device(header.device_id, header.site, now)
+            "VALUES (?,?,?,?,?,?,?)", case_images)
+        self.conn.executemany(_TOUCH_DEVICE, list(devices.values()))
 
     def load_case(self, case_id: uuid.UUID | str) -> tuple[CaseHeader, list[bytes]] | None:
         """Rebuild a stored case's header (from its columns and image rows) and image bytes; None if absent."""
@@ -397,10 +414,7 @@ class Store:
     # -- devices ------------------------------------------------------------------
 
     def _touch_device(self, device: str, site: str, now: str) -> None:
-        self.conn.execute(
-            "INSERT INTO devices (device, site, last_seen) VALUES (?,?,?) "
-            "ON CONFLICT(device) DO UPDATE SET site=excluded.site, last_seen=max(last_seen, excluded.last_seen)",
-            (device, site, now))
+        self.conn.execute(_TOUCH_DEVICE, (device, site, now))
 
     def record_status(self, site: str, status: Status, received_at: datetime | None = None) -> None:
         """Update a kiosk's presence (online/offline) and versions from its status message."""
