@@ -1,6 +1,6 @@
 """Ingest throughput (3 x ~300 KB JPEGs per case) beside raw broker-to-subscriber throughput, same bytes, same run.
 
-    .venv/bin/python bench/ingest_throughput.py [--cases 200] [--image-kb 300]
+    .venv/bin/python bench/ingest_throughput.py [--cases 200] [--image-kb 300] [--window 192] [--processes 1]
 
 Starts its own Mosquitto (tests/broker.py) on a free loopback port, then:
 
@@ -13,7 +13,14 @@ Starts its own Mosquitto (tests/broker.py) on a free loopback port, then:
           in batches: one Acks message per stored batch).
 
 Both phases use the same frames, the same broker (same configuration, same process), the same
-QoS, session kind and Receive Maximum, and alternate ``--repeat`` times. Each consumer first takes
+QoS, session kind and Receive Maximum, and alternate ``--repeat`` times.
+
+The publisher keeps at most ``--window`` cases published and not yet taken by the consumer (raw:
+received, as the subscriber reports; ingest: acked), 192 by default: 12 kiosks' in-flight windows
+of 16, which is what the kiosks keep after an outage (edge/link.py ``max_inflight``), so the broker
+holds a bounded queue. ``--window 0`` publishes everything at once: the broker then holds the whole
+backlog of the slower consumer in fresh memory (page faults and page clearing: a third of its CPU in
+the ingest phase), a cost of the flood that the kiosks never make. Each consumer first takes
 ``--warmup`` cases untimed (their own images: nothing of the timed cases is stored before), so
 that a running service is measured, not a process growing its heap.
 
@@ -71,10 +78,13 @@ keep_large_buffers()
 host, port, n, receive_maximum, total, warm = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
                                                int(sys.argv[5]), int(sys.argv[6]))
 got = nbytes = 0
+PROGRESS = 8
 done = threading.Event()
 def on_message(c, u, m):
     global got, nbytes
     got += 1
+    if got % PROGRESS == 0:
+        print("+%d" % PROGRESS, flush=True)  # the bench's publisher keeps its window of cases from this
     if got == warm:
         print("warm", flush=True)
         return
@@ -130,7 +140,38 @@ def publisher(broker: Broker) -> mqtt.Client:
     return c
 
 
-def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: list = ()) -> tuple[float, float]:
+class Window:
+    """At most ``size`` cases published and not yet taken by the consumer (0: no bound), as the kiosks keep.
+
+    Each kiosk keeps at most ``max_inflight`` cases (16) published and not yet acknowledged by the
+    centre, so that the broker holds a bounded queue for the ingest; the bench's publisher does the
+    same for both consumers, a fleet's worth of windows in one.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._slots = threading.Semaphore(size) if size else None
+
+    def take(self) -> None:
+        """Wait for room to publish one more case."""
+        if self._slots is not None:
+            assert self._slots.acquire(timeout=600), "the consumer took nothing for 10 minutes"
+
+    def taken(self, n: int = 1) -> None:
+        """The consumer has taken ``n`` more cases."""
+        if self._slots is not None:
+            self._slots.release(n)
+
+
+def publish_all(pub: mqtt.Client, topic: str, frames, window: Window) -> None:
+    """Publish the frames (QoS 1) in order, keeping within the window."""
+    for _, frame in frames:
+        window.take()
+        pub.publish(topic, frame, qos=1)
+
+
+def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: list = (),
+            window: int = 0) -> tuple[float, float]:
     """Seconds for the broker to deliver all frames to a bare subscriber process, and CPU ms per case.
 
     The ``warmup`` frames go first, untimed (the process reaches its steady memory footprint).
@@ -139,16 +180,26 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
                             str(receive_maximum), str(sum(len(f) for _, f in frames)), str(len(warmup))],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert sub.stdout.readline().strip() == "ready"
+    win = Window(window)
+    events = {"warm": threading.Event(), "done": threading.Event()}
+
+    def read() -> None:
+        for line in sub.stdout:
+            line = line.strip()
+            if line.startswith("+"):
+                win.taken(int(line[1:]))
+            elif line in events:
+                events[line].set()
+
+    threading.Thread(target=read, daemon=True).start()
     pub = publisher(broker)
     if warmup:
-        for _, frame in warmup:
-            pub.publish(RAW_TOPIC, frame, qos=1)
-        assert sub.stdout.readline().strip() == "warm"
+        publish_all(pub, RAW_TOPIC, warmup, win)
+        assert events["warm"].wait(600)
     cpu0 = cpu_snapshot(broker, sub.pid)
     t0 = time.perf_counter()
-    for _, frame in frames:
-        pub.publish(RAW_TOPIC, frame, qos=1)
-    assert sub.stdout.readline().strip() == "done"
+    publish_all(pub, RAW_TOPIC, frames, win)
+    assert events["done"].wait(600)
     elapsed = time.perf_counter() - t0
     cpu = print_cpu("raw   ", "subscriber", cpu0, cpu_snapshot(broker, sub.pid), len(frames))
     sub.stdin.close()
@@ -160,7 +211,7 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
 
 def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench-ingest",
                receive_maximum: int = 32, warmup: list = (), processes: int = 1,
-               decoder_threads: int = 4) -> tuple[float, float]:
+               decoder_threads: int = 4, window: int = 0) -> tuple[float, float]:
     """Seconds from the first publish until every case is stored and its Ack received, and CPU ms per case.
 
     The ``warmup`` frames are stored first, untimed (a running service, not a process's first seconds).
@@ -184,11 +235,14 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
     expected = {cid for cid, _ in frames}
     warm_ids = {cid for cid, _ in warmup}
     warmed = threading.Event()
+    win = Window(window)
 
     def on_message(c, u, m):
         batch = parse_acks(m.payload)
         with lock:
+            new = sum(1 for ack in batch if ack.case_id not in acks)
             acks.update((ack.case_id, ack.status) for ack in batch)
+            win.taken(new)
             if warm_ids <= acks.keys():
                 warmed.set()
             if expected <= acks.keys():
@@ -206,13 +260,13 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
             assert time.monotonic() < deadline, "ingest did not answer"
             pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), warm, qos=1)
             time.sleep(0.5)
-        for _, frame in warmup:
-            pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), frame, qos=1)
+        win.take()  # the ping's answer released a slot that it never took
+        case_topic = topics.topic("site-1", "kiosk-1", topics.CASE)
+        publish_all(pub, case_topic, warmup, win)
         assert warmed.wait(600), "the warm-up cases were not all acked"
         cpu0 = cpu_snapshot(broker, *pids)
         t0 = time.perf_counter()
-        for _, frame in frames:
-            pub.publish(topics.topic("site-1", "kiosk-1", topics.CASE), frame, qos=1)
+        publish_all(pub, case_topic, frames, win)
         assert all_in.wait(600), f"only {len(acks)} acks"
         elapsed = time.perf_counter() - t0
         assert all(acks[cid] == "stored" for cid in expected), "some cases were not stored"
@@ -317,6 +371,9 @@ def main() -> None:
                     help="ingest processes sharing the subscription and the store (default 1)")
     ap.add_argument("--decoder-threads", type=int, default=4,
                     help="the ingest's [ingest] decoder_threads (default 4)")
+    ap.add_argument("--window", type=int, default=192,
+                    help="most cases published and not yet taken by the consumer, as a fleet's kiosks keep "
+                         "(default 192: 12 kiosks x 16); 0: publish all at once (a flood the broker queues)")
     ap.add_argument("--receive-maximum", type=int, default=32,
                     help="MQTT 5 Receive Maximum of both consumers (the ingest's default: 32)")
     args = ap.parse_args()
@@ -324,7 +381,8 @@ def main() -> None:
     warmup = build_frames(args.warmup, args.image_kb, tag="warm-up")
     mb = sum(len(f) for _, f in frames) / 1e6
     print(f"{args.cases} cases x 3 images, {mb / args.cases * 1000:.0f} KB per case frame, {mb:.0f} MB in all; "
-          f"broker autosave {'on every change' if args.autosave_on_every_change else f'every {args.autosave_interval} s'}")
+          f"broker autosave {'on every change' if args.autosave_on_every_change else f'every {args.autosave_interval} s'}; "
+          f"publisher window {args.window or 'none (flood)'}")
     raws, ings, raw_cpu, ing_cpu = [], [], [], []
     with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
         tmp = Path(tmp)
@@ -338,13 +396,13 @@ def main() -> None:
         broker.start()
         try:
             for rep in range(args.repeat):  # alternate, so that background load hits both alike
-                elapsed, cpu = run_raw(broker, frames, args.receive_maximum, warmup)
+                elapsed, cpu = run_raw(broker, frames, args.receive_maximum, warmup, args.window)
                 raws.append(elapsed)
                 raw_cpu.append(cpu)
                 (tmp / f"centre-{rep}").mkdir()
                 elapsed, cpu = run_ingest(broker, frames, tmp / f"centre-{rep}", f"bench-ingest-{rep}",
                                           args.receive_maximum, warmup, args.processes,
-                                          args.decoder_threads)
+                                          args.decoder_threads, args.window)
                 ings.append(elapsed)
                 ing_cpu.append(cpu)
                 print(f"  run {rep + 1}: raw {args.cases / raws[-1]:7.1f} cases/s, "
