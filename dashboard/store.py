@@ -111,10 +111,31 @@ TMP_PREFIX = ".tmp-"
 _CASE_COLUMNS = ("case_id", "device", "site", "seq", "referral_ref", "lesion_id", "body_site", "created_at",
                  "received_at", "software_version", "model_version", "risk", "probabilities",
                  "classification_model", "note", "image_count", "header", "header_sha256", "status")
-_INSERT_CASE = f"INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) VALUES ({', '.join('?' * len(_CASE_COLUMNS))})"
+_INSERT_CASE_HEAD = f"INSERT INTO cases ({', '.join(_CASE_COLUMNS)})"
+_TOUCH_DEVICE_HEAD = "INSERT INTO devices (device, site, last_seen)"
+_TOUCH_DEVICE_TAIL = ("ON CONFLICT(device) DO UPDATE SET site=excluded.site, "
+                      "last_seen=max(last_seen, excluded.last_seen)")
+_TOUCH_DEVICE = f"{_TOUCH_DEVICE_HEAD} VALUES (?,?,?) {_TOUCH_DEVICE_TAIL}"
+#: Most bound values in one statement (SQLite's limit before 3.32; later versions allow more).
+MAX_SQL_VARIABLES = 999
 
-_TOUCH_DEVICE = ("INSERT INTO devices (device, site, last_seen) VALUES (?,?,?) "
-                 "ON CONFLICT(device) DO UPDATE SET site=excluded.site, last_seen=max(last_seen, excluded.last_seen)")
+
+def _insert_rows(conn: sqlite3.Connection, head: str, rows: list[tuple], tail: str = "") -> None:
+    """Run ``head VALUES (?,..),(?,..),... tail`` for all ``rows``, in as few statements as the variable limit allows.
+
+    One statement for many rows instead of ``executemany``: Python's sqlite3 releases and retakes the
+    GIL around every row's step, and in the ingest each retake waits for a decoder thread to let it go
+    (the worker spent most of its insert time waiting so). Rows must all have the same length.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    per = max(1, MAX_SQL_VARIABLES // width)
+    marks = "(" + ",".join("?" * width) + ")"
+    for start in range(0, len(rows), per):
+        chunk = rows[start:start + per]
+        conn.execute(f"{head} VALUES {','.join([marks] * len(chunk))} {tail}",
+                     [value for row in chunk for value in row])
 
 
 def utcnow() -> datetime:
@@ -291,9 +312,8 @@ class Store:
         """Insert new cases ``(header, header JSON, its SHA-256, received_at ISO)``, their image rows and their
         devices' last-seen times, inside the caller's transaction.
 
-        Plain SQL, one ``executemany`` per table for the whole batch (not sqlite-utils' insert, which rebuilds
-        the statement per row, nor a statement per case: each call releases and retakes the GIL, which the
-        ingest's decoder threads hold meanwhile).
+        Plain SQL, multi-row ``INSERT ... VALUES (...), (...)`` per table for the whole batch (see
+        :func:`_insert_rows`), not sqlite-utils' insert (which rebuilds the statement per row).
         """
         cases, images, case_images, devices = [], [], [], {}
         for header, head_json, head_sha, now in rows:
@@ -311,15 +331,11 @@ class Store:
                             for pos, meta in enumerate(header.images)]
             devices[header.device_id] = (header.device_id, header.site, max(now, devices.get(header.device_id,
                                                                                              ("", "", ""))[2]))
-        if not rows:
-            return
-        self.conn.executemany(_INSERT_CASE, cases)
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO images (sha256, size, width, height, stored_at) VALUES (?,?,?,?,?)", images)
-        self.conn.executemany(
-            "INSERT INTO case_images (case_id, position, sha256, view, captured_at, quality, classification) "
-            "VALUES (?,?,?,?,?,?,?)", case_images)
-        self.conn.executemany(_TOUCH_DEVICE, list(devices.values()))
+        _insert_rows(self.conn, _INSERT_CASE_HEAD, cases)
+        _insert_rows(self.conn, "INSERT OR IGNORE INTO images (sha256, size, width, height, stored_at)", images)
+        _insert_rows(self.conn, "INSERT INTO case_images "
+                                "(case_id, position, sha256, view, captured_at, quality, classification)", case_images)
+        _insert_rows(self.conn, _TOUCH_DEVICE_HEAD, list(devices.values()), _TOUCH_DEVICE_TAIL)
 
     def load_case(self, case_id: uuid.UUID | str) -> tuple[CaseHeader, list[bytes]] | None:
         """Rebuild a stored case's header (from its columns and image rows) and image bytes; None if absent."""
