@@ -322,3 +322,24 @@ def test_wal_and_full_sync(store):
 def test_get_case_rejects_non_uuid(store):
     assert store.get_case("../../etc/passwd") is None
     assert store.get_case(uuid.uuid4()) is None
+
+
+def test_a_batch_larger_than_one_statement_stores_every_row(store):
+    """A batch whose rows need several multi-row INSERTs (SQLite's 999-variable limit) stores every case whole."""
+    from dashboard import store as store_mod
+
+    import sqlite3
+
+    store.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, store_mod.MAX_SQL_VARIABLES)  # as SQLite < 3.32
+    batch = [sample.make_case(100 + i, n_images=3) for i in range(120)]
+    width = 19  # columns of a case row: 120 cases need three statements at 52 rows each
+    assert 120 * width > 2 * store_mod.MAX_SQL_VARIABLES
+    now = datetime.now(timezone.utc)
+    assert [r.status for r in store.save_cases([(h, ims, now) for h, ims in batch])] == ["stored"] * 120
+    assert store.count_cases() == 120
+    assert store.conn.execute("SELECT count(*) FROM case_images").fetchone()[0] == 360
+    for h, ims in batch[::17]:
+        got, images = store.load_case(h.case_id)
+        assert images == ims and got == h
+    devices = {h.device_id for h, _ in batch}
+    assert {d["device"] for d in store.list_devices()} == devices
