@@ -100,7 +100,7 @@ def is_device_message(topic: str) -> bool:
 @dataclass
 class _Message:
     topic: str
-    payload: bytes
+    payload: bytes | bytearray
     mid: int
     qos: int
     received_at: datetime
@@ -194,7 +194,8 @@ class Ingest:
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         # Network thread: only queue. Receive Maximum bounds how much can wait here.
-        msg = _Message(message.topic, bytes(message.payload), message.mid, message.qos, utcnow())
+        # The payload as received (LeanClient: a bytearray, no copy); nothing writes to it afterwards.
+        msg = _Message(message.topic, message.payload, message.mid, message.qos, utcnow())
         pool = self._decoders
         if pool is not None and not self._stop.is_set() and not is_device_message(msg.topic):
             try:

@@ -17,7 +17,6 @@ import struct
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 
 from wire import codec, topics
@@ -56,7 +55,7 @@ class Checked:
     """A case message after validation: either ``header``/``images`` or a ``reason`` to refuse it."""
 
     topic: str
-    payload: bytes
+    payload: bytes | bytearray
     received_at: datetime
     site: str | None = None
     device: str | None = None
@@ -66,7 +65,7 @@ class Checked:
     reason: str | None = None
     case_id: str | None = None
     #: images already written to temp files, not yet durable (SHA-256 -> temp path; consumed by storing)
-    staged: dict[str, Path] | None = None
+    staged: dict[str, str] | None = None
 
     @property
     def ack_topic(self) -> str | None:
@@ -117,7 +116,7 @@ def handle_cases(store: Store, checked: list[Checked], outcomes: dict[int, Outco
         if i not in outcomes and c.reason is not None:
             outcomes[i] = _reject(store, c, c.reason)
     todo = [i for i, c in enumerate(checked) if i not in outcomes]
-    staged: dict[str, Path] = {}  # the temp files the decoders wrote, handed over to save_cases once
+    staged: dict[str, str] = {}  # the temp files the decoders wrote, handed over to save_cases once
     for c in checked:
         while c.staged:
             sha, tmp = c.staged.popitem()

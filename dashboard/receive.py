@@ -9,7 +9,8 @@ network thread (``bench/ingest_throughput.py``).
 
 :class:`LeanClient` reads each packet's body with ``recv_into`` straight into
 one buffer of its exact size (plain and TLS sockets alike), and decodes MQTT 5
-QoS 0/1 PUBLISH packets with one copy: the payload. :meth:`LeanClient.ack_many` sends
+QoS 0/1 PUBLISH packets without copying the payload: ``message.payload`` is a
+``bytearray`` (paho gives ``bytes``), the packet's buffer less its header. :meth:`LeanClient.ack_many` sends
 the PUBACKs of a whole batch in one write (one wake-up of the network thread,
 one TCP segment for the broker) instead of one each. Everything else (other
 packet types, QoS 2, MQTT 3.1.1, websockets) goes through paho's own code. It
@@ -116,7 +117,7 @@ class LeanClient(mqtt.Client):
         return rc
 
     def _handle_publish(self) -> MQTTErrorCode:
-        """An MQTT 5 QoS 0/1 PUBLISH decoded with one copy (the payload); anything else by paho."""
+        """An MQTT 5 QoS 0/1 PUBLISH decoded without copying its payload (a ``bytearray``); anything else by paho."""
         header, packet = self._in_packet["command"], self._in_packet["packet"]
         qos = (header & 0x06) >> 1
         if not LEAN or self._protocol != MQTTv5 or qos == 2 or (header & 0xF0) != _PUBLISH:
@@ -136,9 +137,12 @@ class LeanClient(mqtt.Client):
                 pos += vbilen + propslen
                 if len(topic) != slen or pos > len(view) or (qos and len(view) < 2 + slen + 2):
                     raise ValueError("PUBLISH packet shorter than its fields")
-                payload = bytes(view[pos:])
         except Exception as exc:  # as paho's decode_publish: a malformed packet, not a crash
             raise mqtt.MalformedPacket(str(exc)) from exc
+        # The payload is the packet's own buffer without its header: CPython drops a bytearray's
+        # leading bytes in place (no copy), and a fresh buffer is made for the next packet.
+        del packet[:pos]
+        payload = packet
         message = MQTTMessage(mid=mid, topic=topic)
         message.dup = bool(header & 0x08)
         message.qos = qos

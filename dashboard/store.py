@@ -211,7 +211,7 @@ class Store:
         self.write_images({sha256: data})
         return self.image_path(sha256)
 
-    def write_images(self, files: dict[str, bytes], staged: dict[str, Path] | None = None) -> None:
+    def write_images(self, files: dict[str, bytes], staged: dict[str, str] | None = None) -> None:
         """Write images (SHA-256 -> bytes) durably; files already present are skipped.
 
         With syncfs (Linux) the whole set is group-committed (:func:`commit_image_files`), using
@@ -247,7 +247,7 @@ class Store:
         return self.save_cases([(header, images, received_at or utcnow())])[0]
 
     def save_cases(self, batch: list[tuple[CaseHeader, list[bytes], datetime]],
-                   staged: dict[str, Path] | None = None) -> list[SaveResult]:
+                   staged: dict[str, str] | None = None) -> list[SaveResult]:
         """Store verified cases ``(header, images, received_at)`` in one go, idempotently by case UUID.
 
         All new image files are made durable first, group-committed (see
@@ -489,7 +489,12 @@ class _transaction:
 
 def image_path(images_dir: Path, sha256: str) -> Path:
     """Content-addressed location of an image: ``images_dir/ab/abcdef....jpg``."""
-    return Path(images_dir) / sha256[:2] / f"{sha256}.jpg"
+    return Path(_image_file(images_dir, sha256))
+
+
+def _image_file(images_dir: Path | str, sha256: str) -> str:
+    """:func:`image_path` as a string: the ingest's hot path (pathlib's objects cost more than the syscalls)."""
+    return f"{os.fspath(images_dir)}/{sha256[:2]}/{sha256}.jpg"
 
 
 class FsSync:
@@ -533,11 +538,11 @@ def _syncfs_reports_errors() -> bool:
 GROUP_COMMIT = FsSync._syncfs is not None and _syncfs_reports_errors()
 
 
-def _missing(images_dir: Path, files: dict[str, bytes]) -> dict[str, tuple[Path, bytes]]:
+def _missing(images_dir: Path, files: dict[str, bytes]) -> dict[str, tuple[str, bytes]]:
     """The images not yet under their final name (SHA-256 -> (final path, bytes))."""
     todo = {}
     for sha, data in files.items():
-        path = image_path(images_dir, sha)
+        path = _image_file(images_dir, sha)
         try:
             if os.stat(path).st_size == len(data):
                 continue  # a file under its final name is complete: it was durable before its rename
@@ -547,14 +552,14 @@ def _missing(images_dir: Path, files: dict[str, bytes]) -> dict[str, tuple[Path,
     return todo
 
 
-def stage_image_files(images_dir: Path, files: dict[str, bytes]) -> dict[str, Path]:
+def stage_image_files(images_dir: Path, files: dict[str, bytes]) -> dict[str, str]:
     """Write each image not yet stored to a fresh temp file beside its final name, *without* fsync.
 
     Returns SHA-256 -> temp path, for :func:`commit_image_files` (the ingest's
     decoder threads do this while the worker commits earlier cases). On error
     the temp files written so far are removed and the OSError raised.
     """
-    staged: dict[str, Path] = {}
+    staged: dict[str, str] = {}
     try:
         for sha, (path, data) in _missing(images_dir, files).items():
             staged[sha] = _write_temp(path, data)
@@ -564,7 +569,7 @@ def stage_image_files(images_dir: Path, files: dict[str, bytes]) -> dict[str, Pa
     return staged
 
 
-def commit_image_files(images_dir: Path, files: dict[str, bytes], staged: dict[str, Path], sync: FsSync) -> None:
+def commit_image_files(images_dir: Path, files: dict[str, bytes], staged: dict[str, str], sync: FsSync) -> None:
     """Make images (SHA-256 -> bytes) durable under their final names, as one group commit.
 
     Durability argument: every new image is in a temp file (``staged`` ones
@@ -591,7 +596,7 @@ def commit_image_files(images_dir: Path, files: dict[str, bytes], staged: dict[s
         if staged:
             sync()
             for sha in list(staged):
-                os.replace(staged[sha], image_path(images_dir, sha))
+                os.replace(staged[sha], _image_file(images_dir, sha))
                 del staged[sha]
         if files:
             sync()
@@ -599,7 +604,7 @@ def commit_image_files(images_dir: Path, files: dict[str, bytes], staged: dict[s
         discard_staged(staged)
 
 
-def discard_staged(staged: dict[str, Path]) -> None:
+def discard_staged(staged: dict[str, str]) -> None:
     """Remove staged temp files (never renamed) and empty ``staged``."""
     while staged:
         _unlink(staged.popitem()[1])
@@ -621,7 +626,7 @@ def write_image_files(images_dir: Path, files: dict[str, bytes], pool: Executor 
     folder is fsynced once; raises the first OSError.
     """
     missing = _missing(images_dir, files)
-    todo = list(missing.values())
+    todo = [(Path(p), d) for p, d in missing.values()]
     # Folders of files already in place are fsynced too: a process that died between its rename and
     # its folder fsync left a name that is visible but not yet durable.
     present = [image_path(images_dir, sha).parent for sha in files if sha not in missing]
@@ -645,13 +650,15 @@ def _atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a fresh temp file beside ``path`` without fsync (see :func:`commit_image_files`)."""
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+def _write_temp(path: Path | str, data: bytes) -> str:
+    """Write ``data`` to a fresh temp file beside ``path`` without fsync (see :func:`commit_image_files`);
+    return the temp file's path."""
+    folder, name = os.path.split(os.fspath(path))
+    tmp = f"{folder}/{TMP_PREFIX}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileNotFoundError:  # first file in this folder
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         view = memoryview(data)

@@ -157,7 +157,7 @@ def test_group_commit_order_temp_files_sync_renames_sync_then_rows(store, monkey
     events = []
     syncs_failing(store, monkeypatch, set(), events)
     real_temp, real_replace = store_mod._write_temp, os.replace
-    monkeypatch.setattr(store_mod, "_write_temp", lambda p, d: (events.append(("temp", p.name)), real_temp(p, d))[1])
+    monkeypatch.setattr(store_mod, "_write_temp", lambda p, d: (events.append(("temp", Path(p).name)), real_temp(p, d))[1])
     monkeypatch.setattr(store_mod.os, "replace", lambda a, b: (events.append(("rename", Path(b).name)),
                                                              real_replace(a, b))[1])
     store.conn.set_trace_callback(lambda sql: events.append(("sql", sql.split()[0])) if sql.startswith(
@@ -213,8 +213,8 @@ def test_staged_temp_files_are_used_and_always_consumed(store):
     header, images = sample.make_case(40, n_images=2)
     files = {codec.sha256_hex(b): b for b in images}
     staged = store_mod.stage_image_files(store.images_dir, files)
-    assert set(staged) == set(files) and all(p.name.startswith(store_mod.TMP_PREFIX) for p in staged.values())
-    inodes = {sha: p.stat().st_ino for sha, p in staged.items()}
+    assert set(staged) == set(files) and all(Path(p).name.startswith(store_mod.TMP_PREFIX) for p in staged.values())
+    inodes = {sha: os.stat(p).st_ino for sha, p in staged.items()}
     now = datetime.now(timezone.utc)
     assert store.save_cases([(header, images, now)], staged)[0].status == "stored"
     assert staged == {}

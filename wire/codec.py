@@ -53,20 +53,23 @@ def encode_case(header: CaseHeader, images: list[bytes]) -> bytes:
 def decode_case(payload: bytes, *, views: bool = False) -> tuple[CaseHeader, list[bytes]]:
     """Parse and verify a case frame; raise :class:`FrameError` with a reason if anything is wrong.
 
-    With ``views=True`` the images are read-only memoryviews into ``payload``
-    (no copy of ~1 MB per case; the centre's ingest hashes and writes them as they are).
+    With ``views=True`` the images are read-only memoryviews into ``payload``, which may be a
+    ``bytes`` or a ``bytearray`` (no copy of ~1 MB per case; the centre's ingest hashes and writes
+    them as they are, and must not change the buffer meanwhile).
     """
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise FrameError("payload is not bytes")
-    payload = bytes(payload)
-    body = memoryview(payload) if views else payload
+    if views:  # read-only views of the caller's buffer, bytes or bytearray alike: no copy
+        body = payload = memoryview(payload).toreadonly()
+    else:
+        body = payload = bytes(payload)
     if len(payload) < 8 or payload[:4] != MAGIC:
         raise FrameError("not a DKC1 case frame (bad magic or too short)")
     (hlen,) = _LEN.unpack_from(payload, 4)
     if hlen > MAX_HEADER_BYTES or 8 + hlen > len(payload):
         raise FrameError(f"header length {hlen} is out of range for a {len(payload)}-byte payload")
     try:
-        header = CaseHeader.model_validate_json(payload[8 : 8 + hlen])
+        header = CaseHeader.model_validate_json(bytes(payload[8 : 8 + hlen]))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "header"
