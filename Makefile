@@ -156,12 +156,13 @@ install-app: install-user
 	@test -x $(PREFIX)/venv/bin/python || $(INSTALL_PYTHON) -m venv --system-site-packages $(PREFIX)/venv
 	$(PREFIX)/venv/bin/python -m pip install -q --upgrade $(PREFIX)/app
 
-# install_unit: copy a unit file; install_conf: copy an example config unless one is there.
+# install_units: copy unit files ($(1)) and enable units ($(2), default the same: a template such as
+# dermkiosk-ingest@.service is enabled by instance); install_conf: copy an example config unless one is there.
 define install_units
 install -d -m 0755 $(UNIT_DIR)
 install -m 0644 $(addprefix systemd/,$(1)) $(UNIT_DIR)/
 if [ -d /run/systemd/system ]; then \
-  systemctl daemon-reload; systemctl enable $(1); systemctl try-restart $(1); \
+  systemctl daemon-reload; systemctl enable $(or $(2),$(1)); systemctl try-restart $(or $(2),$(1)); \
 else echo "systemd is not running here: units copied to $(UNIT_DIR), not enabled"; fi
 endef
 define install_conf
@@ -178,12 +179,20 @@ install-kiosk: install-app
 	@echo "  cd $(PREFIX)/app && sudo -u $(SERVICE_USER) $(PREFIX)/venv/bin/python -m edge check-config --config $(CONF_DIR)/kiosk.toml"
 	@echo "then: systemctl start dermkiosk-kiosk; journalctl -u dermkiosk-kiosk -f"
 
+# INGEST_INSTANCES=2: two ingest processes (dermkiosk-ingest@1, @2), each with its own certificate.
+INGEST_INSTANCES ?= 1
+INGEST_UNITS = $(foreach n,$(shell seq 1 $(INGEST_INSTANCES)),dermkiosk-ingest@$(n).service)
+
 install-centre: install-app
 	@$(call apt_install,mosquitto)
 	$(call install_conf,$(CENTRE_CONFIG),$(CONF_DIR)/centre.toml)
-	$(call install_units,dermkiosk-ingest.service dermkiosk-dashboard.service)
+	@# The ingest unit became a template (dermkiosk-ingest@N); retire the single unit of older installs.
+	@if [ -e $(UNIT_DIR)/dermkiosk-ingest.service ]; then \
+	  systemctl disable --now dermkiosk-ingest.service 2>/dev/null || true; rm -f $(UNIT_DIR)/dermkiosk-ingest.service; fi
+	$(call install_units,dermkiosk-ingest@.service dermkiosk-dashboard.service,$(INGEST_UNITS) dermkiosk-dashboard.service)
 	@echo "centre installed.  Edit $(CONF_DIR)/centre.toml, then:"
-	@echo "  systemctl start dermkiosk-ingest dermkiosk-dashboard; journalctl -u 'dermkiosk-*' -f"
+	@echo "  systemctl start $(INGEST_UNITS) dermkiosk-dashboard; journalctl -u 'dermkiosk-*' -f"
+	@echo "(ingest N >= 2 needs its certificate: python -m dashboard pki --dir DIR issue-ingest --instance N)"
 
 # ---------------------------------------------------------------- clean
 clean:

@@ -24,10 +24,10 @@ the ingest phase), a cost of the flood that the kiosks never make. Each consumer
 ``--warmup`` cases untimed (their own images: nothing of the timed cases is stored before), so
 that a running service is measured, not a process growing its heap.
 
-``--processes N`` runs N ingest processes in one shared-subscription group on one store (the
-ingest is written for that: a case stored by one is a duplicate for the other). On this bench's
-plain broker any client id works; on the centre's broker (``use_username_as_clientid``) each
-process would need its own certificate identity and ACL entry, which the PKI does not issue yet.
+``--processes N`` runs N ingest processes in one shared-subscription group on one store, as a
+centre does with ``python -m dashboard ingest --instance N`` (systemd ``dermkiosk-ingest@N``; on
+the centre's broker each has its own certificate, ``ingest-N``). One Python process keeps about
+1.7 of this machine's 2 cores busy; two keep both.
 
 Prints cases/s and MB/s of each and the ratio ingest / raw (the issue's goal is >= 0.5), and per
 phase the CPU milliseconds per case of the consumer, the broker, the publisher, the kernel's threads

@@ -1,6 +1,6 @@
 """Command line of the centre.
 
-    python -m dashboard ingest --config firmware_config/centre.demo.toml
+    python -m dashboard ingest --config firmware_config/centre.demo.toml [--instance N] [--end-session]
     python -m dashboard serve  --config firmware_config/centre.demo.toml
     python -m dashboard create-admin --config C --username U [--password-stdin]
     python -m dashboard create-user  --config C --username U --role dermatologist|it|admin [--password-stdin]
@@ -20,7 +20,7 @@ import time
 
 from wire.tomlconfig import ConfigError
 
-from .config import CentreConfig, load_config
+from .config import MAX_INGEST_INSTANCES, CentreConfig, ingest_instance, load_config
 
 
 def _load(path: str) -> CentreConfig:
@@ -44,6 +44,17 @@ def cmd_ingest(config: CentreConfig) -> int:
     except (OSError, sqlite3.Error) as exc:
         print(f"ingest: cannot open the centre's storage: {exc}", file=sys.stderr)
         return 1
+
+
+def cmd_end_session(config: CentreConfig) -> int:
+    """End a retired ingest process's session on the broker (see :meth:`dashboard.ingest.Ingest.end_session`)."""
+    from .ingest import Ingest
+
+    if Ingest(config).end_session():
+        print(f"ingest {config.broker.client_id}: session ended; the broker no longer keeps cases for it")
+        return 0
+    print(f"ingest {config.broker.client_id}: could not reach the broker to end the session", file=sys.stderr)
+    return 1
 
 
 def cmd_serve(config: CentreConfig) -> int:
@@ -102,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", required=True, help="centre TOML file")
         p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        if name == "ingest":
+            p.add_argument("--instance", type=int, default=1, choices=range(1, MAX_INGEST_INSTANCES + 1),
+                           metavar=f"1..{MAX_INGEST_INSTANCES}",
+                           help="which of the centre's ingest processes this is (default 1; 2 and up connect "
+                                "as ingest-N with their own certificate, see dashboard.config.ingest_instance)")
+            p.add_argument("--end-session", action="store_true",
+                           help="retire this ingest process: end its session on the broker (the broker "
+                                "stops queueing a share of the cases for it), then exit")
     from . import usercli
 
     usercli.add_parsers(sub)
@@ -110,7 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     config = _load(args.config)
     if args.command in usercli.COMMANDS:
         return usercli.run(args, config)
-    return {"ingest": cmd_ingest, "serve": cmd_serve}[args.command](config)
+    if args.command == "ingest":
+        config = ingest_instance(config, args.instance)
+        if args.end_session:
+            return cmd_end_session(config)
+        return cmd_ingest(config)
+    return cmd_serve(config)
 
 
 if __name__ == "__main__":

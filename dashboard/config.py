@@ -136,6 +136,38 @@ class CentreConfig(_Section):
     fleet: FleetConfig = FleetConfig()
 
 
+#: Most ingest processes one centre runs: the broker's ACL (firmware_config/mosquitto.acl) names
+#: an identity for each (``ingest``, ``ingest-2`` ... ``ingest-4``).
+MAX_INGEST_INSTANCES = 4
+
+
+def ingest_instance(config: CentreConfig, n: int) -> CentreConfig:
+    """The configuration of ingest process ``n`` (1 to :data:`MAX_INGEST_INSTANCES`) of one centre.
+
+    Process 1 is ``config`` itself. Process ``n`` >= 2 connects as client ``<client_id>-<n>``
+    with, where client certificates are set, the sibling files ``<cert stem>-<n><suffix>`` and
+    ``<key stem>-<n><suffix>`` (``ingest-2.crt`` beside ``ingest.crt``, made by ``python -m
+    dashboard pki issue-ingest --instance 2``: certificate name ``ingest-2``). Everything else is
+    shared: the database, the image folder and the shared-subscription group, in which the
+    broker hands each case to one of the processes; each announces its own presence, and the
+    kiosks send while any one of them is online. Two processes use both cores of a 2-core
+    centre (one Python process cannot, bench/ingest_throughput.py ``--processes``), and one of
+    them restarting does not stop the intake.
+    """
+    if not 1 <= n <= MAX_INGEST_INSTANCES:
+        raise ValueError(f"ingest instance must be 1 to {MAX_INGEST_INSTANCES}, not {n}")
+    if n == 1:
+        return config
+    b = config.broker
+
+    def sibling(path: Path | None) -> Path | None:
+        return None if path is None else path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+    broker = b.model_copy(update={"client_id": f"{b.client_id}-{n}", "cert_file": sibling(b.cert_file),
+                                  "key_file": sibling(b.key_file)})
+    return config.model_copy(update={"broker": BrokerConfig.model_validate(broker.model_dump())})
+
+
 def load_config(path: Path | str) -> CentreConfig:
     """Load and validate a centre TOML file; raise ``ConfigError`` naming file, field and problem."""
     return tomlconfig.load(path, CentreConfig)

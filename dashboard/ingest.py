@@ -456,6 +456,37 @@ class Ingest:
                     and not msg.prepared.cancelled() and msg.prepared.exception() is None:
                 discard_staged(msg.prepared.result().staged or {})
 
+    def end_session(self, timeout: float = 10.0) -> bool:
+        """End this ingest's session on the broker (run while the ingest process itself is stopped).
+
+        For a retired ingest process of several: Mosquitto goes on handing a disconnected
+        session its share of a shared subscription, and keeps it queued for its return. Ending
+        the session stops that; whatever was queued for it is dropped by the broker, and its
+        kiosks send those cases again after their ack timeout (they keep every case until the
+        centre acknowledges it), to the processes still running. Connects with a clean start and
+        no session expiry, announces this process offline, disconnects; True on success.
+        """
+        done = threading.Event()
+        ok = []
+
+        def on_connect(client, userdata, flags, reason_code, properties) -> None:
+            ok.append(not reason_code.is_failure)
+            done.set()
+
+        client = self.client
+        client.on_connect, client.on_subscribe, client.on_message = on_connect, None, None
+        b = self.config.broker
+        client.connect_async(b.host, b.port, keepalive=b.keepalive_s, clean_start=True)
+        client.loop_start()
+        try:
+            if not done.wait(timeout) or not ok[0]:
+                return False
+            _confirmed(client.publish(self.presence_topic, self._presence("offline"), qos=1, retain=True), timeout)
+            return True
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
     def run_forever(self) -> int:
         """Run until SIGINT or SIGTERM (the ``python -m dashboard ingest`` entry point); return an exit status.
 

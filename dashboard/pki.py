@@ -3,6 +3,7 @@
     python -m dashboard pki --dir DIR init                 # CA key + certificate, empty CRL
     python -m dashboard pki --dir DIR issue-broker HOST    # broker server certificate (SAN HOST + 127.0.0.1)
     python -m dashboard pki --dir DIR issue-ingest         # ingest client certificate (CN "ingest")
+    python -m dashboard pki --dir DIR issue-ingest --instance 2   # a second ingest process (CN "ingest-2")
     python -m dashboard pki --dir DIR issue-updates        # update publisher's certificate (CN "updates")
     python -m dashboard pki --dir DIR issue-kiosk DEVICE   # kiosk client certificate (CN = device id)
     python -m dashboard pki --dir DIR revoke DEVICE        # revoke a kiosk; the CRL is rewritten
@@ -35,6 +36,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -46,12 +48,17 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from wire.topics import check_id
 
+from .config import MAX_INGEST_INSTANCES
+
 #: The ingest's certificate CN (its MQTT user name); no kiosk may take it.
 INGEST_CN = "ingest"
+#: The certificate names of the centre's ingest processes: ``ingest``, ``ingest-2`` ... (see
+#: :func:`dashboard.config.ingest_instance`; the broker's ACL grants each the ingest's topics).
+INGEST_NAMES = (INGEST_CN, *(f"{INGEST_CN}-{n}" for n in range(2, MAX_INGEST_INSTANCES + 1)))
 #: The update publisher's certificate CN (``python -m dashboard update publish``).
 UPDATES_CN = "updates"
-#: Names a kiosk cannot have (they are other identities on the broker).
-RESERVED = {INGEST_CN, UPDATES_CN, "broker", "admin", "root"}
+#: Names a kiosk cannot have (they are other identities on the broker), and any ``ingest-<number>``.
+RESERVED = {*INGEST_NAMES, UPDATES_CN, "broker", "admin", "root"}
 CA_DAYS = 3650
 LEAF_DAYS = 825
 CRL_DAYS = 365
@@ -129,7 +136,7 @@ class Pki:
 
     def paths(self, name: str) -> tuple[Path, Path]:
         """``(cert, key)`` paths of ``broker``, ``ingest`` or a kiosk device id."""
-        if name in ("broker", INGEST_CN, UPDATES_CN):
+        if name in ("broker", UPDATES_CN, *INGEST_NAMES):
             return self.dir / f"{name}.crt", self.dir / f"{name}.key"
         return self.dir / "kiosks" / f"{name}.crt", self.dir / "kiosks" / f"{name}.key"
 
@@ -238,13 +245,17 @@ class Pki:
             check_id(device_id, "device id")
         except ValueError as exc:
             raise PkiError(str(exc)) from None
-        if device_id in RESERVED:
+        if device_id in RESERVED or re.fullmatch(rf"{INGEST_CN}-[0-9]+", device_id):
             raise PkiError(f"device id {device_id!r} is reserved (it names another identity on the broker)")
         return self._issue(device_id, "kiosk", device_id, None, ExtendedKeyUsageOID.CLIENT_AUTH, days)
 
-    def issue_ingest(self, days: int = LEAF_DAYS) -> tuple[Path, Path]:
-        """Issue (or renew) the ingest's client certificate, CN ``ingest``; return ``(cert, key)``."""
-        return self._issue(INGEST_CN, "ingest", INGEST_CN, None, ExtendedKeyUsageOID.CLIENT_AUTH, days)
+    def issue_ingest(self, days: int = LEAF_DAYS, instance: int = 1) -> tuple[Path, Path]:
+        """Issue (or renew) the client certificate of ingest process ``instance``: CN ``ingest``, or
+        ``ingest-<instance>`` from 2 on (files ``ingest-<instance>.crt/.key``); return ``(cert, key)``."""
+        if not 1 <= instance <= MAX_INGEST_INSTANCES:
+            raise PkiError(f"ingest instance must be 1 to {MAX_INGEST_INSTANCES}, not {instance}")
+        name = INGEST_NAMES[instance - 1]
+        return self._issue(name, "ingest", name, None, ExtendedKeyUsageOID.CLIENT_AUTH, days)
 
     def issue_updates(self, days: int = LEAF_DAYS) -> tuple[Path, Path]:
         """Issue (or renew) the update publisher's client certificate, CN ``updates``; return ``(cert, key)``.
@@ -416,8 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("host", help="the name (or IP address) kiosks use to reach the broker")
     p.add_argument("--ip", action="append", default=[], help="another IP address for the certificate")
     p.add_argument("--days", type=int, default=LEAF_DAYS)
-    p = add("issue-ingest", "the ingest's client certificate (CN ingest)")
+    p = add("issue-ingest", "the ingest's client certificate (CN ingest; --instance N: ingest-N)")
     p.add_argument("--days", type=int, default=LEAF_DAYS)
+    p.add_argument("--instance", type=int, default=1, help="the ingest process it is for (default 1; "
+                   "see python -m dashboard ingest --instance)")
     p = add("issue-updates", "the update publisher's client certificate (CN updates)")
     p.add_argument("--days", type=int, default=LEAF_DAYS)
     p = add("issue-kiosk", "a kiosk's client certificate (CN = device id)")
@@ -437,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             cert, key = pki.issue_broker(args.host, args.ip, args.days)
             print(f"certificate: {cert}\nkey: {key}")
         elif args.command == "issue-ingest":
-            cert, key = pki.issue_ingest(args.days)
+            cert, key = pki.issue_ingest(args.days, args.instance)
             print(f"certificate: {cert}\nkey: {key}")
         elif args.command == "issue-updates":
             cert, key = pki.issue_updates(args.days)

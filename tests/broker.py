@@ -154,7 +154,8 @@ class TestPki:
     REVOKED = "kiosk-revoked"
 
     def __init__(self, directory: Path):
-        """Create the CA, broker, ingest, updates, ``kiosk-a``, ``kiosk-b``, a revoked kiosk and a foreign CA."""
+        """Create the CA, broker, ingest (processes 1 and 2), updates, ``kiosk-a``, ``kiosk-b``, a revoked kiosk and a
+        foreign CA."""
         from dashboard.pki import Pki
 
         self.dir = Path(directory)
@@ -162,6 +163,7 @@ class TestPki:
         self.pki.init()
         self.pki.issue_broker("localhost")
         self.pki.issue_ingest()
+        self.pki.issue_ingest(instance=2)
         self.pki.issue_updates()
         for device in ("kiosk-a", "kiosk-b", self.REVOKED):
             self.pki.issue_kiosk(device)

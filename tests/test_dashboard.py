@@ -328,3 +328,44 @@ def test_every_centre_example_config_validates():
         assert cfg.broker.url
     server = load_config(ROOT / "firmware_config" / "centre.server.toml")
     assert server.broker.url.startswith("mqtts://") and server.web.tls and server.web.host == "127.0.0.1"
+
+
+def test_ingest_instances_share_the_store_with_their_own_identity(tmp_path):
+    """Process 1 is the file's config; process N has client id <id>-N and certificate files <stem>-N.<ext>."""
+    from dashboard.config import MAX_INGEST_INSTANCES, ingest_instance
+
+    path = tmp_path / "c.toml"
+    path.write_text('[broker]\nurl = "mqtts://broker:8883"\nclient_id = "ingest"\nca_file = "/etc/dk/ca.crt"\n'
+                    'cert_file = "/etc/dk/ingest.crt"\nkey_file = "/etc/dk/ingest.key"\n'
+                    f'[storage]\ndatabase = "{tmp_path}/c.db"\n')
+    config = load_config(path)
+    assert ingest_instance(config, 1) is config
+    two = ingest_instance(config, 2)
+    assert (two.broker.client_id, two.broker.cert_file, two.broker.key_file, two.broker.ca_file) == \
+        ("ingest-2", Path("/etc/dk/ingest-2.crt"), Path("/etc/dk/ingest-2.key"), Path("/etc/dk/ca.crt"))
+    assert (two.storage, two.broker.share_group, two.broker.url) == \
+        (config.storage, config.broker.share_group, config.broker.url)
+    for bad in (0, MAX_INGEST_INSTANCES + 1):
+        with pytest.raises(ValueError, match="instance"):
+            ingest_instance(config, bad)
+    r = subprocess.run([sys.executable, "-m", "dashboard", "ingest", "--config", str(path), "--instance", "5"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "--instance" in r.stderr
+
+
+def test_the_broker_acl_grants_every_ingest_identity_the_same_topics():
+    """firmware_config/mosquitto.acl: a block per ingest process name (Mosquitto has no wildcard users), all alike."""
+    from dashboard.pki import INGEST_NAMES
+
+    blocks, user = {}, None
+    for line in (ROOT / "firmware_config" / "mosquitto.acl").read_text().splitlines():
+        if line.startswith("user "):
+            user = line.split()[1]
+            blocks[user] = []
+        elif line.startswith("pattern "):
+            user = None
+        elif line.startswith("topic ") and user:
+            blocks[user].append(line)
+    assert set(INGEST_NAMES) <= set(blocks)
+    assert "topic read dermkiosk/v1/+/+/case" in blocks["ingest"]
+    assert all(blocks[name] == blocks["ingest"] for name in INGEST_NAMES)

@@ -88,6 +88,19 @@ def test_kiosk_and_ingest_client_certificates(pki):
         assert load_pem_private_key(k.read_bytes(), None).public_key() == cert(c).public_key()
 
 
+def test_each_ingest_process_has_its_own_identity(pki):
+    """``issue-ingest --instance N``: CN ingest-N, beside ingest.crt; no kiosk may take an ingest-<n> name."""
+    c2, k2 = pki.issue_ingest(instance=2)
+    assert (c2, k2) == pki.paths("ingest-2") and c2.parent == pki.issue_ingest()[0].parent
+    assert cn(cert(c2)) == "ingest-2" and openssl_verify(pki, c2)[0]
+    with pytest.raises(PkiError, match="1 to 4"):
+        pki.issue_ingest(instance=5)
+    for name in ("ingest-2", "ingest-4", "ingest-9"):
+        with pytest.raises(PkiError, match="reserved"):
+            pki.issue_kiosk(name)
+    assert pki.issue_kiosk("ingestion-1")[0].exists()  # only the ingest-<number> names are taken
+
+
 @pytest.mark.parametrize("bad, msg", [("Kiosk_1", "must be 1-32 characters"), ("ingest", "reserved"),
                                       ("a" * 33, "must be 1-32"), ("../x", "must be 1-32"), ("", "must be")])
 def test_device_id_is_validated(pki, bad, msg):

@@ -18,7 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 UNIT_DIR = ROOT / "systemd"
 UNITS = sorted(UNIT_DIR.glob("*.service"))
 VENV_PYTHON = "/opt/dermkiosk/venv/bin/python"
-EXPECTED = {"dermkiosk-kiosk.service", "dermkiosk-ingest.service", "dermkiosk-dashboard.service"}
+EXPECTED = {"dermkiosk-kiosk.service", "dermkiosk-ingest@.service", "dermkiosk-dashboard.service"}
+
+
+def as_instance(name: str) -> str:
+    """A template unit's file name as its first instance (``x@.service`` -> ``x@1.service``): what systemd runs."""
+    return name.replace("@.", "@1.")
 
 
 def systemd_analyze() -> str:
@@ -51,7 +56,7 @@ def verify(unit_text: str, name: str, tmp_path: Path) -> subprocess.CompletedPro
     fake_python = tmp_path / "venv-python"
     fake_python.write_text("#!/bin/sh\nexit 0\n")
     fake_python.chmod(0o755)
-    unit = tmp_path / name
+    unit = tmp_path / as_instance(name)
     unit.write_text(unit_text.replace(VENV_PYTHON, str(fake_python)))
     return subprocess.run([systemd_analyze(), "verify", "--man=no", str(unit)],
                           capture_output=True, text=True, timeout=60)
@@ -82,7 +87,7 @@ def exposure(unit_text: str, name: str, tmp_path: Path) -> float:
     fake_python = tmp_path / "venv-python"
     fake_python.write_text("#!/bin/sh\nexit 0\n")
     fake_python.chmod(0o755)
-    unit = tmp_path / name
+    unit = tmp_path / as_instance(name)
     unit.write_text(unit_text.replace(VENV_PYTHON, str(fake_python)))
     out = subprocess.run([systemd_analyze(), "security", "--offline=yes", "--no-pager", str(unit)],
                          capture_output=True, text=True, timeout=60).stdout
@@ -101,9 +106,9 @@ def test_security_exposure_is_low(unit, tmp_path):
 
 def test_security_check_catches_an_unhardened_unit(tmp_path):
     keep = ("[", "Description", "Type", "ExecStart", "User", "Group")
-    text = "\n".join(line for line in (UNIT_DIR / "dermkiosk-ingest.service").read_text().splitlines()
+    text = "\n".join(line for line in (UNIT_DIR / "dermkiosk-ingest@.service").read_text().splitlines()
                      if line.startswith(keep))
-    assert exposure(text, "dermkiosk-ingest.service", tmp_path) > MAX_EXPOSURE
+    assert exposure(text, "dermkiosk-ingest@.service", tmp_path) > MAX_EXPOSURE
 
 
 @pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
@@ -135,8 +140,9 @@ def test_kiosk_reaches_the_camera_without_private_devices():
 
 
 def test_centre_units_run_the_right_commands():
-    ingest = parse_unit(UNIT_DIR / "dermkiosk-ingest.service")
+    ingest = parse_unit(UNIT_DIR / "dermkiosk-ingest@.service")
     web = parse_unit(UNIT_DIR / "dermkiosk-dashboard.service")
     assert "-m dashboard ingest --config" in ingest["Service"]["ExecStart"][-1]
+    assert ingest["Service"]["ExecStart"][-1].endswith(" --instance %i")  # dermkiosk-ingest@N: process N
     assert "-m dashboard serve --config" in web["Service"]["ExecStart"][-1]
     assert "mosquitto.service" in ingest["Unit"]["After"][-1].split()
