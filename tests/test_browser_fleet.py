@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from dashboard import create_app
 from dashboard.alerts import FleetConfig
+from dashboard.fleet import record_ingest_alive
+from dashboard.store import Store
 from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
 from tests.dashauth import PASSWORD, make_user
 from tests.test_fleet_page import populate
@@ -21,10 +24,11 @@ def served(tmp_path):
     populate(app.config["DATABASE"], app.config["IMAGES_DIR"])
     make_user(app.config["DATABASE"], app.config["IMAGES_DIR"], "it-browser", "it")
     with serve(app) as base:
-        yield base
+        yield base, app
 
 
 def test_fleet_page_in_chromium(served):
+    served, app = served
     with playwright_api.sync_playwright() as p:
         browser = launch(p)
         try:
@@ -49,5 +53,19 @@ def test_fleet_page_in_chromium(served):
             assert not failed and not csp, (failed, csp)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "fleet_page.png"), full_page=True)
+            # two ingest processes, the second one silent: cases flow, and IT is told what waits for it
+            now = datetime.now(timezone.utc)
+            store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"])
+            try:
+                record_ingest_alive(store, "ingest", now - timedelta(hours=2), now)
+                record_ingest_alive(store, "ingest-2", now - timedelta(hours=2), now - timedelta(minutes=7))
+            finally:
+                store.close()
+            page.reload()
+            assert not page.locator("#ingest-down").is_visible()
+            silent = page.locator("#ingest-silent-ingest-2")
+            assert silent.is_visible() and "Ingest ingest-2 is silent" in silent.inner_text()
+            assert silent.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(255, 244, 224)"
+            silent.screenshot(path=str(ARTIFACTS / "fleet_ingest_silent.png"))
         finally:
             browser.close()

@@ -177,9 +177,16 @@ def test_the_page_and_metrics_say_when_no_ingest_is_taking_cases(app):
         html = client.get("/fleet").get_data(as_text=True)
         assert 'id="ingest-down"' in html and "ingest: silent, last heard 5 min ago." in html
         assert scrape()[("dermkiosk_ingest_up", "ingest")] == 0
+        # Two processes, one of them silent: cases still flow, but the broker keeps the silent one's share.
+        fleet.record_ingest_alive(store, "ingest-2", now - timedelta(hours=1), now - timedelta(seconds=5))
+        html = client.get("/fleet").get_data(as_text=True)
+        assert 'id="ingest-down"' not in html and "Ingest ingest-2 running since" in html
+        assert 'id="ingest-silent-ingest"' in html and "the broker keeps its share" in html
+        assert 'id="ingest-silent-ingest-2"' not in html
+        fleet.record_ingest_stopped(store, "ingest-2", now)
         fleet.record_ingest_alive(store, "ingest", now, now)
         fleet.record_ingest_stopped(store, "ingest", now)
         html = client.get("/fleet").get_data(as_text=True)
-        assert 'id="ingest-down"' in html and "ingest: stopped" in html
+        assert 'id="ingest-down"' in html and "ingest: stopped" in html and "ingest-silent" not in html
     finally:
         store.close()
