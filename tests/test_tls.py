@@ -340,6 +340,14 @@ def wait_delivered(outbox: Outbox, ids: list[str], link: Link, timeout: float = 
         time.sleep(0.05)
 
 
+def wait_holding(link: Link, timeout: float = 10.0) -> None:
+    """Wait until the kiosk's link holds its cases because no ingest says it is online."""
+    deadline = time.monotonic() + timeout
+    while not link.holding:
+        assert time.monotonic() < deadline, f"the kiosk did not see the centre go: {link.stats}"
+        time.sleep(0.05)
+
+
 def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(tls_broker, test_pki,
                                                                               tmp_path):
     from tests.centre import centre_config
@@ -375,10 +383,7 @@ def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(
         # The ingest announced itself through the ACL; stopping it tells the kiosk to hold its cases.
         assert link.stats.centre == "online"
         ingest.stop()
-        deadline = time.monotonic() + 10
-        while not link.holding:
-            assert time.monotonic() < deadline, f"the kiosk did not see the centre go: {link.stats}"
-            time.sleep(0.05)
+        wait_holding(link)
     finally:
         if link:
             link.stop()
@@ -454,11 +459,8 @@ def test_two_ingest_processes_share_the_cases_and_either_keeps_the_centre_online
             assert store.count_cases() == 20
         finally:
             store.close()
-        ingests[1].stop()
-        deadline = time.monotonic() + 10
-        while not link.holding:
-            assert time.monotonic() < deadline, f"the kiosk did not see the last ingest go: {link.stats}"
-            time.sleep(0.05)
+        ingests[1].stop()  # the last one: now the kiosk holds its cases
+        wait_holding(link)
     finally:
         if link:
             link.stop()
