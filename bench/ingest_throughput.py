@@ -380,9 +380,9 @@ def main() -> None:
     frames = build_frames(args.cases, args.image_kb)
     warmup = build_frames(args.warmup, args.image_kb, tag="warm-up")
     mb = sum(len(f) for _, f in frames) / 1e6
+    autosave = "on every change" if args.autosave_on_every_change else f"every {args.autosave_interval} s"
     print(f"{args.cases} cases x 3 images, {mb / args.cases * 1000:.0f} KB per case frame, {mb:.0f} MB in all; "
-          f"broker autosave {'on every change' if args.autosave_on_every_change else f'every {args.autosave_interval} s'}; "
-          f"publisher window {args.window or 'none (flood)'}")
+          f"broker autosave {autosave}; publisher window {args.window or 'none (flood)'}")
     raws, ings, raw_cpu, ing_cpu = [], [], [], []
     with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
         tmp = Path(tmp)

@@ -10,9 +10,9 @@ network thread (``bench/ingest_throughput.py``).
 :class:`LeanClient` reads each packet's body with ``recv_into`` straight into
 one buffer of its exact size (plain and TLS sockets alike), and decodes MQTT 5
 QoS 0/1 PUBLISH packets without copying the payload: ``message.payload`` is a
-``bytearray`` (paho gives ``bytes``), the packet's buffer less its header. :meth:`LeanClient.ack_many` sends
-the PUBACKs of a whole batch in one write (one wake-up of the network thread,
-one TCP segment for the broker) instead of one each. Everything else (other
+``bytearray`` (paho gives ``bytes``), the packet's buffer less its header.
+:meth:`LeanClient.ack_many` sends the PUBACKs of a whole batch in one write (one
+wake-up of the network thread, one TCP segment for the broker) instead of one each. Everything else (other
 packet types, QoS 2, MQTT 3.1.1, websockets) goes through paho's own code. It
 overrides two private methods of paho-mqtt, whose version is pinned
 (``pyproject.toml``); ``tests/test_receive.py`` checks it against a real broker
