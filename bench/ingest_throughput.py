@@ -64,6 +64,8 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from dashboard import sample  # noqa: E402
+from dashboard.config import load_config  # noqa: E402
+from dashboard.ingest import Ingest  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 from wire import codec, topics  # noqa: E402
 from wire.messages import parse_acks  # noqa: E402
@@ -149,7 +151,6 @@ class Window:
     """
 
     def __init__(self, size: int):
-        self.size = size
         self._slots = threading.Semaphore(size) if size else None
 
     def take(self) -> None:
@@ -281,7 +282,8 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
             p.terminate()
         for p, cid in zip(procs, ids):
             p.wait(30)
-            end_session(broker, cid)
+            # the shared group would go on queueing a share for the retired process's session
+            assert Ingest(load_config(data / f"{cid}.toml")).end_session(), f"could not end {cid}'s session"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -345,13 +347,6 @@ def print_cpu(phase: str, consumer: str, before: tuple, after: tuple, n: int) ->
           f"machine (not niced) {m:.2f} ms ({cores:.1f} of {os.cpu_count()} cores); "
           f"{consumer}'s threads " + " ".join(f"{t:.2f}" for t in threads if t >= 0.005), flush=True)
     return c + b + p + k
-
-
-def end_session(broker: Broker, client_id: str) -> None:
-    """Drop a retired ingest's persistent session, or the shared group would keep queueing a share for it."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    c.connect(broker.host, broker.port, clean_start=True)
-    c.disconnect()
 
 
 def main() -> None:

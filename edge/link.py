@@ -570,11 +570,14 @@ class Link:
             return
         self._wake.clear()
         self._next_poll = now + _POLL_S
+        held = sum(f.size for f in self._inflight.values())  # bytes in flight, kept up to date below
         for case in self.outbox.pending(free, exclude=set(self._inflight)):
-            if self._inflight and sum(f.size for f in self._inflight.values()) >= self.broker.max_inflight_bytes:
+            if self._inflight and held >= self.broker.max_inflight_bytes:
                 break
             if not self._publish(client, case.case_id):
                 break
+            flight = self._inflight.get(case.case_id)
+            held += flight.size if flight else 0
         self.stats.inflight = len(self._inflight)
 
     def _resend_overdue(self, client: mqtt.Client) -> None:
