@@ -176,6 +176,23 @@ def test_ack_many_acknowledges_those_messages_and_the_broker_redelivers_the_rest
         again.close()
 
 
+def test_receive_buffers_are_exact_size_bytearrays_without_a_zero_fill(monkeypatch):
+    import platform
+
+    if platform.python_implementation() == "CPython":  # the C API that skips the memset is there
+        assert receive._RESIZE is not None
+    for size in (0, 1, 5, 1_000_000, 3_000_000):
+        buf = receive.receive_buffer(size)
+        assert type(buf) is bytearray and len(buf) == size
+        buf[:] = b"\xab" * size  # writable, and dropping the header in place still works
+        del buf[: min(size, 3)]
+        assert bytes(buf) == b"\xab" * max(size - 3, 0)
+    # (Their bytes are undefined until received over: the exact comparisons above, 0 B to 3 MB, show that
+    # nothing stale reaches a message.)
+    monkeypatch.setattr(receive, "_RESIZE", None)
+    assert receive.receive_buffer(4) == bytearray(4)
+
+
 def test_a_truncated_publish_is_a_malformed_packet_not_a_crash():
     c = LeanClient(CallbackAPIVersion.VERSION2, client_id="x", protocol=mqtt.MQTTv5)
     c._in_packet["command"] = 0x32  # PUBLISH, QoS 1
