@@ -29,7 +29,8 @@ centre does with ``python -m dashboard ingest --instance N`` (systemd ``dermkios
 the centre's broker each has its own certificate, ``ingest-N``). One Python process keeps about
 1.7 of this machine's 2 cores busy; two keep both.
 
-Prints cases/s and MB/s of each and the ratio ingest / raw (the issue's goal is >= 0.5), and per
+Prints cases/s and MB/s of each, the ratio ingest / raw of the medians (the issue's goal is >= 0.5) and
+the median, min and max of each run's own ratio (its raw run just before it: same background load), and per
 phase the CPU milliseconds per case of the consumer, the broker, the publisher, the kernel's threads
 and interrupts (writeback, journal, block completions) and the whole machine (not counting niced
 processes), which shows whether a phase was bound by the machine's CPUs. On a machine shared with
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -400,8 +402,11 @@ def main() -> None:
                                           args.decoder_threads, args.window)
                 ings.append(elapsed)
                 ing_cpu.append(cpu)
+                # Every run stores ~0.5 GB: free it (page cache included), so that each run starts alike
+                # instead of later runs paying for the reclaim of earlier runs' files.
+                shutil.rmtree(tmp / f"centre-{rep}")
                 print(f"  run {rep + 1}: raw {args.cases / raws[-1]:7.1f} cases/s, "
-                      f"ingest {args.cases / ings[-1]:7.1f} cases/s", flush=True)
+                      f"ingest {args.cases / ings[-1]:7.1f} cases/s, ratio {raws[-1] / ings[-1]:.2f}", flush=True)
         finally:
             broker.stop()
     n = args.cases
@@ -410,6 +415,10 @@ def main() -> None:
     print(f"raw broker->subscriber : {n / raw:8.1f} cases/s  {mb / raw:7.1f} MB/s")
     print(f"ingest (stored+acked)  : {n / ing:8.1f} cases/s  {mb / ing:7.1f} MB/s")
     print(f"ratio ingest/raw       : {raw / ing:8.2f}")
+    # Each ingest run follows its raw run by seconds: their own ratio shares that moment's background load.
+    paired = sorted(r / i for r, i in zip(raws, ings))
+    print(f"paired ratios          : median {statistics.median(paired):.2f}, "
+          f"min {paired[0]:.2f}, max {paired[-1]:.2f} ({len(paired)} runs)")
     # On a machine busy with other work the throughputs swing with that work; the CPU each path costs
     # per case (its processes, the broker, the publisher, kernel threads and interrupts) swings less. On
     # a dedicated machine where both paths are CPU-bound, throughput ratio = inverse ratio of CPU per case.
