@@ -69,8 +69,7 @@ def receive_buffer(size: int) -> bytearray:
     if _RESIZE is None or size <= 0:
         return bytearray(size)
     buf = bytearray()
-    if _RESIZE(buf, size) != 0:  # MemoryError set by CPython: raised by ctypes
-        raise MemoryError(size)
+    _RESIZE(buf, size)  # on failure CPython sets MemoryError, which ctypes.pythonapi raises
     return buf
 
 

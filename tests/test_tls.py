@@ -348,6 +348,16 @@ def wait_holding(link: Link, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def stop_all(link: Link | None, outbox: Outbox | None, *ingests) -> None:
+    """A test's teardown: the kiosk's link and outbox (where they were made), then each ingest."""
+    if link:
+        link.stop()
+    if outbox:
+        outbox.close()
+    for ingest in ingests:
+        ingest.stop()
+
+
 def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(tls_broker, test_pki,
                                                                               tmp_path):
     from tests.centre import centre_config
@@ -366,10 +376,7 @@ def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(
         link = Link(settings, SITE, "kiosk-a", outbox).start()
         cid, jpeg = submit_case(outbox, 1)
         link.wake()
-        deadline = time.monotonic() + 20
-        while outbox.get(cid).state not in ("delivered", "purged"):
-            assert time.monotonic() < deadline, f"not acked: {outbox.get(cid)} {link.stats}"
-            time.sleep(0.05)
+        wait_delivered(outbox, [cid], link)
         assert link.connected and link.stats.delivered == 1
         # Delivered: the kiosk deletes the (sealed) image files and forgets the header.
         deadline = time.monotonic() + 10
@@ -385,11 +392,7 @@ def test_a_case_goes_through_tls_from_the_kiosk_link_to_the_ingest_and_is_acked(
         ingest.stop()
         wait_holding(link)
     finally:
-        if link:
-            link.stop()
-        if outbox:
-            outbox.close()
-        ingest.stop()
+        stop_all(link, outbox, ingest)
 
 
 def test_kiosk_config_refuses_a_certificate_for_another_device(tmp_path, test_pki):
@@ -462,9 +465,4 @@ def test_two_ingest_processes_share_the_cases_and_either_keeps_the_centre_online
         ingests[1].stop()  # the last one: now the kiosk holds its cases
         wait_holding(link)
     finally:
-        if link:
-            link.stop()
-        if outbox:
-            outbox.close()
-        for i in ingests:
-            i.stop()
+        stop_all(link, outbox, *ingests)
