@@ -8,8 +8,13 @@ Data (recorded by the ingest, read by the page and ``/metrics``):
 * ``updates``: bundles published (``python -m dashboard update publish``) and the
   kiosk's :class:`wire.messages.UpdateResult`;
 * presence comes from the ``devices`` table (retained status, last will, last seen);
-* ``ingest_heartbeat``: each ingest process's last sign of life (its worker loop), so
-  that the page says when the centre itself is not taking cases.
+* ``ingest_heartbeat``: each ingest process's last sign of life (its worker loop) and the
+  storage problem it is retrying, if any, so that the page says when the centre itself is
+  not taking cases, and why.
+
+The page also shows the centre's own free disk space (images and database), read
+by the dashboard process itself, so that it is known even when the ingest cannot
+record anything.
 
 The page ``/fleet`` (roles ``it`` and ``admin``) draws the charts as inline SVG
 on the server: no script, no external resource (CSP ``default-src 'self'``).
@@ -18,7 +23,9 @@ on the server: no script, no external resource (CSP ``default-src 'self'``).
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from flask import Blueprint, current_app, render_template
 from markupsafe import Markup, escape
@@ -66,9 +73,13 @@ CREATE TABLE IF NOT EXISTS ingest_heartbeat (
     client_id TEXT PRIMARY KEY,
     started_at TEXT NOT NULL,
     alive_at TEXT NOT NULL,
-    stopped_at TEXT
+    stopped_at TEXT,
+    problem TEXT,
+    problem_since TEXT
 );
 """
+#: Columns added to ``ingest_heartbeat`` after its first release (added to older databases).
+_HEARTBEAT_ADDED = (("problem", "TEXT"), ("problem_since", "TEXT"))
 #: An ingest whose worker has not been heard for this long is shown as not running.
 INGEST_STALE_S = 60.0
 #: Charted series: (column, title, unit).
@@ -81,6 +92,11 @@ def ensure_schema(store) -> None:
     """Create the fleet tables on this store's connection (once per connection)."""
     if not getattr(store, "_fleet_schema", False):
         store.conn.executescript(SCHEMA)
+        have = {row[1] for row in store.conn.execute("PRAGMA table_info(ingest_heartbeat)")}
+        for column, kind in _HEARTBEAT_ADDED:
+            if column not in have:
+                with store.conn:
+                    store.conn.execute(f"ALTER TABLE ingest_heartbeat ADD COLUMN {column} {kind}")
         store._fleet_schema = True
 
 
@@ -126,36 +142,84 @@ def record_health(store, site: str, health: Health, received_at: datetime, histo
         store._fleet_pruned = received_at.timestamp()
 
 
-def record_ingest_alive(store, client_id: str, started_at: datetime, now: datetime) -> None:
-    """The ingest's worker is alive (called every few seconds by it)."""
+def record_ingest_alive(store, client_id: str, started_at: datetime, now: datetime,
+                        problem: str | None = None) -> None:
+    """The ingest's worker is alive (called every few seconds by it).
+
+    ``problem`` says what it is retrying instead of storing cases (``storage unavailable: No
+    space left on device``), None once storage works; the first beat of a problem records its start.
+    """
     ensure_schema(store)
     with store.conn:
         store.conn.execute(
-            "INSERT INTO ingest_heartbeat (client_id, started_at, alive_at) VALUES (?,?,?) ON CONFLICT(client_id) "
-            "DO UPDATE SET started_at=excluded.started_at, alive_at=excluded.alive_at, stopped_at=NULL",
-            (client_id, _iso(started_at), _iso(now)))
+            "INSERT INTO ingest_heartbeat (client_id, started_at, alive_at, problem, problem_since) "
+            "VALUES (?,?,?,?,?) ON CONFLICT(client_id) DO UPDATE SET started_at=excluded.started_at, "
+            "alive_at=excluded.alive_at, stopped_at=NULL, problem=excluded.problem, "
+            "problem_since=CASE WHEN excluded.problem IS NULL THEN NULL "
+            "WHEN ingest_heartbeat.problem IS NULL THEN excluded.problem_since "
+            "ELSE ingest_heartbeat.problem_since END",
+            (client_id, _iso(started_at), _iso(now), problem, _iso(now) if problem else None))
 
 
 def record_ingest_stopped(store, client_id: str, now: datetime) -> None:
     """The ingest stopped cleanly."""
     ensure_schema(store)
     with store.conn:
-        store.conn.execute("UPDATE ingest_heartbeat SET stopped_at=?, alive_at=? WHERE client_id=?",
+        store.conn.execute("UPDATE ingest_heartbeat SET stopped_at=?, alive_at=?, problem=NULL, problem_since=NULL "
+                           "WHERE client_id=?",
                            (_iso(now), _iso(now), client_id))
 
 
 def ingest_states(store, now: datetime, stale_after_s: float = INGEST_STALE_S) -> list[dict]:
-    """Each ingest process ever recorded: ``running`` (heard within ``stale_after_s``), ``stopped``
-    (said so) or ``silent`` (killed, hung or its machine down), with when it started and was last heard."""
+    """Each ingest process ever recorded, with when it started and was last heard, and its state:
+
+    ``running`` (heard within ``stale_after_s``, storing), ``blocked`` (heard, but retrying a storage
+    problem instead of storing: ``problem`` and ``problem_since`` say which and since when),
+    ``stopped`` (said so) or ``silent`` (killed, hung or its machine down).
+    """
     ensure_schema(store)
     out = []
-    for client_id, started, alive, stopped in store.conn.execute(
-            "SELECT client_id, started_at, alive_at, stopped_at FROM ingest_heartbeat ORDER BY client_id"):
+    for client_id, started, alive, stopped, problem, since in store.conn.execute(
+            "SELECT client_id, started_at, alive_at, stopped_at, problem, problem_since FROM ingest_heartbeat "
+            "ORDER BY client_id"):
         age = (now - _dt(alive)).total_seconds()
-        state = "stopped" if stopped else ("running" if age <= stale_after_s else "silent")
+        if stopped:
+            state = "stopped"
+        elif age > stale_after_s:
+            state = "silent"
+        else:
+            state = "blocked" if problem else "running"
         out.append({"client_id": client_id, "state": state, "started_at": _dt(started), "alive_at": _dt(alive),
-                    "age_s": age})
+                    "age_s": age, "problem": problem if state == "blocked" else None,
+                    "problem_since": _dt(since) if state == "blocked" else None})
     return out
+
+
+def centre_disks(paths: dict[str, Path], used_limit_pct: float) -> list[dict]:
+    """Free space of the file systems holding the centre's data (label -> folder), one entry per file system.
+
+    Each: ``labels`` (what it holds), ``free``, ``total`` (bytes), ``used_pct`` and ``alert``
+    (more than ``used_limit_pct`` used). A folder that cannot be read is listed with an
+    ``error``; none of this needs the database.
+    """
+    by_dev: dict[object, dict] = {}
+    for label, folder in paths.items():
+        folder = Path(folder)
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent  # not created yet: its file system is the nearest existing parent's
+        try:
+            dev = folder.stat().st_dev
+            usage = shutil.disk_usage(folder)
+        except OSError as exc:
+            by_dev[label] = {"labels": [label], "error": exc.strerror or type(exc).__name__}
+            continue
+        if dev in by_dev:
+            by_dev[dev]["labels"].append(label)
+            continue
+        used = 100.0 * (1 - usage.free / usage.total) if usage.total else 0.0
+        by_dev[dev] = {"labels": [label], "free": usage.free, "total": usage.total, "used_pct": used,
+                       "alert": used > used_limit_pct}
+    return list(by_dev.values())
 
 
 def prune_history(store, before: datetime) -> int:
@@ -319,6 +383,12 @@ def fleet_rows(store, now: datetime, t: FleetConfig, with_history: bool = True) 
     return rows
 
 
+def app_centre_disks(t: FleetConfig) -> list[dict]:
+    """:func:`centre_disks` of this app's image folder and database folder."""
+    cfg = current_app.config
+    return centre_disks({"images": cfg["IMAGES_DIR"], "database": Path(cfg["DATABASE"]).parent}, t.disk_used_pct)
+
+
 def _fleet_page():
     from .db import get_store
 
@@ -330,8 +400,9 @@ def _fleet_page():
               "down": sum(r["presence"] in ("offline", "stale") for r in rows),
               "alerts": sum(len(r["alerts"]) for r in rows)}
     ingests = ingest_states(store, now)
+    disks = app_centre_disks(t)
     return render_template("fleet.html", rows=rows, now=now, t=t, counts=counts,
-                           updates=recent_updates(store), ingests=ingests,
+                           updates=recent_updates(store), ingests=ingests, disks=disks,
                            ingest_running=any(i["state"] == "running" for i in ingests))
 
 
@@ -345,6 +416,17 @@ def _protect(view):
 
 
 bp.add_url_rule("/fleet", "fleet", _protect(_fleet_page))
+
+
+@bp.app_template_filter("gib")
+def format_bytes(n: int | None) -> str:
+    """``512 MiB``, ``12.3 GiB``, ``1.5 TiB`` (blank when missing)."""
+    if n is None:
+        return ""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n / (1 << 20):.0f} MiB"
 
 
 @bp.app_template_filter("dur")

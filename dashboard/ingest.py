@@ -126,6 +126,11 @@ class Ingest:
         self._pubacks: queue.Queue[list[tuple[mqtt.MQTTMessageInfo | None, int, int]] | None] = queue.Queue()
         self._acker: threading.Thread | None = None
         self._decoders: ThreadPoolExecutor | None = None  # made by start()
+        #: the storage problem the worker is retrying (the fleet page shows it), None while storing
+        self.problem: str | None = None
+        self._started = utcnow()
+        self._next_beat = 0.0
+        self._beaten_problem: str | None = None
         self.presence_topic = topics.centre(config.broker.client_id)
         self.client = self._make_client()
 
@@ -233,16 +238,14 @@ class Ingest:
             self._opened.set()
             return
         self._opened.set()
-        next_sweep = next_beat = 0.0
-        started = utcnow()
+        next_sweep = self._next_beat = 0.0
+        self._started = utcnow()
         try:
             while not self._stop.is_set():
                 if time.monotonic() >= next_sweep:
                     self._sweep(store)
                     next_sweep = time.monotonic() + 60
-                if time.monotonic() >= next_beat:
-                    self._heartbeat(store, started)
-                    next_beat = time.monotonic() + HEARTBEAT_S
+                self._heartbeat(store)
                 try:
                     msg = self._queue.get(timeout=0.5)
                 except queue.Empty:
@@ -259,21 +262,54 @@ class Ingest:
                     self._stop.set()
                 self._process_batch(store, batch)
                 batch = msg = None  # free the payloads while waiting for the next batch
-            self._heartbeat(store, started, stopped=True)
+            self._heartbeat(store, stopped=True)
         finally:
             store.close()
 
-    def _heartbeat(self, store: Store, started: datetime, stopped: bool = False) -> None:
-        """Record that this worker is alive (or stopped cleanly) for the fleet page; never fails the ingest."""
+    def _heartbeat(self, store: Store, stopped: bool = False) -> None:
+        """Record that this worker is alive, and the storage problem it retries if any (or that it stopped
+        cleanly), for the fleet page: every HEARTBEAT_S, and at once when the problem changes.
+
+        Never fails the ingest: with the database itself unwritable the beat is lost (the page then
+        says the ingest is silent) and the next one tries again.
+        """
         from .fleet import record_ingest_alive, record_ingest_stopped
 
+        if not stopped and time.monotonic() < self._next_beat and self.problem == self._beaten_problem:
+            return
+        self._next_beat = time.monotonic() + HEARTBEAT_S
+        self._beaten_problem = self.problem
         try:
             if stopped:
                 record_ingest_stopped(store, self.config.broker.client_id, utcnow())
             else:
-                record_ingest_alive(store, self.config.broker.client_id, started, utcnow())
+                record_ingest_alive(store, self.config.broker.client_id, self._started, utcnow(), self.problem)
         except Exception as exc:  # disk full, locked database...: the next beat tries again
             log.warning("could not record the ingest heartbeat: %s", type(exc).__name__)
+
+    def _storage_failed(self, store: Store, exc: BaseException, delay: float, waiting: int) -> bool:
+        """A storage error (disk full, I/O error, locked database): log it, tell the fleet page, and wait
+        ``delay`` seconds before the retry, still beating; True if the ingest is stopping meanwhile."""
+        self.stats["storage-errors"] += 1
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        log.error("storage unavailable (%s: %s); %d message(s) kept unacknowledged, retrying in %.1f s",
+                  type(exc).__name__, reason, waiting, delay)
+        self.problem = f"storage unavailable: {reason} ({type(exc).__name__})"
+        deadline = time.monotonic() + delay
+        while True:
+            self._heartbeat(store)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._stop.wait(min(left, HEARTBEAT_S)):
+                return True
+
+    def _storage_works(self, store: Store) -> None:
+        """Storage worked again after a problem: say so at once."""
+        if self.problem is not None:
+            log.warning("storage works again: %s is over", self.problem)
+            self.problem = None
+            self._heartbeat(store)
 
     def _sweep(self, store: Store) -> None:
         try:
@@ -293,12 +329,11 @@ class Ingest:
         while True:
             try:
                 handle_cases(store, checked, outcomes)
+                if cases:
+                    self._storage_works(store)
                 break
             except TRANSIENT_ERRORS as exc:
-                self.stats["storage-errors"] += 1
-                log.error("storage unavailable (%s: %s); %d message(s) kept unacknowledged, retrying in %.1f s",
-                          type(exc).__name__, getattr(exc, "strerror", None) or exc, len(cases), delay)
-                if self._stop.wait(delay):
+                if self._storage_failed(store, exc, delay, len(cases)):
                     return  # not acked: the broker redelivers them to the next session
                 delay = min(delay * 2, 60.0)
             except Exception:
@@ -370,10 +405,14 @@ class Ingest:
         delay = self.config.ingest.storage_retry_s
         while True:
             try:
-                return handle_case(store, msg.topic, msg.payload, msg.received_at)
+                outcome = handle_case(store, msg.topic, msg.payload, msg.received_at)
+                self._storage_works(store)
+                return outcome
             except TRANSIENT_ERRORS as exc:
-                self.stats["storage-errors"] += 1
-                log.error("storage unavailable (%s); retrying in %.1f s", type(exc).__name__, delay)
+                if self._storage_failed(store, exc, delay, 1):
+                    return None
+                delay = min(delay * 2, 60.0)
+                continue
             except Exception as exc:  # a bug must not stop the service: keep the payload, refuse the case
                 self.stats["internal-errors"] += 1
                 log.error("internal error on a message of %d bytes: %s", len(msg.payload), type(exc).__name__)

@@ -33,8 +33,9 @@ def _public(view):
     return public(view)
 
 
-def render(store, now: datetime, t) -> bytes:
-    """The exposition text for every known kiosk."""
+def render(store, now: datetime, t, disks: list[dict] = ()) -> bytes:
+    """The exposition text for every known kiosk, the ingest processes and the centre's disks
+    (:func:`dashboard.fleet.centre_disks`)."""
     from .fleet import fleet_rows, ingest_states
 
     reg = CollectorRegistry()
@@ -42,9 +43,21 @@ def render(store, now: datetime, t) -> bytes:
                ["client_id"], registry=reg)
     heard = Gauge("dermkiosk_ingest_last_heard_age_seconds", "Seconds since the ingest's worker was last heard",
                   ["client_id"], registry=reg)
+    blocked = Gauge("dermkiosk_ingest_storage_blocked",
+                    "1 while the ingest is alive but retrying a storage problem instead of storing cases",
+                    ["client_id"], registry=reg)
     for i in ingest_states(store, now):
         up.labels(i["client_id"]).set(1 if i["state"] == "running" else 0)
         heard.labels(i["client_id"]).set(max(0.0, i["age_s"]))
+        blocked.labels(i["client_id"]).set(1 if i["state"] == "blocked" else 0)
+    free = Gauge("dermkiosk_centre_disk_free_bytes", "Free bytes on the file system holding the centre's data",
+                 ["holds"], registry=reg)
+    used = Gauge("dermkiosk_centre_disk_used_ratio", "Used part (0-1) of the file system holding the centre's data",
+                 ["holds"], registry=reg)
+    for d in disks:
+        if "error" not in d:
+            free.labels(" ".join(d["labels"])).set(d["free"])
+            used.labels(" ".join(d["labels"])).set(d["used_pct"] / 100.0)
     labels = ["site", "device"]
     g = {
         "online": Gauge("dermkiosk_device_online", "1 if the kiosk is online (status and last seen)", labels,
@@ -100,7 +113,7 @@ def render(store, now: datetime, t) -> bytes:
 def metrics_view():
     """``GET /metrics`` with ``Authorization: Bearer <token>``."""
     from .db import get_store
-    from .fleet import fleet_config
+    from .fleet import app_centre_disks, fleet_config
 
     token = current_app.config.get("METRICS_TOKEN")
     if not token:
@@ -109,7 +122,8 @@ def metrics_view():
     if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         return Response("bearer token required\n", 401, {"WWW-Authenticate": 'Bearer realm="metrics"',
                                                          "Content-Type": "text/plain"})
-    body = render(get_store(), datetime.now(timezone.utc), fleet_config())
+    t = fleet_config()
+    body = render(get_store(), datetime.now(timezone.utc), t, app_centre_disks(t))
     return Response(body, 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
 

@@ -67,5 +67,23 @@ def test_fleet_page_in_chromium(served):
             assert silent.is_visible() and "Ingest ingest-2 is silent" in silent.inner_text()
             assert silent.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(255, 244, 224)"
             silent.screenshot(path=str(ARTIFACTS / "fleet_ingest_silent.png"))
+            # the second one alive but its image disk full: why it takes nothing, and the centre's free space
+            store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"])
+            try:
+                record_ingest_alive(store, "ingest-2", now - timedelta(hours=2), now - timedelta(minutes=4),
+                                    "storage unavailable: No space left on device (OSError)")
+                record_ingest_alive(store, "ingest-2", now - timedelta(hours=2), now,
+                                    "storage unavailable: No space left on device (OSError)")
+            finally:
+                store.close()
+            page.reload()
+            blocked = page.locator("#ingest-blocked-ingest-2")
+            assert blocked.is_visible() and "Ingest ingest-2 cannot store cases" in blocked.inner_text()
+            assert "No space left on device" in blocked.inner_text()
+            assert blocked.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(253, 232, 230)"
+            disks = page.locator("#centre-disks")
+            assert disks.is_visible() and "images and database:" in disks.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "fleet_ingest_blocked.png"), clip={"x": 0, "y": 0, "width": 1280,
+                                                                                   "height": 420})
         finally:
             browser.close()

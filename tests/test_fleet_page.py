@@ -190,3 +190,90 @@ def test_the_page_and_metrics_say_when_no_ingest_is_taking_cases(app):
         assert 'id="ingest-down"' in html and "ingest: stopped" in html and "ingest-silent" not in html
     finally:
         store.close()
+
+
+def test_an_ingest_blocked_by_storage_is_shown_with_its_reason_and_clears(app):
+    """Alive but retrying a storage problem: the page and /metrics say so, since when and why, then clear."""
+    client = logged_in(app, "it-1", "it")
+    now = datetime.now(timezone.utc)
+    store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"])
+    problem = "storage unavailable: No space left on device (OSError)"
+    try:
+        fleet.record_ingest_alive(store, "ingest", now - timedelta(hours=1), now - timedelta(minutes=3), problem)
+        fleet.record_ingest_alive(store, "ingest", now - timedelta(hours=1), now - timedelta(seconds=5), problem)
+        [beat] = fleet.ingest_states(store, now)
+        assert beat["state"] == "blocked" and beat["problem"] == problem
+        assert beat["problem_since"] == now - timedelta(minutes=3), "later beats keep the problem's start"
+        html = client.get("/fleet").get_data(as_text=True)
+        assert 'id="ingest-down"' in html and "ingest: blocked" in html, "a blocked ingest takes no cases"
+        assert 'id="ingest-blocked-ingest"' in html and "Ingest ingest cannot store cases" in html
+        assert "No space left on device" in html and "nothing is lost" in html
+        r = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        got = {(s.name, s.labels.get("client_id")): s.value
+               for f in text_string_to_metric_families(r.get_data(as_text=True)) for s in f.samples}
+        assert got[("dermkiosk_ingest_storage_blocked", "ingest")] == 1
+        assert got[("dermkiosk_ingest_up", "ingest")] == 0
+        # a second process still stores: cases flow, and the blocked one is still named
+        fleet.record_ingest_alive(store, "ingest-2", now - timedelta(hours=1), now)
+        html = client.get("/fleet").get_data(as_text=True)
+        assert 'id="ingest-down"' not in html and 'id="ingest-blocked-ingest"' in html
+        # storage works again: the next beat clears it
+        fleet.record_ingest_alive(store, "ingest", now - timedelta(hours=1), now)
+        [beat, _] = fleet.ingest_states(store, now)
+        assert beat["state"] == "running" and beat["problem"] is None and beat["problem_since"] is None
+        assert "ingest-blocked" not in client.get("/fleet").get_data(as_text=True)
+        # a problem that ends with a clean stop is not shown again
+        fleet.record_ingest_alive(store, "ingest", now - timedelta(hours=1), now, problem)
+        fleet.record_ingest_stopped(store, "ingest", now)
+        assert fleet.ingest_states(store, now)[0]["state"] == "stopped"
+    finally:
+        store.close()
+
+
+def test_the_page_and_metrics_show_the_centres_own_free_disk_space(app):
+    """Read by the dashboard itself (no database needed): images and database folders, merged when on one disk."""
+    client = logged_in(app, "it-1", "it")
+    html = client.get("/fleet").get_data(as_text=True)
+    assert 'id="centre-disks"' in html and 'data-holds="images database"' in html
+    assert "images and database:" in html and " free of " in html and "% used" in html
+    r = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    got = {(s.name, s.labels.get("holds")): s.value
+           for f in text_string_to_metric_families(r.get_data(as_text=True)) for s in f.samples}
+    assert got[("dermkiosk_centre_disk_free_bytes", "images database")] > 0
+    assert 0 < got[("dermkiosk_centre_disk_used_ratio", "images database")] < 1
+
+
+def test_centre_disks_merges_file_systems_and_alerts(tmp_path):
+    import shutil
+
+    usage = shutil.disk_usage(tmp_path)
+    used = 100.0 * (1 - usage.free / usage.total)
+    [disk] = fleet.centre_disks({"images": tmp_path / "not" / "made" / "yet", "database": tmp_path}, 100.0)
+    assert disk["labels"] == ["images", "database"] and disk["total"] == usage.total and not disk["alert"]
+    assert abs(disk["used_pct"] - used) < 1.0
+    [disk] = fleet.centre_disks({"images": tmp_path}, used / 2)
+    assert disk["alert"], "more used than the limit"
+    assert fleet.format_bytes(3 * 2**30 // 2) == "1.5 GiB" and fleet.format_bytes(5 * 2**20) == "5 MiB"
+    assert fleet.format_bytes(2 * 2**40) == "2.0 TiB" and fleet.format_bytes(None) == ""
+
+
+def test_heartbeats_of_an_older_database_gain_the_problem_columns(tmp_path):
+    """A database made before ``problem`` existed: opening it adds the columns, its rows keep their values."""
+    import sqlite3
+
+    db = tmp_path / "centre.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE ingest_heartbeat (client_id TEXT PRIMARY KEY, started_at TEXT NOT NULL, "
+                 "alive_at TEXT NOT NULL, stopped_at TEXT)")
+    now = datetime.now(timezone.utc)
+    conn.execute("INSERT INTO ingest_heartbeat VALUES ('ingest', ?, ?, NULL)", (now.isoformat(), now.isoformat()))
+    conn.commit()
+    conn.close()
+    store = Store(db, tmp_path / "images")
+    try:
+        [beat] = fleet.ingest_states(store, now)
+        assert beat["state"] == "running" and beat["problem"] is None
+        fleet.record_ingest_alive(store, "ingest", now, now, "storage unavailable: disk I/O error (OperationalError)")
+        assert fleet.ingest_states(store, now)[0]["state"] == "blocked"
+    finally:
+        store.close()

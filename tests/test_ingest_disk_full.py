@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime, timezone
 
 import pytest
 
 from dashboard import sample
+from dashboard.fleet import centre_disks, ingest_states
 from dashboard.ingest import Ingest
 from dashboard.store import Store
 from tests.smallfs import fill, mounted_tmpfs
@@ -56,3 +58,46 @@ def test_full_disk_keeps_cases_unacked_then_recovers(broker, small_fs, tmp_path)
         kiosk.close()
         ingest.stop()
     time.sleep(0.1)
+
+
+def test_a_full_image_disk_is_reported_on_the_fleet_page_then_clears(broker, small_fs, tmp_path):
+    """Images on their own volume, which fills; the database elsewhere: the ingest's beat says why nothing
+    is stored and since when, the dashboard sees the full disk itself, and both clear when space returns."""
+    base = centre_config(broker, tmp_path)
+    cfg = base.model_copy(update={"storage": base.storage.model_copy(update={"images_dir": small_fs / "images"})})
+    ingest = Ingest(cfg).start()
+    assert ingest.wait_ready(10)
+    kiosk = Kiosk(broker)
+    store = Store(cfg.storage.database, cfg.storage.images_dir)
+
+    def beat() -> dict:
+        [b] = ingest_states(store, datetime.now(timezone.utc))
+        return b
+
+    try:
+        kiosk.publish(sample.make_frame(50)[1])
+        assert kiosk.ack().status == "stored"
+        assert beat()["state"] == "running" and beat()["problem"] is None
+        fill(small_fs / "filler")
+        header, images = sample.make_case(51, images=[sample.make_jpeg_of_size(300_000, seed=s) for s in (3, 4)])
+        kiosk.publish(codec.encode_case(header, images))
+        assert wait_for(lambda: beat()["state"] == "blocked", timeout=10)
+        first = beat()
+        assert first["problem"] == "storage unavailable: No space left on device (OSError)"
+        assert wait_for(lambda: ingest.stats["storage-errors"] >= 3, timeout=10)
+        assert beat()["problem_since"] == first["problem_since"], "each retry keeps the problem's start"
+        assert kiosk.no_ack(0.3)
+        images_disk, db_disk = centre_disks({"images": cfg.storage.images_dir, "database": tmp_path}, 90.0)
+        assert images_disk["labels"] == ["images"] and images_disk["alert"] and images_disk["free"] < 64 * 1024
+        assert db_disk["labels"] == ["database"]
+
+        os.unlink(small_fs / "filler")  # space returns
+        ack = kiosk.ack(timeout=15)
+        assert (ack.case_id, ack.status) == (header.case_id, "stored")
+        assert wait_for(lambda: beat()["state"] == "running", timeout=5)
+        assert beat()["problem"] is None and beat()["problem_since"] is None
+        assert ingest.problem is None
+    finally:
+        store.close()
+        kiosk.close()
+        ingest.stop()
