@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.service import KioskService
-from edge.web import WebServer, create_app
+from edge.web import WebServer, create_app, eta_text, status_bar
 from tests.test_kiosk_service import LESION, MODEL_DIR, REF, config
 from wire.messages import Quality
 
@@ -116,3 +116,19 @@ def test_whole_flow_in_chromium(service):
             browser.close()
     finally:
         server.stop()
+
+
+def test_status_bar_wording_for_each_link_and_camera_state():
+    """One source for the status bar (page and script): held, connected, offline; camera; time left."""
+    def bar(connected, centre, camera=True, eta_s=None):
+        return status_bar({"link": {"connected": connected, "centre": centre}, "camera": camera,
+                           "drain": {"rate": 1.0, "eta_s": eta_s}})
+    held = bar(True, "offline")
+    assert held["link"] == {"css": "warn", "text": "Centre offline: cases are kept here and sent when it is back"}
+    assert bar(True, "online")["link"] == {"css": "ok", "text": "Connected to centre"}
+    assert bar(True, None)["link"]["css"] == "ok", "no presence heard yet: connected"
+    assert bar(False, "offline")["link"] == {"css": "bad", "text": "Offline: cases are kept and sent later"}
+    assert bar(True, "online", camera=False)["camera"] == {"css": "bad", "text": "Camera not connected"}
+    assert bar(True, "online")["camera"] == {"css": "ok", "text": "Camera ready"}
+    assert [eta_text(s) for s in (None, 42, 420, 5400)] == ["-", "42 s", "7 min", "1.5 h"]
+    assert bar(True, "online", eta_s=420)["drain_eta"] == "7 min"

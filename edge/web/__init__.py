@@ -38,6 +38,35 @@ VIEW_HELP = {
 }
 
 
+def eta_text(seconds: int | None) -> str:
+    """Seconds left of the backlog as ``42 s`` / ``7 min`` / ``1.5 h`` (``-`` when unknown)."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def status_bar(status: dict) -> dict:
+    """The status bar's wording and colours from :meth:`KioskService.status`, for the page and its script alike.
+
+    ``link`` and ``camera``: ``{"css": "ok" | "warn" | "bad", "text": ...}``; ``drain_eta``: time left.
+    Connected but told by the centre that its ingest is offline, the kiosk holds its cases ("warn").
+    """
+    link = status["link"]
+    if link["connected"] and link.get("centre") == "offline":
+        pill = ("warn", "Centre offline: cases are kept here and sent when it is back")
+    elif link["connected"]:
+        pill = ("ok", "Connected to centre")
+    else:
+        pill = ("bad", "Offline: cases are kept and sent later")
+    camera = ("ok", "Camera ready") if status["camera"] else ("bad", "Camera not connected")
+    return {"link": {"css": pill[0], "text": pill[1]}, "camera": {"css": camera[0], "text": camera[1]},
+            "drain_eta": eta_text(status["drain"]["eta_s"])}
+
+
 class StartForm(FlaskForm):
     """Start a case: referral reference, lesion id, body site."""
 
@@ -61,16 +90,7 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
     CSRFProtect(app)
     app.extensions["kiosk_service"] = service
 
-    @app.template_filter("eta")
-    def eta(seconds: int | None) -> str:
-        """Seconds left of the backlog as ``42 s`` / ``7 min`` / ``1.5 h`` (``-`` when unknown)."""
-        if seconds is None:
-            return "-"
-        if seconds < 60:
-            return f"{seconds} s"
-        if seconds < 3600:
-            return f"{round(seconds / 60)} min"
-        return f"{seconds / 3600:.1f} h"
+    app.add_template_global(status_bar, "status_bar")
 
     stopping = threading.Event()
     app.extensions["kiosk_stopping"] = stopping
@@ -149,8 +169,9 @@ def create_app(service: KioskService, test_config: dict | None = None) -> Flask:
 
     @app.get("/status.json")
     def status():
-        """Queue depth, link, camera and free space as JSON (polled by the page)."""
-        return jsonify(service.status())
+        """Queue depth, link, camera and free space as JSON, with the status bar's wording (polled by the page)."""
+        s = service.status()
+        return jsonify({**s, "bar": status_bar(s)})
 
     @app.get("/preview.mjpg")
     def preview():
