@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -214,7 +213,7 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
 
 def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench-ingest",
                receive_maximum: int = 32, warmup: list = (), processes: int = 1,
-               decoder_threads: int = 4, window: int = 0) -> tuple[float, float]:
+               decoder_threads: int = 4, window: int = 0, direct_io: bool = True) -> tuple[float, float]:
     """Seconds from the first publish until every case is stored and its Ack received, and CPU ms per case.
 
     The ``warmup`` frames are stored first, untimed (a running service, not a process's first seconds).
@@ -227,7 +226,8 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
         cfg = data / f"{cid}.toml"
         cfg.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "{cid}"\nreceive_maximum = {receive_maximum}\n'
                        f'[storage]\ndatabase = "{data}/centre.db"\nimages_dir = "{data}/images"\n'
-                       f'quarantine_dir = "{data}/quarantine"\n[web]\nsecret_key_file = "{data}/secret"\n'
+                       f'quarantine_dir = "{data}/quarantine"\ndirect_io = {str(direct_io).lower()}\n'
+                       f'[web]\nsecret_key_file = "{data}/secret"\n'
                        f'[ingest]\ndecoder_threads = {decoder_threads}\n')
         procs.append(subprocess.Popen([sys.executable, "-m", "dashboard", "ingest", "--config", str(cfg),
                                        "--log-level", "WARNING"], cwd=ROOT))
@@ -371,6 +371,9 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=192,
                     help="most cases published and not yet taken by the consumer, as a fleet's kiosks keep "
                          "(default 192: 12 kiosks x 16); 0: publish all at once (a flood the broker queues)")
+    ap.add_argument("--direct-io", choices=("on", "off", "both"), default="on",
+                    help="the ingest's [storage] direct_io (default on); both: each run also measures an ingest "
+                         "writing through the page cache, right after or before (alternately) the direct one")
     ap.add_argument("--receive-maximum", type=int, default=32,
                     help="MQTT 5 Receive Maximum of both consumers (the ingest's default: 32)")
     args = ap.parse_args()
@@ -381,6 +384,8 @@ def main() -> None:
     print(f"{args.cases} cases x 3 images, {mb / args.cases * 1000:.0f} KB per case frame, {mb:.0f} MB in all; "
           f"broker autosave {autosave}; publisher window {args.window or 'none (flood)'}")
     raws, ings, raw_cpu, ing_cpu = [], [], [], []
+    buffered: list[float] = []  # --direct-io both: the ingest runs writing through the page cache
+    modes = {"on": [True], "off": [False], "both": [True, False]}[args.direct_io]
     with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
         tmp = Path(tmp)
         broker = Broker(tmp / "broker")
@@ -396,17 +401,29 @@ def main() -> None:
                 elapsed, cpu = run_raw(broker, frames, args.receive_maximum, warmup, args.window)
                 raws.append(elapsed)
                 raw_cpu.append(cpu)
-                (tmp / f"centre-{rep}").mkdir()
-                elapsed, cpu = run_ingest(broker, frames, tmp / f"centre-{rep}", f"bench-ingest-{rep}",
-                                          args.receive_maximum, warmup, args.processes,
-                                          args.decoder_threads, args.window)
-                ings.append(elapsed)
-                ing_cpu.append(cpu)
-                # Every run stores ~0.5 GB: free it (page cache included), so that each run starts alike
-                # instead of later runs paying for the reclaim of earlier runs' files.
-                shutil.rmtree(tmp / f"centre-{rep}")
-                print(f"  run {rep + 1}: raw {args.cases / raws[-1]:7.1f} cases/s, "
-                      f"ingest {args.cases / ings[-1]:7.1f} cases/s, ratio {raws[-1] / ings[-1]:.2f}", flush=True)
+                # Each run's store (~0.5 GB for 300 cases) is kept until the end, as a centre keeps its
+                # images: deleting it between runs made the later runs' buffered writes dearer in the
+                # kernel (ingest system CPU per case 0.77 -> 1.53 ms over 6 runs, on ext4 mounted with
+                # online discard; 0.73 -> 1.00 when kept).
+                for direct in modes if rep % 2 == 0 else modes[::-1]:
+                    name = f"centre-{rep}" + ("" if direct else "-buffered")
+                    (tmp / name).mkdir()
+                    if not direct:
+                        print("  (ingest writing through the page cache)")
+                    elapsed, cpu = run_ingest(broker, frames, tmp / name, f"bench-ingest-{rep}-{int(direct)}",
+                                              args.receive_maximum, warmup, args.processes,
+                                              args.decoder_threads, args.window, direct)
+                    if direct or args.direct_io == "off":
+                        ings.append(elapsed)
+                        ing_cpu.append(cpu)
+                    else:
+                        buffered.append(elapsed)
+                line = (f"  run {rep + 1}: raw {args.cases / raws[-1]:7.1f} cases/s, "
+                        f"ingest {args.cases / ings[-1]:7.1f} cases/s, ratio {raws[-1] / ings[-1]:.2f}")
+                if buffered:
+                    line += (f"; buffered ingest {args.cases / buffered[-1]:7.1f} cases/s, "
+                             f"ratio {raws[-1] / buffered[-1]:.2f}")
+                print(line, flush=True)
         finally:
             broker.stop()
     n = args.cases
@@ -415,6 +432,11 @@ def main() -> None:
     print(f"raw broker->subscriber : {n / raw:8.1f} cases/s  {mb / raw:7.1f} MB/s")
     print(f"ingest (stored+acked)  : {n / ing:8.1f} cases/s  {mb / ing:7.1f} MB/s")
     print(f"ratio ingest/raw       : {raw / ing:8.2f}")
+    if buffered:
+        b = statistics.median(buffered)
+        print(f"ingest, buffered writes: {n / b:8.1f} cases/s  {mb / b:7.1f} MB/s, ratio {raw / b:.2f}; "
+              f"direct / buffered {b / ing:.2f} (paired median "
+              f"{statistics.median(bb / ii for bb, ii in zip(buffered, ings)):.2f})")
     # Each ingest run follows its raw run by seconds: their own ratio shares that moment's background load.
     paired = sorted(r / i for r, i in zip(raws, ings))
     print(f"paired ratios          : median {statistics.median(paired):.2f}, "

@@ -84,6 +84,9 @@ class StorageConfig(_Section):
     database: Path = Path("var/centre/centre.db")
     images_dir: Path = Path("var/centre/images")
     quarantine_dir: Path = Path("var/centre/quarantine")
+    #: Write images with direct I/O, not through the page cache (dashboard/directio.py); where the
+    #: file system refuses it the ingest falls back by itself. Off: every write is buffered.
+    direct_io: bool = True
 
 
 class WebConfig(_Section):

@@ -71,6 +71,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from wire import sdnotify, topics
 from wire.messages import MAX_ACKS, Acks, CentreStatus
 
+from . import directio
 from .config import CentreConfig
 from .intake import (Checked, Outcome, check_case, handle_case, handle_cases, handle_status,  # noqa: F401
                      peek_case_id, reject_internal)
@@ -448,6 +449,7 @@ class Ingest:
         self._stop.clear()
         self._opened.clear()
         self._open_error = None
+        directio.set_enabled(self.config.storage.direct_io)
         # Decoders spend most of their time in hashlib and os.write, which release the GIL.
         self._decoders = ThreadPoolExecutor(max_workers=self.config.ingest.decoder_threads,
                                             thread_name_prefix="ingest-decode")

@@ -34,6 +34,8 @@ from wire.codec import sha256_hex
 from wire.durable import fsync_dir, write_new
 from wire.messages import TIERS, CaseHeader, Classification, ImageMeta, Quality, Status
 
+from . import directio
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
     case_id TEXT PRIMARY KEY,
@@ -661,9 +663,7 @@ def _write_temp(path: Path | str, data: bytes) -> str:
         os.makedirs(folder, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        directio.write_all(fd, data)  # whole blocks straight to the disk, not through the page cache
     except BaseException:
         os.close(fd)
         _unlink(tmp)
