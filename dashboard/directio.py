@@ -5,10 +5,11 @@ dermatologist opens the case. Through the page cache every megabyte is first
 copied into freshly allocated cache pages, then written back by the kernel's
 threads, and stays cached, pushing out what is read (the database). With
 direct I/O the disk takes the bytes from a reused, page-aligned buffer of the
-writing thread: one copy in memory that stays warm, no cache pages. On a VM
-whose fresh pages are costly to populate (a balloon or free page reporting) it
-halved the ingest's CPU per case and doubled its throughput
-(bench/ingest_throughput.py; README, "Benchmarks").
+writing thread: one copy in memory that stays warm, no cache pages. On the
+2-core build VM, once its page cache's fresh pages became dear (after a few GB
+written), buffered writes cost the ingest 5.9-6.5 ms of CPU per case and direct
+ones 2.9-3.0 ms: 175-187 vs 343-369 cases/s; before that both were equal
+(``bench/ingest_throughput.py --direct-io both``; README, "Benchmarks").
 
 Direct I/O needs block-aligned offsets and lengths: the whole 4 KiB blocks go
 direct, the last partial block through the page cache. Durability is unchanged:
