@@ -35,8 +35,9 @@ and since no PUBACK was sent the broker redelivers it after a restart. The MQTT
 
 Presence: once subscribed, the ingest publishes a retained ``online``
 :class:`wire.messages.CentreStatus` on ``dermkiosk/v1/centre/<client id>``; it
-publishes ``offline`` when it stops, and the broker publishes ``offline`` (its last
-will) when it dies. Kiosks hold their cases in their outboxes while the centre is
+publishes ``offline`` when it stops and while its storage fails (``online`` again
+once a batch is stored), and the broker publishes ``offline`` (its last will) when
+it dies. Kiosks hold their cases in their outboxes while the centre is
 offline, so that the broker keeps at most one in-flight window per kiosk for it.
 
 Logs name the case by its UUID only, never by referral reference or lesion id.
@@ -132,6 +133,8 @@ class Ingest:
         self._started = utcnow()
         self._next_beat = 0.0
         self._beaten_problem: str | None = None
+        #: the presence last published while connected ("online" / "offline")
+        self._announced: str | None = None
         self.presence_topic = topics.centre(config.broker.client_id)
         self.client = self._make_client()
 
@@ -160,9 +163,22 @@ class Ingest:
         client.on_message = self._on_message
         return client
 
-    def _presence(self, state: str) -> str:
-        at = utcnow() if state == "online" else None  # a last will is written at connect time: no date
+    def _presence(self, state: str, dated: bool = False) -> str:
+        # a last will is written at connect time: no date unless ``dated`` or online
+        at = utcnow() if state == "online" or dated else None
         return CentreStatus(client_id=self.config.broker.client_id, state=state, at=at).model_dump_json()
+
+    def _announce(self, state: str) -> None:
+        """Tell the kiosks (retained presence) whether this ingest takes cases, if connected and not said already.
+
+        ``offline`` while storage fails: the kiosks then hold their cases instead of
+        resending them every ack timeout, copies the broker would queue for this ingest.
+        """
+        if self._ready.is_set() and state != self._announced:
+            self._announced = state
+            self.client.publish(self.presence_topic, self._presence(state, dated=True), qos=1, retain=True)
+            log.warning("announced to the kiosks: %s", "taking cases again" if state == "online" else
+                        "not taking cases (storage unavailable): they hold them")
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -189,8 +205,10 @@ class Ingest:
         for kind, rc in zip((topics.HEALTH, topics.UPDATE_RESULT), reason_codes[2:]):
             if rc.is_failure:
                 log.error("subscription to %s refused (%s): the fleet page will lack it", kind, rc)
-        # Subscribed: tell the kiosks to send (retained; the broker publishes "offline" if we die).
-        client.publish(self.presence_topic, self._presence("online"), qos=1, retain=True)
+        # Subscribed: tell the kiosks to send (retained; the broker publishes "offline" if we die),
+        # unless storage is failing, in which case they hold their cases until it works again.
+        self._announced = "offline" if self.problem else "online"
+        client.publish(self.presence_topic, self._presence(self._announced, dated=True), qos=1, retain=True)
         self._ready.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -296,6 +314,7 @@ class Ingest:
         log.error("storage unavailable (%s: %s); %d message(s) kept unacknowledged, retrying in %.1f s",
                   type(exc).__name__, reason, waiting, delay)
         self.problem = f"storage unavailable: {reason} ({type(exc).__name__})"
+        self._announce("offline")
         deadline = time.monotonic() + delay
         while True:
             self._heartbeat(store)
@@ -311,6 +330,7 @@ class Ingest:
             log.warning("storage works again: %s is over", self.problem)
             self.problem = None
             self._heartbeat(store)
+        self._announce("online")
 
     def _sweep(self, store: Store) -> None:
         try:

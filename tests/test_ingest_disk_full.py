@@ -15,9 +15,12 @@ import pytest
 from dashboard import sample
 from dashboard.fleet import centre_disks, ingest_states
 from dashboard.ingest import Ingest
+from edge.link import BrokerSettings, Link
+from edge.outbox import Outbox
 from dashboard.store import Store
 from tests.smallfs import fill, mounted_tmpfs
-from tests.test_ingest import Kiosk, centre_config, wait_for
+from tests.test_ingest import Kiosk, centre_config, retained_presence, wait_for
+from tests.test_outbox import jpeg, make_case
 from wire import codec
 
 
@@ -87,6 +90,8 @@ def test_a_full_image_disk_is_reported_on_the_fleet_page_then_clears(broker, sma
         assert wait_for(lambda: ingest.stats["storage-errors"] >= 3, timeout=10)
         assert beat()["problem_since"] == first["problem_since"], "each retry keeps the problem's start"
         assert kiosk.no_ack(0.3)
+        assert wait_for(lambda: retained_presence(broker, cfg.broker.client_id).state == "offline", timeout=5), \
+            "the kiosks are told to hold their cases"
         images_disk, db_disk = centre_disks({"images": cfg.storage.images_dir, "database": tmp_path}, 90.0)
         assert images_disk["labels"] == ["images"] and images_disk["alert"] and images_disk["free"] < 64 * 1024
         assert db_disk["labels"] == ["database"]
@@ -97,7 +102,45 @@ def test_a_full_image_disk_is_reported_on_the_fleet_page_then_clears(broker, sma
         assert wait_for(lambda: beat()["state"] == "running", timeout=5)
         assert beat()["problem"] is None and beat()["problem_since"] is None
         assert ingest.problem is None
+        assert wait_for(lambda: retained_presence(broker, cfg.broker.client_id).state == "online", timeout=5)
     finally:
         store.close()
         kiosk.close()
+        ingest.stop()
+
+
+def test_kiosks_hold_their_cases_while_the_centre_cannot_store_then_all_arrive_once(broker, small_fs, tmp_path):
+    """A real kiosk link (ack timeout 1 s) and an ingest whose image disk is full: the ingest says it is
+    offline, so the kiosk neither resends its unacknowledged case nor sends new ones (copies the broker
+    would queue); once space returns every case arrives, once."""
+    base = centre_config(broker, tmp_path)
+    cfg = base.model_copy(update={"storage": base.storage.model_copy(update={"images_dir": small_fs / "images"})})
+    ingest = Ingest(cfg).start()
+    assert ingest.wait_ready(10)
+    outbox = Outbox(tmp_path / "kiosk")
+    link = Link(BrokerSettings(url=broker.url, reconnect_min_s=0.1, reconnect_max_s=0.5, ack_timeout_s=1),
+                "site-a", "kiosk-1", outbox).start()
+    store = Store(cfg.storage.database, cfg.storage.images_dir)
+    try:
+        assert wait_for(lambda: link.connected and link.stats.centre == "online", timeout=10)
+        fill(small_fs / "filler")
+        first = outbox.submit(make_case([jpeg(1)]), [jpeg(1)]).case_id
+        link.wake()
+        assert wait_for(lambda: link.holding, timeout=10), "the kiosk sees the centre offline"
+        published = link.stats.published
+        later = [outbox.submit(make_case([jpeg(i)]), [jpeg(i)]).case_id for i in (2, 3)]
+        link.wake()
+        time.sleep(3.5)  # 1 + 2 s of ack timeouts: a kiosk told nothing would have resent twice by now
+        assert link.stats.published == published, "published while the centre could not store"
+        assert outbox.counts()["queued"] == 2 and store.count_cases() == 0
+
+        os.unlink(small_fs / "filler")  # space returns: the held case is stored, then the others are sent
+        assert wait_for(lambda: outbox.counts()["purged"] == 3, timeout=30), outbox.counts()
+        assert {str(c["case_id"]) for c in store.list_cases()} == {str(first), *map(str, later)}
+        assert store.count_cases() == 3 and ingest.stats["stored"] == 3 and ingest.stats["duplicate"] == 0
+        assert link.stats.centre == "online"
+    finally:
+        store.close()
+        link.stop()
+        outbox.close()
         ingest.stop()
