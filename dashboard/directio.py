@@ -79,12 +79,10 @@ def _write_direct(fd: int, view: memoryview) -> int:
     """Write the whole blocks of ``view`` with direct I/O; return how many bytes were written (a block multiple,
     0 where the file system refuses direct I/O). ``fd`` is left without O_DIRECT."""
     bulk = len(view) - len(view) % BLOCK
-    flags = None
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     done = 0
     try:
-        flags = _set_direct(fd)
-        if flags is None:
-            return 0
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT)  # EINVAL where the file system has no direct I/O
         buf = _buffer(bulk)
         buf[:bulk] = view[:bulk]
         with memoryview(buf) as mv:
@@ -96,21 +94,7 @@ def _write_direct(fd: int, view: memoryview) -> int:
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
-        set_enabled(False)  # refused after all (alignment this device does not take): buffered from here
+        set_enabled(False)  # refused (no direct I/O, or an alignment this device does not take): buffered from here
     finally:
-        if flags is not None:
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
     return done
-
-
-def _set_direct(fd: int) -> int | None:
-    """Add O_DIRECT to ``fd``'s flags; return the flags before, or None (and stop trying) where refused."""
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-        set_enabled(False)
-        return None
-    return flags

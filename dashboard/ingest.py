@@ -164,8 +164,8 @@ class Ingest:
         return client
 
     def _presence(self, state: str, dated: bool = False) -> str:
-        # a last will is written at connect time: no date unless ``dated`` or online
-        at = utcnow() if state == "online" or dated else None
+        # ``dated`` for what is published now; a last will is written at connect time: no date
+        at = utcnow() if dated else None
         return CentreStatus(client_id=self.config.broker.client_id, state=state, at=at).model_dump_json()
 
     def _announce(self, state: str) -> None:

@@ -15,8 +15,8 @@ QoS 0/1 PUBLISH packets without copying the payload: ``message.payload`` is a
 :meth:`LeanClient.ack_many` sends the PUBACKs of a whole batch in one write (one
 wake-up of the network thread, one TCP segment for the broker) instead of one each. Everything else (other
 packet types, QoS 2, MQTT 3.1.1, websockets) goes through paho's own code. It
-overrides two private methods of paho-mqtt, whose version is pinned
-(``pyproject.toml``); ``tests/test_receive.py`` checks it against a real broker
+overrides and calls private methods of paho-mqtt (:data:`LEAN` lists them), whose
+version is pinned (``pyproject.toml``); ``tests/test_receive.py`` checks it against a real broker
 and :data:`LEAN` is False, with paho's own client used, should the internals it
 relies on be missing.
 """

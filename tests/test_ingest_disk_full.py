@@ -15,9 +15,9 @@ import pytest
 from dashboard import sample
 from dashboard.fleet import centre_disks, ingest_states
 from dashboard.ingest import Ingest
+from dashboard.store import Store
 from edge.link import BrokerSettings, Link
 from edge.outbox import Outbox
-from dashboard.store import Store
 from tests.smallfs import fill, mounted_tmpfs
 from tests.test_ingest import Kiosk, centre_config, retained_presence, wait_for
 from tests.test_outbox import jpeg, make_case
@@ -63,11 +63,15 @@ def test_full_disk_keeps_cases_unacked_then_recovers(broker, small_fs, tmp_path)
     time.sleep(0.1)
 
 
+def images_on(volume, cfg):
+    """``cfg`` with its image folder on ``volume`` (its own file system) and the rest where it was."""
+    return cfg.model_copy(update={"storage": cfg.storage.model_copy(update={"images_dir": volume / "images"})})
+
+
 def test_a_full_image_disk_is_reported_on_the_fleet_page_then_clears(broker, small_fs, tmp_path):
     """Images on their own volume, which fills; the database elsewhere: the ingest's beat says why nothing
     is stored and since when, the dashboard sees the full disk itself, and both clear when space returns."""
-    base = centre_config(broker, tmp_path)
-    cfg = base.model_copy(update={"storage": base.storage.model_copy(update={"images_dir": small_fs / "images"})})
+    cfg = images_on(small_fs, centre_config(broker, tmp_path))
     ingest = Ingest(cfg).start()
     assert ingest.wait_ready(10)
     kiosk = Kiosk(broker)
@@ -113,8 +117,7 @@ def test_kiosks_hold_their_cases_while_the_centre_cannot_store_then_all_arrive_o
     """A real kiosk link (ack timeout 1 s) and an ingest whose image disk is full: the ingest says it is
     offline, so the kiosk neither resends its unacknowledged case nor sends new ones (copies the broker
     would queue); once space returns every case arrives, once."""
-    base = centre_config(broker, tmp_path)
-    cfg = base.model_copy(update={"storage": base.storage.model_copy(update={"images_dir": small_fs / "images"})})
+    cfg = images_on(small_fs, centre_config(broker, tmp_path))
     ingest = Ingest(cfg).start()
     assert ingest.wait_ready(10)
     outbox = Outbox(tmp_path / "kiosk")

@@ -184,9 +184,10 @@ class CentreStatus(_Strict):
     """Retained presence of the centre's ingest (``dermkiosk/v1/centre/<client id>``).
 
     ``online`` once the ingest has subscribed and stores cases; ``offline`` when it
-    stops, while it cannot store (disk full, I/O error), and as its last will when it dies. While every ingest says ``offline``,
-    kiosks keep new cases in their outbox and do not resend: the broker then holds at
-    most each kiosk's in-flight window for the ingest, not copy after copy of it.
+    stops, while it cannot store (disk full, I/O error), and as its last will when it
+    dies. While every ingest says ``offline``, kiosks keep new cases in their outbox and
+    do not resend: the broker then holds at most each kiosk's in-flight window for the
+    ingest, not copy after copy of it.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION

@@ -57,14 +57,14 @@ def status_bar(status: dict) -> dict:
     """
     link = status["link"]
     if link["connected"] and link.get("centre") == "offline":
-        pill = ("warn", "Centre offline: cases are kept here and sent when it is back")
+        pill = {"css": "warn", "text": "Centre offline: cases are kept here and sent when it is back"}
     elif link["connected"]:
-        pill = ("ok", "Connected to centre")
+        pill = {"css": "ok", "text": "Connected to centre"}
     else:
-        pill = ("bad", "Offline: cases are kept and sent later")
-    camera = ("ok", "Camera ready") if status["camera"] else ("bad", "Camera not connected")
-    return {"link": {"css": pill[0], "text": pill[1]}, "camera": {"css": camera[0], "text": camera[1]},
-            "drain_eta": eta_text(status["drain"]["eta_s"])}
+        pill = {"css": "bad", "text": "Offline: cases are kept and sent later"}
+    camera = {"css": "ok", "text": "Camera ready"} if status["camera"] else \
+        {"css": "bad", "text": "Camera not connected"}
+    return {"link": pill, "camera": camera, "drain_eta": eta_text(status["drain"]["eta_s"])}
 
 
 class StartForm(FlaskForm):
