@@ -58,34 +58,53 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     everything where it does not, through the page cache. Raises OSError
     (ENOSPC, EIO...) as ``os.write`` does; the file is then partly written.
     """
+    loaded = data is getattr(_local, "loaded", None)  # from load(): its bytes are in the buffer already
     view = memoryview(data).cast("B")
-    done = _write_direct(fd, view) if _state["enabled"] and len(view) >= BLOCK else 0
+    done = _write_direct(fd, view, loaded) if _state["enabled"] and len(view) >= BLOCK else 0
     rest = view[done:]
     while rest:
         rest = rest[os.write(fd, rest):]
+
+
+def load(data: bytes | bytearray | memoryview) -> memoryview:
+    """Copy ``data`` into this thread's page-aligned buffer; return a read-only view of the copy.
+
+    For bytes that are to be hashed and then written: hashing the copy, fresh in the CPU's cache,
+    costs less than hashing the received bytes from memory, and :func:`write_all` then writes the
+    view's whole blocks straight from the buffer, without copying them again. The view is this
+    thread's until its next :func:`load` or :func:`write_all` of other bytes, which overwrite the buffer.
+    """
+    view = memoryview(data).cast("B")
+    buf = _buffer(len(view))
+    buf[:len(view)] = view
+    loaded = _local.loaded = memoryview(buf)[:len(view)].toreadonly()
+    return loaded
 
 
 def _buffer(size: int) -> mmap.mmap:
     """This thread's page-aligned buffer of at least ``size`` bytes (kept, so its pages stay populated)."""
     buf = getattr(_local, "buf", None)
     if buf is None or len(buf) < size:
-        if buf is not None:
-            buf.close()
+        # The old buffer is not closed: a view of it may still be held; it goes with the last one.
+        _local.loaded = None
         buf = _local.buf = mmap.mmap(-1, max(size, 1 << 20))
     return buf
 
 
-def _write_direct(fd: int, view: memoryview) -> int:
-    """Write the whole blocks of ``view`` with direct I/O; return how many bytes were written (a block multiple,
-    0 where the file system refuses direct I/O). ``fd`` is left without O_DIRECT."""
+def _write_direct(fd: int, view: memoryview, loaded: bool = False) -> int:
+    """Write the whole blocks of ``view`` (``loaded``: the view :func:`load` returned) with direct I/O; return how
+    many bytes were written (a block multiple, 0 where the file system refuses direct I/O). ``fd`` is left without
+    O_DIRECT."""
     bulk = len(view) - len(view) % BLOCK
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     done = 0
     try:
         fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT)  # EINVAL where the file system has no direct I/O
-        buf = _buffer(bulk)
-        buf[:bulk] = view[:bulk]
-        with memoryview(buf) as mv:
+        if not loaded:
+            buf = _buffer(bulk)
+            _local.loaded = None  # overwritten
+            buf[:bulk] = view[:bulk]
+        with memoryview(_local.buf) as mv:
             while done < bulk:
                 n = os.write(fd, mv[done:bulk])
                 done += n

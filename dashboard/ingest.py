@@ -60,7 +60,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
@@ -74,10 +74,10 @@ from wire.messages import MAX_ACKS, Acks, CentreStatus
 
 from . import directio
 from .config import CentreConfig
-from .intake import (Checked, Outcome, check_case, handle_case, handle_cases, handle_status,  # noqa: F401
+from .intake import (Checked, Outcome, check_and_stage, check_case, handle_case, handle_cases, handle_status,  # noqa: F401
                      peek_case_id, reject_internal)
 from .receive import LeanClient
-from .store import GROUP_COMMIT, Store, discard_staged, stage_image_files, utcnow
+from .store import GROUP_COMMIT, Store, discard_staged, utcnow
 
 log = logging.getLogger("dashboard.ingest")
 
@@ -236,15 +236,9 @@ class Ingest:
         :func:`dashboard.store.commit_image_files`), writing itself whatever is
         missing, with retries, before any row commits and any ack is sent.
         """
-        checked = check_case(msg.topic, msg.payload, msg.received_at)
-        if checked.header is not None and GROUP_COMMIT:
-            try:
-                staged = stage_image_files(self.config.storage.images_dir,
-                                           {m.sha256: d for m, d in zip(checked.header.images, checked.images)})
-            except OSError:
-                staged = {}  # disk full or similar: the worker retries and reports it
-            checked = replace(checked, staged=staged)
-        return checked
+        if GROUP_COMMIT:
+            return check_and_stage(msg.topic, msg.payload, msg.received_at, self.config.storage.images_dir)
+        return check_case(msg.topic, msg.payload, msg.received_at)
 
     # -- worker -------------------------------------------------------------------
 

@@ -15,14 +15,16 @@ import json
 import logging
 import struct
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 
 from wire import codec, topics
 from wire.messages import Ack, CaseHeader, Status, from_device
 
-from .store import Store, discard_staged
+from . import directio
+from .store import Store, discard_staged, stage_image_files
 
 log = logging.getLogger("dashboard.ingest")
 
@@ -73,8 +75,11 @@ class Checked:
         return topics.topic(self.site, self.device, topics.ACK) if self.device else None
 
 
-def check_case(topic: str, payload: bytes, received_at: datetime) -> Checked:
-    """Validate one case message (topic, frame, hashes, topic vs header) without touching storage."""
+def check_case(topic: str, payload: bytes, received_at: datetime, *, verify: bool = True) -> Checked:
+    """Validate one case message (topic, frame, hashes, topic vs header) without touching storage.
+
+    ``verify=False`` leaves the images' hashes to the caller (:func:`check_and_stage`).
+    """
     try:
         site, device, kind = topics.parse(topic)
         if kind != topics.CASE:
@@ -82,7 +87,7 @@ def check_case(topic: str, payload: bytes, received_at: datetime) -> Checked:
     except ValueError as exc:
         return Checked(topic, payload, received_at, reason=f"bad topic: {exc}")
     try:
-        header, images = codec.decode_case(payload, views=True)  # zero-copy slices of the payload
+        header, images = codec.decode_case(payload, views=True, verify=verify)  # zero-copy slices of the payload
     except codec.FrameError as exc:
         return Checked(topic, payload, received_at, site, device, reason=exc.reason,
                        case_id=peek_case_id(payload))
@@ -91,6 +96,39 @@ def check_case(topic: str, payload: bytes, received_at: datetime) -> Checked:
         return Checked(topic, payload, received_at, site, device, case_id=case_id,
                        reason=f"topic is {site}/{device} but the header says {header.site}/{header.device_id}")
     return Checked(topic, payload, received_at, site, device, header, images, case_id=case_id)
+
+
+def check_and_stage(topic: str, payload: bytes, received_at: datetime, images_dir: Path) -> Checked:
+    """:func:`check_case`, and each image not yet stored written to a temp file (no fsync; see
+    :func:`dashboard.store.stage_image_files`): the ingest's decoder threads do this while its worker
+    commits earlier cases.
+
+    Each image is copied once into the thread's page-aligned buffer (:func:`dashboard.directio.load`),
+    hashed there, fresh in the CPU's cache, and written to disk from there: the bytes written are the
+    bytes hashed, and the received bytes are read from memory once instead of twice (once to hash
+    them, once to copy them for direct I/O). ``bench/ingest_throughput.py``'s 3 x 300 KB per case:
+    0.63 instead of 0.95 ms of CPU to hash and copy a case on the build VM.
+
+    A storage error (disk full...) stops the staging, not the checking: the temp files are removed and
+    the worker writes what is missing itself, retrying and reporting.
+    """
+    checked = check_case(topic, payload, received_at, verify=False)
+    if checked.header is None:
+        return checked
+    staged: dict[str, str] = {}
+    staging = True
+    for i, (meta, data) in enumerate(zip(checked.header.images, checked.images)):
+        copy = directio.load(data)
+        if codec.sha256_hex(copy) != meta.sha256:
+            discard_staged(staged)
+            return replace(checked, header=None, images=None, reason=codec.mismatch(i).reason)
+        if staging and meta.sha256 not in staged:
+            try:
+                staged.update(stage_image_files(images_dir, {meta.sha256: copy}))
+            except OSError:
+                discard_staged(staged)
+                staging = False
+    return replace(checked, staged=staged)
 
 
 def _reject(store: Store, c: Checked, reason: str) -> Outcome:

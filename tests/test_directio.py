@@ -102,3 +102,46 @@ def test_direct_io_off_writes_buffered(tmp_path):
     finally:
         os.close(fd)
     assert path.read_bytes() == data and resident_pages(path) == (3, 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.one_of(st.integers(0, 3 * BLOCK + 1), st.sampled_from([300_123, (1 << 20) + 7, 3 << 20])),
+                      min_size=1, max_size=4),
+       offset=st.integers(0, 63))
+def test_a_loaded_copy_is_what_gets_written(tmp_path_factory, sizes, offset):
+    """load() copies into the thread's aligned buffer (growing it past 1 MiB while an older view is held);
+    write_all() of that view writes its bytes, and writing other bytes afterwards is not confused by it."""
+    folder = tmp_path_factory.mktemp("l")
+    views = []
+    for k, size in enumerate(sizes):
+        payload = bytearray(os.urandom(offset + size))
+        data = memoryview(payload).toreadonly()[offset:]
+        loaded = directio.load(data)
+        views.append(loaded)  # held on purpose: a bigger buffer must not need the old one closed
+        assert loaded.readonly and bytes(loaded) == bytes(data)
+        tmp = _write_temp(folder / f"{k}.jpg", loaded)
+        with open(tmp, "rb") as f:
+            assert f.read() == bytes(data)
+        other = os.urandom(size)  # not loaded: copied into the buffer over the loaded bytes, and written
+        tmp = _write_temp(folder / f"{k}-other.jpg", other)
+        with open(tmp, "rb") as f:
+            assert f.read() == other
+
+
+def test_a_loaded_view_is_written_from_the_buffer_without_a_second_copy(tmp_path, monkeypatch):
+    """The view load() returned goes to the disk as it is (its whole blocks direct, from the aligned buffer);
+    any other bytes are first copied into that buffer."""
+    copies = []
+    real = directio._buffer
+    monkeypatch.setattr(directio, "_buffer", lambda size: (copies.append(size), real(size))[1])
+    data = os.urandom(10 * BLOCK + 17)
+    loaded = directio.load(data)
+    assert copies == [len(data)]
+    tmp = _write_temp(tmp_path / "a.jpg", loaded)
+    assert copies == [len(data)], "the loaded bytes were copied again"
+    _write_temp(tmp_path / "b.jpg", data)  # the same bytes, not the loaded view: copied
+    assert copies == [len(data), 10 * BLOCK] or not directio.enabled()
+    if directio.enabled():  # (before reading it back, which caches it)
+        assert resident_pages(tmp)[0] <= 1, "the loaded bytes went through the page cache"
+    with open(tmp, "rb") as f:
+        assert f.read() == data

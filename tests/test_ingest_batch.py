@@ -96,3 +96,61 @@ def test_a_poison_case_is_quarantined_alone(broker, tmp_path, monkeypatch):
     finally:
         ing.stop()
         kiosk.close()
+
+
+def staged_files(images_dir) -> list:
+    from dashboard.store import TMP_PREFIX
+
+    return sorted(p.name for p in images_dir.rglob(f"{TMP_PREFIX}*"))
+
+
+def test_check_and_stage_verifies_every_image_from_the_copy_it_writes(tmp_path):
+    """The decoders' path: the same verdicts as check_case; temp files for the images not yet stored, each
+    holding exactly the bytes that hashed right; none left behind by a refused case."""
+    from dashboard.intake import check_and_stage
+    from dashboard.store import discard_staged
+
+    store = Store(tmp_path / "c.db", tmp_path / "images", tmp_path / "q")
+    h, frame = sample.make_frame(1, images=[sample.make_jpeg_of_size(300_000, seed=1), sample.make_jpeg(8)])
+    got = check_and_stage(TOPIC, bytearray(frame), utcnow(), store.images_dir)
+    want = check_case(TOPIC, frame, utcnow())
+    assert got.reason is None and got.header == want.header and [bytes(v) for v in got.images] == [
+        bytes(v) for v in want.images]
+    assert set(got.staged) == {m.sha256 for m in h.images} and len(staged_files(store.images_dir)) == 2
+    for sha, path in got.staged.items():
+        with open(path, "rb") as f:
+            assert codec.sha256_hex(f.read()) == sha
+    assert handle_cases(store, [got], {})[0].label == "stored" and got.staged == {}
+    assert staged_files(store.images_dir) == []
+    # Stored already: checked, nothing written again.
+    again = check_and_stage(TOPIC, frame, utcnow(), store.images_dir)
+    assert again.reason is None and again.staged == {}
+    # One flipped byte in the last image: refused with check_case's reason, the first images' temp files removed.
+    bad = bytearray(sample.make_frame(2, images=[sample.make_jpeg(20), sample.make_jpeg(21)])[1])
+    bad[-1] ^= 1
+    refused = check_and_stage(TOPIC, bad, utcnow(), store.images_dir)
+    assert refused.reason == check_case(TOPIC, bad, utcnow()).reason == "image 1 sha256 mismatch"
+    assert refused.header is None and refused.case_id and staged_files(store.images_dir) == []
+    # Anything check_case refuses before the hashes is refused alike.
+    for junk in (b"junk", frame[:-5]):
+        assert check_and_stage(TOPIC, junk, utcnow(), store.images_dir).reason == check_case(TOPIC, junk, utcnow()).reason
+    discard_staged(got.staged)
+    store.close()
+
+
+def test_check_and_stage_on_a_full_disk_still_verifies(tmp_path):
+    """Out of space, the staging stops (nothing left behind) but every image is still checked; the worker
+    then writes what is missing itself, retrying and reporting."""
+    from dashboard.intake import check_and_stage
+    from tests.smallfs import fill, mounted_tmpfs
+
+    with mounted_tmpfs(tmp_path / "fs", "2m") as fs:
+        (fs / "images").mkdir()
+        fill(fs / "filler")
+        images = [sample.make_jpeg_of_size(200_000, seed=s) for s in range(3)]
+        _, frame = sample.make_frame(3, images=images)
+        ok = check_and_stage(TOPIC, frame, utcnow(), fs / "images")
+        assert ok.reason is None and ok.staged == {} and staged_files(fs / "images") == []
+        bad = bytearray(frame)
+        bad[-1] ^= 1
+        assert check_and_stage(TOPIC, bad, utcnow(), fs / "images").reason == "image 2 sha256 mismatch"
