@@ -351,6 +351,23 @@ def print_cpu(phase: str, consumer: str, before: tuple, after: tuple, n: int) ->
     return c + b + p + k
 
 
+def file_creation_us(folder: Path, n: int = 300) -> float:
+    """CPU microseconds to create one empty file in ``folder`` (a new folder; its files stay until the bench ends).
+
+    The ingest creates a file per image. On ext4 without a journal (this build VM's disk) the
+    kernel does not reuse an inode freed in the last minute (or six, while its inode table block
+    is dirty): each new file's inode is searched for past every such one of its block group
+    (``recently_deleted`` in ``fs/ext4/ialloc.c``). After the test suite or a previous bench has
+    deleted thousands of files nearby, that costs 100-400 us per file instead of 10-20, up to a
+    third of the ingest's CPU; a journalled ext4, as a centre's, never does this search.
+    """
+    folder.mkdir()
+    t0 = time.thread_time()
+    for i in range(n):
+        os.close(os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    return (time.thread_time() - t0) / n * 1e6
+
+
 def main() -> None:
     """Run both measurements and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -359,7 +376,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200,
                     help="cases each consumer takes, untimed, before the timed ones (steady memory footprint)")
     ap.add_argument("--repeat", type=int, default=3, help="alternating raw/ingest runs; medians are reported")
-    ap.add_argument("--data-dir", type=Path, default=None, help="where the ingest stores (default: a temp dir)")
+    ap.add_argument("--data-dir", type=Path, default=ROOT / "bench" / "out",
+                    help="where the broker and the ingest keep their files, in a temp folder removed at the end "
+                         "(default: bench/out, away from the test suite's churn in /tmp; see file_creation_us)")
     ap.add_argument("--autosave-on-every-change", action="store_true",
                     help="keep tests/broker.py's persistence setting (snapshot after every change)")
     ap.add_argument("--autosave-interval", type=int, default=1,
@@ -386,8 +405,11 @@ def main() -> None:
     raws, ings, raw_cpu, ing_cpu = [], [], [], []
     buffered: list[float] = []  # --direct-io both: the ingest runs writing through the page cache
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.direct_io]
+    args.data_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp:
         tmp = Path(tmp)
+        print(f"creating a file in {args.data_dir}: {file_creation_us(tmp / 'probe'):.0f} us (the ingest creates 3 per "
+              f"case; a few us on a file system that was not just emptied, see file_creation_us)", flush=True)
         broker = Broker(tmp / "broker")
         broker.write_conf()
         if os.geteuid() == 0 and "\nuser " not in "\n" + broker.conf.read_text():

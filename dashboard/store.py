@@ -17,6 +17,7 @@ are hashes, never anything a patient could be recognised by.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import os
 import sqlite3
@@ -652,11 +653,20 @@ def _atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+_TEMP_TOKEN = os.urandom(4).hex()  # with the pid: no other process's temp names, even across restarts
+_temp_count = itertools.count()
+
+
+def _temp_name(name: str) -> str:
+    """A fresh temp file name beside ``name`` (a counter, not a UUID: no random bytes from the kernel per file)."""
+    return f"{TMP_PREFIX}{name}-{os.getpid()}-{_TEMP_TOKEN}-{next(_temp_count)}"
+
+
 def _write_temp(path: Path | str, data: bytes) -> str:
     """Write ``data`` to a fresh temp file beside ``path`` without fsync (see :func:`commit_image_files`);
     return the temp file's path."""
     folder, name = os.path.split(os.fspath(path))
-    tmp = f"{folder}/{TMP_PREFIX}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = f"{folder}/{_temp_name(name)}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileNotFoundError:  # first file in this folder
@@ -674,7 +684,7 @@ def _write_temp(path: Path | str, data: bytes) -> str:
 
 def _write_file(path: Path, data: bytes) -> Path:
     """Write ``data`` to a temp file beside ``path``, fsync it and rename it into place (folder not synced)."""
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = path.parent / _temp_name(path.name)
     try:
         write_new(tmp, data)
     except FileNotFoundError:  # first file in this folder (two syscalls fewer per file otherwise)
