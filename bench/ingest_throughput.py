@@ -68,7 +68,7 @@ from dashboard import sample  # noqa: E402
 from dashboard.config import load_config  # noqa: E402
 from dashboard.ingest import Ingest  # noqa: E402
 from tests.broker import Broker  # noqa: E402
-from wire import codec, topics  # noqa: E402
+from wire import codec, sending, topics  # noqa: E402
 from wire.messages import parse_acks  # noqa: E402
 
 RAW_TOPIC = "bench/raw"
@@ -135,8 +135,8 @@ def build_frames(n: int, image_kb: int, tag: str = "bench") -> list[tuple[uuid.U
 
 def publisher(broker: Broker) -> mqtt.Client:
     """The bench's publishing client (stands in for the kiosks)."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
-                    protocol=mqtt.MQTTv5)
+    c = sending.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}",
+                       protocol=mqtt.MQTTv5)  # the kiosks' client class
     c.max_inflight_messages_set(32)
     c.connect(broker.host, broker.port)
     c.loop_start()

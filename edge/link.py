@@ -45,7 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from wire import topics
+from wire import sending, topics
 from wire.messages import CentreStatus, Status, parse_acks
 
 from .outbox import CaseDataError, Outbox
@@ -284,8 +284,8 @@ class Link:
                       ).model_dump_json()
 
     def _new_client(self) -> mqtt.Client:
-        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.device_id,
-                        protocol=mqtt.MQTTv5)
+        c = sending.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.device_id,
+                           protocol=mqtt.MQTTv5)  # no copy of a case's remaining bytes per partial write
         c.max_inflight_messages_set(self.broker.max_inflight)
         c.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
         if self.broker.tls:
