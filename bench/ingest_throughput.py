@@ -1,6 +1,6 @@
 """Ingest throughput (3 x ~300 KB JPEGs per case) beside raw broker-to-subscriber throughput, same bytes, same run.
 
-    .venv/bin/python bench/ingest_throughput.py [--cases 200] [--image-kb 300] [--window 192] [--processes 1]
+    .venv/bin/python bench/ingest_throughput.py [--cases 600] [--image-kb 300] [--window 192] [--processes 1]
 
 Starts its own Mosquitto (tests/broker.py) on a free loopback port, then:
 
@@ -30,7 +30,9 @@ the centre's broker each has its own certificate, ``ingest-N``). One Python proc
 1.7 of this machine's 2 cores busy; two keep both.
 
 Prints cases/s and MB/s of each, the ratio ingest / raw of the medians (the issue's goal is >= 0.5) and
-the median, min and max of each run's own ratio (its raw run just before it: same background load), and per
+the median, min and max of each run's own ratio (its raw run just before it: same background load), the
+same for the steady rates (cases taken between the moments 10 % and 90 % of a run's cases were: without
+the pipeline's filling and draining, for the ingest the commit of its first and last batch), and per
 phase the CPU milliseconds per case of the consumer, the broker, the publisher, the kernel's threads
 and interrupts (writeback, journal, block completions) and the whole machine (not counting niced
 processes), which shows whether a phase was bound by the machine's CPUs. On a machine shared with
@@ -165,6 +167,29 @@ class Window:
             self._slots.release(n)
 
 
+class Progress:
+    """When each of a run's cases was taken (raw: received; ingest: acked), for its steady rate."""
+
+    def __init__(self):
+        self.marks: list[tuple[float, int]] = []  # (perf_counter, cases taken so far)
+        self.done = 0
+
+    def add(self, n: int) -> None:
+        """``n`` more of the timed cases were taken now."""
+        self.done += n
+        self.marks.append((time.perf_counter(), self.done))
+
+    def steady(self, n: int, lo: float = 0.1, hi: float = 0.9) -> float:
+        """Cases per second between the moments ``lo`` and ``hi`` of the ``n`` cases had been taken.
+
+        Leaves out the pipeline's filling (the first cases' latency) and its draining (the last batch's
+        commit): for the ingest those are ~50 ms of a 0.5 s run, for raw ~1 ms.
+        """
+        first = next(m for m in self.marks if m[1] >= lo * n)
+        last = next(m for m in self.marks if m[1] >= hi * n)
+        return (last[1] - first[1]) / (last[0] - first[0])
+
+
 def publish_all(pub: mqtt.Client, topic: str, frames, window: Window) -> None:
     """Publish the frames (QoS 1) in order, keeping within the window."""
     for _, frame in frames:
@@ -173,8 +198,9 @@ def publish_all(pub: mqtt.Client, topic: str, frames, window: Window) -> None:
 
 
 def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: list = (),
-            window: int = 0) -> tuple[float, float]:
-    """Seconds for the broker to deliver all frames to a bare subscriber process, and CPU ms per case.
+            window: int = 0) -> tuple[float, float, float]:
+    """Seconds for the broker to deliver all frames to a bare subscriber process, CPU ms per case, and the
+    steady rate (cases/s, :meth:`Progress.steady`).
 
     The ``warmup`` frames go first, untimed (the process reaches its steady memory footprint).
     """
@@ -184,12 +210,16 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
     assert sub.stdout.readline().strip() == "ready"
     win = Window(window)
     events = {"warm": threading.Event(), "done": threading.Event()}
+    progress, seen = Progress(), [0]
 
     def read() -> None:
         for line in sub.stdout:
             line = line.strip()
             if line.startswith("+"):
                 win.taken(int(line[1:]))
+                seen[0] += int(line[1:])
+                if seen[0] > len(warmup):  # a timed case
+                    progress.add(seen[0] - len(warmup) - progress.done)
             elif line in events:
                 events[line].set()
 
@@ -208,13 +238,14 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
     sub.wait(10)
     pub.loop_stop()
     pub.disconnect()
-    return elapsed, cpu
+    return elapsed, cpu, progress.steady(len(frames))
 
 
 def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench-ingest",
                receive_maximum: int = 32, warmup: list = (), processes: int = 1,
-               decoder_threads: int = 4, window: int = 0, direct_io: bool = True) -> tuple[float, float]:
-    """Seconds from the first publish until every case is stored and its Ack received, and CPU ms per case.
+               decoder_threads: int = 4, window: int = 0, direct_io: bool = True) -> tuple[float, float, float]:
+    """Seconds from the first publish until every case is stored and its Ack received, CPU ms per case, and the
+    steady rate (cases/s, :meth:`Progress.steady`).
 
     The ``warmup`` frames are stored first, untimed (a running service, not a process's first seconds).
     With ``processes`` > 1, that many ingest processes share the subscription group and the store;
@@ -239,13 +270,17 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
     warm_ids = {cid for cid, _ in warmup}
     warmed = threading.Event()
     win = Window(window)
+    progress = Progress()
 
     def on_message(c, u, m):
         batch = parse_acks(m.payload)
         with lock:
             new = sum(1 for ack in batch if ack.case_id not in acks)
+            timed = sum(1 for ack in batch if ack.case_id in expected and ack.case_id not in acks)
             acks.update((ack.case_id, ack.status) for ack in batch)
             win.taken(new)
+            if timed:
+                progress.add(timed)
             if warm_ids <= acks.keys():
                 warmed.set()
             if expected <= acks.keys():
@@ -276,7 +311,8 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
         # Every image was new, hence written: no set of frames shares an image with another.
         files = sum(1 for f in (data / "images").rglob("*") if f.is_file() and not f.name.startswith("."))
         assert files == 3 * (len(frames) + len(warmup) + 1), f"{files} image files stored"
-        return elapsed, print_cpu("ingest", "ingest", cpu0, cpu_snapshot(broker, *pids), len(frames))
+        return (elapsed, print_cpu("ingest", "ingest", cpu0, cpu_snapshot(broker, *pids), len(frames)),
+                progress.steady(len(frames)))
     finally:
         pub.loop_stop()
         pub.disconnect()
@@ -374,7 +410,9 @@ def file_creation_us(folder: Path, n: int = 300) -> float:
 def main() -> None:
     """Run both measurements and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cases", type=int, default=200)
+    ap.add_argument("--cases", type=int, default=600,
+                    help="timed cases per run (default 600: a run of ~1.5 s, which the ingest's fixed latency of "
+                         "filling and draining its pipeline, ~0.1 s, distorts less than a shorter one)")
     ap.add_argument("--image-kb", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=200,
                     help="cases each consumer takes, untimed, before the timed ones (steady memory footprint)")
@@ -405,7 +443,7 @@ def main() -> None:
     autosave = "on every change" if args.autosave_on_every_change else f"every {args.autosave_interval} s"
     print(f"{args.cases} cases x 3 images, {mb / args.cases * 1000:.0f} KB per case frame, {mb:.0f} MB in all; "
           f"broker autosave {autosave}; publisher window {args.window or 'none (flood)'}")
-    raws, ings, raw_cpu, ing_cpu = [], [], [], []
+    raws, ings, raw_cpu, ing_cpu, raw_steady, ing_steady = [], [], [], [], [], []
     buffered: list[float] = []  # --direct-io both: the ingest runs writing through the page cache
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.direct_io]
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -426,9 +464,10 @@ def main() -> None:
         broker.start()
         try:
             for rep in range(args.repeat):  # alternate, so that background load hits both alike
-                elapsed, cpu = run_raw(broker, frames, args.receive_maximum, warmup, args.window)
+                elapsed, cpu, steady = run_raw(broker, frames, args.receive_maximum, warmup, args.window)
                 raws.append(elapsed)
                 raw_cpu.append(cpu)
+                raw_steady.append(steady)
                 # Each run's store (~0.5 GB for 300 cases) is kept until the end, as a centre keeps its
                 # images: deleting it between runs made the later runs' buffered writes dearer in the
                 # kernel (ingest system CPU per case 0.77 -> 1.53 ms over 6 runs, on ext4 mounted with
@@ -438,16 +477,19 @@ def main() -> None:
                     (tmp / name).mkdir()
                     if not direct:
                         print("  (ingest writing through the page cache)")
-                    elapsed, cpu = run_ingest(broker, frames, tmp / name, f"bench-ingest-{rep}-{int(direct)}",
-                                              args.receive_maximum, warmup, args.processes,
-                                              args.decoder_threads, args.window, direct)
+                    elapsed, cpu, steady = run_ingest(broker, frames, tmp / name,
+                                                      f"bench-ingest-{rep}-{int(direct)}", args.receive_maximum,
+                                                      warmup, args.processes, args.decoder_threads, args.window,
+                                                      direct)
                     if direct or args.direct_io == "off":
                         ings.append(elapsed)
                         ing_cpu.append(cpu)
+                        ing_steady.append(steady)
                     else:
                         buffered.append(elapsed)
                 line = (f"  run {rep + 1}: raw {args.cases / raws[-1]:7.1f} cases/s, "
-                        f"ingest {args.cases / ings[-1]:7.1f} cases/s, ratio {raws[-1] / ings[-1]:.2f}")
+                        f"ingest {args.cases / ings[-1]:7.1f} cases/s, ratio {raws[-1] / ings[-1]:.2f}; steady "
+                        f"{raw_steady[-1]:7.1f} vs {ing_steady[-1]:7.1f}, ratio {ing_steady[-1] / raw_steady[-1]:.2f}")
                 if buffered:
                     line += (f"; buffered ingest {args.cases / buffered[-1]:7.1f} cases/s, "
                              f"ratio {raws[-1] / buffered[-1]:.2f}")
@@ -469,6 +511,12 @@ def main() -> None:
     paired = sorted(r / i for r, i in zip(raws, ings))
     print(f"paired ratios          : median {statistics.median(paired):.2f}, "
           f"min {paired[0]:.2f}, max {paired[-1]:.2f} ({len(paired)} runs)")
+    # The same runs between the moments 10 % and 90 % of their cases were taken: throughput without the
+    # pipeline's filling and draining, which for the ingest include a batch's commit (fixed latency, not rate).
+    rs, is_ = statistics.median(raw_steady), statistics.median(ing_steady)
+    steady = sorted(i / r for r, i in zip(raw_steady, ing_steady))
+    print(f"steady (10-90 % taken) : raw {rs:8.1f} cases/s, ingest {is_:8.1f} cases/s, ratio {is_ / rs:.2f}; "
+          f"paired median {statistics.median(steady):.2f}, min {steady[0]:.2f}, max {steady[-1]:.2f}")
     # On a machine busy with other work the throughputs swing with that work; the CPU each path costs
     # per case (its processes, the broker, the publisher, kernel threads and interrupts) swings less. On
     # a dedicated machine where both paths are CPU-bound, throughput ratio = inverse ratio of CPU per case.
