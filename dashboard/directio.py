@@ -12,7 +12,10 @@ ones 2.9-3.0 ms: 175-187 vs 343-369 cases/s; before that both were equal
 (``bench/ingest_throughput.py --direct-io both``; README, "Benchmarks").
 
 Direct I/O needs block-aligned offsets and lengths: the whole 4 KiB blocks go
-direct, the last partial block through the page cache. Durability is unchanged:
+direct, the last partial block through the page cache. The ingest copies each
+image into that buffer first (:func:`load`), hashes the copy while it is in the
+CPU's cache and writes it from there: the received bytes are read from memory
+once, for the copy, instead of once more for the hash. Durability is unchanged:
 :func:`dashboard.store.commit_image_files` syncs the file system (the device's
 cache, the inodes and the tail) before any image is renamed into place.
 
