@@ -85,9 +85,9 @@ def publish_set(publisher: mqtt.Client, topic: str) -> list[bytes]:
     return sent
 
 
-def publisher_for(broker, tls: dict | None = None) -> mqtt.Client:
-    """A connected stock paho client to publish with."""
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+def publisher_for(broker, tls: dict | None = None, cls=mqtt.Client) -> mqtt.Client:
+    """A connected client to publish with (a stock paho client unless ``cls`` says otherwise), its loop started."""
+    pub = cls(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
     if tls:
         pub.tls_set(ca_certs=str(tls["ca_file"]), certfile=str(tls["cert_file"]), keyfile=str(tls["key_file"]),
                     cert_reqs=ssl.CERT_REQUIRED)

@@ -4,14 +4,12 @@ and no piece is a copy of what is left (paho's own client slices the packet anew
 from __future__ import annotations
 
 import os
-import ssl
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.link import Link
 from tests.test_link import DEVICE, SITE, settings
-from tests.test_receive import Recorder, publish_set
+from tests.test_receive import Recorder, publish_set, publisher_for
 from wire import sending
 
 
@@ -29,15 +27,6 @@ def piecewise(client: sending.Client, most: int) -> list:
     return given
 
 
-def sender(broker, tls: dict | None = None) -> sending.Client:
-    pub = sending.Client(CallbackAPIVersion.VERSION2, client_id=f"send-{os.getpid()}", protocol=mqtt.MQTTv5)
-    if tls:
-        pub.tls_set(ca_certs=str(tls["ca_file"]), certfile=str(tls["cert_file"]), keyfile=str(tls["key_file"]),
-                    cert_reqs=ssl.CERT_REQUIRED)
-    pub.connect(broker.host, broker.port)
-    return pub
-
-
 def test_paho_internal_that_it_needs_is_there():
     # Should a paho upgrade remove it, the client silently becomes paho's own: catch that here.
     assert sending.LEAN
@@ -45,9 +34,8 @@ def test_paho_internal_that_it_needs_is_there():
 
 def test_every_byte_arrives_written_in_pieces_none_of_them_a_copy(broker):
     stock = Recorder(mqtt.Client, broker, "stock-sub")
-    pub = sender(broker)
+    pub = publisher_for(broker, cls=sending.Client)
     given = piecewise(pub, 65_536)
-    pub.loop_start()
     try:
         stock.subscribe("s/#")
         sent = publish_set(pub, "s/x")  # 0 B to 3 MB, QoS 0 and 1, with properties
@@ -66,9 +54,8 @@ def test_over_tls_with_a_kiosks_certificate(tls_broker, test_pki):
     kiosk = test_pki.kiosk_broker(tls_broker, "kiosk-a")
     ingest = test_pki.ingest_broker(tls_broker)
     sub = Recorder(mqtt.Client, tls_broker, "ingest", tls=ingest)
-    pub = sender(tls_broker, kiosk)
+    pub = publisher_for(tls_broker, kiosk, cls=sending.Client)
     given = piecewise(pub, 16_384)
-    pub.loop_start()
     try:
         sub.subscribe("dermkiosk/v1/+/+/case")
         from tests.test_tls import SITE as TLS_SITE
