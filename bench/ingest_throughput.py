@@ -29,8 +29,9 @@ centre does with ``python -m dashboard ingest --instance N`` (systemd ``dermkios
 the centre's broker each has its own certificate, ``ingest-N``). One Python process keeps about
 1.7 of this machine's 2 cores busy; two keep both.
 
-Prints cases/s and MB/s of each, the ratio ingest / raw of the medians (the issue's goal is >= 0.5) and
-the median, min and max of each run's own ratio (its raw run just before it: same background load), the
+Prints cases/s and MB/s of each, the ratio ingest / raw of the medians and the median, min and max of
+each run's own ratio (its raw run just before it: same background load; the last line judges the issue's
+goal, >= 0.5, on their median), the
 same for the steady rates (cases taken between the moments 10 % and 90 % of a run's cases were: without
 the pipeline's filling and draining, for the ingest the commit of its first and last batch), and per
 phase the CPU milliseconds per case of the consumer, the broker, the publisher, the kernel's threads
