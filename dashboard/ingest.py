@@ -74,8 +74,8 @@ from wire.messages import MAX_ACKS, Acks, CentreStatus
 
 from . import directio
 from .config import CentreConfig
-from .intake import (Checked, Outcome, check_and_stage, check_case, handle_case, handle_cases, handle_status,  # noqa: F401
-                     peek_case_id, reject_internal)
+from .intake import (Checked, Outcome, check_and_stage, check_case, handle_case, handle_cases,  # noqa: F401
+                     handle_status, peek_case_id, reject_internal)
 from .receive import LeanClient
 from .store import GROUP_COMMIT, Store, discard_staged, utcnow
 
@@ -175,10 +175,14 @@ class Ingest:
         resending them every ack timeout, copies the broker would queue for this ingest.
         """
         if self._ready.is_set() and state != self._announced:
-            self._announced = state
-            self.client.publish(self.presence_topic, self._presence(state, dated=True), qos=1, retain=True)
+            self._publish_presence(state)
             log.warning("announced to the kiosks: %s", "taking cases again" if state == "online" else
                         "not taking cases (storage unavailable): they hold them")
+
+    def _publish_presence(self, state: str) -> None:
+        """Publish ``state`` as this ingest's retained presence, dated now, and remember it."""
+        self._announced = state
+        self.client.publish(self.presence_topic, self._presence(state, dated=True), qos=1, retain=True)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -207,8 +211,7 @@ class Ingest:
                 log.error("subscription to %s refused (%s): the fleet page will lack it", kind, rc)
         # Subscribed: tell the kiosks to send (retained; the broker publishes "offline" if we die),
         # unless storage is failing, in which case they hold their cases until it works again.
-        self._announced = "offline" if self.problem else "online"
-        client.publish(self.presence_topic, self._presence(self._announced, dated=True), qos=1, retain=True)
+        self._publish_presence("offline" if self.problem else "online")
         self._ready.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -122,7 +122,7 @@ def check_and_stage(topic: str, payload: bytes, received_at: datetime, images_di
         if codec.sha256_hex(copy) != meta.sha256:
             discard_staged(staged)
             return replace(checked, header=None, images=None, reason=codec.mismatch(i).reason)
-        if staging and meta.sha256 not in staged:
+        if staging:  # (a case's images are distinct: CaseHeader refuses a repeated sha256)
             try:
                 staged.update(stage_image_files(images_dir, {meta.sha256: copy}))
             except OSError:

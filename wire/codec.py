@@ -63,8 +63,8 @@ def decode_case(payload: bytes, *, views: bool = False, verify: bool = True) -> 
     them as they are, and must not change the buffer meanwhile).
 
     ``verify=False`` checks everything but the images' SHA-256, which the caller then checks
-    itself, image by image, raising :func:`mismatch` (the centre's ingest hashes each image from
-    the copy it writes to disk: :func:`dashboard.intake.check_and_stage`).
+    itself, image by image, refusing a mismatch with :func:`mismatch`'s reason (the centre's ingest
+    hashes each image from the copy it writes to disk: :func:`dashboard.intake.check_and_stage`).
     """
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise FrameError("payload is not bytes")
