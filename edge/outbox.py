@@ -42,6 +42,7 @@ from typing import Iterator
 from wire.codec import encode_case, sha256_hex
 from wire.durable import fsync_dir, write_new
 from wire.messages import CaseHeader
+from wire.referral import AnyCaseHeader, parse_case_header
 
 from .atrest import SealedDataError, Sealer, is_sealed, key_path
 
@@ -213,7 +214,7 @@ class Outbox:
 
     def _open_header(self, case_id: str, blob: bytes) -> CaseHeader:
         try:
-            return CaseHeader.model_validate_json(self.sealer.open(blob, b"header:" + str(case_id).encode()))
+            return parse_case_header(self.sealer.open(blob, b"header:" + str(case_id).encode()))
         except SealedDataError as exc:
             raise CaseDataError(f"the stored header of case {case_id} does not open: {exc}") from None
 
@@ -235,7 +236,7 @@ class Outbox:
         with self._exclusive():
             with self._tx() as db:
                 for row in db.execute("SELECT case_id, header FROM cases WHERE typeof(header) = 'text'").fetchall():
-                    header = CaseHeader.model_validate_json(row["header"])
+                    header = parse_case_header(row["header"])
                     db.execute("UPDATE cases SET header = ? WHERE case_id = ?",
                                (self._seal_header(header), row["case_id"]))
                     sealed += 1

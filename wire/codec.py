@@ -17,6 +17,7 @@ import struct
 from pydantic import ValidationError
 
 from .messages import CaseHeader
+from .referral import AnyCaseHeader, parse_case_header
 
 MAGIC = b"DKC1"
 _LEN = struct.Struct(">I")
@@ -36,7 +37,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def encode_case(header: CaseHeader, images: list[bytes]) -> bytes:
+def encode_case(header: AnyCaseHeader, images: list[bytes]) -> bytes:
     """Frame a case header and its image bytes into one payload.
 
     Raises ValueError if the images do not match the header's lengths and hashes.
@@ -55,7 +56,7 @@ def mismatch(index: int) -> FrameError:
     return FrameError(f"image {index} sha256 mismatch")
 
 
-def decode_case(payload: bytes, *, views: bool = False, verify: bool = True) -> tuple[CaseHeader, list[bytes]]:
+def decode_case(payload: bytes, *, views: bool = False, verify: bool = True) -> tuple[AnyCaseHeader, list[bytes]]:
     """Parse and verify a case frame; raise :class:`FrameError` with a reason if anything is wrong.
 
     With ``views=True`` the images are read-only memoryviews into ``payload``, which may be a
@@ -78,7 +79,7 @@ def decode_case(payload: bytes, *, views: bool = False, verify: bool = True) -> 
     if hlen > MAX_HEADER_BYTES or 8 + hlen > len(payload):
         raise FrameError(f"header length {hlen} is out of range for a {len(payload)}-byte payload")
     try:
-        header = CaseHeader.model_validate_json(bytes(payload[8 : 8 + hlen]))
+        header = parse_case_header(bytes(payload[8 : 8 + hlen]))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "header"
