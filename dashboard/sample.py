@@ -1,15 +1,19 @@
 """Synthetic cases built with the real wire contract, for tests, benchmarks and demo seeding.
 
 The JPEGs are generated (a skin-toned field with a brown, irregular blob), so
-nothing here derives from patient data.
+nothing here derives from patient data. Version-2 cases (:func:`make_referral`)
+carry synthetic NHS numbers only: from the range the NHS set aside for tests
+(``nhs_number.REGION_SYNTHETIC``: 900 000 0000 - 999 999 9999), never issued to anyone.
 """
 
 from __future__ import annotations
 
+import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import cv2
+import nhs_number
 import numpy as np
 
 from wire import codec
@@ -95,3 +99,85 @@ def make_frame(seed: int = 0, **kw) -> tuple[CaseHeader, bytes]:
     """A case as the kiosk would publish it: its header and the encoded frame."""
     header, images = make_case(seed, **kw)
     return header, codec.encode_case(header, images)
+
+
+def synthetic_nhs_number(seed: int) -> str:
+    """A valid NHS number from the synthetic (never issued) range; the same seed gives the same number."""
+    state = random.getstate()  # nhs-number draws from the module-level generator
+    try:
+        random.seed(f"dermkiosk-nhs-{seed}")
+        return nhs_number.generate(for_region=nhs_number.REGION_SYNTHETIC)[0]
+    finally:
+        random.setstate(state)
+
+
+#: Lesions the samples cycle through: (ISIC site, laterality, finer label, size in mm).
+SAMPLE_LESIONS = (("posterior torso", "left", "left scapula", 7.0), ("upper extremity", "right", "right forearm", 4.5),
+                  ("head/neck", "midline", "forehead", None), ("lower extremity", "left", "left shin", 12.0),
+                  ("anterior torso", "right", "right upper chest", 5.0))
+
+
+def make_referral(seed: int = 0, *, lesions: int = 1, site: str = "site-1", device: str = "kiosk-1",
+                  fitzpatrick: str = "II", ai: bool = True, override: bool = False, seq: int | None = None,
+                  nhs: str | None = None, reference: str | None = None, photographer: str = "ph.demo",
+                  images_per_lesion: int = 3):
+    """A whole v2 referral: one ``(CaseHeaderV2, images)`` per lesion, all sharing the referral and patient.
+
+    ``ai=False``: the patient refused AI analysis (no classification, ``ai="declined"``);
+    ``override=True``: the first lesion's close-up failed the quality gate and was sent with a reason.
+    """
+    from wire.referral import (BodyLocation, CaseHeaderV2, ConsentRecord, Consents, History, Lesion, Override,
+                               Patient, Referral, ShotMeta)
+
+    rng = np.random.default_rng(seed)
+    t0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc) + timedelta(hours=seed)
+    ref = reference or f"{100000000000 + seed * 7919:012d}"
+    referral = Referral(referral_id=uuid.uuid5(uuid.NAMESPACE_URL, f"dermkiosk-sample-referral-{seed}"),
+                        reference=ref, reference_kind="ubrn" if ref.isdigit() else "local",
+                        referral_date=(t0 - timedelta(days=12)).date(), practice_ods=f"A8{1000 + seed % 9000:04d}",
+                        route="gp-referral" if seed % 4 else "direct-to-hub", lesion_count=lesions)
+    patient = Patient(nhs_number=nhs or synthetic_nhs_number(seed),
+                      date_of_birth=date(1940 + seed % 60, 1 + seed % 12, 1 + seed % 28),
+                      sex=("female", "male")[seed % 2], fitzpatrick=fitzpatrick)
+    consents = Consents(photography=ConsentRecord(given=True, at=t0, by=photographer),
+                        ai_analysis=ConsentRecord(given=ai, at=t0 + timedelta(seconds=20), by=photographer),
+                        teaching=ConsentRecord(given=bool(seed % 2), at=t0 + timedelta(seconds=40), by=photographer))
+    views = ("dermoscopic", "close-up", "regional")
+    out = []
+    for n in range(1, lesions + 1):
+        where, side, detail, size = SAMPLE_LESIONS[(seed + n - 1) % len(SAMPLE_LESIONS)]
+        history = History(changed=bool(rng.integers(0, 2)), bleeding=False, itching=bool(rng.integers(0, 2)),
+                          new=n == 1, duration=("1-3-months", "3-12-months", "over-1-year")[(seed + n) % 3],
+                          checklist={"change_in_size": n == 1, "irregular_shape": bool(seed % 2),
+                                     "irregular_colour": False, "diameter_7mm": bool(size and size >= 7)})
+        lesion = Lesion(index=n, label=f"L{n}", location=BodyLocation(site=where, laterality=side, detail=detail,
+                                                                      map_side="back" if "posterior" in where else
+                                                                      "front", map_x=0.4, map_y=0.3 + 0.1 * n),
+                        size_mm=size, history=history)
+        images = [make_jpeg(seed * 131 + n * 11 + i) for i in range(images_per_lesion)]
+        t = t0 + timedelta(minutes=5 * n)
+        metas = []
+        for i, data in enumerate(images):
+            failed = override and n == 1 and views[i % 3] == "close-up"
+            q = Quality(ok=not failed, checks={
+                "sharpness": QualityCheck(value=45.0 if failed else 130.0, ok=not failed,
+                                          message="blurred: hold the camera still" if failed else "sharp"),
+                "exposure": QualityCheck(value=0.5, ok=True, message="well exposed")})
+            ov = Override(reason="patient-could-not-stay-still", by=photographer, at=t + timedelta(seconds=i)) \
+                if failed else None
+            metas.append(ShotMeta(view=views[i % 3], captured_at=t + timedelta(seconds=i),
+                                  sha256=codec.sha256_hex(data), length=len(data), width=640, height=480, quality=q,
+                                  classification=make_classification(seed * 7 + n) if ai and i == 0 else None,
+                                  shot=2 if failed else 1, override=ov))
+        out.append((CaseHeaderV2(
+            case_id=uuid.uuid5(uuid.NAMESPACE_URL, f"dermkiosk-sample-referral-{seed}-lesion-{n}"),
+            referral=referral, patient=patient, consents=consents, photographer=photographer, lesion=lesion,
+            site=site, device_id=device, created_at=t, seq=(seed * 10 if seq is None else seq) + n - 1,
+            software_version="0.2.0", model_version="lesion-test-1", images=metas,
+            ai="done" if ai else "declined", classification=metas[0].classification), images))
+    return out
+
+
+def make_case_v2(seed: int = 0, **kw):
+    """One v2 case (lesion 1 of a one-lesion referral) and its JPEG bytes; keywords as :func:`make_referral`."""
+    return make_referral(seed, **kw)[0]

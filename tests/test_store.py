@@ -110,7 +110,7 @@ def test_images_content_addressed_and_shared(store):
 
 
 def test_case_row_not_committed_when_an_image_write_fails(store, monkeypatch):
-    from dashboard import store as store_mod
+    from dashboard.store import files as store_mod
 
     header, images = sample.make_case(4)
     calls = []
@@ -152,7 +152,7 @@ def syncs_failing(store, monkeypatch, fail_at: set[int], events: list) -> None:
 @pytest.mark.skipif(not __import__("dashboard.store").store.GROUP_COMMIT, reason="no syncfs here")
 def test_group_commit_order_temp_files_sync_renames_sync_then_rows(store, monkeypatch):
     """A batch: every image to a temp file, one syncfs, the renames, one syncfs, then the rows."""
-    from dashboard import store as store_mod
+    from dashboard.store import files as store_mod
 
     events = []
     syncs_failing(store, monkeypatch, set(), events)
@@ -187,7 +187,7 @@ def test_group_commit_order_temp_files_sync_renames_sync_then_rows(store, monkey
 @pytest.mark.parametrize("fail_at", [1, 2])
 def test_failed_sync_commits_no_row_and_the_retry_syncs_again(store, monkeypatch, fail_at):
     """EIO from syncfs #1 (the bytes) or #2 (the renames): no row, no temp file; the retry syncs before committing."""
-    from dashboard import store as store_mod
+    from dashboard.store import files as store_mod
 
     events = []
     syncs_failing(store, monkeypatch, {fail_at}, events)
@@ -208,7 +208,7 @@ def test_failed_sync_commits_no_row_and_the_retry_syncs_again(store, monkeypatch
 
 def test_staged_temp_files_are_used_and_always_consumed(store):
     """Temp files written ahead (the ingest's decoders) are renamed into place, or removed when not needed."""
-    from dashboard import store as store_mod
+    from dashboard.store import files as store_mod
 
     header, images = sample.make_case(40, n_images=2)
     files = {codec.sha256_hex(b): b for b in images}
@@ -228,7 +228,7 @@ def test_staged_temp_files_are_used_and_always_consumed(store):
 
 
 def test_image_files_fsynced_and_renamed_before_each_folder_is_fsynced_once(tmp_path, monkeypatch):
-    from dashboard import store as store_mod
+    from dashboard.store import files as store_mod
 
     events = []
     real_write, real_fsync_dir = store_mod._write_file, store_mod.fsync_dir
@@ -332,7 +332,7 @@ def test_a_batch_larger_than_one_statement_stores_every_row(store):
 
     store.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, store_mod.MAX_SQL_VARIABLES)  # as SQLite < 3.32
     batch = [sample.make_case(100 + i, n_images=3) for i in range(120)]
-    width = 19  # columns of a case row: 120 cases need three statements at 52 rows each
+    width = 35  # columns of a case row: 120 cases need five statements at 28 rows each
     assert 120 * width > 2 * store_mod.MAX_SQL_VARIABLES
     now = datetime.now(timezone.utc)
     assert [r.status for r in store.save_cases([(h, ims, now) for h, ims in batch])] == ["stored"] * 120
