@@ -8,6 +8,7 @@ gives one message naming the file, the field and what is wrong (ConfigError).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -17,10 +18,15 @@ from edge.camera.settings import CameraSettings
 from edge.health import HealthSettings
 from edge.link import BrokerSettings
 from edge.quality import QualitySettings
-from edge.update import UpdateSettings
 from wire import tomlconfig
 from wire.messages import VIEWS
+from wire.referral import MAX_LESIONS, normalise_ods_code
 from wire.topics import check_id
+
+log = logging.getLogger("edge.config")
+
+#: The configuration file inside a signed config bundle and in ``<data_dir>/config/``.
+CONFIG_FILE = "kiosk.toml"
 
 ConfigError = tomlconfig.ConfigError
 
@@ -58,6 +64,56 @@ class CaptureSettings(_Strict):
     def _unique(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError("a view is listed twice")
+        return v
+
+
+class UpdateSettings(_Strict):
+    """Signed updates: the centre's Ed25519 public key (PEM). Without it every bundle is refused."""
+
+    public_key_file: Path | None = None
+    max_bundle_mb: int = Field(64, ge=1, le=1024)
+
+
+class Practice(_Strict):
+    """A referring GP practice offered as a quick pick on the kiosk's referral screen."""
+
+    ods: str
+    name: str = Field(min_length=1, max_length=80)
+
+    @field_validator("ods")
+    @classmethod
+    def _ods(cls, v: str) -> str:
+        try:
+            return normalise_ods_code(v)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class AppointmentSettings(_Strict):
+    """The photographer's appointment at the kiosk (one GP referral, its lesions and their views)."""
+
+    #: Most lesions one appointment may photograph (at most wire.referral.MAX_LESIONS).
+    max_lesions: int = Field(5, ge=1, le=MAX_LESIONS)
+    #: Views every lesion needs before submit; the dermoscopic view is always required.
+    required_views: list[View] = Field(default_factory=lambda: ["dermoscopic", "close-up", "regional"])
+    #: ``selected``: the photographer marks one shot per view to send; ``all``: every shot is sent.
+    send_shots: Literal["selected", "all"] = "selected"
+    #: Seconds without a touch after which the signed-in photographer is signed out.
+    idle_timeout_s: int = Field(180, ge=15, le=3600)
+    #: Show the classifier's result at the kiosk (to signed-in staff only). Off: it is never shown.
+    show_classifier: bool = False
+    #: A staff roster (wire.staff.StaffRoster JSON) used until a signed config bundle delivers one.
+    staff_file: Path | None = None
+    #: Referring practices shown as quick picks: ``[{ods = "A81001", name = "..."}]``.
+    practices: list[Practice] = Field(default_factory=list, max_length=50)
+
+    @field_validator("required_views")
+    @classmethod
+    def _views(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("a view is listed twice")
+        if "dermoscopic" not in v:
+            raise ValueError("the dermoscopic view is always required: list it")
         return v
 
 
@@ -103,6 +159,7 @@ class KioskConfig(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     health: HealthSettings = Field(default_factory=HealthSettings)
     updates: UpdateSettings = Field(default_factory=UpdateSettings)
+    appointment: AppointmentSettings = Field(default_factory=AppointmentSettings)
 
     @field_validator("device_id")
     @classmethod
@@ -142,6 +199,9 @@ class KioskConfig(_Strict):
                 out.append(f"model_seed_dir: {self.model_seed_dir} has no manifest.json")
         if self.updates.public_key_file is not None and not Path(self.updates.public_key_file).is_file():
             out.append(f"updates.public_key_file: file {self.updates.public_key_file} does not exist")
+        staff = self.appointment.staff_file
+        if staff is not None and not Path(staff).is_file():
+            out.append(f"appointment.staff_file: file {staff} does not exist")
         return out
 
 
@@ -156,3 +216,23 @@ def load(path: Path | str, check_files: bool = True) -> KioskConfig:
     if missing:
         raise ConfigError("\n".join(f"{path}: {m}" for m in missing))
     return cfg
+
+
+def config_override_path(data_dir: Path | str) -> Path:
+    """Where a configuration applied by a signed update lives (``<data_dir>/config/kiosk.toml``)."""
+    return Path(data_dir) / "config" / CONFIG_FILE
+
+
+def effective_config_path(base_path: Path | str) -> Path:
+    """The config to run: an applied update in the data folder if present and valid, else ``base_path``."""
+    base = load(base_path, check_files=False)
+    override = config_override_path(base.data_dir)
+    if override.exists():
+        try:
+            cfg = load(override, check_files=False)
+            if (cfg.device_id, cfg.site) == (base.device_id, base.site):
+                return override
+            log.error("ignoring %s: it is for another device", override)
+        except ConfigError as exc:
+            log.error("ignoring the updated configuration: %s", exc)
+    return Path(base_path)

@@ -24,6 +24,7 @@ from typing import Callable
 from wire.codec import sha256_hex
 from wire.messages import BODY_SITES, VIEWS, CaseHeader, Classification, ImageMeta, Quality, tier_for
 
+from .appointment import AppointmentDesk, AppointmentError
 from .camera import Camera, CameraError, Frame, open_camera
 from .config import KioskConfig
 from .health import HealthMonitor, Sensors
@@ -40,8 +41,8 @@ log = logging.getLogger("edge.service")
 CLASSIFIED_VIEW = "dermoscopic"
 
 
-class CaseError(ValueError):
-    """The photographer's input or the case is not ready; ``str()`` is shown on the kiosk page."""
+#: The old name of the kiosk page's error (the headless ``capture_case`` path raises it).
+CaseError = AppointmentError
 
 
 @dataclass
@@ -99,7 +100,8 @@ class KioskService:
         self.classifier = None
         self.camera: Camera | None = None
         self.link: Link | None = None
-        self.draft: Draft | None = None
+        self.draft: Draft | None = None       # the headless one-lesion case (capture_case, bench)
+        self.desk: AppointmentDesk | None = None   # the photographer's appointment (edge.appointment)
         self._lock = threading.RLock()         # the draft and the camera
         self._started: list[str] = []
         self.sensors = sensors                 # None: the real ones (edge.health.SystemSensors)
@@ -134,6 +136,9 @@ class KioskService:
             self.camera = self._camera_factory(cfg.camera)
             self.camera.__enter__()
             self._started.append("camera")
+            self.desk = AppointmentDesk(self)
+            self._started.append("desk")
+            self.desk.restore()
             if self.with_link:
                 self.link = Link(cfg.broker, cfg.site, cfg.device_id, self.outbox,
                                  software_version=software_version(), model_version=self.model_version)
@@ -164,6 +169,8 @@ class KioskService:
                     self.updater.stop()
                 elif part == "link" and self.link:
                     self.link.stop()
+                elif part == "desk" and self.desk:
+                    self.desk.close()
                 elif part == "camera" and self.camera:
                     self.camera.__exit__(None, None, None)
                 elif part == "outbox" and self.outbox:
@@ -187,6 +194,11 @@ class KioskService:
         threads = [getattr(self.link, "_thread", None), getattr(self.updater, "_thread", None),
                    getattr(self.health, "_thread", None)]
         return all(t is None or t.is_alive() for t in threads)
+
+    def reload_staff(self) -> None:
+        """A config bundle delivered a new staff roster: use it now (edge.update calls this)."""
+        if self.desk is not None:
+            self.desk.reload_staff()
 
     def replace_classifier(self, classifier) -> None:
         """Serve a new (self-tested) model from now on; the centre sees its version in status and health."""

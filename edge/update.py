@@ -41,29 +41,25 @@ from typing import Callable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from wire import topics
 from wire.durable import fsync_dir, write_new
 from wire.messages import UpdateManifest, UpdateResult
+from wire.staff import STAFF_FILE, StaffRoster
+
+from .config import CONFIG_FILE, ConfigError, UpdateSettings, config_override_path, effective_config_path, load
+
+__all__ = ["UpdateSettings", "config_override_path", "effective_config_path", "Updater", "UpdateError",
+           "ModelStore", "verify_bundle", "self_test", "link_reporter", "staff_override_path"]
 
 log = logging.getLogger("edge.update")
 
 MANIFEST_NAME = "bundle.json"
 SIGNATURE_NAME = "bundle.sig"
 MODEL_FILES = ("manifest.json", "model.tflite")
-CONFIG_FILE = "kiosk.toml"
 #: Model versions kept besides the serving one (for rollback by hand).
 KEEP_VERSIONS = 3
-
-
-class UpdateSettings(BaseModel):
-    """Signed updates: the centre's Ed25519 public key (PEM). Without it every bundle is refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    public_key_file: Path | None = None
-    max_bundle_mb: int = Field(64, ge=1, le=1024)
 
 
 class UpdateError(Exception):
@@ -225,29 +221,6 @@ def self_test(model_dir: Path, expected_sha256: str, threads: int = 1):
     return clf
 
 
-# ---------------------------------------------------------------- configuration
-def config_override_path(data_dir: Path | str) -> Path:
-    """Where an applied configuration update lives."""
-    return Path(data_dir) / "config" / CONFIG_FILE
-
-
-def effective_config_path(base_path: Path | str) -> Path:
-    """The config to run: an applied update in the data folder if present and valid, else ``base_path``."""
-    from .config import ConfigError, load
-
-    base = load(base_path, check_files=False)
-    override = config_override_path(base.data_dir)
-    if override.exists():
-        try:
-            cfg = load(override, check_files=False)
-            if (cfg.device_id, cfg.site) == (base.device_id, base.site):
-                return override
-            log.error("ignoring %s: it is for another device", override)
-        except ConfigError as exc:
-            log.error("ignoring the updated configuration: %s", exc)
-    return Path(base_path)
-
-
 # ---------------------------------------------------------------- the updater
 class Updater:
     """Applies bundles for a running :class:`edge.service.KioskService`; reports each result."""
@@ -353,15 +326,45 @@ class Updater:
                             reason="self-test passed", serving=clf.version, at=_now())
 
     def _apply_config(self, manifest: UpdateManifest, files: dict[str, bytes]) -> UpdateResult:
-        from .config import ConfigError, load
+        """Apply a config bundle: ``kiosk.toml`` (used at the next start) and/or ``staff.json`` (at once).
 
+        Every file is validated before any is written; each is written atomically.
+        """
         cfg = self.service.cfg
-        if set(files) != {CONFIG_FILE}:
-            raise UpdateError(f"a config bundle holds {CONFIG_FILE} only, this one {sorted(files)}")
+        if not files or not set(files) <= {CONFIG_FILE, STAFF_FILE}:
+            raise UpdateError(f"a config bundle holds {CONFIG_FILE} and/or {STAFF_FILE}, this one {sorted(files)}")
+        roster = _check_roster(files[STAFF_FILE]) if STAFF_FILE in files else None
+        staged = self._stage_config(files[CONFIG_FILE]) if CONFIG_FILE in files else None
+        said = []
+        if roster is not None:
+            target = staff_override_path(cfg.data_dir)
+            _replace_atomically(target, files[STAFF_FILE])
+            reload = getattr(self.service, "reload_staff", None)
+            if reload is not None:
+                reload()
+            said.append(f"staff roster {roster.version} ({len(roster.staff)} staff) in use")
+            log.info("staff roster %s applied (%d staff)", roster.version, len(roster.staff))
+        if staged is not None:
+            target = config_override_path(cfg.data_dir)
+            if target.exists():
+                shutil.copy2(target, target.with_suffix(".toml.prev"))
+            os.replace(staged, target)
+            fsync_dir(target.parent)
+            said.append("configuration stored; the kiosk restarts to use it")
+        self._mark_applied(manifest)
+        if staged is not None:
+            self.restart_needed.set()
+        return UpdateResult(device_id=cfg.device_id, bundle_id=manifest.bundle_id, kind="config",
+                            version=manifest.version, status="applied", reason="; ".join(said),
+                            serving=self.service.model_version, at=_now())
+
+    def _stage_config(self, blob: bytes) -> Path:
+        """Write a bundle's ``kiosk.toml`` beside its target and validate it; return the staged file."""
+        cfg = self.service.cfg
         target = config_override_path(cfg.data_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{CONFIG_FILE}.{uuid.uuid4().hex[:8]}"
-        write_new(tmp, files[CONFIG_FILE])
+        write_new(tmp, blob)
         try:
             new = load(tmp, check_files=False)
             if (new.device_id, new.site) != (cfg.device_id, cfg.site):
@@ -372,16 +375,7 @@ class Updater:
         except UpdateError:
             tmp.unlink(missing_ok=True)
             raise
-        if target.exists():
-            shutil.copy2(target, target.with_suffix(".toml.prev"))
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-        self._mark_applied(manifest)
-        self.restart_needed.set()
-        return UpdateResult(device_id=cfg.device_id, bundle_id=manifest.bundle_id, kind="config",
-                            version=manifest.version, status="applied",
-                            reason="configuration stored; the kiosk restarts to use it",
-                            serving=self.service.model_version, at=_now())
+        return tmp
 
     def _applied(self) -> dict[str, tuple[str, datetime]]:
         """Applied bundles: id -> (kind, signed at), from ``updates/applied.txt``."""
@@ -415,6 +409,30 @@ class Updater:
             self.report(result)
         except Exception:
             log.exception("reporting the update result failed")
+
+
+def staff_override_path(data_dir: Path | str) -> Path:
+    """Where a staff roster applied by a signed config bundle lives (``<data_dir>/config/staff.json``)."""
+    return Path(data_dir) / "config" / STAFF_FILE
+
+
+def _check_roster(blob: bytes) -> StaffRoster:
+    """A bundle's ``staff.json`` validated as a :class:`wire.staff.StaffRoster`; UpdateError naming the problem."""
+    try:
+        return StaffRoster.model_validate_json(blob)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(file)"
+        raise UpdateError(f"{STAFF_FILE} refused: {where}: {err['msg']}") from None
+
+
+def _replace_atomically(target: Path, blob: bytes) -> None:
+    """Write ``blob`` to ``target`` through a fsynced temp file and a rename (the folder fsynced too)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}"
+    write_new(tmp, blob)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
 
 
 def _peek_manifest(payload: bytes) -> UpdateManifest | None:

@@ -1,0 +1,514 @@
+"""The appointment desk: the photographer's whole appointment at the kiosk, one referral at a time.
+
+Reached as ``service.desk`` on a running :class:`edge.service.KioskService`. Every call names
+the signed-in photographer (``staff_id``); every change is checked first (AppointmentError with a
+message for the page), then saved sealed on disk (:mod:`.store`) and written to the audit log
+(:mod:`.audit`). Submit turns the appointment into one case per lesion and stores them in the
+outbox as one group (all or none), then wakes the link. Logs name the appointment by its
+``referral_id`` (a UUID the kiosk made) only, never a patient identifier.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import sqlite3
+import threading
+import uuid
+from datetime import datetime, timezone
+
+from wire.messages import VIEWS
+from wire.referral import (OVERRIDE_REASONS, ROUTES, ConsentRecord, Consents, IdentifierError, Override,
+                           normalise_nhs_number, normalise_ods_code, normalise_reference)
+from wire.staff import StaffMember
+
+from ..atrest import key_path, load_key
+from ..camera import CameraError
+from ..outbox import DiskFullError, DuplicateGroupError
+from ..quality import assess
+from ..version import software_version
+from . import cases, inputs
+from .audit import AuditLog
+from .draft import Appointment, LesionDraft, Shot
+from .errors import AppointmentError, NotSignedIn
+from .staff import Roster, check_sign_in
+from .store import DISK_FULL, AppointmentStore, disk_full
+
+log = logging.getLogger("edge.appointment")
+
+#: Shots of one view at most (retakes included).
+MAX_SHOTS_PER_VIEW = 9
+
+
+class AppointmentDesk:
+    """The open appointment of one kiosk and the calls the kiosk page makes on it (thread-safe)."""
+
+    def __init__(self, service):
+        """Work for ``service`` (a started KioskService: its config, camera, classifier, outbox, link)."""
+        self.service = service
+        cfg = service.cfg
+        self.settings = cfg.appointment
+        self.audit = AuditLog(cfg.data_dir / "audit.db")
+        self.roster_source = Roster(cfg.data_dir, self.settings.staff_file)
+        self.store = AppointmentStore(cfg.data_dir, service.outbox.sealer, cfg.retention.min_free_mb << 20)
+        self._secret = load_key(key_path(cfg.data_dir, cfg.data_key_file))
+        self._lock = threading.RLock()
+        self._appt: Appointment | None = None
+        self._signed_in: dict[str, StaffMember] = {}
+
+    # ------------------------------------------------------------------ life
+    def restore(self) -> Appointment | None:
+        """Reopen the appointment the last run left open (called at start-up)."""
+        with self._lock:
+            appt = self.store.restore()
+            if appt is not None and self._known_key(appt) is not None:
+                log.warning("appointment %s was already submitted before the restart: removed", appt.referral_id)
+                self.store.remove(appt.referral_id)
+                appt = None
+            self._appt = appt
+            if appt is not None:
+                self.audit.record("restored", "kiosk", appt.referral_id, detail=f"{len(appt.lesions)} lesion(s)")
+                log.info("appointment %s restored after a restart", appt.referral_id)
+            return appt
+
+    def close(self) -> None:
+        """Close the audit log (the open appointment stays on disk)."""
+        self.audit.close()
+
+    @property
+    def send_all(self) -> bool:
+        """True when every shot is sent (config ``send_shots = "all"``)."""
+        return self.settings.send_shots == "all"
+
+    # ------------------------------------------------------------------ staff
+    def roster(self) -> list[StaffMember]:
+        """Who may sign in (for the sign-in screen)."""
+        return list(self.roster_source.current().staff)
+
+    def reload_staff(self) -> None:
+        """Read the roster again (a config bundle delivered a new staff.json); signs out who left it."""
+        roster = self.roster_source.reload()
+        with self._lock:
+            for sid in [s for s in self._signed_in if roster.member(s) is None]:
+                self._signed_in.pop(sid)
+                self.audit.record("sign-out", sid, detail="removed from roster")
+
+    def sign_in(self, staff_id: str, pin: str) -> StaffMember:
+        """Check the PIN (5 wrong PINs lock the staff id for 5 minutes); SignInError says why not."""
+        member = check_sign_in(self.roster_source, self.audit, staff_id, pin)
+        with self._lock:
+            self._signed_in[member.staff_id] = member
+        log.info("staff %s signed in", member.staff_id)
+        return member
+
+    def sign_out(self, staff_id: str, why: str = "signed-out") -> None:
+        """Sign ``staff_id`` out (``why``: "signed-out" or "idle"); the open appointment stays open."""
+        with self._lock:
+            if self._signed_in.pop(staff_id, None) is not None:
+                self.audit.record("sign-out", staff_id, self._appt.referral_id if self._appt else None,
+                                  detail="idle" if why == "idle" else "signed-out")
+
+    def signed_in(self, staff_id: str | None) -> StaffMember | None:
+        """The signed-in member with this id, or None."""
+        with self._lock:
+            return self._signed_in.get(staff_id or "")
+
+    def can_show_classifier(self, staff_id: str | None) -> bool:
+        """True only when config ``appointment.show_classifier`` is on and ``staff_id`` is signed in."""
+        return self.settings.show_classifier and self.signed_in(staff_id) is not None
+
+    def _staff(self, staff_id: str) -> StaffMember:
+        member = self.signed_in(staff_id)
+        if member is None:
+            raise NotSignedIn("Sign in first: tap your name and enter your PIN.")
+        return member
+
+    # ------------------------------------------------------------------ the appointment
+    def current(self) -> Appointment | None:
+        """The open appointment (a copy), or None."""
+        with self._lock:
+            return copy.deepcopy(self._appt)
+
+    def _open_draft(self, staff_id: str) -> Appointment:
+        self._staff(staff_id)
+        if self._appt is None:
+            raise AppointmentError("No appointment is open: start one first.")
+        return copy.deepcopy(self._appt)
+
+    def _commit(self, draft: Appointment, staff_id: str, action: str, **where) -> None:
+        """Save ``draft`` (sealed) and audit the action; on failure the previous state stays in force."""
+        before = self._appt
+        try:
+            self.store.save(draft)
+            self.audit.record(action, staff_id, draft.referral_id, **where)
+        except (OSError, sqlite3.Error) as exc:
+            if before is not None:
+                try:
+                    self.store.save(before)
+                except (OSError, DiskFullError):
+                    pass
+            log.error("appointment %s: %s not saved (%s)", draft.referral_id, action, type(exc).__name__)
+            if disk_full(exc) or (isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()):
+                raise DiskFullError(DISK_FULL) from None
+            raise AppointmentError(f"The kiosk could not save this step ({type(exc).__name__}); try again, "
+                                   "or call IT if it keeps failing.") from None
+        self._appt = draft
+
+    def open(self, staff_id: str) -> Appointment:
+        """Open a new appointment (one referral); AppointmentError if one is already open."""
+        with self._lock:
+            self._staff(staff_id)
+            if self._appt is not None:
+                raise AppointmentError("An appointment is already open: finish it (submit) or discard it first.")
+            draft = Appointment(referral_id=uuid.uuid4(), opened_at=datetime.now(timezone.utc), opened_by=staff_id)
+            self._commit(draft, staff_id, "open")
+            log.info("appointment %s opened", draft.referral_id)
+            return copy.deepcopy(draft)
+
+    def set_patient(self, staff_id: str, nhs_number: str, date_of_birth: str, sex: str) -> Appointment:
+        """Record the patient: NHS number (checked), date of birth (not in the future), sex."""
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            try:
+                nhs = normalise_nhs_number(nhs_number)
+            except IdentifierError as exc:
+                raise AppointmentError(str(exc)) from None
+            dob = inputs.check_date_of_birth(date_of_birth)
+            sex = inputs.check_sex(sex)
+            if draft.referral and inputs.parse_date(draft.referral["referral_date"], "referral date") < dob:
+                raise AppointmentError("The referral date is before this date of birth: check both dates.")
+            draft.nhs_number, draft.date_of_birth, draft.sex = nhs, dob, sex
+            self._refuse_known(draft)
+            self._commit(draft, staff_id, "patient")
+            return copy.deepcopy(draft)
+
+    def set_skin_type(self, staff_id: str, fitzpatrick: str) -> Appointment:
+        """Record the patient's Fitzpatrick skin type (I..VI)."""
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            draft.fitzpatrick = inputs.check_fitzpatrick(fitzpatrick)
+            self._commit(draft, staff_id, "skin-type", detail=draft.fitzpatrick)
+            return copy.deepcopy(draft)
+
+    def set_referral(self, staff_id: str, reference: str, referral_date: str, practice_ods: str,
+                     route: str) -> Appointment:
+        """Record the referral: reference (e-RS UBRN or local), date, referring practice (ODS code), route."""
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            try:
+                ref, kind = normalise_reference(reference)
+                ods = normalise_ods_code(practice_ods)
+            except IdentifierError as exc:
+                raise AppointmentError(str(exc)) from None
+            when = inputs.check_referral_date(referral_date, draft.date_of_birth)
+            if route not in ROUTES:
+                raise AppointmentError("Choose the route: GP referral or direct to hub.")
+            draft.referral = {"reference": ref, "reference_kind": kind, "referral_date": when.isoformat(),
+                              "practice_ods": ods, "route": route}
+            self._refuse_known(draft)
+            self._commit(draft, staff_id, "referral", detail=f"{kind} {route}")
+            return copy.deepcopy(draft)
+
+    def set_consents(self, staff_id: str, photography: bool, ai_analysis: bool, teaching: bool) -> Appointment:
+        """Record the three consents, each with time and photographer.
+
+        Without consent to photography the appointment is closed (nothing kept) and
+        AppointmentError says what to do. Without AI consent no classifier runs (results
+        already computed are dropped).
+        """
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            now = datetime.now(timezone.utc)
+            old = draft.consents
+            answers = {"photography": bool(photography), "ai_analysis": bool(ai_analysis), "teaching": bool(teaching)}
+            if not answers["photography"]:
+                self._close(staff_id, "photography consent refused")
+                raise AppointmentError("The patient did not consent to photographs for clinical care, so none can "
+                                       "be taken: nothing was kept. Tell the patient the referral goes back to the "
+                                       "hub coordinator, who arranges a face-to-face appointment.")
+            records = {}
+            for name, given in answers.items():
+                prev = getattr(old, name) if old else None
+                records[name] = prev if prev is not None and prev.given == given else \
+                    ConsentRecord(given=given, at=now, by=staff_id)
+            draft.consents = Consents(**records)
+            if not draft.ai_allowed:
+                for les in draft.lesions:
+                    for s in les.all_shots():
+                        s.classification = None
+            else:
+                self._classify_missing(draft)
+            self._commit(draft, staff_id, "consent", detail=" ".join(
+                f"{k}={'yes' if v else 'no'}" for k, v in answers.items()))
+            return copy.deepcopy(draft)
+
+    # ------------------------------------------------------------------ lesions
+    def add_lesion(self, staff_id: str, *, site: str, laterality: str, detail: str = "", map_side=None,
+                   map_x=None, map_y=None, size_mm=None, history: dict | None = None,
+                   added_reason: str = "") -> LesionDraft:
+        """Add a lesion. Once photographing began, a lesion not on the referral needs ``added_reason``."""
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            if len(draft.lesions) >= self.settings.max_lesions:
+                raise AppointmentError(f"This appointment has {len(draft.lesions)} lesions, the most this kiosk "
+                                       "takes in one referral. Ask the hub coordinator to book another for the rest.")
+            location = inputs.check_location(site, laterality, detail, map_side, map_x, map_y)
+            reason = (added_reason or "").strip()
+            on_referral = not draft.photographing_started
+            if not on_referral and not reason:
+                raise AppointmentError("Photographing has begun, so this lesion was not on the referral: "
+                                       "give the reason it is photographed.")
+            if len(reason) > 200:
+                raise AppointmentError("The reason is at most 200 characters.")
+            n = len(draft.lesions) + 1
+            lesion = LesionDraft(index=n, label=f"L{n}", on_referral=on_referral, added_reason=reason,
+                                 location=location, size_mm=inputs.check_size(size_mm),
+                                 history=inputs.check_history(history))
+            draft.lesions.append(lesion)
+            self._commit(draft, staff_id, "lesion-add", lesion=n, detail="" if on_referral else "not on referral")
+            return copy.deepcopy(lesion)
+
+    def update_lesion(self, staff_id: str, index: int, **fields) -> LesionDraft:
+        """Change some of a lesion's fields (the keywords of :meth:`add_lesion`)."""
+        unknown = set(fields) - set(inputs.LESION_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown lesion fields {sorted(unknown)}")
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            les = self._lesion(draft, index)
+            loc = les.location.model_dump()
+            loc.update({k: fields[k] for k in ("site", "laterality", "detail", "map_side", "map_x", "map_y")
+                        if k in fields})
+            les.location = inputs.check_location(**loc)
+            if "size_mm" in fields:
+                les.size_mm = inputs.check_size(fields["size_mm"])
+            if "history" in fields:
+                les.history = inputs.check_history(fields["history"])
+            if "added_reason" in fields:
+                reason = (fields["added_reason"] or "").strip()
+                if not les.on_referral and not reason:
+                    raise AppointmentError("This lesion was not on the referral: give the reason it is photographed.")
+                les.added_reason = reason[:200]
+            self._commit(draft, staff_id, "lesion-update", lesion=index)
+            return copy.deepcopy(les)
+
+    def remove_lesion(self, staff_id: str, index: int) -> None:
+        """Remove a lesion and its photographs; the later lesions move up (L3 becomes L2)."""
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            les = self._lesion(draft, index)
+            draft.lesions.remove(les)
+            for i, other in enumerate(draft.lesions, start=1):
+                other.index, other.label = i, f"L{i}"
+            self._commit(draft, staff_id, "lesion-remove", lesion=index,
+                         detail=f"{len(les.all_shots())} photograph(s) dropped")
+            for s in les.all_shots():
+                self.store.drop_shot(draft.referral_id, s.file)
+
+    @staticmethod
+    def _lesion(draft: Appointment, index: int) -> LesionDraft:
+        les = draft.lesion(int(index))
+        if les is None:
+            raise AppointmentError(f"There is no lesion L{index} in this appointment.")
+        return les
+
+    # ------------------------------------------------------------------ photographs
+    def capture(self, staff_id: str, index: int, view: str) -> Shot:
+        """Take a still of ``view`` for lesion ``index``: quality gate, and the classifier on the
+        dermoscopic view when AI consent was given. A second shot of a view is audited as a retake."""
+        if view not in VIEWS:
+            raise AppointmentError(f"Unknown view {view!r}: dermoscopic, close-up or regional.")
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            if not draft.details_done:
+                raise AppointmentError("Finish the appointment's details first: "
+                                       + cases.missing(draft, [], self.send_all)[0])
+            les = self._lesion(draft, index)
+            shots = les.shots.setdefault(view, [])
+            if len(shots) >= MAX_SHOTS_PER_VIEW:
+                raise AppointmentError(f"{les.label} already has {len(shots)} {view} photographs: choose one of them.")
+            svc = self.service
+            try:
+                with svc._lock:
+                    frame = svc.camera.capture()
+            except CameraError as exc:
+                raise AppointmentError(f"The camera did not deliver a picture: {exc}") from None
+            shot = Shot(view=view, shot_no=len(shots) + 1, captured_at=frame.captured_at, width=frame.width,
+                        height=frame.height, sha256=_sha(frame.jpeg), length=len(frame.jpeg),
+                        quality=assess(frame.jpeg, view, svc.cfg.quality))
+            if any(s.sha256 == shot.sha256 for s in les.all_shots()):
+                raise AppointmentError("The camera returned the same picture as before: take it again.")
+            if view == "dermoscopic" and draft.ai_allowed:
+                shot.classification = self._classify(frame.jpeg, draft.referral_id)
+            shot.file = self.store.put_shot(draft, frame.jpeg)
+            current = [s for s in shots if s.selected]
+            shot.selected = self.send_all or shot.passed or not current
+            if shot.selected and not self.send_all:
+                for s in shots:
+                    s.selected = False
+            shots.append(shot)
+            draft.first_shot_at = draft.first_shot_at or shot.captured_at
+            try:
+                self._commit(draft, staff_id, "capture" if shot.shot_no == 1 else "retake", lesion=les.index,
+                             view=view, shot=shot.shot_no, detail="quality ok" if shot.passed else "quality failed")
+            except BaseException:
+                self.store.drop_shot(draft.referral_id, shot.file)
+                raise
+            svc.last_capture_at = frame.captured_at
+            log.info("appointment %s: L%d %s shot %d (quality %s)", draft.referral_id, les.index, view,
+                     shot.shot_no, "ok" if shot.passed else "failed")
+            return copy.deepcopy(shot)
+
+    def _classify(self, jpeg: bytes, referral_id) :
+        try:
+            return self.service.classify(jpeg)
+        except Exception as exc:      # the case goes with ai="failed"; the photograph is kept
+            log.error("appointment %s: the classifier failed (%s)", referral_id, type(exc).__name__)
+            return None
+
+    def _classify_missing(self, draft: Appointment) -> None:
+        """Classify dermoscopic shots taken before AI consent was given."""
+        for les in draft.lesions:
+            for s in les.shots.get("dermoscopic", []):
+                if s.classification is None:
+                    s.classification = self._classify(self.store.read_shot(draft.referral_id, s.file),
+                                                      draft.referral_id)
+
+    def _find_shot(self, draft: Appointment, index: int, view: str, shot_no: int) -> tuple[LesionDraft, Shot]:
+        les = self._lesion(draft, index)
+        shot = les.shot(view, int(shot_no))
+        if shot is None:
+            raise AppointmentError(f"{les.label} has no {view} photograph number {shot_no}.")
+        return les, shot
+
+    def select(self, staff_id: str, index: int, view: str, shot_no: int) -> Shot:
+        """Mark the shot to send for its view (send_shots "selected")."""
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            les, shot = self._find_shot(draft, index, view, shot_no)
+            if self.send_all:
+                raise AppointmentError("This kiosk sends every photograph: there is nothing to choose.")
+            for s in les.shots[view]:
+                s.selected = s is shot
+            self._commit(draft, staff_id, "select", lesion=les.index, view=view, shot=shot.shot_no)
+            return copy.deepcopy(shot)
+
+    def override(self, staff_id: str, index: int, view: str, shot_no: int, reason: str, text: str = "") -> Shot:
+        """Send a shot that failed the quality gate with a reason (it travels with the image)."""
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            les, shot = self._find_shot(draft, index, view, shot_no)
+            if shot.passed:
+                raise AppointmentError("This photograph passed the quality check: it needs no reason.")
+            if reason not in OVERRIDE_REASONS:
+                raise AppointmentError("Choose why it is sent as it is: " + ", ".join(OVERRIDE_REASONS.values()) + ".")
+            text = (text or "").strip()
+            if reason == "other" and not text:
+                raise AppointmentError("Say in a few words why it is sent as it is (reason 'Other').")
+            if len(text) > 200:
+                raise AppointmentError("The reason's text is at most 200 characters.")
+            shot.override = Override(reason=reason, text=text, by=staff_id, at=datetime.now(timezone.utc))
+            if not self.send_all:
+                for s in les.shots[view]:
+                    s.selected = s is shot
+            self._commit(draft, staff_id, "override", lesion=les.index, view=view, shot=shot.shot_no, detail=reason)
+            return copy.deepcopy(shot)
+
+    def shot_jpeg(self, index: int, view: str, shot_no: int) -> bytes:
+        """The JPEG of a shot of the open appointment (for thumbnails)."""
+        with self._lock:
+            if self._appt is None:
+                raise AppointmentError("No appointment is open.")
+            _, shot = self._find_shot(self._appt, index, view, shot_no)
+            return self.store.read_shot(self._appt.referral_id, shot.file)
+
+    # ------------------------------------------------------------------ submit / discard
+    def missing(self) -> list[str]:
+        """What must still be done before submit (messages; empty when ready)."""
+        with self._lock:
+            if self._appt is None:
+                return ["Start an appointment."]
+            return cases.missing(self._appt, self.settings.required_views, self.send_all)
+
+    def _key(self, appt: Appointment) -> str | None:
+        if appt.nhs_number is None or appt.referral is None:
+            return None
+        return cases.referral_key(self._secret, appt.referral["reference"], appt.nhs_number)
+
+    def _known_key(self, appt: Appointment) -> str | None:
+        key = self._key(appt)
+        return self.service.outbox.group_submitted_at(key) if key else None
+
+    def _refuse_known(self, appt: Appointment) -> None:
+        at = self._known_key(appt)
+        if at is not None:
+            when = datetime.fromisoformat(at).astimezone().strftime("%d/%m/%Y at %H:%M")
+            raise AppointmentError(f"This referral (same reference and NHS number) was already sent from this "
+                                   f"kiosk on {when}. A referral is sent once: check the reference and the NHS "
+                                   "number against the letter, or discard this appointment.")
+
+    def submit(self, staff_id: str) -> list:
+        """Store one case per lesion in the outbox (all or none) and wake the link; returns the CaseHeaderV2s.
+
+        Refuses an incomplete appointment and a second submit of the same referral. DiskFullError
+        passes through (the appointment stays open to retry).
+        """
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            todo = cases.missing(draft, self.settings.required_views, self.send_all)
+            if todo:
+                raise AppointmentError("Not ready to send: " + todo[0] + (f" (and {len(todo) - 1} more)"
+                                                                          if len(todo) > 1 else ""))
+            self._refuse_known(draft)
+            svc = self.service
+            headers = cases.build_cases(draft, photographer=staff_id, site=svc.cfg.site, device_id=svc.cfg.device_id,
+                                        software_version=software_version(), model_version=svc.model_version,
+                                        send_all=self.send_all)
+            shots = {s.sha256: s for les in draft.lesions for s in les.all_shots()}
+            group = [(h, [self.store.read_shot(draft.referral_id, shots[m.sha256].file) for m in h.images])
+                     for h in headers]
+            try:
+                stored = svc.outbox.add_group(group, group_key=self._key(draft), group_id=str(draft.referral_id))
+            except DuplicateGroupError:
+                self._refuse_known(draft)
+                raise
+            except DiskFullError:
+                log.error("appointment %s: submit refused, storage full (kept open)", draft.referral_id)
+                raise
+            for h in stored:
+                self._audit_quietly("submit", staff_id, draft.referral_id, lesion=h.lesion.index,
+                                    detail=f"case {h.case_id} seq {h.seq}")
+            self.store.remove(draft.referral_id)
+            self._appt = None
+            log.info("appointment %s submitted: %d case(s)", draft.referral_id, len(stored))
+        if svc.link:
+            svc.link.wake()
+        return stored
+
+    def discard(self, staff_id: str, why: str) -> None:
+        """Close the open appointment without sending anything; its photographs are deleted."""
+        with self._lock:
+            self._staff(staff_id)
+            if self._appt is None:
+                return
+            self._close(staff_id, why)
+
+    def _close(self, staff_id: str, why: str) -> None:
+        appt = self._appt
+        self._audit_quietly("discard", staff_id, appt.referral_id, detail=(why or "")[:80])
+        self.store.remove(appt.referral_id)
+        self._appt = None
+        log.info("appointment %s discarded", appt.referral_id)
+
+    def _audit_quietly(self, action: str, staff_id: str, referral_id, **where) -> None:
+        """Audit an action that has already happened (a failure to record it is logged, not raised)."""
+        try:
+            self.audit.record(action, staff_id, referral_id, **where)
+        except sqlite3.Error as exc:
+            log.error("audit entry %s for appointment %s not written: %s", action, referral_id, exc)
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
