@@ -9,6 +9,9 @@ tier, and so does a case whose latest decision asks for better images.
 The worklist is ordered by risk tier, most severe first, then by receive time,
 oldest first (the longest-waiting case of a tier is read first). A case with no
 classifier result is placed right after ``cancer``: unknown risk is not low risk.
+So is a case that needs a full review (schema version 2: skin type V-VI, AI
+refused or failed), whatever tier the classifier gave it: such a case never
+sorts as benign.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ MAX_NOTE = 2000
 
 SCHEMA = "CREATE INDEX IF NOT EXISTS decisions_case ON decisions (case_id, id);"
 
-_RANK = ("CASE WHEN c.risk = 'cancer' THEN 0 WHEN c.risk IS NULL THEN 1 WHEN c.risk = 'pre-cancer' THEN 2 "
-         "WHEN c.risk = 'benign' THEN 3 ELSE 1 END")
+_RANK = ("CASE WHEN c.risk = 'cancer' THEN 0 WHEN c.risk IS NULL OR c.full_review THEN 1 "
+         "WHEN c.risk = 'pre-cancer' THEN 2 WHEN c.risk = 'benign' THEN 3 ELSE 1 END")
 _LATEST = ("LEFT JOIN (SELECT case_id, outcome, reviewer, decided_at, max(id) AS decision_id FROM decisions "
            "GROUP BY case_id) d ON d.case_id = c.case_id")
 _OPEN = f"(d.outcome IS NULL OR d.outcome IN ({', '.join(repr(o) for o in sorted(OPEN_OUTCOMES))}))"
@@ -58,10 +61,12 @@ def worklist(conn: sqlite3.Connection, which: str = "open", limit: int = 50, off
     if which not in _WHERE:
         raise ValueError(f"worklist filter must be one of {tuple(_WHERE)}")
     sql = (f"SELECT c.case_id, c.device, c.site, c.referral_ref, c.lesion_id, c.body_site, c.received_at, "
-           f"c.risk, c.image_count, d.outcome, d.reviewer, d.decided_at FROM cases c {_LATEST} {_WHERE[which]} "
+           f"c.risk, c.image_count, d.outcome, d.reviewer, d.decided_at, c.schema_version, c.full_review, c.ai, "
+           f"c.laterality, c.referral_id FROM cases c {_LATEST} {_WHERE[which]} "
            f"ORDER BY {_RANK}, c.received_at ASC, c.rowid ASC LIMIT ? OFFSET ?")
     cols = ("case_id", "device", "site", "referral_ref", "lesion_id", "body_site", "received_at", "risk",
-            "image_count", "outcome", "reviewer", "decided_at")
+            "image_count", "outcome", "reviewer", "decided_at", "schema_version", "full_review", "ai", "laterality",
+            "referral_id")
     return [dict(zip(cols, row)) for row in conn.execute(sql, (limit, offset))]
 
 

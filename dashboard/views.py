@@ -19,7 +19,7 @@ from flask_login import current_user
 
 from wire.messages import LABEL_NAMES, LABELS, TIER_OF_LABEL, TIERS
 
-from . import audit, review
+from . import audit, casefacts, review
 from .auth import home_url, public, role_required
 from .db import get_store
 from .users import ROLE_NAMES, ROLES
@@ -112,8 +112,23 @@ def _case_or_404(case_id: str) -> dict:
     return case
 
 
+def referral_context(case: dict) -> dict:
+    """The case page's schema-version-2 parts: patient, referral, consents, lesion, other lesions, notices."""
+    store = get_store()
+    referral = store.get_referral(case["referral_id"]) if case.get("referral_id") else None
+    ctx = {"referral": None, "notices": casefacts.notices(case, referral),
+           "overrides": [casefacts.override_text(im) for im in case["images"]]}
+    if referral is not None:
+        lesions = store.referral_cases(referral["referral_id"])
+        ctx.update(referral=referral, patient=casefacts.patient(referral), ref=casefacts.referral_lines(referral),
+                   consents=casefacts.consents(referral), lesion=casefacts.lesion(case),
+                   others=[c for c in lesions if c["case_id"] != case["case_id"]], received=len(lesions))
+    return ctx
+
+
 def _render_case(case: dict, error: str | None = None, form: dict | None = None, status: int = 200):
     return render_template("case.html", case=case, probs=probability_rows(case["probabilities"]),
+                           **referral_context(case),
                            image_probs=[probability_rows(im["classification"].probabilities)
                                         if im["classification"] else [] for im in case["images"]],
                            decisions=review.decisions(get_store().conn, case["case_id"]),
