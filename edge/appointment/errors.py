@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class AppointmentError(ValueError):
-    """The photographer's input or the appointment is not ready; ``str()`` is shown on the kiosk page."""
+    """The photographer's input or the appointment is not ready; ``str()`` is shown on the kiosk page.
+
+    ``field`` names the input to fix (the desk method's keyword, e.g. ``"nhs_number"``), or None
+    when the message is about the whole screen.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class NotSignedIn(AppointmentError):
@@ -18,5 +26,5 @@ class SignInError(AppointmentError):
     """
 
     def __init__(self, message: str, locked_until=None):
-        super().__init__(message)
+        super().__init__(message, field="pin")
         self.locked_until = locked_until
