@@ -191,6 +191,7 @@ class AppointmentDesk(LesionsAndPhotos):
         """Record the referral: reference (e-RS UBRN or local), date, referring practice (ODS code), route."""
         with self._lock:
             draft = self._open_draft(staff_id)
+            inputs.check_reference_text(reference)
             try:
                 ref, kind = normalise_reference(reference)
             except IdentifierError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import nhs_number
 from pydantic import ValidationError
 
 from wire.messages import BODY_SITES
@@ -61,6 +62,22 @@ def check_referral_date(text: str | date | None, date_of_birth: date | None = No
     if date_of_birth is not None and when < date_of_birth:
         raise AppointmentError("The referral date is before the patient's date of birth: check both dates.", "referral_date")
     return when
+
+
+def check_reference_text(text: str) -> None:
+    """Refuse what wire.referral.normalise_reference would take but a person did not mean as a reference.
+
+    A local reference is typed without spaces (spaces are for grouping a UBRN's digits), and a reference
+    holding a valid NHS number is a patient's details typed in the wrong field.
+    """
+    raw = (text or "").strip()
+    if re.search(r"\s", raw) and not re.fullmatch(r"[\d\s]+", raw):
+        raise AppointmentError("A local reference is letters, digits, '-' or '/', without spaces: enter the "
+                               "referral's reference only.", "reference")
+    for run in re.findall(r"\d{10,}", re.sub(r"[\s-]", "", raw)):
+        if len(run) == 10 and nhs_number.is_valid(run):
+            raise AppointmentError("This looks like an NHS number: enter the referral's reference (the e-RS UBRN "
+                                   "or the local reference), not the patient's details.", "reference")
 
 
 def check_sex(sex: str) -> str:
