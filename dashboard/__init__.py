@@ -35,12 +35,14 @@ def app_config(config: CentreConfig) -> dict:
         "LOGIN_ADDR_MAX_FAILURES": config.web.login_addr_max_failures,
         "METRICS_TOKEN": config.web.metrics_token,
         "FLEET": config.fleet,
+        "UPDATES": config.updates,
     }
 
 
 #: Defaults for settings a test configuration may leave out (the same as the TOML defaults).
 DEFAULTS = {"TLS": False, "TRUSTED_PROXIES": 0, "SESSION_LIFETIME_S": 8 * 3600, "SESSION_IDLE_S": 1800,
-            "LOGIN_MAX_FAILURES": 5, "LOGIN_LOCKOUT_S": 900, "LOGIN_ADDR_MAX_FAILURES": 20, "METRICS_TOKEN": None}
+            "LOGIN_MAX_FAILURES": 5, "LOGIN_LOCKOUT_S": 900, "LOGIN_ADDR_MAX_FAILURES": 20, "METRICS_TOKEN": None,
+            "UPDATES": None}
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -59,7 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
 
-    from . import admin, auth, db, security, views
+    from . import admin, admin_staff, auth, db, security, views
     from .store import Store
 
     store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"], app.config["QUARANTINE_DIR"])
@@ -72,6 +74,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     security.init_app(app)   # then CSRF (400), headers, cookie flags
     app.register_blueprint(views.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(admin_staff.bp)
     from . import fleet, metrics
 
     app.register_blueprint(fleet.bp)
@@ -81,9 +84,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def ensure_schema(conn) -> None:
     """Create the dashboard's own tables (users, sessions, throttle, audit log) next to the store's."""
-    from . import audit, review, users
+    from . import audit, review, staff, users
 
     users.ensure_schema(conn)
+    staff.ensure_schema(conn)
     audit.ensure_schema(conn)
     review.ensure_schema(conn)
     from .fleet import SCHEMA as FLEET_SCHEMA

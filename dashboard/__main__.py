@@ -4,6 +4,7 @@
     python -m dashboard serve  --config firmware_config/centre.demo.toml
     python -m dashboard create-admin --config C --username U [--password-stdin]
     python -m dashboard create-user  --config C --username U --role dermatologist|it|admin [--password-stdin]
+    python -m dashboard staff add    --config C --staff-id S --name N [--pin-stdin]   (staff --help)
 
 A configuration error prints one message naming the file, the field and the
 problem, and exits with status 2.
@@ -104,10 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         from .updates import main as update_main
 
         return update_main(args_in[1:], _load)
+    if args_in[:1] == ["staff"]:  # kiosk staff and their roster (python -m dashboard staff --help)
+        from .staffcli import main as staff_main
+
+        return staff_main(args_in[1:], _load)
     parser = argparse.ArgumentParser(prog="python -m dashboard", description="DermKiosk centre")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("pki", help="certificates: CA, broker, ingest, kiosks, revocation (pki --help)")
     sub.add_parser("update", help="signed updates: make-key, sign-model, sign-config, publish (update --help)")
+    sub.add_parser("staff", help="kiosk staff: list, add, reset-pin, deactivate, export, send (staff --help)")
     for name, help_ in (("ingest", "receive cases from the broker into the database"),
                         ("serve", "serve the dashboard web pages")):
         p = sub.add_parser(name, help=help_)

@@ -128,6 +128,17 @@ class IngestConfig(_Section):
     decoder_threads: int = Field(default=4, ge=1, le=32)
 
 
+class UpdatesConfig(_Section):
+    """Signed updates the dashboard itself sends: the kiosk staff roster (dashboard.staff)."""
+
+    #: Ed25519 signing key (``python -m dashboard update make-key``); the kiosks hold its public key.
+    #: Unset: the admin page says how to configure it and sends nothing.
+    key_file: Path | None = None
+    #: The update publisher's broker connection (certificate name ``updates``, which the broker's ACL
+    #: lets publish on kiosks' update topics; the ingest's identity may not).
+    broker: BrokerConfig | None = None
+
+
 class CentreConfig(_Section):
     """The whole centre configuration file."""
 
@@ -137,6 +148,8 @@ class CentreConfig(_Section):
     ingest: IngestConfig = IngestConfig()
     #: Fleet page and alert thresholds (dashboard.alerts).
     fleet: FleetConfig = FleetConfig()
+    #: Kiosk staff rosters sent from the admin pages (signed config bundles).
+    updates: UpdatesConfig = UpdatesConfig()
 
 
 #: Most ingest processes one centre runs: the broker's ACL (firmware_config/mosquitto.acl) names
