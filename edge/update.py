@@ -19,28 +19,26 @@ signed). A failed self-test swaps the link back: ``rolled-back``.
 Configuration: a signed ``kiosk.toml`` is validated (same device and site) and
 written atomically to ``<data_dir>/config/kiosk.toml``; it takes effect at the
 next start (:func:`effective_config_path`), the previous one kept as ``.prev``.
+A config bundle may also (or only) hold ``staff.json`` (:class:`wire.staff.StaffRoster`):
+validated, written atomically to ``<data_dir>/config/staff.json`` and used at once (the
+kiosk's appointment desk reads it again; no restart). Every file is checked before any is written.
+
+Modules: :mod:`edge.bundle` (reading and verifying a bundle), :mod:`edge.modelstore` (the
+model folder and a new model's self-test); this one applies bundles and reports.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import os
 import queue
-import re
 import shutil
-import tarfile
-import tempfile
 import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from wire import topics
@@ -48,177 +46,16 @@ from wire.durable import fsync_dir, write_new
 from wire.messages import UpdateManifest, UpdateResult
 from wire.staff import STAFF_FILE, StaffRoster
 
+from .bundle import UpdateError, load_public_key, peek_manifest, read_bundle, verify_bundle
 from .config import CONFIG_FILE, ConfigError, UpdateSettings, config_override_path, effective_config_path, load
+from .modelstore import MODEL_FILES, ModelStore, self_test
 
 __all__ = ["UpdateSettings", "config_override_path", "effective_config_path", "Updater", "UpdateError",
-           "ModelStore", "verify_bundle", "self_test", "link_reporter", "staff_override_path"]
+           "ModelStore", "verify_bundle", "read_bundle", "load_public_key", "self_test", "link_reporter",
+           "staff_override_path"]
 
 log = logging.getLogger("edge.update")
 
-MANIFEST_NAME = "bundle.json"
-SIGNATURE_NAME = "bundle.sig"
-MODEL_FILES = ("manifest.json", "model.tflite")
-#: Model versions kept besides the serving one (for rollback by hand).
-KEEP_VERSIONS = 3
-
-
-class UpdateError(Exception):
-    """A bundle was refused; ``str()`` is the reason reported to the centre."""
-
-
-# ---------------------------------------------------------------- bundle verification
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    """Read an Ed25519 public key (PEM SubjectPublicKeyInfo)."""
-    key = serialization.load_pem_public_key(Path(path).read_bytes())
-    if not isinstance(key, Ed25519PublicKey):
-        raise UpdateError(f"{path} is not an Ed25519 public key")
-    return key
-
-
-def read_bundle(data: bytes, max_bytes: int) -> dict[str, bytes]:
-    """The regular files of a bundle tar by name; UpdateError if it is not a plain, flat tar."""
-    if len(data) > max_bytes:
-        raise UpdateError(f"bundle of {len(data)} bytes is over the {max_bytes} byte limit")
-    files: dict[str, bytes] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            total = 0
-            for member in tar:
-                if not member.isfile() or "/" in member.name or member.name.startswith("."):
-                    raise UpdateError(f"bundle holds an unexpected entry {member.name!r}")
-                total += member.size
-                if total > max_bytes * 4 or member.name in files:
-                    raise UpdateError("bundle is too large or repeats a file")
-                files[member.name] = tar.extractfile(member).read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise UpdateError(f"not a bundle (unreadable tar: {exc})") from None
-    return files
-
-
-def verify_bundle(data: bytes, public_key: Ed25519PublicKey, device_id: str,
-                  max_bytes: int = 64 << 20) -> tuple[UpdateManifest, dict[str, bytes]]:
-    """Check signature, target device and every SHA-256; return the manifest and its files."""
-    files = read_bundle(data, max_bytes)
-    if MANIFEST_NAME not in files:
-        raise UpdateError("not a bundle: bundle.json is missing")
-    if SIGNATURE_NAME not in files:
-        raise UpdateError("unsigned bundle: bundle.sig is missing")
-    try:
-        public_key.verify(files[SIGNATURE_NAME], files[MANIFEST_NAME])
-    except InvalidSignature:
-        raise UpdateError("bad signature: bundle.sig does not verify with the kiosk's update key") from None
-    try:
-        manifest = UpdateManifest.model_validate_json(files[MANIFEST_NAME])
-    except ValidationError as exc:
-        raise UpdateError(f"bundle.json is invalid: {exc.errors()[0]['msg']}") from None
-    if manifest.devices and device_id not in manifest.devices:
-        raise UpdateError(f"bundle is for {', '.join(manifest.devices)}, not for {device_id}")
-    payload = {k: v for k, v in files.items() if k not in (MANIFEST_NAME, SIGNATURE_NAME)}
-    if set(payload) != set(manifest.files):
-        raise UpdateError(f"bundle files {sorted(payload)} differ from the signed list {sorted(manifest.files)}")
-    for name, blob in payload.items():
-        if hashlib.sha256(blob).hexdigest() != manifest.files[name]:
-            raise UpdateError(f"SHA-256 of {name} does not match the signed manifest")
-    return manifest, payload
-
-
-# ---------------------------------------------------------------- the model folder
-class ModelStore:
-    """``model_dir`` as a symlink into ``<model_dir>.versions/``: install, swap atomically, roll back."""
-
-    def __init__(self, model_dir: Path | str):
-        self.model_dir = Path(model_dir)
-        self.versions = self.model_dir.parent / f"{self.model_dir.name}.versions"
-
-    @property
-    def managed(self) -> bool:
-        """True when ``model_dir`` is a symlink this class can swap."""
-        return self.model_dir.is_symlink()
-
-    def current(self) -> Path | None:
-        """The version folder being served (None when ``model_dir`` is not managed)."""
-        return self.model_dir.resolve() if self.managed else None
-
-    def seed(self, seed_dir: Path | str) -> bool:
-        """First start: copy the shipped model (``seed_dir``) in and point ``model_dir`` at it.
-
-        Does nothing (False) when ``model_dir`` already exists.
-        """
-        if self.model_dir.exists() or self.model_dir.is_symlink():
-            return False
-        files = {name: (Path(seed_dir) / name).read_bytes() for name in MODEL_FILES}
-        target = self.install("seed", files)
-        self.swap(target)
-        log.info("model folder seeded from %s", seed_dir)
-        return True
-
-    def install(self, version: str, files: dict[str, bytes]) -> Path:
-        """Write ``files`` to a staging folder (fsynced) and rename it to a new version folder."""
-        self.versions.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.versions))
-        for name, blob in files.items():
-            write_new(staging / name, blob)
-        fsync_dir(staging)
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", version)[:60]
-        target = self.versions / f"{safe}-{uuid.uuid4().hex[:8]}"
-        os.rename(staging, target)
-        fsync_dir(self.versions)
-        return target
-
-    def swap(self, target: Path) -> Path | None:
-        """Point ``model_dir`` at ``target`` atomically; returns the previous target (None at seeding)."""
-        previous = self.current()
-        link_tmp = self.model_dir.parent / f".{self.model_dir.name}.swap-{uuid.uuid4().hex[:8]}"
-        os.symlink(os.path.relpath(target, self.model_dir.parent), link_tmp)
-        os.replace(link_tmp, self.model_dir)
-        fsync_dir(self.model_dir.parent)
-        return previous
-
-    def prune(self, keep: int = KEEP_VERSIONS) -> None:
-        """Remove old version folders and leftover staging folders, keeping the serving one and ``keep`` more."""
-        if not self.versions.exists():
-            return
-        current = self.current()
-        for p in self.versions.glob(".staging-*"):
-            shutil.rmtree(p, ignore_errors=True)
-        others = sorted((p for p in self.versions.iterdir() if p.is_dir() and p != current and not p.name.startswith(".")),
-                        key=lambda p: p.stat().st_mtime, reverse=True)
-        for p in others[keep:]:
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def self_test(model_dir: Path, expected_sha256: str, threads: int = 1):
-    """Load the model at ``model_dir`` and check it works; returns the Classifier. UpdateError if not.
-
-    Checks: it loads (the Classifier verifies the manifest's SHA-256 of the file), the
-    file is the one that was signed, a generated lesion image gives finite
-    probabilities that sum to 1, and a classification comes out.
-    """
-    import numpy as np
-
-    from .camera.synth import lesion_image
-    from .classifier import Classifier
-
-    try:
-        clf = Classifier(model_dir, threads=threads)
-    except Exception as exc:
-        raise UpdateError(f"self-test: the new model does not load: {exc}") from None
-    if clf.manifest.sha256 != expected_sha256:
-        raise UpdateError("self-test: the model's manifest SHA-256 is not the signed file's")
-    img = lesion_image(320, 240, seed=7)
-    try:
-        p = clf.probabilities(img)
-    except Exception as exc:
-        raise UpdateError(f"self-test: the new model failed on a test image: {type(exc).__name__}") from None
-    if p.shape != (len(clf.manifest.labels),) or not np.all(np.isfinite(p)) or np.any(p < -1e-6) \
-            or abs(float(p.sum()) - 1.0) > 1e-3:
-        raise UpdateError(f"self-test: outputs are not a probability distribution (sum {float(p.sum()):.4f})")
-    try:
-        clf.classify(img)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise UpdateError(f"self-test: classification failed: {type(exc).__name__}: {first}") from None
-    return clf
 
 
 # ---------------------------------------------------------------- the updater
@@ -284,7 +121,7 @@ class Updater:
                 result = self._apply_config(manifest, files)
         except UpdateError as exc:
             # Name the bundle as it claims to be (unverified) so that the centre can match its record.
-            manifest = manifest or _peek_manifest(payload)
+            manifest = manifest or peek_manifest(payload)
             result = UpdateResult(device_id=cfg.device_id, bundle_id=manifest.bundle_id if manifest else None,
                                   kind=manifest.kind if manifest else "unknown",
                                   version=manifest.version if manifest else "", status="refused",
@@ -433,18 +270,6 @@ def _replace_atomically(target: Path, blob: bytes) -> None:
     write_new(tmp, blob)
     os.replace(tmp, target)
     fsync_dir(target.parent)
-
-
-def _peek_manifest(payload: bytes) -> UpdateManifest | None:
-    """The bundle's manifest read without any check (for reporting a refusal only), or None."""
-    try:
-        with tarfile.open(fileobj=io.BytesIO(payload), mode="r:") as tar:
-            member = tar.getmember(MANIFEST_NAME)
-            if not member.isfile() or member.size > 1 << 20:
-                return None
-            return UpdateManifest.model_validate_json(tar.extractfile(member).read())
-    except Exception:
-        return None
 
 
 def _now() -> datetime:
