@@ -1,14 +1,17 @@
-"""The kiosk service: starts the parts in order and runs the capture flow.
+"""The kiosk service: starts the parts in order; the appointment desk and the headless capture flow.
 
-Start order: outbox -> classifier -> camera -> link -> web; stop in reverse.
-A case is started with a referral reference, a lesion id and a body site; each
-view (dermoscopic, close-up, regional) is captured, checked by the quality gate
-and, for the dermoscopic view, classified; ``submit`` builds the wire
-``CaseHeader`` and stores the case in the outbox, from where the link sends it.
+Start order: outbox -> classifier -> camera -> appointment desk -> link; stop in reverse
+(the web page is started by ``edge.web``). The photographer's appointment (one GP referral,
+its lesions and their views, sent as one CaseHeaderV2 per lesion) lives in
+:mod:`edge.appointment`, reached as ``service.desk``.
 
-The classifier output is decision support only: every case is read by a
-dermatologist. Logs carry the case id only, never the referral reference or
-the lesion id.
+The headless one-lesion flow kept here (``start_case`` / ``capture`` / ``submit`` and
+``capture_case``, schema version 1) serves the command line's ``capture-demo`` and the
+fault benchmark: each view is captured, checked by the quality gate and, for the
+dermoscopic view, classified; ``submit`` stores the wire ``CaseHeader`` in the outbox.
+
+The classifier output is decision support only: every case is read by a dermatologist.
+Logs carry the case or referral UUID only, never a patient identifier.
 """
 
 from __future__ import annotations
