@@ -233,11 +233,12 @@ def test_demo_runs_a_case_end_to_end_restarts_a_crashed_worker_and_stops_cleanly
     assert http_status(kiosk_url) == 200
     assert http_status(dash_url) == 200
     d.wait_for(r"log-in:", 5)
+    seeded = int(d.wait_for(r"seeded \d+ demo referrals \((\d+) cases\)", 5).group(1))
 
     # A newcomer's first case: started, captured and submitted on the kiosk page, it reaches the
     # dashboard through this run's broker and ingest.
     submit_a_case(kiosk_url)
-    wait_cases(dash_url, 1, d)
+    wait_cases(dash_url, seeded + 1, d)
 
     # The generated configs point at this run's broker and keep data in the state folder.
     centre = tomllib.loads((d.state_dir / "demo" / "centre.toml").read_text())
@@ -262,7 +263,7 @@ def test_demo_runs_a_case_end_to_end_restarts_a_crashed_worker_and_stops_cleanly
     assert any(pid == new_pid for pid, _ in procs_mentioning(str(d.state_dir)))
     # ... and the restarted ingest works: a second case arrives.
     submit_a_case(kiosk_url)
-    wait_cases(dash_url, 2, d)
+    wait_cases(dash_url, seeded + 2, d)
 
     # Watchdog: a hung dashboard (stopped, so it still runs but never answers) is replaced.
     dash_pid = int(d.wait_for(r"started dashboard \(pid (\d+)\)", 5).group(1))
