@@ -48,7 +48,7 @@ APP_FILES := $(wildcard pyproject.toml README.md wire edge dashboard firmware_co
 MODEL_FILES := models/lesion
 
 .PHONY: help venv deps-apt deps-apt-test run test model bench bench-faults install-kiosk install-centre \
-        install-app install-user clean distclean
+        install-app install-user clean distclean deps-axe
 
 help:
 	@sed -n '2,10s/^# \{0,1\}//p' Makefile
@@ -76,11 +76,12 @@ deps-apt:
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs="$$pkgs python3-venv"; \
 	$(call apt_install,$$pkgs)
 
-# deps-apt-test: plus Debian's Chromium (Playwright drives it; no browser download) and
-# systemd-analyze (the unit files are verified).
+# deps-apt-test: plus Debian's Chromium (Playwright drives it; no browser download),
+# systemd-analyze (the unit files are verified) and npm (axe-core for the kiosk page's accessibility tests).
 deps-apt-test: deps-apt
 	@pkgs=""; \
 	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
+	command -v npm >/dev/null 2>&1 || pkgs="$$pkgs npm"; \
 	command -v systemd-analyze >/dev/null 2>&1 || pkgs="$$pkgs systemd"; \
 	$(call apt_install,$$pkgs)
 
@@ -96,7 +97,14 @@ $(VENV_STAMP): pyproject.toml | deps-apt
 run: venv
 	$(PY) demo.py $(DEMO_ARGS)
 
-test: deps-apt-test venv
+# deps-axe: npm's axe-core (pinned by tests/axe/package-lock.json) into tests/axe/node_modules (gitignored).
+AXE_JS := tests/axe/node_modules/axe-core/axe.min.js
+deps-axe: $(AXE_JS)
+$(AXE_JS): tests/axe/package.json tests/axe/package-lock.json | deps-apt-test
+	npm ci --prefix tests/axe --no-audit --no-fund --silent
+	@touch $@
+
+test: deps-apt-test venv deps-axe
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # bench: every bench/*.py as a module (`make bench BENCH=classifier_speed` for one); each prints
