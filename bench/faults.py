@@ -11,22 +11,27 @@ Runs, for the whole suite (long-lived, restarted only when a fault kills them):
 * the kiosk as ``python -m edge run`` (replay camera, the real model, outbox, link, kiosk page);
 * the ingest as ``python -m dashboard ingest``.
 
-A trial captures 1-3 cases through the kiosk page, as a photographer does (start the case,
-capture the dermoscopic and close-up views, submit), and injects one fault at a random point:
+A trial photographs one referral of 1-3 lesions through the kiosk page, as a photographer does
+(sign in, open the appointment, patient, skin type, referral, consents, then per lesion its site
+and the dermoscopic and close-up views, submit: one case per lesion, stored as one group), and
+injects one fault at a random point:
 
-* ``kiosk-kill``: kill -9 of the kiosk while a view is captured, while the case is being
-  stored (submit), or while the link publishes; the kiosk is started again;
+* ``kiosk-kill``: kill -9 of the kiosk while the appointment's details or a lesion are entered,
+  while a view is captured, while the referral is being stored (submit), or while the link
+  publishes; the kiosk is started again (an appointment it held open is restored, and the next
+  trial discards it);
 * ``broker-restart``: the broker stopped (SIGTERM, it saves its persistence) and started;
 * ``broker-kill``: kill -9 of the broker, started again after up to 0.5 s (the kiosk keeps
   every case until the centre acknowledges it, so what the broker had not yet saved is resent);
 * ``ingest-kill``: kill -9 of the ingest while cases are being stored; started again.
 
 Then it waits until the kiosk's queue is empty and checks the trial's cases. The "capture log"
-is the driver's own record of every submit the page confirmed ("Case saved (number N)") with the
-SHA-256 of each view it downloaded from the page before submitting; a case committed by a submit
-whose answer was lost to the kill is known from the kiosk's outbox (its ``cases``/``images``
-tables, read-only). Every such case must be in the centre's database exactly once (by case id
-and by the kiosk's seq), with the same image hashes, and each image file must hash to its name.
+is the driver's own record of every submit the page confirmed ("Referral saved") with, per
+lesion, the SHA-256 of each view it downloaded from the page before submitting; a case committed
+by a submit whose answer was lost to the kill is known from the kiosk's outbox (its
+``cases``/``images`` tables, read-only). Every such case must be in the centre's database exactly
+once (by case id and by the kiosk's seq), with the same image hashes, and each image file must
+hash to its name.
 
 The last line printed is ``captured=N delivered=N lost=L duplicated=D``; exit status 0 when
 nothing was lost or doubled.
@@ -66,6 +71,10 @@ from tests.broker import Broker, free_port  # noqa: E402
 DEVICE = "kiosk-a"                     # a device the test PKI issues a certificate for
 SITE = "fault-hub"
 VIEWS = ("dermoscopic", "close-up")
+#: The photographer the bench signs in as, and the patient of every referral (a synthetic NHS number;
+#: each trial's referral reference differs, so no referral is refused as sent before).
+STAFF_ID, STAFF_PIN = "ph-bench", "2468"
+NHS_NUMBER = "9990000018"
 FAULTS = ("kiosk-kill", "broker-restart", "broker-kill", "ingest-kill")
 MODEL_DIR = Path(os.environ.get("DERMKIOSK_TEST_MODEL_DIR", ROOT / "models" / "lesion"))
 #: Seconds a trial may take to drain before its cases are counted as not delivered (yet).
@@ -152,7 +161,7 @@ class Page:
     """The kiosk page driven over HTTP like the kiosk's browser (cookies, CSRF token)."""
 
     _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-    _SAVED = re.compile(r"Case saved \(number (\d+)\)")
+    _SAVED = "Referral saved"
 
     def __init__(self, port: int):
         """Talk to the kiosk page on 127.0.0.1:``port``."""
@@ -186,7 +195,12 @@ class Page:
         """POST a form with the CSRF token; returns the page it redirects to."""
         if not self.token:
             self.get("/")
-        html = self._open(path, {"csrf_token": self.token, **fields}).decode()
+        try:
+            html = self._open(path, {"csrf_token": self.token, **fields}).decode()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 422:                 # 422: the page refused the input and says why
+                raise
+            html = exc.read().decode()
         m = self._CSRF.search(html)
         if m:
             self.token = m.group(1)
@@ -198,29 +212,45 @@ class Page:
 
         return json.loads(self._open("/status.json", timeout=5))
 
-    def capture_case(self, k: int, hook) -> tuple[int, list[str]] | None:
-        """Start, capture every view, submit; ``hook(step)`` runs before each step.
+    def capture_referral(self, k: int, lesions: int, hook) -> list[list[str]] | None:
+        """Sign in, open an appointment, enter its details, photograph ``lesions`` lesions, submit.
 
-        Returns ``(seq, [sha256 of each view in VIEWS order])`` when the page confirmed the
-        save, None when the kiosk refused it. Raises PageDown when the kiosk went away.
+        ``hook(step)`` runs before each step (``start``, ``lesion-<i>``, ``capture-<i>-<view>``,
+        ``submit``). Returns, per lesion, the SHA-256 of each view (VIEWS order) when the page
+        confirmed the save; None when the kiosk refused it. Raises PageDown when the kiosk went away.
         """
         hook("start")
-        self.post("/case", referral_ref=f"FAULT-{k:05d}", lesion_id="L1", body_site="anterior torso")
-        shas = []
-        for view in VIEWS:
-            for _attempt in range(3):
-                hook(f"capture-{view}")
-                html = self.post(f"/capture/{view}")
-                if "Start a case first" in html:
-                    return None
-                jpeg = self._open(f"/draft/{view}.jpg")
-                if "did not pass the quality check" not in html:
-                    break
-            shas.append(hashlib.sha256(jpeg).hexdigest())
+        self.get(f"/signin/{STAFF_ID}")                    # the PIN pad (its form carries the CSRF token)
+        self.post(f"/signin/{STAFF_ID}", pin=STAFF_PIN)
+        self.post("/appointment/discard")                  # an appointment a killed kiosk left open
+        self.post("/appointment/open")
+        self.post("/appointment/patient", nhs_number=NHS_NUMBER, date_of_birth="01021950", sex="female")
+        self.post("/appointment/skin", fitzpatrick="III")
+        self.post("/appointment/referral", reference=f"FAULT-{k:05d}", referral_date="01112026",
+                  practice_ods="A81001", route="gp-referral")
+        self.post("/appointment/consents", photography="yes", ai_analysis="yes", teaching="no")
+        for i in range(1, lesions + 1):                    # the referral's lesions first, then their photographs
+            hook(f"lesion-{i}")
+            self.post("/lesions/new", site="anterior torso", laterality="left")
+        out = []
+        for i in range(1, lesions + 1):
+            shas = []
+            for view in VIEWS:
+                hook(f"capture-{i}-{view}")
+                self.post(f"/lesions/{i}/shoot/{view}")
+                # a shot that failed the gate is sent with a reason (one that passed needs none: refused, harmless)
+                self.post(f"/lesions/{i}/shoot/{view}/1/override", reason="other", text="fault bench")
+                try:
+                    jpeg = self._open(f"/lesions/{i}/shot/{view}/1.jpg")
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 404:                        # the capture was refused: no referral this time
+                        return None
+                    raise
+                shas.append(hashlib.sha256(jpeg).hexdigest())
+            out.append(shas)
         hook("submit")
         html = self.post("/submit")
-        m = self._SAVED.search(html)
-        return (int(m.group(1)), shas) if m else None
+        return out if self._SAVED in html else None
 
 
 # ---------------------------------------------------------------------------- the suite
@@ -263,6 +293,7 @@ class FaultSuite:
         self.kiosk_data = self.dir / "kiosk" / "data"
         self.centre = self.dir / "centre"
         self.kiosk_conf = self.dir / "kiosk.toml"
+        self.staff_file = self.dir / "staff.json"
         self.centre_conf = self.dir / "centre.toml"
         self.notify = Notify(self.dir / "notify.sock")
         self.kiosk = Process("kiosk", [sys.executable, "-m", "edge", "run", "--config", str(self.kiosk_conf)],
@@ -271,8 +302,8 @@ class FaultSuite:
                                          str(self.centre_conf), "--log-level", "WARNING"],
                               self.dir / "ingest.log", env={"NOTIFY_SOCKET": str(self.notify.path)})
         self.page = Page(self.web_port)
-        #: seq -> view hashes, for every submit the page confirmed (the driver's capture log)
-        self.capture_log: dict[int, list[str]] = {}
+        #: view hashes of every lesion of every submit the page confirmed (the driver's capture log)
+        self.capture_log: list[tuple[str, ...]] = []
         self._case_no = 0
         self._fault_lock = threading.Lock()
 
@@ -285,6 +316,14 @@ class FaultSuite:
 
     def write_kiosk_conf(self) -> None:
         """The kiosk's config; each start gets a new camera seed (the replay camera repeats a seed)."""
+        if not self.staff_file.exists():
+            from datetime import datetime, timezone
+
+            from wire.staff import StaffMember, StaffRoster, hash_pin
+
+            roster = StaffRoster(version="bench", issued_at=datetime.now(timezone.utc), staff=[
+                StaffMember(staff_id=STAFF_ID, name="Bench Photographer", pin_hash=hash_pin(STAFF_PIN))])
+            self.staff_file.write_text(roster.model_dump_json())
         cert_key = self.pki.kiosk(DEVICE) if self.tls else None
         self.kiosk_conf.write_text(f"""
 device_id = "{DEVICE}"
@@ -307,6 +346,9 @@ height = 480
 seed = {self.rng.randrange(1, 1 << 30)}
 [capture]
 required_views = ["dermoscopic"]
+[appointment]
+required_views = {list(VIEWS)!r}
+staff_file = "{self.staff_file}"
 [web]
 port = {self.web_port}
 [retention]
@@ -390,38 +432,35 @@ storage_retry_s = 0.5
 
     # -- one trial -------------------------------------------------------------------------------
     def trial(self, index: int, tally: Tally) -> None:
-        """Capture 1-3 cases with one fault injected at a random step; then recover and drain."""
+        """Photograph a referral of 1-3 lesions with one fault injected at a random step; recover and drain."""
         n = self.rng.randint(1, 3)
         fault = self.rng.choice(FAULTS)
-        steps = ["start", *(f"capture-{v}" for v in VIEWS), "submit"]
-        points = [(k, s) for k in range(n) for s in steps] + [(n - 1, "publish")]
+        steps = ["start", *(f"lesion-{i}" for i in range(1, n + 1)),
+                 *(f"capture-{i}-{v}" for i in range(1, n + 1) for v in VIEWS)]
+        points = steps + ["submit", "publish"]
         at = self.rng.choice(points)
-        # into the step: a capture (camera, quality gate, classifier) takes ~0.1 s, storing a case
-        # (files, fsync, commit) a few ms, publishing and the centre's ack some tens of ms
-        delay = self.rng.uniform(0, {"publish": 0.3, "submit": 0.02}.get(at[1], 0.12))
+        # into the step: entering details a few requests, a capture (camera, quality gate, classifier)
+        # ~0.1 s, storing a referral (files, fsync, one commit) a few ms, publishing and acks tens of ms
+        delay = self.rng.uniform(0, {"publish": 0.3, "submit": 0.02, "start": 0.3}.get(at, 0.12))
         timer: list[threading.Timer] = []
         tally.faults[fault] += 1
-        tally.points[f"{fault}@{at[1]}"] += 1
+        tally.points[f"{fault}@{at.split('-')[0]}"] += 1
 
-        def hook_for(k):
-            def hook(step):
-                if (k, step) == at and not timer:
-                    timer.append(threading.Timer(delay, self.inject, (fault,)))
-                    timer[0].start()
-            return hook
+        def hook(step):
+            if step == at and not timer:
+                timer.append(threading.Timer(delay, self.inject, (fault,)))
+                timer[0].start()
 
         try:
-            for k in range(n):
-                self._case_no += 1
-                got = self.page.capture_case(self._case_no, hook_for(k))
-                if got is not None:
-                    seq, shas = got
-                    self.capture_log[seq] = shas
-                    tally.confirmed += 1
-                    tally.outcomes["saved"] += 1
-                else:
-                    tally.outcomes["refused"] += 1
-            hook_for(n - 1)("publish")
+            self._case_no += 1
+            got = self.page.capture_referral(self._case_no, n, hook)
+            if got is not None:
+                self.capture_log += [tuple(shas) for shas in got]
+                tally.confirmed += len(got)
+                tally.outcomes["saved"] += 1
+            else:
+                tally.outcomes["refused"] += 1
+            hook("publish")
         except PageDown:
             tally.outcomes["page down (kiosk killed)"] += 1
         except urllib.error.HTTPError as exc:
@@ -470,7 +509,7 @@ storage_retry_s = 0.5
     def check(self, tally: Tally) -> None:
         """Compare every committed case with the centre; fills captured/delivered/lost/duplicated."""
         kiosk = self.outbox_cases()
-        by_seq = {seq: (cid, shas) for cid, (seq, _, shas) in kiosk.items()}
+        by_shas = {tuple(shas): cid for cid, (_, _, shas) in kiosk.items()}
         db = sqlite3.connect(f"file:{self.centre / 'centre.db'}?mode=ro", uri=True, timeout=30)
         try:
             rows = Counter(cid for (cid,) in db.execute("SELECT case_id FROM cases"))
@@ -482,17 +521,16 @@ storage_retry_s = 0.5
             db.close()
         images_dir = self.centre / "images"
         problems: list[str] = []
-        for seq, shas in self.capture_log.items():      # every confirmed save is in the outbox, same images
-            if seq not in by_seq:
-                problems.append(f"seq {seq}: confirmed on the page but not in the kiosk outbox")
-            elif by_seq[seq][1] != shas:
-                problems.append(f"seq {seq}: outbox images differ from what the page showed")
+        confirmed = set(self.capture_log)
+        for shas in self.capture_log:                   # every confirmed lesion is a case in the outbox, same images
+            if shas not in by_shas:
+                problems.append(f"a lesion confirmed on the page (images {shas[0][:12]}...) is not in the kiosk outbox")
         delivered = 0
         for cid, (seq, state, shas) in kiosk.items():
             if rows.get(cid, 0) == 0:
                 problems.append(f"case {cid} (seq {seq}, kiosk state {state}) missing at the centre")
                 continue
-            if centre_shas.get(cid) != shas or (seq in self.capture_log and self.capture_log[seq] != shas):
+            if centre_shas.get(cid) != shas:
                 problems.append(f"case {cid}: image hashes differ at the centre")
                 continue
             bad = [s for s in shas if hashlib.sha256((images_dir / s[:2] / f"{s}.jpg").read_bytes()).hexdigest() != s]
@@ -506,9 +544,9 @@ storage_retry_s = 0.5
             problems.append(f"{len(unknown)} case(s) at the centre that the kiosk never committed")
         tally.captured = len(kiosk)
         tally.delivered = delivered
-        tally.lost = len(kiosk) - delivered + sum(1 for s in self.capture_log if s not in by_seq)
-        tally.duplicated = duplicated + len(unknown)
-        tally.unconfirmed_committed = len(set(by_seq) - set(self.capture_log))
+        tally.lost = len(kiosk) - delivered + sum(1 for s in confirmed if s not in by_shas)
+        tally.duplicated = duplicated + len(unknown) + len(self.capture_log) - len(confirmed)
+        tally.unconfirmed_committed = len(set(by_shas) - confirmed)
         tally.problems = problems
 
     def run(self, trials: int, check_every: int = 25) -> Tally:
@@ -554,11 +592,14 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k} {v}" for k, v in sorted(tally.faults.items())))
     print("injected at: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.points.items())))
     print("capture outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.outcomes.items())))
-    print(f"saves confirmed on the page {tally.confirmed}; committed but unconfirmed (answer lost to a kill) "
+    print(f"lesion cases confirmed on the page {tally.confirmed}; committed but unconfirmed (answer lost to a kill) "
           f"{tally.unconfirmed_committed}; kiosk starts {suite.kiosk.starts}, ingest starts {suite.ingest.starts}")
     for p in tally.problems[:20]:
         print(f"PROBLEM: {p}")
     print(tally.line(), flush=True)
+    if tally.confirmed == 0:
+        print("no save was confirmed on the kiosk page: the suite tested nothing", file=sys.stderr)
+        return 1
     return 0 if tally.lost == 0 and tally.duplicated == 0 and not tally.problems else 1
 
 

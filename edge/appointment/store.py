@@ -117,6 +117,8 @@ class AppointmentStore:
         for folder in self.root.iterdir():
             if not folder.is_dir() or folder.name.endswith(".unreadable"):
                 continue
+            for tmp in folder.glob(".*.tmp"):              # a write cut short by a crash
+                tmp.unlink(missing_ok=True)
             state = folder / STATE
             try:
                 rid = uuid.UUID(folder.name)
