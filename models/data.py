@@ -16,12 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-LABELS = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+LABELS = ("akiec", "bcc", "bkl", "df", "mel", "nv", "scc", "vasc")
+#: The labels of the first model (HAM10000 alone: no ``scc``; ISIC's SCC was folded into ``akiec``).
+LABELS_V1 = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 
 #: ISIC Archive diagnosis names (and common synonyms) -> HAM10000 codes.
 ALIASES = {
     "actinic keratosis": "akiec", "ak": "akiec", "akiec": "akiec",
-    "squamous cell carcinoma": "akiec", "scc": "akiec", "bowen's disease": "akiec",
+    "bowen's disease": "akiec",
+    "squamous cell carcinoma": "scc", "scc": "scc",
     "basal cell carcinoma": "bcc", "bcc": "bcc",
     "seborrheic keratosis": "bkl", "solar lentigo": "bkl", "lichenoid keratosis": "bkl",
     "pigmented benign keratosis": "bkl", "bkl": "bkl",

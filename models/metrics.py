@@ -7,7 +7,7 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_s
 
 from models.data import LABELS
 
-MALIGNANT = ("mel", "bcc", "akiec")
+MALIGNANT = ("mel", "bcc", "scc", "akiec")
 
 
 def summary(y: np.ndarray, p: np.ndarray) -> dict:
