@@ -17,6 +17,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from werkzeug.security import check_password_hash
+
 from wire.referral import STAFF_ID_PATTERN
 from wire.staff import PIN_MAX, PIN_MIN, STAFF_FILE, StaffMember, StaffRoster, check_pin_format, hash_pin
 
@@ -91,11 +93,14 @@ def add(conn: sqlite3.Connection, staff_id: str, name: str, role: str, pin: str,
         raise StaffError("Enter the person's name (at most 80 characters).")
     if role not in ROLES:
         raise StaffError(f"Choose a role: {', '.join(ROLES)}.")
-    pin_hash = hash_pin(_pin(pin, pin_again))
+    pin = _pin(pin, pin_again)
     at = (now or utcnow()).isoformat()
-    exists = conn.execute("SELECT 1 FROM kiosk_staff WHERE staff_id = ?", (staff_id,)).fetchone() is not None
-    if exists and not update:
+    row = conn.execute("SELECT name, role, active, pin_hash FROM kiosk_staff WHERE staff_id = ?", (staff_id,)).fetchone()
+    if row is not None and not update:
         raise StaffError(f"Staff id {staff_id} exists already: reset its PIN or choose another id.")
+    if row is not None and row[:3] == (name, role, 1) and check_password_hash(row[3], pin):
+        return get(conn, staff_id)  # nothing changes: the roster the kiosks have stays the latest
+    pin_hash = hash_pin(pin)
     conn.execute("INSERT INTO kiosk_staff (staff_id, name, role, pin_hash, active, created_at, updated_at) "
                  "VALUES (?,?,?,?,1,?,?) ON CONFLICT(staff_id) DO UPDATE SET name=excluded.name, "
                  "role=excluded.role, pin_hash=excluded.pin_hash, active=1, updated_at=excluded.updated_at",

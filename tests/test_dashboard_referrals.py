@@ -91,6 +91,8 @@ def test_fitzpatrick_v_and_ai_declined_notices_and_never_benign_in_the_worklist(
     assert order == [str(fitz.case_id), str(declined.case_id), str(pre.case_id), str(benign.case_id)]
     row = html[html.index(f'data-case-id="{fitz.case_id}"'):].split("</tr>")[0]
     assert "full review" in row and fitz.referral.reference in row and ">L1<" in row
+    row = html[html.index(f'data-case-id="{declined.case_id}"'):].split("</tr>")[0]
+    assert "AI refused" in row and "no result" not in row
 
 
 def test_v1_case_page_unchanged_beside_v2(client, store):

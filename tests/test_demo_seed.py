@@ -33,7 +33,9 @@ def test_demo_staff_roster_file_for_the_kiosk(tmp_path):
                     f'quarantine_dir = "{tmp_path / "q"}"\n[web]\nsecret_key_file = "{tmp_path / "secret"}"\n')
     roster_file = tmp_path / "staff.json"
     ensure_demo_staff(conf, roster_file)
-    ensure_demo_staff(conf, roster_file)  # every start re-sets it
+    first = StaffRoster.model_validate_json(roster_file.read_bytes())
+    ensure_demo_staff(conf, roster_file)  # every start re-sets it: unchanged, the same hash (not "changed")
     roster = StaffRoster.model_validate_json(roster_file.read_bytes())
+    assert roster.staff == first.staff
     [member] = roster.staff
     assert member.staff_id == DEMO_STAFF[0] and member.check_pin(DEMO_PIN)
