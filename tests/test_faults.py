@@ -1,8 +1,8 @@
 """Fault suite, short: a handful of trials of bench/faults.py with real processes and real faults.
 
 The kiosk (``python -m edge run``) and the ingest (``python -m dashboard ingest``) run as
-processes over Mosquitto with the repository's TLS configuration; each trial captures cases
-through the kiosk page and kills the kiosk, the ingest or the broker at a random point.
+processes over Mosquitto with the repository's TLS configuration; each trial photographs a
+referral of 1-3 lesions through the kiosk pages and kills the kiosk, the ingest or the broker at a random point.
 ``make bench-faults`` runs 200 trials. The checker itself is shown to catch a lost and a
 doubled case by altering the centre's database afterwards.
 """
@@ -44,10 +44,9 @@ def test_every_fault_kind_loses_and_doubles_nothing(tmp_path):
     db = sqlite3.connect(suite.centre / "centre.db")
     with db:
         victim, seq = db.execute("SELECT case_id, seq FROM cases ORDER BY seq LIMIT 1").fetchone()
-        db.execute("INSERT INTO cases SELECT ?, device, site, seq, referral_ref, lesion_id, body_site, created_at,"
-                   " received_at, software_version, model_version, risk, probabilities, classification_model, note,"
-                   " image_count, header, header_sha256, status FROM cases WHERE case_id = ?",
-                   (str(uuid.uuid4()), victim))
+        columns = [r[1] for r in db.execute("PRAGMA table_info(cases)") if r[1] != "case_id"]
+        db.execute(f"INSERT INTO cases (case_id, {', '.join(columns)}) SELECT ?, {', '.join(columns)} FROM cases"
+                   " WHERE case_id = ?", (str(uuid.uuid4()), victim))
         other = db.execute("SELECT case_id FROM cases WHERE seq != ? AND device = ? LIMIT 1", (seq, DEVICE)).fetchone()[0]
         db.execute("DELETE FROM case_images WHERE case_id = ?", (other,))
         db.execute("DELETE FROM cases WHERE case_id = ?", (other,))
