@@ -92,6 +92,8 @@ class KioskWalk:
     base: str
     shots_dir: Path | None = None
     tag: str = ""
+    #: Called with (walk, screen name) on every audited screen (e.g. to run axe-core there).
+    on_screen: object = None
     taps: int = 0
     screens: list[ScreenAudit] = field(default_factory=list)
     _keys: list[int] = field(default_factory=lambda: [0])
@@ -120,6 +122,8 @@ class KioskWalk:
         got = self.page.evaluate(AUDIT_JS)
         audit = ScreenAudit(name, got["url"], got["small"], got["main"], got["below"], got["pageScrolls"])
         self.screens.append(audit)
+        if self.on_screen is not None:
+            self.on_screen(self, name)
         if self.shots_dir is not None:
             self.shots_dir.mkdir(parents=True, exist_ok=True)
             self.page.screenshot(path=str(self.shots_dir / f"kiosk_{self.tag}_{len(self.screens):02d}_{name}.png"))

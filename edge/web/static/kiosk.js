@@ -21,7 +21,7 @@
     var fd = new FormData();
     fd.append("csrf_token", csrf);
     fd.append("why", why);
-    fetch(body.dataset.signout, {method: "POST", body: fd, credentials: "same-origin"})
+    fetch(body.dataset.signout, {method: "POST", body: fd, credentials: "same-origin", redirect: "manual"})
       .catch(function () {}).then(function () { location.replace(body.dataset.home); });
   }
   function touched() {

@@ -1,0 +1,144 @@
+"""The kiosk page in Debian's Chromium by touch: axe-core on every screen, bad input shown where it is
+typed, a second submit of the same referral refused, the idle timeout clearing the screen, and no
+identifier in any URL the page ever asks for."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.service import KioskService
+from edge.web import WebServer
+from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthetic_nhs_number
+from tests.kiosk_walk import KioskWalk, LesionEntry, PatientEntry
+from tests.test_browser_kiosk_flow import PRACTICES, SIZES, browser, kiosk, touch_page  # noqa: F401 (fixtures)
+from tests.test_kiosk_service import MODEL_DIR
+from tests.web import ARTIFACTS, playwright_or_skip
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
+playwright_or_skip()
+
+AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+def axe_violations(page) -> list[str]:
+    """Serious or critical WCAG 2.2 AA violations axe-core finds on the page as it is now."""
+    if not page.evaluate("() => !!window.axe"):
+        page.add_script_tag(path=str(AXE))
+    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
+    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_axe_on_every_kiosk_screen(kiosk, browser, size):  # noqa: F811
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed: `make deps-axe` (make test does it)")
+    svc, url = kiosk
+    # axe-core is injected as an inline script: this context alone lets it past the page's CSP
+    page = browser.new_context(viewport=SIZES[size], has_touch=True, bypass_csp=True).new_page()
+    found: dict[str, list[str]] = {}
+
+    def check(walk, name):
+        found[name] = axe_violations(walk.page)
+
+    walk = KioskWalk(page, url, tag=f"axe_{size}", on_screen=check)
+    walk.referral_walk(PHOTOGRAPHER, PIN, PatientEntry(nhs_number=synthetic_nhs_number(4)),
+                       [LesionEntry("front", "leg-right")])
+    # screens the walk does not pass: errors beside fields, a failed shot's reasons, discard, ended
+    walk.next("#next-patient")
+    walk.next("#new-appointment")
+    walk.pad("123")
+    walk.next()
+    check(walk, "patient_with_error")
+    page.goto(url.rstrip("/") + "/appointment/discard")
+    check(walk, "discard")
+    assert len(found) >= 15 and {k: v for k, v in found.items() if v} == {}
+    # the check can fail: an unlabelled image button is a critical violation
+    page.evaluate("() => document.querySelector('main').insertAdjacentHTML('beforeend', "
+                  "'<button><img src=\"/static/none.png\"></button>')")
+    assert any(v.startswith("button-name") for v in axe_violations(page))
+
+
+def test_bad_input_second_submit_and_urls(kiosk, browser):  # noqa: F811
+    svc, url = kiosk
+    page = touch_page(browser, "800x480")
+    urls: list[str] = []
+    page.on("request", lambda req: urls.append(req.url))
+    nhs = synthetic_nhs_number(5)
+    walk = KioskWalk(page, url, shots_dir=ARTIFACTS, tag="errors")
+    ref = "HUB-2024/77"
+    patient = PatientEntry(nhs_number=nhs, reference=ref, practice_ods="C84001")
+    walk.referral_walk(PHOTOGRAPHER, PIN, patient, [LesionEntry("back", "sole-left")])
+    assert svc.outbox.queue_depth() == 1
+
+    walk.next("#next-patient")
+    walk.next("#new-appointment")
+    # wrong length, then a wrong check digit: each its own message under the NHS number
+    walk.patient(PatientEntry(nhs_number=nhs[:9]))
+    walk.next()
+    assert "10 digits; this one has 9" in page.locator("#e-nhs_number").inner_text()
+    walk.audit("nhs_length")
+    assert page.locator("#f-nhs_number").input_value().replace(" ", "") == nhs[:9]     # kept to correct
+    walk.tap("#f-nhs_number")
+    walk.pad("\b" * 9 + nhs[:9] + str((int(nhs[9]) + 1) % 10))
+    walk.next()
+    assert "check digit" in page.locator("#e-nhs_number").inner_text()
+    # a date of birth in the future
+    walk.tap("#f-nhs_number")
+    walk.pad("\b" * 10 + nhs)
+    walk.tap("#f-date_of_birth")
+    walk.pad("\b" * 8 + "01012999")
+    walk.next()
+    assert "future" in page.locator("#e-date_of_birth").inner_text()
+    walk.audit("dob_future")
+    walk.tap("#f-date_of_birth")
+    walk.pad("\b" * 8 + "01021950")
+    walk.next()
+    walk.choose("fitzpatrick", "VI")
+    walk.next()
+    # a referral date in the future, then the same referral again: refused with the desk's message
+    walk.referral(PatientEntry(nhs_number=nhs, reference=ref, referral_date="01012999", practice_ods="C84001"))
+    walk.next()
+    assert "future" in page.locator("#e-referral_date").inner_text()
+    walk.audit("referral_future")
+    walk.tap("#f-referral_date")
+    walk.pad("\b" * 8)
+    walk.tap("[data-today='f-referral_date']")
+    walk.next()
+    refusal = page.locator(".error").first.inner_text()
+    assert "already" in refusal.lower() or "second" in refusal.lower() or "submitted" in refusal.lower(), refusal
+    walk.audit("second_submit")
+    assert svc.outbox.queue_depth() == 1
+    assert walk.keystrokes == 0
+    leaked = [u for u in urls if nhs in u or ref in u or ref.replace("/", "%2F") in u or "C84001" in u]
+    assert urls and not leaked
+
+
+def test_idle_timeout_clears_the_screen(tmp_path, browser):  # noqa: F811
+    cfg = appointment_config(tmp_path, appointment={"idle_timeout_s": 15, "practices": PRACTICES})
+    with KioskService(cfg, with_link=False) as svc:
+        server = WebServer(svc, port=0).start()
+        try:
+            page = touch_page(browser, "800x480")
+            walk = KioskWalk(page, server.url)
+            walk.sign_in(PHOTOGRAPHER, PIN)
+            walk.next("#new-appointment")
+            nhs = synthetic_nhs_number(6)
+            walk.pad(nhs)
+            assert page.locator("#f-nhs_number").input_value().replace(" ", "") == nhs
+            t0 = time.monotonic()
+            page.wait_for_url(server.url, timeout=25_000)              # the page's own timer
+            waited = time.monotonic() - t0
+            assert 13 <= waited <= 22, waited
+            assert "Signed out after a time without use" in page.locator("#flashes").inner_text()
+            assert nhs not in page.content() and page.locator("[data-staff]").count() == 2
+            assert svc.desk.signed_in(PHOTOGRAPHER) is None           # and on the server
+            page.screenshot(path=str(ARTIFACTS / "kiosk_idle_signed_out.png"))
+            page.go_back()                                             # no-store: nothing comes back
+            assert nhs not in page.content()
+        finally:
+            server.stop()
