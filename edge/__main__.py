@@ -49,7 +49,7 @@ def cmd_run(args) -> int:
     """
     from wire import sdnotify
 
-    from .update import effective_config_path
+    from .config import effective_config_path
 
     base = _load_config(args.config)
     path = effective_config_path(args.config)

@@ -116,18 +116,18 @@ class LesionsAndPhotos:
             if len(shots) >= MAX_SHOTS_PER_VIEW:
                 raise AppointmentError(f"{les.label} already has {len(shots)} {view} photographs: choose one of them.")
             svc = self.service
-            try:
-                with svc._lock:
+            with svc._lock:                    # the camera and the classifier, shared with the headless flow
+                try:
                     frame = svc.camera.capture()
-            except CameraError as exc:
-                raise AppointmentError(f"The camera did not deliver a picture: {exc}") from None
-            shot = Shot(view=view, shot_no=len(shots) + 1, captured_at=frame.captured_at, width=frame.width,
-                        height=frame.height, sha256=sha256_hex(frame.jpeg), length=len(frame.jpeg),
-                        quality=assess(frame.jpeg, view, svc.cfg.quality))
-            if any(s.sha256 == shot.sha256 for s in les.all_shots()):
-                raise AppointmentError("The camera returned the same picture as before: take it again.")
-            if view == "dermoscopic" and draft.ai_allowed:
-                shot.classification = self._classify(frame.jpeg, draft.referral_id)
+                except CameraError as exc:
+                    raise AppointmentError(f"The camera did not deliver a picture: {exc}") from None
+                shot = Shot(view=view, shot_no=len(shots) + 1, captured_at=frame.captured_at, width=frame.width,
+                            height=frame.height, sha256=sha256_hex(frame.jpeg), length=len(frame.jpeg),
+                            quality=assess(frame.jpeg, view, svc.cfg.quality))
+                if any(s.sha256 == shot.sha256 for s in les.all_shots()):
+                    raise AppointmentError("The camera returned the same picture as before: take it again.")
+                if view == "dermoscopic" and draft.ai_allowed:
+                    shot.classification = self._classify(frame.jpeg, draft.referral_id)
             shot.file = self.store.put_shot(draft, frame.jpeg)
             current = [s for s in shots if s.selected]
             shot.selected = self.send_all or shot.passed or not current
@@ -148,8 +148,10 @@ class LesionsAndPhotos:
             return copy.deepcopy(shot)
 
     def _classify(self, jpeg: bytes, referral_id):
+        """The classifier's result, or None when it failed (the case then says ai="failed")."""
         try:
-            return self.service.classify(jpeg)
+            with self.service._lock:
+                return self.service.classify(jpeg)
         except Exception as exc:      # the case goes with ai="failed"; the photograph is kept
             log.error("appointment %s: the classifier failed (%s)", referral_id, type(exc).__name__)
             return None
