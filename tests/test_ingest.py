@@ -173,8 +173,9 @@ def test_image_shared_by_two_cases_is_stored_once(centre, kiosk, tmp_path):
 
 
 def _wrong_version(header, images) -> bytes:
+    """A case of a schema version this centre does not know (it reads 1 and 2)."""
     head = json.loads(header.model_dump_json())
-    head["schema_version"] = 2
+    head["schema_version"] = 3
     raw = json.dumps(head).encode()
     return codec.MAGIC + struct.pack(">I", len(raw)) + raw + b"".join(images)
 
