@@ -121,7 +121,7 @@ def test_status_bar_follows_the_drain_in_chromium(tmp_path, broker):
                 page.goto(server.url)
                 assert page.locator("#queue-depth").inner_text() == str(n)
                 assert page.locator("#drain").is_hidden()
-                page.wait_for_function("document.getElementById('link-state').textContent.includes("
+                page.wait_for_function("() => document.getElementById('link-state').textContent.includes("
                                        "'Centre offline')", timeout=15000)
                 page.wait_for_timeout(2500)  # a refresh by the page's script keeps it
                 assert "Centre offline" in page.locator("#link-state").inner_text()
@@ -129,14 +129,14 @@ def test_status_bar_follows_the_drain_in_chromium(tmp_path, broker):
                 SHOTS.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(SHOTS / "kiosk_centre_offline.png"))
                 ingest = Ingest(centre).start()
-                page.wait_for_function("document.getElementById('link-state').textContent === "
+                page.wait_for_function("() => document.getElementById('link-state').textContent === "
                                        "'Connected to centre'", timeout=30000)
-                page.wait_for_function("!document.getElementById('drain').hidden", timeout=30000)
+                page.wait_for_function("() => !document.getElementById('drain').hidden", timeout=30000)
                 text = " ".join(page.locator("#drain").inner_text().split())
                 assert re.fullmatch(r"Sending [0-9.]+ cases/s, about ([0-9]+ s|[0-9]+ min|[0-9.]+ h) left", text), text
                 page.screenshot(path=str(SHOTS / "kiosk_drain.png"))
-                page.wait_for_function("document.getElementById('queue-depth').textContent === '0'", timeout=60000)
-                page.wait_for_function("document.getElementById('drain').hidden", timeout=5000)
+                page.wait_for_function("() => document.getElementById('queue-depth').textContent === '0'", timeout=60000)
+                page.wait_for_function("() => document.getElementById('drain').hidden", timeout=5000)
                 assert errors == []
                 browser.close()
         finally:

@@ -4,9 +4,11 @@ the preview for signed-in staff only, the classifier's result hidden unless conf
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +17,10 @@ from edge.web import WebServer, create_app, eta_text, status_bar
 from edge.web.security import CSP
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthetic_nhs_number
 from tests.test_kiosk_service import MODEL_DIR
+from tests.web import CHROMIUM_ARGS  # noqa: F401 (tests/test_kiosk_drain.py takes it from here)
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
+SHOTS = Path(os.environ.get("DERMKIOSK_SCREENSHOTS", "/tmp/dermkiosk-screenshots"))
 
 
 def token(html: str) -> str:
