@@ -46,7 +46,11 @@ class InputSpec(_Strict):
 
     size: int = Field(gt=0)
     color: Literal["RGB"] = "RGB"
-    crop: Literal["centre-square"] = "centre-square"
+    #: ``centre-square``: the largest centred square; ``lesion-square``: a square around the lesion the
+    #: quality gate's segmentation finds (``crop_margin`` times its bounding box's longer side), the
+    #: centre square where none is found
+    crop: Literal["centre-square", "lesion-square"] = "centre-square"
+    crop_margin: float = Field(default=1.5, ge=1.0, le=4.0)
     mean: float
     std: float
     dtype: Literal["int8", "uint8"]
@@ -88,8 +92,10 @@ def load_manifest(model_dir: Path) -> Manifest:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ModelError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    if tuple(m.labels) != LABELS:
-        raise ModelError(f"{path}: labels {m.labels} differ from the wire contract's {list(LABELS)}")
+    if not m.labels or list(m.labels) != [lab for lab in LABELS if lab in m.labels]:
+        # a model may know fewer labels than the contract (the first one had no scc), in its order
+        raise ModelError(f"{path}: labels {m.labels} are not an ordered subset of the wire contract's "
+                         f"{list(LABELS)}")
     missing = {t for t in TIER_OF_LABEL.values() if t != "benign"} - set(m.thresholds)
     if missing:
         raise ModelError(f"{path}: thresholds lack {sorted(missing)}")
@@ -123,6 +129,40 @@ def decode_jpeg(data: bytes, min_side: int) -> np.ndarray:
     return img
 
 
+#: Width at which the lesion is segmented for the crop (the quality gate's own analysis size).
+CROP_ANALYSIS_WIDTH = 400
+#: A lesion's square is never smaller than this share of the frame's shorter side (a speck or a
+#: mis-segmentation must not zoom the model into noise).
+CROP_MIN_SIDE = 0.35
+
+
+def lesion_square(bgr: np.ndarray, margin: float = 1.5) -> tuple[int, int, int]:
+    """A square (x0, y0, side) in ``bgr`` centred on the segmented lesion, inside the frame.
+
+    The lesion is found with the quality gate's own segmentation (``edge.quality.analysis``:
+    field of view, shading-corrected Otsu threshold, the most central large blob) at
+    ``CROP_ANALYSIS_WIDTH``; the side is ``margin`` times the longer side of its bounding box,
+    between ``CROP_MIN_SIDE`` and all of the frame's shorter side, shifted to lie inside the
+    frame. No lesion found: the centre square.
+    """
+    from edge.quality.analysis import _shrink, find_fov, segment_lesion
+
+    h, w = bgr.shape[:2]
+    short = min(h, w)
+    centre = ((w - short) // 2, (h - short) // 2, short)
+    small = _shrink(bgr, CROP_ANALYSIS_WIDTH)
+    f = w / small.shape[1]
+    lesion = segment_lesion(small, find_fov(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)))
+    if not lesion.found:
+        return centre
+    x, y, bw, bh = cv2.boundingRect(lesion.mask)
+    side = int(round(min(short, max(CROP_MIN_SIDE * short, margin * max(bw, bh) * f))))
+    cx, cy = (x + bw / 2) * f, (y + bh / 2) * f
+    x0 = int(round(min(max(cx - side / 2, 0), w - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), h - side)))
+    return x0, y0, side
+
+
 class Classifier:
     """The int8 lesion classifier. Thread-safe: calls are serialised on one interpreter."""
 
@@ -151,11 +191,17 @@ class Classifier:
         self.thresholds = dict(self.manifest.thresholds)
 
     # --- preprocessing -----------------------------------------------------------------------------
-    def preprocess(self, bgr: np.ndarray) -> np.ndarray:
-        """BGR image of any size -> the model's quantized (1, S, S, 3) input (centre square, area resize)."""
+    def crop_box(self, bgr: np.ndarray) -> tuple[int, int, int]:
+        """The square (x0, y0, side) of ``bgr`` that the model sees, as the manifest's ``input.crop`` says."""
+        if self.manifest.input.crop == "lesion-square":
+            return lesion_square(bgr, self.manifest.input.crop_margin)
         h, w = bgr.shape[:2]
         s = min(h, w)
-        y0, x0 = (h - s) // 2, (w - s) // 2
+        return (w - s) // 2, (h - s) // 2, s
+
+    def preprocess(self, bgr: np.ndarray) -> np.ndarray:
+        """BGR image of any size -> the model's quantized (1, S, S, 3) input (square crop, area resize)."""
+        x0, y0, s = self.crop_box(bgr)
         sq = bgr[y0:y0 + s, x0:x0 + s]
         interp = cv2.INTER_AREA if s > self.size else cv2.INTER_LINEAR
         rgb = cv2.cvtColor(cv2.resize(sq, (self.size, self.size), interpolation=interp), cv2.COLOR_BGR2RGB)

@@ -21,7 +21,8 @@ from .topics import CLIENT_ID_PATTERN, ID_PATTERN
 SCHEMA_VERSION = 1
 
 #: Diagnosis labels (HAM10000 / ISIC codes) in the classifier's output order.
-LABELS = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+#: ``scc`` came with the second model (kiosks of the first send the other seven: a subset is accepted).
+LABELS = ("akiec", "bcc", "bkl", "df", "mel", "nv", "scc", "vasc")
 #: Human names of the labels, for the pages of both sides.
 LABEL_NAMES = {
     "akiec": "Actinic keratosis / intraepithelial carcinoma",
@@ -30,6 +31,7 @@ LABEL_NAMES = {
     "df": "Dermatofibroma",
     "mel": "Melanoma",
     "nv": "Melanocytic naevus",
+    "scc": "Squamous cell carcinoma",
     "vasc": "Vascular lesion",
 }
 assert set(LABEL_NAMES) == set(LABELS)
@@ -38,6 +40,7 @@ TIERS = ("cancer", "pre-cancer", "benign")
 TIER_OF_LABEL = {
     "mel": "cancer",
     "bcc": "cancer",
+    "scc": "cancer",
     "akiec": "pre-cancer",
     "nv": "benign",
     "bkl": "benign",
