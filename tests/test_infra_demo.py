@@ -181,21 +181,21 @@ def http_status(url: str) -> int:
 
 
 def submit_a_case(kiosk_url: str) -> None:
-    """Start a case on the kiosk page, capture the dermoscopic view and submit it (real Chromium)."""
+    """Walk a one-lesion referral through the kiosk page by touch as the demo photographer (real Chromium)."""
     from playwright.sync_api import sync_playwright
+
+    from demokit.accounts import DEMO_PIN, DEMO_STAFF
+    from tests.appointment_kit import synthetic_nhs_number
+    from tests.kiosk_walk import KioskWalk, LesionEntry, PatientEntry
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
-            page.goto(kiosk_url)
-            page.get_by_label("Referral reference").fill("DEMO-REF-1")
-            page.get_by_label("Lesion id").fill("L1")
-            page.get_by_label("Body site").select_option(index=1)
-            page.get_by_role("button", name="Start case").click()
-            page.get_by_role("button", name="Capture dermoscopic").click()
-            page.get_by_role("button", name="Submit case").click()
-            page.get_by_text("Case saved").wait_for(timeout=15000)
+            page = browser.new_context(viewport={"width": 800, "height": 480}, has_touch=True).new_page()
+            walk = KioskWalk(page, kiosk_url)
+            result = walk.referral_walk(DEMO_STAFF[0], DEMO_PIN, PatientEntry(nhs_number=synthetic_nhs_number(9)),
+                                        [LesionEntry("front", "arm-left")])
+            assert "Referral saved" in result["final"], result["final"]
         finally:
             browser.close()
 
