@@ -6,6 +6,7 @@ at-rest key, the replay camera.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -66,3 +67,23 @@ def test_an_appointment_sealed_with_another_key_is_set_aside_not_opened(tmp_path
         assert svc.desk.current() is None
     assert not folder.exists() and folder.with_name(folder.name + ".unreadable").exists()
     assert "could not be restored" in caplog.text
+
+
+def test_an_appointment_submitted_just_before_a_crash_is_not_reopened(tmp_path):
+    cfg = appointment_config(tmp_path, {"required_views": ["dermoscopic"]})
+    with KioskService(cfg, with_link=False) as svc:
+        desk = svc.desk
+        desk.sign_in(PHOTOGRAPHER, PIN)
+        fill_details(desk)
+        desk.add_lesion(PHOTOGRAPHER, site="head/neck", laterality="left")
+        photograph(desk, 1, views=("dermoscopic",))
+        before = desk.current()
+        jpeg = desk.shot_jpeg(1, "dermoscopic", 1)
+        [case] = desk.submit(PHOTOGRAPHER)
+        # a crash after the outbox committed the referral but before its folder was removed
+        desk.store.save(before)
+        desk.store.put_shot(dataclasses.replace(before, next_file=1), jpeg)
+        assert desk.store.folder(before.referral_id).exists()
+    with KioskService(cfg, with_link=False) as svc:
+        assert svc.desk.current() is None and not svc.desk.store.folder(before.referral_id).exists()
+        assert svc.outbox.get(str(case.case_id)).state == "queued"

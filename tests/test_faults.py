@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from bench.faults import DEVICE, FAULTS, MODEL_DIR, FaultSuite
+from bench.faults import DEVICE, FAULTS, MODEL_DIR, NHS_NUMBER, FaultSuite
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion")
 
@@ -39,6 +39,12 @@ def test_every_fault_kind_loses_and_doubles_nothing(tmp_path):
     assert tally.captured >= 10 and tally.confirmed >= 8
     assert tally.lost == 0 and tally.duplicated == 0 and tally.delivered == tally.captured
     assert set(tally.faults) == set(FAULTS)
+    # the patient's NHS number and the referral references never reach a log or a file name
+    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "faults").glob("*.log"))
+    names = " ".join(str(p) for p in (tmp_path / "faults").rglob("*"))
+    assert (tmp_path / "faults" / "kiosk.log").stat().st_size > 0
+    for needle in (NHS_NUMBER, "FAULT-0"):
+        assert needle not in logs and needle not in names
 
     # the checker is not blind: a case removed from the centre is lost, a second row for a seq doubled
     db = sqlite3.connect(suite.centre / "centre.db")
