@@ -4,7 +4,8 @@
 Starts, in order, and watches:
 
 1. Mosquitto with ``firmware_config/mosquitto.demo.conf`` (loopback, TLS only with client
-   certificates and the ACL ``firmware_config/mosquitto.acl``; persistence in ``var/broker``),
+   certificates, per-device access rules of the dynamic-security plugin (``dashboard.brokerctl``);
+   persistence in ``var/broker``),
 2. the centre ingest   ``python -m dashboard ingest --config var/demo/centre.toml``,
 3. the dashboard web   ``python -m dashboard serve  --config var/demo/centre.toml``,
 4. the kiosk           ``python -m edge run --config var/demo/kiosk.toml``.
@@ -30,7 +31,7 @@ from pathlib import Path
 from demokit import (BROKER_TEMPLATE, CENTRE_TEMPLATE, CONFIG_DIR, KIOSK_TEMPLATE, LOOPBACK, ROOT,  # noqa: F401
                      DemoError, say)
 from demokit.accounts import (DEMO_PASSWORD, DEMO_PIN, DEMO_STAFF, DEMO_USERS, ensure_demo_staff,  # noqa: F401
-                              ensure_demo_users, ensure_pki, ensure_update_key)
+                              ensure_demo_users, ensure_pki, ensure_update_key, write_broker_rules)
 from demokit.configs import (REPO_FILE_KEYS, TLS_FILE_KEYS, broker_conf, broker_template_port,  # noqa: F401
                              load_model, patch, plain, toml_dumps, web_of, with_broker_port, with_tls)
 from demokit.seed import DEMO_REFERRALS, seed_referrals  # noqa: F401
@@ -70,6 +71,7 @@ def prepare(state_dir: Path, broker_port: int | None, dashboard_port: int | None
     certs = ensure_pki(pki_dir, load_model("edge.config", KIOSK_TEMPLATE).device_id)
     bconf = run_dir / "mosquitto.conf"
     bconf.write_text(broker_conf(template, bport, state_dir, pki_dir))
+    write_broker_rules(pki_dir, state_dir / "broker")
     # The update publisher has its own identity (one broker session per certificate name):
     # python -m dashboard update publish BUNDLE --config var/demo/updates.toml --device DEVICE
     updates = with_tls({"broker": {"url": f"mqtt://127.0.0.1:{bport}"}}, pki_dir / "ca.crt", *certs["updates"])

@@ -152,7 +152,7 @@ class CentreConfig(_Section):
     updates: UpdatesConfig = UpdatesConfig()
 
 
-#: Most ingest processes one centre runs: the broker's ACL (firmware_config/mosquitto.acl) names
+#: Most ingest processes one centre runs: the broker's access rules (dashboard/brokerctl.py) name
 #: an identity for each (``ingest``, ``ingest-2`` ... ``ingest-4``).
 MAX_INGEST_INSTANCES = 4
 

@@ -1,29 +1,22 @@
 """Device identity: a small certificate authority for the broker, the ingest and every kiosk.
 
-    python -m dashboard pki --dir DIR init                 # CA key + certificate, empty CRL
-    python -m dashboard pki --dir DIR issue-broker HOST    # broker server certificate (SAN HOST + 127.0.0.1)
-    python -m dashboard pki --dir DIR issue-ingest         # ingest client certificate (CN "ingest")
-    python -m dashboard pki --dir DIR issue-ingest --instance 2   # a second ingest process (CN "ingest-2")
-    python -m dashboard pki --dir DIR issue-updates        # update publisher's certificate (CN "updates")
-    python -m dashboard pki --dir DIR issue-kiosk DEVICE   # kiosk client certificate (CN = device id)
-    python -m dashboard pki --dir DIR revoke DEVICE        # revoke a kiosk; the CRL is rewritten
-    python -m dashboard pki --dir DIR crl                  # re-sign the CRL (before it expires)
-    python -m dashboard pki --dir DIR status               # certificates, expiry, CRL next update
+Command line: ``python -m dashboard pki ...`` (:mod:`dashboard.pkicli`).
 
 Keys are EC P-256, written with mode 0600. Mosquitto authenticates clients by
 their certificate (``require_certificate``) and takes the common name as the
-user name (``use_identity_as_username``), so the CN is what the ACL patterns
-(``%u``) see: a kiosk's CN is its device id, the ingest's is ``ingest``, the update
-publisher's ``updates`` (see ``firmware_config/mosquitto.acl``).
+user name (``use_identity_as_username``), so the CN is what the broker's access
+rules see: a kiosk's CN is its device id, the ingest's is ``ingest``, the update
+publisher's ``updates`` (see :mod:`dashboard.brokerctl`).
 
 Layout of DIR::
 
     ca.crt  ca.key  crl.pem  index.json
-    broker.crt  broker.key  ingest.crt  ingest.key  updates.crt  updates.key
+    broker.crt  broker.key  ingest.crt  ingest.key  updates.crt  updates.key  broker-admin.crt/.key
     kiosks/<device>.crt  kiosks/<device>.key
 
-``index.json`` lists every certificate issued (serial, CN, kind, revocation
-time); the CRL is made from it. Keep ``ca.key`` off the broker host in
+``index.json`` lists every certificate issued (serial, CN, kind, a kiosk's site,
+revocation time); the CRL and the broker's access rules (:mod:`dashboard.brokerctl`) are made
+from it. Keep ``ca.key`` off the broker host in
 production: only ``ca.crt`` and ``crl.pem`` are needed there. With
 ``$DERMKIOSK_CA_PASSPHRASE`` set, ``init`` encrypts the CA key with it and every
 command that signs needs it.
@@ -31,13 +24,11 @@ command that signs needs it.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import ipaddress
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 from cryptography import x509
@@ -48,7 +39,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from wire.topics import check_id
 
+from .brokerctl import BROKER_ADMIN_CN
 from .config import MAX_INGEST_INSTANCES
+from .pkifiles import key_pem as _key_pem, write_private as _write_private, write_public as _write_public
 
 #: The ingest's certificate CN (its MQTT user name); no kiosk may take it.
 INGEST_CN = "ingest"
@@ -58,9 +51,14 @@ INGEST_NAMES = (INGEST_CN, *(f"{INGEST_CN}-{n}" for n in range(2, MAX_INGEST_INS
 #: The update publisher's certificate CN (``python -m dashboard update publish``).
 UPDATES_CN = "updates"
 #: Names a kiosk cannot have (they are other identities on the broker), and any ``ingest-<number>``.
-RESERVED = {*INGEST_NAMES, UPDATES_CN, "broker", "admin", "root"}
+RESERVED = {*INGEST_NAMES, UPDATES_CN, BROKER_ADMIN_CN, "broker", "admin", "root"}
 CA_DAYS = 3650
+#: Centre certificates (broker, ingest, updates, broker-admin): on the centre's own servers.
 LEAF_DAYS = 825
+#: Kiosk certificates: the key sits on a device in a GP surgery, where it can be stolen with the
+#: device, so it lives at most 397 days (the CA/Browser Forum's cap for public TLS certificates):
+#: renewed yearly (``pki renew-kiosk``) with a month to spare.
+KIOSK_DAYS = 397
 CRL_DAYS = 365
 #: Environment variable holding the CA key's passphrase (optional).
 PASSPHRASE_ENV = "DERMKIOSK_CA_PASSPHRASE"
@@ -77,33 +75,6 @@ class PkiError(Exception):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 (created so; an existing file is replaced)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    """Write a certificate or CRL (mode 0644) atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes | None = None) -> bytes:
-    enc = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
 class Pki:
@@ -136,7 +107,7 @@ class Pki:
 
     def paths(self, name: str) -> tuple[Path, Path]:
         """``(cert, key)`` paths of ``broker``, ``ingest`` or a kiosk device id."""
-        if name in ("broker", UPDATES_CN, *INGEST_NAMES):
+        if name in ("broker", UPDATES_CN, BROKER_ADMIN_CN, *INGEST_NAMES):
             return self.dir / f"{name}.crt", self.dir / f"{name}.key"
         return self.dir / "kiosks" / f"{name}.crt", self.dir / "kiosks" / f"{name}.key"
 
@@ -191,6 +162,11 @@ class Pki:
             raise PkiError(f"{self.ca_key_path} does not open with the passphrase in {PASSPHRASE_ENV}") from None
         return cert, key
 
+    def entries(self) -> list[dict]:
+        """Every certificate issued (``index.json``): serial, name, cn, kind, issued_at,
+        expires_at, revoked_at, and for a kiosk its site (or None)."""
+        return self._index()
+
     def _index(self) -> list[dict]:
         if not self.index_path.exists():
             return []
@@ -201,12 +177,15 @@ class Pki:
 
     # ------------------------------------------------------------------ issuing
     def _issue(self, name: str, kind: str, cn: str, san: list[x509.GeneralName] | None,
-               eku: x509.ObjectIdentifier, days: int) -> tuple[Path, Path]:
+               eku: x509.ObjectIdentifier, days: int, site: str | None = None,
+               renew: bool = False) -> tuple[Path, Path]:
+        if days < 1:
+            raise PkiError(f"--days must be at least 1, not {days}")
         ca_cert, ca_key = self._ca()
         entries = self._index()
         live = self.live(name)
         cert_path, key_path = self.paths(name)
-        if live and kind == "kiosk":
+        if live and kind == "kiosk" and not renew:
             raise PkiError(f"kiosk {name} already has a certificate (serial {live[0]['serial']}); "
                            f"revoke it first (`pki revoke {name}`) to issue a new one")
         key = ec.generate_private_key(ec.SECP256R1())
@@ -235,19 +214,43 @@ class Pki:
         entries.append({"serial": format(cert.serial_number, "x"), "name": name, "cn": cn, "kind": kind,
                         "issued_at": now.isoformat(timespec="seconds"),
                         "expires_at": cert.not_valid_after_utc.isoformat(timespec="seconds"),
-                        "revoked_at": None})
+                        "revoked_at": None, **({"site": site} if kind == "kiosk" else {})})
         self._save_index(entries)
         return cert_path, key_path
 
-    def issue_kiosk(self, device_id: str, days: int = LEAF_DAYS) -> tuple[Path, Path]:
-        """Issue a kiosk client certificate with CN = ``device_id``; return ``(cert, key)`` paths."""
+    def issue_kiosk(self, device_id: str, days: int = KIOSK_DAYS, site: str | None = None) -> tuple[Path, Path]:
+        """Issue a kiosk client certificate with CN = ``device_id``, bound to hub ``site`` when given
+        (the broker then lets it publish only under that site); return ``(cert, key)`` paths."""
         try:
             check_id(device_id, "device id")
+            if site is not None:
+                check_id(site, "site")
         except ValueError as exc:
             raise PkiError(str(exc)) from None
         if device_id in RESERVED or re.fullmatch(rf"{INGEST_CN}-[0-9]+", device_id):
             raise PkiError(f"device id {device_id!r} is reserved (it names another identity on the broker)")
-        return self._issue(device_id, "kiosk", device_id, None, ExtendedKeyUsageOID.CLIENT_AUTH, days)
+        return self._issue(device_id, "kiosk", device_id, None, ExtendedKeyUsageOID.CLIENT_AUTH, days, site)
+
+    def renew_kiosk(self, device_id: str, days: int = KIOSK_DAYS, revoke_old: bool = False) -> tuple[Path, Path]:
+        """Issue kiosk ``device_id`` a new certificate and key (same name and site) while its
+        current one is live; return ``(cert, key)``. The old certificate stays valid until it
+        expires, so the kiosk keeps working until the new one is installed, unless ``revoke_old``
+        (then it is revoked at once and the CRL rewritten)."""
+        live = self.live(device_id)
+        if not live or live[-1]["kind"] != "kiosk":
+            raise PkiError(f"kiosk {device_id!r} has no live certificate to renew: "
+                           f"issue one with `pki issue-kiosk {device_id}`")
+        old = [e["serial"] for e in live]
+        paths = self._issue(device_id, "kiosk", device_id, None, ExtendedKeyUsageOID.CLIENT_AUTH, days,
+                            live[-1].get("site"), renew=True)
+        if revoke_old:
+            self._revoke_serials(device_id, old)
+        return paths
+
+    def issue_broker_admin(self, days: int = LEAF_DAYS) -> tuple[Path, Path]:
+        """Issue (or renew) the certificate that may change the broker's access rules (CN
+        ``broker-admin``, :class:`dashboard.brokerctl.BrokerControl`); return ``(cert, key)``."""
+        return self._issue(BROKER_ADMIN_CN, "admin", BROKER_ADMIN_CN, None, ExtendedKeyUsageOID.CLIENT_AUTH, days)
 
     def issue_ingest(self, days: int = LEAF_DAYS, instance: int = 1) -> tuple[Path, Path]:
         """Issue (or renew) the client certificate of ingest process ``instance``: CN ``ingest``, or
@@ -293,22 +296,28 @@ class Pki:
     def revoke(self, device_id: str) -> list[str]:
         """Revoke every live certificate of kiosk ``device_id`` and rewrite the CRL; return the serials.
 
-        Mosquitto reads the CRL at start and on SIGHUP (reload): reload it afterwards to refuse
-        new connections, restart it to also drop a connection that is already open.
+        Mosquitto reads the CRL at start and on SIGHUP (reload); ``pki revoke`` with the broker
+        options also reloads it and drops the kiosk's registration and connection
+        (:func:`dashboard.pkicli.apply_revocation`).
         """
+        return self._revoke_serials(device_id, None)
+
+    def _revoke_serials(self, device_id: str, serials: list[str] | None) -> list[str]:
+        """Revoke kiosk ``device_id``'s live certificates (only ``serials`` when given); rewrite the CRL."""
         self._ca()                      # the CA key must open before anything is recorded
         entries = self._index()
         now = _now().isoformat(timespec="seconds")
-        serials = []
+        done = []
         for e in entries:
-            if e["name"] == device_id and e["kind"] == "kiosk" and not e.get("revoked_at"):
+            if (e["name"] == device_id and e["kind"] == "kiosk" and not e.get("revoked_at")
+                    and (serials is None or e["serial"] in serials)):
                 e["revoked_at"] = now
-                serials.append(e["serial"])
-        if not serials:
+                done.append(e["serial"])
+        if not done:
             raise PkiError(f"no live certificate for kiosk {device_id!r} in {self.index_path}")
         self._save_index(entries)
         self.write_crl()
-        return serials
+        return done
 
     def live(self, name: str) -> list[dict]:
         """Index entries of ``name``'s certificates that are not revoked."""
@@ -382,96 +391,8 @@ class Pki:
         return self.crl_path
 
 
-def _audit(config_path: Path | None, action: str, device_id: str, detail: str = "") -> None:
-    """Append a device change to the centre's audit log when a centre config is given."""
-    if config_path is None:
-        return
-    from . import audit, ensure_schema
-    from wire.tomlconfig import ConfigError
-
-    from .config import load_config
-    from .store import Store
-
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as exc:
-        raise PkiError(f"done, but not audited: {exc}") from None
-    store = Store(cfg.storage.database, cfg.storage.images_dir, cfg.storage.quarantine_dir)
-    try:
-        ensure_schema(store.conn)
-        audit.append(store.conn, actor=audit.cli_actor(), action=action, target=device_id, detail=detail)
-    finally:
-        store.close()
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dashboard pki ...``: parse the command line and run one PKI command."""
-    ap = argparse.ArgumentParser(prog="python -m dashboard pki",
-                                 description="DermKiosk certificates: CA, broker, ingest, kiosks, CRL")
-    ap.add_argument("--dir", type=Path, default=Path(os.environ.get("DERMKIOSK_PKI_DIR", "var/pki")),
-                    help="folder of the CA and certificates (default: $DERMKIOSK_PKI_DIR or var/pki)")
-    # --dir is accepted after the command too (``pki crl --dir DIR``).
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dir", type=Path, default=argparse.SUPPRESS, help="as above")
-    common.add_argument("--audit-config", type=Path, default=None,
-                        help="centre config: record issue-kiosk and revoke in the dashboard's audit log "
-                             "(leave out on an offline CA machine and record the change there instead)")
-    sub = ap.add_subparsers(dest="command", required=True)
+    """``python -m dashboard pki ...`` (see :func:`dashboard.pkicli.main`)."""
+    from .pkicli import main as cli_main
 
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, parents=[common])
-
-    p = add("init", "create the CA and an empty CRL")
-    p.add_argument("--force", action="store_true", help="replace an existing CA")
-    p = add("issue-broker", "the broker's server certificate")
-    p.add_argument("host", help="the name (or IP address) kiosks use to reach the broker")
-    p.add_argument("--ip", action="append", default=[], help="another IP address for the certificate")
-    p.add_argument("--days", type=int, default=LEAF_DAYS)
-    p = add("issue-ingest", "the ingest's client certificate (CN ingest; --instance N: ingest-N)")
-    p.add_argument("--days", type=int, default=LEAF_DAYS)
-    p.add_argument("--instance", type=int, default=1, help="the ingest process it is for (default 1; "
-                   "see python -m dashboard ingest --instance)")
-    p = add("issue-updates", "the update publisher's client certificate (CN updates)")
-    p.add_argument("--days", type=int, default=LEAF_DAYS)
-    p = add("issue-kiosk", "a kiosk's client certificate (CN = device id)")
-    p.add_argument("device_id")
-    p.add_argument("--days", type=int, default=LEAF_DAYS)
-    p = add("revoke", "revoke a kiosk's certificates and rewrite the CRL")
-    p.add_argument("device_id")
-    p = add("crl", "re-sign the CRL")
-    p.add_argument("--days", type=int, default=CRL_DAYS)
-    add("status", "list the certificates issued, their expiry, and the CRL's next update")
-    args = ap.parse_args(argv)
-    pki = Pki(args.dir)
-    try:
-        if args.command == "init":
-            print(f"CA: {pki.init(force=args.force)}\nCRL: {pki.crl_path}")
-        elif args.command == "issue-broker":
-            cert, key = pki.issue_broker(args.host, args.ip, args.days)
-            print(f"certificate: {cert}\nkey: {key}")
-        elif args.command == "issue-ingest":
-            cert, key = pki.issue_ingest(args.days, args.instance)
-            print(f"certificate: {cert}\nkey: {key}")
-        elif args.command == "issue-updates":
-            cert, key = pki.issue_updates(args.days)
-            print(f"certificate: {cert}\nkey: {key}")
-        elif args.command == "issue-kiosk":
-            cert, key = pki.issue_kiosk(args.device_id, args.days)
-            _audit(args.audit_config, "device.issue", args.device_id)
-            print(f"certificate: {cert}\nkey: {key}\nCA: {pki.ca_cert_path}")
-        elif args.command == "revoke":
-            serials = pki.revoke(args.device_id)
-            _audit(args.audit_config, "device.revoke", args.device_id, f"serial {', '.join(serials)}")
-            print(f"revoked {args.device_id}: serial {', '.join(serials)}\nCRL: {pki.crl_path}\n"
-                  "reload the broker (SIGHUP, `systemctl reload mosquitto`) so that it refuses new "
-                  "connections with it; restart it to also drop a connection that is open now")
-        elif args.command == "crl":
-            print(f"CRL: {pki.write_crl(args.days)}")
-        elif args.command == "status":
-            if not pki.exists():
-                raise PkiError(f"no CA in {pki.dir}")
-            print("\n".join(pki.status()))
-    except PkiError as exc:
-        print(f"pki: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return cli_main(argv)

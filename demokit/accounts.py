@@ -12,8 +12,8 @@ from . import ROOT, DemoError, say
 def ensure_pki(pki_dir: Path, device_id: str) -> dict[str, tuple[Path, Path]]:
     """The demo's PKI in ``pki_dir`` (``dashboard.pki``), made on first run and reused afterwards:
     CA and CRL, the broker's certificate (localhost, 127.0.0.1), the ingest's, the update
-    publisher's, and the kiosk's (CN = its device id).
-    Returns ``{"broker"|"ingest"|"updates"|"kiosk": (cert, key)}``."""
+    publisher's, the broker admin's (``pki revoke --broker``) and the kiosk's (CN = its device id).
+    Returns ``{"broker"|"ingest"|"updates"|"broker-admin"|"kiosk": (cert, key)}``."""
     from dashboard.pki import Pki, PkiError
 
     pki = Pki(pki_dir)
@@ -25,6 +25,7 @@ def ensure_pki(pki_dir: Path, device_id: str) -> dict[str, tuple[Path, Path]]:
         for role, name, issue in (("broker", "broker", lambda: pki.issue_broker("localhost")),
                                   ("ingest", "ingest", pki.issue_ingest),
                                   ("updates", "updates", pki.issue_updates),
+                                  ("broker-admin", "broker-admin", pki.issue_broker_admin),
                                   ("kiosk", device_id, lambda: pki.issue_kiosk(device_id))):
             problem = pki.check(name)
             if problem is not None:
@@ -38,6 +39,15 @@ def ensure_pki(pki_dir: Path, device_id: str) -> dict[str, tuple[Path, Path]]:
     except PkiError as exc:
         raise DemoError(f"demo PKI: {exc}") from None
     return out
+
+
+def write_broker_rules(pki_dir: Path, broker_dir: Path) -> Path:
+    """The broker's access rules (dynamic-security plugin file, ``dashboard.brokerctl``) in
+    ``broker_dir`` for the kiosks live in the demo PKI, written before the broker starts."""
+    from dashboard.brokerctl import DYNSEC_FILE, sync_file
+    from dashboard.pki import Pki
+
+    return sync_file(broker_dir / DYNSEC_FILE, Pki(pki_dir))
 
 
 #: Demo log-ins (one per dashboard role), re-set at every start; loopback-only demo, never production.

@@ -140,11 +140,14 @@ def broker_template_port(text: str) -> int:
 TLS_FILE_KEYS = ("cafile", "certfile", "keyfile", "crlfile")
 #: Broker config lines naming other files: relative paths are from the repository root.
 REPO_FILE_KEYS = ("acl_file", "password_file")
+#: Broker config lines naming files the broker writes: they go in the run's broker folder (by name).
+STATE_FILE_KEYS = ("plugin_opt_config_file",)
 
 
 def broker_conf(text: str, port: int, state_dir: Path, pki_dir: Path | None = None) -> str:
     """The runtime broker config: chosen port, absolute persistence folder, TLS files from
-    ``pki_dir`` (default ``state_dir/demo/pki``), the repository's ACL file by absolute path, and
+    ``pki_dir`` (default ``state_dir/demo/pki``), the access rules (dynamic-security plugin file)
+    in ``state_dir/broker``, other repository files by absolute path, and
     (as root) `user root` so that Mosquitto can write the persistence folder we own."""
     text = re.sub(r"^(\s*listener\s+)\d+", rf"\g<1>{port}", text, flags=re.M)
     broker_dir = state_dir / "broker"
@@ -160,6 +163,8 @@ def broker_conf(text: str, port: int, state_dir: Path, pki_dir: Path | None = No
 
     text = re.sub(rf"^(\s*(?:{'|'.join(TLS_FILE_KEYS)})\s+)(.+)$", tls_file, text, flags=re.M)
     text = re.sub(rf"^(\s*(?:{'|'.join(REPO_FILE_KEYS)})\s+)(.+)$", repo_file, text, flags=re.M)
+    text = re.sub(rf"^(\s*(?:{'|'.join(STATE_FILE_KEYS)})\s+)(.+)$",
+                  lambda m: f"{m.group(1)}{broker_dir / Path(m.group(2).strip()).name}", text, flags=re.M)
     if os.geteuid() == 0 and not re.search(r"^\s*user\s", text, re.M):
         text += "\n# demo.py runs as root: keep root so the persistence folder stays writable.\nuser root\n"
     return text

@@ -1,8 +1,9 @@
 """A real Mosquitto broker for tests: own config, free loopback port, own persistence folder.
 
 Two modes: plain MQTT on loopback with anonymous access (most tests), or, with ``pki=``, the
-repository's own broker configuration (``firmware_config/mosquitto.demo.conf`` and its ACL,
-rendered by ``demo.broker_conf``): TLS only, client certificates, identity as user name.
+repository's own broker configuration (``firmware_config/mosquitto.demo.conf``, rendered by
+``demo.broker_conf``): TLS only, client certificates, identity as user name, and the access rules
+of the dynamic-security plugin written from the test PKI (``dashboard.brokerctl.sync_file``).
 :class:`TestPki` makes the CA and certificates for such a broker once per test session.
 """
 
@@ -72,14 +73,19 @@ class Broker:
         self.proc: subprocess.Popen | None = None
         self.conf = self.workdir / "mosquitto.conf"
         self.log = self.workdir / "mosquitto.log"
+        #: Kiosks registered in the broker's access rules (TLS mode).
+        self.kiosks: set[str] = set()
 
     def write_conf(self) -> None:
         """Write the broker's config: persistence on and saved on every change (plain mode), or the
         repository's TLS config with this broker's port, PKI and folders (TLS mode)."""
         if self.pki is not None:
             import demo
+            from dashboard.brokerctl import DYNSEC_FILE, kiosks_of, sync_file
 
             (self.workdir / "broker").mkdir(exist_ok=True)
+            sync_file(self.workdir / "broker" / DYNSEC_FILE, self.pki.pki)
+            self.kiosks = set(kiosks_of(self.pki.pki))
             self.conf.write_text(demo.broker_conf((self.template or demo.BROKER_TEMPLATE).read_text(), self.port,
                                                   self.workdir, pki_dir=self.pki.dir)
                                  + f"\nlog_dest file {self.log}\n" + self.extra_conf)
@@ -130,6 +136,13 @@ class Broker:
         self.stop()
         self.start()
 
+    def control(self):
+        """A ``dashboard.brokerctl.BrokerControl`` on this (TLS) broker as the test PKI's broker-admin."""
+        from dashboard.brokerctl import BROKER_ADMIN_CN, BrokerControl
+
+        cert, key = self.pki.pki.paths(BROKER_ADMIN_CN)
+        return BrokerControl(self.url, self.pki.ca, cert, key)
+
     @property
     def tls(self) -> bool:
         """Whether this broker runs the TLS configuration."""
@@ -154,7 +167,7 @@ class TestPki:
     REVOKED = "kiosk-revoked"
 
     def __init__(self, directory: Path):
-        """Create the CA, broker, ingest (processes 1 and 2), updates, ``kiosk-a``, ``kiosk-b``, a revoked kiosk and a
+        """Create the CA, broker, ingest (processes 1 and 2), updates, broker-admin, ``kiosk-a``, ``kiosk-b``, a revoked kiosk and a
         foreign CA."""
         from dashboard.pki import Pki
 
@@ -165,6 +178,7 @@ class TestPki:
         self.pki.issue_ingest()
         self.pki.issue_ingest(instance=2)
         self.pki.issue_updates()
+        self.pki.issue_broker_admin()
         for device in ("kiosk-a", "kiosk-b", self.REVOKED):
             self.pki.issue_kiosk(device)
         self.pki.revoke(self.REVOKED)
@@ -186,9 +200,17 @@ class TestPki:
         return cert, key
 
     def kiosk_broker(self, broker: Broker, device: str, foreign: bool = False, **kw) -> dict:
-        """``[broker]`` settings (edge.link.BrokerSettings fields) for a kiosk on ``broker``."""
+        """``[broker]`` settings (edge.link.BrokerSettings fields) for a kiosk on ``broker``; a kiosk
+        issued after the broker started is registered there now (``pki issue-kiosk --broker``)."""
         cert, key = self.kiosk(device, foreign)
+        self.register(broker, device)
         return {"url": broker.url, "ca_file": self.ca, "cert_file": cert, "key_file": key, **kw}
+
+    def register(self, broker: Broker, device: str) -> None:
+        """Register kiosk ``device`` in ``broker``'s access rules unless it is there already."""
+        if broker.proc is not None and device not in broker.kiosks and self.pki.live(device):
+            broker.control().add_kiosk(device)
+            broker.kiosks.add(device)
 
     def ingest_broker(self, broker: Broker, identity: str = "ingest", **kw) -> dict:
         """``[broker]`` settings (dashboard.config.BrokerConfig fields) for the ingest on ``broker``

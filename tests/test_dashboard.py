@@ -353,19 +353,14 @@ def test_ingest_instances_share_the_store_with_their_own_identity(tmp_path):
     assert r.returncode == 2 and "--instance" in r.stderr
 
 
-def test_the_broker_acl_grants_every_ingest_identity_the_same_topics():
-    """firmware_config/mosquitto.acl: a block per ingest process name (Mosquitto has no wildcard users), all alike."""
+def test_the_broker_rules_grant_every_ingest_identity_the_same_topics():
+    """dashboard.brokerctl: every ingest process name is a client of the broker's ingest role."""
+    from dashboard.brokerctl import config
     from dashboard.pki import INGEST_NAMES
 
-    blocks, user = {}, None
-    for line in (ROOT / "firmware_config" / "mosquitto.acl").read_text().splitlines():
-        if line.startswith("user "):
-            user = line.split()[1]
-            blocks[user] = []
-        elif line.startswith("pattern "):
-            user = None
-        elif line.startswith("topic ") and user:
-            blocks[user].append(line)
-    assert set(INGEST_NAMES) <= set(blocks)
-    assert "topic read dermkiosk/v1/+/+/case" in blocks["ingest"]
-    assert all(blocks[name] == blocks["ingest"] for name in INGEST_NAMES)
+    rules = config({})
+    roles = {c["username"]: [r["rolename"] for r in c["roles"]] for c in rules["clients"]}
+    assert all(roles[name] == ["ingest"] for name in INGEST_NAMES)
+    ingest = next(r for r in rules["roles"] if r["rolename"] == "ingest")
+    assert {"acltype": "subscribePattern", "topic": "$share/ingest/dermkiosk/v1/+/+/case", "priority": 0,
+            "allow": True} in ingest["acls"]

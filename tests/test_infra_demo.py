@@ -71,13 +71,14 @@ def test_broker_conf_gets_port_and_absolute_persistence(tmp_path):
     assert f"persistence_location {tmp_path}/broker/" in conf
     assert ("user root" in conf) == (os.geteuid() == 0)
     assert "8883" not in re.sub(r"#.*", "", conf)
-    # TLS only, certificates from the run's PKI, the repository's ACL by absolute path.
+    # TLS only, certificates from the run's PKI.
     pki = tmp_path / "demo" / "pki"
     for line in ("cafile {p}/ca.crt", "certfile {p}/broker.crt", "keyfile {p}/broker.key", "crlfile {p}/crl.pem",
                  "require_certificate true", "use_identity_as_username true", "allow_anonymous false"):
         assert re.search(rf"^{re.escape(line.format(p=pki))}$", conf, re.M), line
-    acl = re.search(r"^acl_file (.+)$", conf, re.M).group(1)
-    assert Path(acl).is_absolute() and Path(acl).is_file()
+    # Access rules: the dynamic-security plugin, its file in the run's broker folder.
+    assert re.search(rf"^plugin_opt_config_file {re.escape(str(tmp_path))}/broker/dynamic-security\.json$", conf, re.M)
+    assert not re.search(r"^acl_file", conf, re.M)
 
 
 def test_broker_urls_and_web_port_are_patched():

@@ -88,6 +88,23 @@ def test_kiosk_and_ingest_client_certificates(pki):
         assert load_pem_private_key(k.read_bytes(), None).public_key() == cert(c).public_key()
 
 
+def test_kiosk_certificates_live_397_days_and_centre_ones_longer(pki):
+    """A kiosk's key sits on a device in a surgery: 397 days at most (renewed yearly), site recorded."""
+    from dashboard.pki import KIOSK_DAYS, LEAF_DAYS
+
+    kc, _ = pki.issue_kiosk("kiosk-life", site="hub-1")
+    ic, _ = pki.issue_ingest()
+    life = lambda c: (cert(c).not_valid_after_utc - cert(c).not_valid_before_utc).days   # noqa: E731
+    assert life(kc) == KIOSK_DAYS == 397 and life(ic) == LEAF_DAYS > KIOSK_DAYS
+    assert [e.get("site") for e in pki.entries() if e["name"] == "kiosk-life"] == ["hub-1"]
+    with pytest.raises(PkiError, match="site 'Hub 1'"):
+        pki.issue_kiosk("kiosk-life2", site="Hub 1")
+    with pytest.raises(PkiError, match="reserved"):
+        pki.issue_kiosk("broker-admin")
+    with pytest.raises(PkiError, match="already has a certificate"):
+        pki.issue_kiosk("kiosk-life")          # a second one only by renew-kiosk
+
+
 def test_each_ingest_process_has_its_own_identity(pki):
     """``issue-ingest --instance N``: CN ingest-N, beside ingest.crt; no kiosk may take an ingest-<n> name."""
     c2, k2 = pki.issue_ingest(instance=2)
@@ -153,7 +170,9 @@ def test_command_line(tmp_path):
     r = run("issue-kiosk", "Bad Id")
     assert r.returncode == 2 and r.stderr.startswith("pki: device id 'Bad Id'") and "Traceback" not in r.stderr
     r = run("revoke", "kiosk-cli")
-    assert r.returncode == 0 and "reload the broker" in r.stdout
+    assert r.returncode == 0 and "broker not reloaded (no --broker-reload)" in r.stdout
+    r = run("crl", "--broker-crl", str(tmp_path / "nowhere" / "crl.pem"))      # a folder that is not there
+    assert r.returncode == 2 and "could not be copied to" in r.stderr and "Traceback" not in r.stderr
     assert not openssl_verify(Pki(d), d / "kiosks" / "kiosk-cli.crt")[0]
     assert run("crl").returncode == 0
     r = subprocess.run([sys.executable, "-m", "dashboard", "pki", "crl", "--dir", str(d)], cwd=ROOT,
@@ -204,7 +223,7 @@ def test_demo_pki_is_made_once_and_repaired(tmp_path):
     import demo
 
     first = demo.ensure_pki(tmp_path / "pki", "kiosk-demo")
-    assert set(first) == {"broker", "ingest", "updates", "kiosk"}
+    assert set(first) == {"broker", "ingest", "updates", "broker-admin", "kiosk"}
     before = {k: c.read_bytes() for k, (c, _) in first.items()}
     again = demo.ensure_pki(tmp_path / "pki", "kiosk-demo")
     assert {k: c.read_bytes() for k, (c, _) in again.items()} == before        # idempotent

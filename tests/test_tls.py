@@ -1,8 +1,8 @@
-"""The broker's TLS configuration and ACL, against a real Mosquitto running the repository's config.
+"""The broker's TLS configuration and access rules, against a real Mosquitto running the repository's config.
 
 Every client here presents a certificate made by ``dashboard.pki`` (session fixture
-``test_pki``). A kiosk may publish only on its own case/status/health topics and read only
-its own acks; unknown, revoked and missing certificates and plain TCP are refused; a whole
+``test_pki``). A kiosk may publish only on its own case/status/health topics and read (and
+subscribe to) only its own acks and updates and the centre's presence; unknown, revoked and missing certificates and plain TCP are refused; a whole
 case goes from the kiosk's link through TLS to the real ingest and comes back acknowledged.
 """
 
@@ -171,10 +171,10 @@ def test_kiosk_reads_only_its_own_acks(tls_broker, test_pki, clients):
     b = kiosk(tls_broker, test_pki, clients, "kiosk-b")
     assert a.wait_connected() and b.wait_connected()
     b.subscribe(t("kiosk-b", "ack"))
-    # A tries everything that would cover B's acks; the broker may grant a filter, but delivers
-    # only what A may read.
-    a.subscribe(t("kiosk-b", "ack"), topics.subscription(topics.ACK), "dermkiosk/#", "#",
-                t("kiosk-a", "ack"))
+    # A tries everything that would cover B's acks: the broker refuses each filter in the SUBACK
+    # (0x87, not granted and then starved) and grants only A's own.
+    assert a.subscribe(t("kiosk-b", "ack"), topics.subscription(topics.ACK), "dermkiosk/#", "#",
+                       t("kiosk-a", "ack")) == ["Not authorized"] * 4 + ["Granted QoS 1"]
     assert centre.publish(t("kiosk-b", "ack"), b"ack for b") == "Success"
     assert centre.publish(t("kiosk-a", "ack"), b"ack for a") == "Success"
     assert b.wait_message(t("kiosk-b", "ack")) == b"ack for b"
@@ -185,9 +185,10 @@ def test_kiosk_reads_only_its_own_acks(tls_broker, test_pki, clients):
     # Nor can a kiosk read other kiosks' cases or status.
     c = kiosk(tls_broker, test_pki, clients, "kiosk-c")
     assert c.wait_connected()
-    c.subscribe(topics.subscription(topics.CASE), topics.subscription(topics.STATUS))
-    assert a.publish(t("kiosk-a", "status"), b"online", retain=True) == "Success"
-    assert a.publish(t("kiosk-a", "case"), b"case") == "Success"
+    assert c.subscribe(topics.subscription(topics.CASE), topics.subscription(topics.STATUS)) == \
+        ["Not authorized"] * 2
+    assert a.publish(t("kiosk-a", "status"), b"online", retain=True) in ("Success", "No matching subscribers")
+    assert a.publish(t("kiosk-a", "case"), b"case") in ("Success", "No matching subscribers")
     time.sleep(0.5)
     assert c.messages == []
 
@@ -275,32 +276,6 @@ def test_unknown_revoked_or_missing_certificate_is_refused(tls_broker, test_pki,
     assert good.wait_connected()
     log = tls_broker.log.read_text()
     assert "OpenSSL Error" in log or "certificate" in log.lower()
-
-
-def test_revoking_a_kiosk_takes_effect_on_reload_and_restart(tls_broker, test_pki, clients):
-    import os
-    import signal
-
-    cert, key = test_pki.kiosk("kiosk-stolen")
-    connected = Client(tls_broker, "kiosk-stolen", cert, key, test_pki.ca)
-    clients.append(connected)
-    assert connected.wait_connected()
-    test_pki.pki.revoke("kiosk-stolen")
-    os.kill(tls_broker.proc.pid, signal.SIGHUP)            # reload: the broker reads the new CRL
-    deadline = time.monotonic() + 5
-    while True:
-        again = Client(tls_broker, "kiosk-stolen", cert, key, test_pki.ca)
-        clients.append(again)
-        if not again.wait_connected(3):
-            break
-        assert time.monotonic() < deadline, "the revoked kiosk still connects after a reload"
-        time.sleep(0.2)
-    assert kiosk(tls_broker, test_pki, clients, "kiosk-a").wait_connected()   # others still get in
-    # A connection opened before the revocation lasts until the broker restarts.
-    tls_broker.restart()
-    assert connected.gone.wait(5)
-    clients.append(Client(tls_broker, "kiosk-stolen", cert, key, test_pki.ca))
-    assert not clients[-1].wait_connected(3)
 
 
 def test_plain_tcp_is_refused(tls_broker, test_pki, clients):
