@@ -275,6 +275,15 @@
     }).catch(function () { form.submit(); });
   });
 
+  // "Send with a reason" opened: bring its reasons into view inside the panel (the screen itself never scrolls)
+  document.addEventListener("toggle", function (e) {
+    var d = e.target;
+    if (d.matches && d.matches("details.override") && d.open) {
+      var panel = d.closest("#panel");
+      if (panel) { panel.scrollTop = panel.scrollHeight; }
+    }
+  }, true);
+
   // start with the first empty pad field as the pad's target
   var first = document.querySelector("input[data-pad][aria-invalid=true]") ||
     Array.prototype.filter.call(document.querySelectorAll("input[data-pad]"), function (i) { return !i.value; })[0] ||
