@@ -173,6 +173,14 @@ if [ -d /run/systemd/system ]; then \
   systemctl daemon-reload; systemctl enable $(or $(2),$(1)); systemctl try-restart $(or $(2),$(1)); \
 else echo "systemd is not running here: units copied to $(UNIT_DIR), not enabled"; fi
 endef
+# install_addresses: the drop-in that lets units ($(2)) reach the broker of config $(1) (issue 25: the
+# units allow loopback only); BROKER_ADDRESSES="10.0.0.5 10.1.0.0/24" adds addresses or ranges.
+BROKER_ADDRESSES ?=
+define install_addresses
+for u in $(2); do install -d -m 0755 $(UNIT_DIR)/$$u.d; \
+  $(PREFIX)/venv/bin/python systemd/allowed_addresses.py $(1) --extra "$(BROKER_ADDRESSES)" > $(UNIT_DIR)/$$u.d/10-addresses.conf \
+  || echo "WARNING: $$u may reach loopback only: set the broker url in $(1), then run this again"; done
+endef
 define install_conf
 @if [ -e $(2) ]; then echo "keeping $(2)"; else \
   test -f $(1) || { echo "missing $(1)" >&2; exit 1; }; \
@@ -182,6 +190,7 @@ endef
 install-kiosk: install-app
 	@if apt-cache show python3-picamera2 >/dev/null 2>&1; then $(call apt_install,python3-picamera2); fi
 	$(call install_conf,$(KIOSK_CONFIG),$(CONF_DIR)/kiosk.toml)
+	$(call install_addresses,$(CONF_DIR)/kiosk.toml,dermkiosk-kiosk.service)
 	$(call install_units,dermkiosk-kiosk.service)
 	@echo "kiosk installed.  Check the config:"
 	@echo "  cd $(PREFIX)/app && sudo -u $(SERVICE_USER) $(PREFIX)/venv/bin/python -m edge check-config --config $(CONF_DIR)/kiosk.toml"
@@ -197,6 +206,7 @@ install-centre: install-app
 	@# The ingest unit became a template (dermkiosk-ingest@N); retire the single unit of older installs.
 	@if [ -e $(UNIT_DIR)/dermkiosk-ingest.service ]; then \
 	  systemctl disable --now dermkiosk-ingest.service 2>/dev/null || true; rm -f $(UNIT_DIR)/dermkiosk-ingest.service; fi
+	$(call install_addresses,$(CONF_DIR)/centre.toml,dermkiosk-ingest@.service dermkiosk-dashboard.service)
 	$(call install_units,dermkiosk-ingest@.service dermkiosk-dashboard.service,$(INGEST_UNITS) dermkiosk-dashboard.service)
 	@echo "centre installed.  Edit $(CONF_DIR)/centre.toml, then:"
 	@echo "  systemctl start $(INGEST_UNITS) dermkiosk-dashboard; journalctl -u 'dermkiosk-*' -f"
