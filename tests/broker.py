@@ -167,8 +167,8 @@ class TestPki:
     REVOKED = "kiosk-revoked"
 
     def __init__(self, directory: Path):
-        """Create the CA, broker, ingest (processes 1 and 2), updates, broker-admin, ``kiosk-a``, ``kiosk-b``, a revoked kiosk and a
-        foreign CA."""
+        """Create the CA, broker, ingest (processes 1 and 2), updates, broker-admin, ``kiosk-a``, ``kiosk-b``,
+        a revoked kiosk and a foreign CA."""
         from dashboard.pki import Pki
 
         self.dir = Path(directory)
