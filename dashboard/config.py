@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from wire import topics, tomlconfig
 
 from .alerts import FleetConfig
+from .readingconfig import ReadingConfig
 
 
 class _Section(BaseModel):
@@ -150,6 +151,8 @@ class CentreConfig(_Section):
     fleet: FleetConfig = FleetConfig()
     #: Kiosk staff rosters sent from the admin pages (signed config bundles).
     updates: UpdatesConfig = UpdatesConfig()
+    #: Second-read rules and the lead for disagreements (dashboard.reports).
+    reading: ReadingConfig = ReadingConfig()
 
 
 #: Most ingest processes one centre runs: the broker's access rules (dashboard/brokerctl.py) name
