@@ -11,10 +11,10 @@ Who may do what (``defaultACLAccess``: everything denied but unsubscribing)::
 
     ingest, ingest-2..4  read  dermkiosk/v1/+/+/{case,status,health,update-result}
                                (also as $share/ingest/...); write .../ack and dermkiosk/v1/centre/+
-    updates              write dermkiosk/v1/+/+/update
+    updates              write dermkiosk/v1/+/+/{update,outcome} (the dashboard's publisher to kiosks)
     broker-admin         the plugin's control topic $CONTROL/dynamic-security/v1 (these commands)
     kiosk <id>           write dermkiosk/v1/<site>/<id>/{case,status,health,update-result};
-                         read  dermkiosk/v1/<site>/<id>/{ack,update} and dermkiosk/v1/centre/+
+                         read  dermkiosk/v1/<site>/<id>/{ack,update,outcome} and dermkiosk/v1/centre/+
                          (<site> is the hub bound at issue, ``pki issue-kiosk --site``, else any)
 
 A certificate's common name is its user name (``use_identity_as_username``); the plugin knows a
@@ -51,8 +51,10 @@ UPDATES_CN = "updates"
 KIOSK_ROLE = "kiosk"
 #: Kinds a kiosk publishes on its own topics, and kinds it reads there.
 KIOSK_WRITES = (topics.CASE, topics.STATUS, topics.HEALTH, topics.UPDATE_RESULT)
-KIOSK_READS = (topics.ACK, topics.UPDATE)
+KIOSK_READS = (topics.ACK, topics.UPDATE, topics.OUTCOME)
 INGEST_READS = (topics.CASE, topics.STATUS, topics.HEALTH, topics.UPDATE_RESULT)
+#: Kinds the dashboard's kiosk publisher (``updates``) writes on every kiosk's topics.
+UPDATES_WRITES = (topics.UPDATE, topics.OUTCOME)
 
 
 class BrokerControlError(Exception):
@@ -90,7 +92,7 @@ def base_roles() -> list[dict]:
                _allow("publishClientSend", topics.CENTRE_SUBSCRIPTION)]
     return [
         {"rolename": "ingest", "acls": ingest},
-        {"rolename": "updates", "acls": [_allow("publishClientSend", topics.subscription(topics.UPDATE))]},
+        {"rolename": "updates", "acls": [_allow("publishClientSend", topics.subscription(k)) for k in UPDATES_WRITES]},
         {"rolename": "broker-admin", "acls": [_allow("publishClientSend", f"{CONTROL_TOPIC}/#"),
                                               *_reads(RESPONSE_TOPIC)]},
         {"rolename": KIOSK_ROLE, "acls": _reads(topics.CENTRE_SUBSCRIPTION)},

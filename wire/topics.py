@@ -18,6 +18,8 @@ dermkiosk/v1/<site>/<device>/health       kiosk      JSON :class:`Health`
 dermkiosk/v1/<site>/<device>/update       centre     signed update bundle (tar, see
                                                      ``dashboard.updates``)
 dermkiosk/v1/<site>/<device>/update-result kiosk     JSON :class:`UpdateResult`
+dermkiosk/v1/<site>/<device>/outcome      centre     JSON :class:`wire.outcome.Outcome`: a
+                                                     signed referral's outcome per lesion
 dermkiosk/v1/centre/<ingest client id>    ingest     JSON :class:`CentreStatus`, retained;
                                                      last will ``offline``
 ========================================  =========  ==========================
@@ -41,7 +43,8 @@ STATUS = "status"
 HEALTH = "health"
 UPDATE = "update"
 UPDATE_RESULT = "update-result"
-KINDS = (CASE, ACK, STATUS, HEALTH, UPDATE, UPDATE_RESULT)
+OUTCOME = "outcome"
+KINDS = (CASE, ACK, STATUS, HEALTH, UPDATE, UPDATE_RESULT, OUTCOME)
 
 INGEST_SHARE_GROUP = "ingest"
 CENTRE_PREFIX = f"{PREFIX}/centre"
