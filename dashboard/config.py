@@ -20,6 +20,7 @@ from wire import topics, tomlconfig
 
 from .alerts import FleetConfig
 from .readingconfig import ReadingConfig
+from .serviceconfig import ServiceConfig
 
 
 class _Section(BaseModel):
@@ -153,6 +154,8 @@ class CentreConfig(_Section):
     updates: UpdatesConfig = UpdatesConfig()
     #: Second-read rules and the lead for disagreements (dashboard.reports).
     reading: ReadingConfig = ReadingConfig()
+    #: The service's name and contact on the GP and patient letters (dashboard.letters).
+    service: ServiceConfig = ServiceConfig()
 
 
 #: Most ingest processes one centre runs: the broker's access rules (dashboard/brokerctl.py) name
