@@ -38,13 +38,15 @@ def app_config(config: CentreConfig) -> dict:
         "UPDATES": config.updates,
         "READING": config.reading,
         "SERVICE": config.service,
+        "WORKLIST": config.worklist,
     }
 
 
 #: Defaults for settings a test configuration may leave out (the same as the TOML defaults).
 DEFAULTS = {"TLS": False, "TRUSTED_PROXIES": 0, "SESSION_LIFETIME_S": 8 * 3600, "SESSION_IDLE_S": 1800,
             "LOGIN_MAX_FAILURES": 5, "LOGIN_LOCKOUT_S": 900, "LOGIN_ADDR_MAX_FAILURES": 20, "METRICS_TOKEN": None,
-            "UPDATES": None, "READING": None, "SERVICE": None}
+            "UPDATES": None, "READING": None, "SERVICE": None,
+            "WORKLIST": None}
 
 
 def create_app(test_config: dict | None = None) -> Flask:

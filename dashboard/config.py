@@ -21,6 +21,7 @@ from wire import topics, tomlconfig
 from .alerts import FleetConfig
 from .readingconfig import ReadingConfig
 from .serviceconfig import ServiceConfig
+from .worklistconfig import WorklistConfig
 
 
 class _Section(BaseModel):
@@ -156,6 +157,8 @@ class CentreConfig(_Section):
     reading: ReadingConfig = ReadingConfig()
     #: The service's name and contact on the GP and patient letters (dashboard.letters).
     service: ServiceConfig = ServiceConfig()
+    #: The referral worklist: the FDS clock's warning points, claim time, page size (dashboard.worklist).
+    worklist: WorklistConfig = WorklistConfig()
 
 
 #: Most ingest processes one centre runs: the broker's access rules (dashboard/brokerctl.py) name
