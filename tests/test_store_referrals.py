@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dashboard import sample
-from dashboard.store import Store, schema
+from dashboard.store import Store, schema, summary
 from wire.referral import CaseHeaderV2
 
 
@@ -122,6 +122,10 @@ def test_an_older_database_is_migrated_and_keeps_its_cases(tmp_path):
         assert {c for c, _ in schema.ADDED_COLUMNS["cases"]} <= have
         assert s.get_case(header.case_id)["schema_version"] == 1  # the old row got the column's default
         assert s.get_case(header.case_id)["full_review"] == 0
+        # the worklist's summary was built for the old case: a one-lesion referral keyed by its case id
+        row = summary.get(s.conn, str(header.case_id))
+        assert (row["reference"], row["lesions_received"], row["status"], row["schema_version"]) == \
+            (header.referral_ref, 1, "to-read", 1)
         cases = sample.make_referral(13, lesions=2)
         assert [r.status for r in s.save_cases([(h, ims, datetime.now(timezone.utc)) for h, ims in cases])] == [
             "stored", "stored"]
@@ -140,5 +144,6 @@ def test_one_batch_of_v2_cases_is_one_insert_per_table(store):
     assert [r.status for r in store.save_cases([(h, ims, now) for h, ims in batch])] == ["stored"] * 12
     inserts = [" ".join(s[:3]) for s in statements if s[0] == "INSERT"]
     assert sorted(inserts) == sorted(["INSERT INTO cases", "INSERT OR IGNORE", "INSERT INTO case_images",
-                                      "INSERT INTO referrals", "INSERT INTO devices"]), inserts
+                                      "INSERT INTO referrals", "INSERT INTO referral_summary",
+                                      "INSERT INTO devices"]), inserts
     assert store.conn.execute("SELECT count(*) FROM referrals").fetchone()[0] == 4

@@ -1,7 +1,8 @@
 """Cases of either schema version: stored idempotently by case UUID, in batches, and read back.
 
-A batch's new cases, their image rows, their referrals (v2) and their devices'
-last-seen times commit in one transaction, one multi-row ``INSERT`` per table
+A batch's new cases, their image rows, their referrals (v2), their referrals'
+worklist summaries (:mod:`.summary`) and their devices' last-seen times commit
+in one transaction, one multi-row ``INSERT`` per table
 (:func:`dashboard.store.schema.insert_rows`): a v2 case adds no query of its own.
 """
 
@@ -16,7 +17,7 @@ from wire.codec import sha256_hex
 from wire.messages import TIERS, CaseHeader, Classification, ImageMeta, Quality
 from wire.referral import AnyCaseHeader, CaseHeaderV2, ShotMeta
 
-from . import referrals
+from . import referrals, summary
 from .files import discard_staged
 from .schema import insert_rows, iso, transaction, utcnow
 
@@ -158,6 +159,7 @@ class CaseStore:
         insert_rows(self.conn, "INSERT OR IGNORE INTO images (sha256, size, width, height, stored_at)", images)
         insert_rows(self.conn, _INSERT_IMAGE_HEAD, case_images)
         insert_rows(self.conn, referrals.INSERT_HEAD, refs, referrals.INSERT_TAIL)
+        summary.upsert_for_cases(self.conn, [c[0] for c in cases])
         insert_rows(self.conn, TOUCH_DEVICE_HEAD, list(devices.values()), TOUCH_DEVICE_TAIL)
 
     def load_case(self, case_id: uuid.UUID | str) -> tuple[AnyCaseHeader, list[bytes]] | None:

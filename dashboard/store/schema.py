@@ -12,7 +12,8 @@ Layout (schema version 2 of a case, :mod:`wire.referral`): a referral
 (``referrals``, one row per ``referral.referral_id``, with the patient and the
 consents) has lesions (``cases``, one case per lesion; a version-1 case has no
 referral row) and each case has images (``case_images``, with the shot number
-and any quality override; the bytes in ``images`` by SHA-256).
+and any quality override; the bytes in ``images`` by SHA-256). Layout 3 adds the
+worklist's one row per referral (``referral_summary``, :mod:`.summary`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timezone
 
+from . import summary
+
 #: ``PRAGMA user_version`` of a database with every column below.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -164,8 +167,9 @@ def ensure(conn: sqlite3.Connection) -> None:
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Add the missing :data:`ADDED_COLUMNS` and the :data:`INDEXES`, in one write transaction; return what
-    was added (``table.column``). Safe to run again and from several processes at once."""
+    """Add the missing :data:`ADDED_COLUMNS`, the :data:`INDEXES` and the worklist's referral summary
+    (:mod:`.summary`, built from the stored cases where missing), in one write transaction; return what was
+    added (``table.column``). Safe to run again and from several processes at once."""
     added = []
     with transaction(conn):
         for table, columns in ADDED_COLUMNS.items():
@@ -175,6 +179,10 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
                     added.append(f"{table}.{column}")
         conn.execute(INDEXES)
+        summary.ensure(conn)
+        made = summary.backfill(conn)
+        if made:
+            added.append(f"referral_summary ({made} referrals)")
         conn.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
     return added
 
