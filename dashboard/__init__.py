@@ -65,7 +65,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
 
-    from . import admin, admin_staff, auth, db, security, views
+    from . import admin, admin_staff, auth, db, security, views, worklist_views
     from .store import Store
 
     store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"], app.config["QUARANTINE_DIR"])
@@ -77,12 +77,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)       # default-deny guard first: no session -> log-in page / 401, wrong role -> 403
     security.init_app(app)   # then CSRF (400), headers, cookie flags
     app.register_blueprint(views.bp)
+    app.register_blueprint(worklist_views.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(admin_staff.bp)
     from . import fleet, metrics
 
     app.register_blueprint(fleet.bp)
     app.register_blueprint(metrics.bp)
+    from . import reading
+
+    app.register_blueprint(reading.bp)
     return app
 
 
@@ -94,6 +98,9 @@ def ensure_schema(conn) -> None:
     staff.ensure_schema(conn)
     audit.ensure_schema(conn)
     review.ensure_schema(conn)
+    from .store import reports as report_tables
+
+    report_tables.ensure_schema(conn)
     from .fleet import SCHEMA as FLEET_SCHEMA
 
     conn.executescript(FLEET_SCHEMA)
