@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 
+from wire.outcome import plain_site
+
 from .store import handover as table
 from .store.referrals import get_referral, referral_cases
 
@@ -75,18 +77,9 @@ class SignedReferral:
         return list(dict.fromkeys(les.reader for les in self.lesions))
 
 
-#: The ISIC general anatomic sites in everyday words (the letters are read by patients).
-PLAIN_SITES = {"head/neck": "head or neck", "upper extremity": "arm", "lower extremity": "leg",
-               "anterior torso": "chest or tummy", "posterior torso": "back", "palms/soles": "palm or sole",
-               "lateral torso": "side", "oral/genital": "mouth or genital area"}
-
-
 def describe_site(body_site: str | None, laterality: str | None = None, detail: str | None = None) -> str:
-    """``left arm (forearm)``: a lesion's place in everyday words."""
-    words = PLAIN_SITES.get(body_site or "", (body_site or "skin").replace("_", " "))
-    if laterality in ("left", "right"):
-        words = f"{laterality} {words}"
-    return f"{words} ({detail})" if detail else words
+    """``left arm (forearm)``: a lesion's place in everyday words (:func:`wire.outcome.plain_site`)."""
+    return plain_site(body_site, laterality, detail)
 
 
 def _lesion_facts(conn, key: str) -> tuple[dict | None, dict[str, dict]]:

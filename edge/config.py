@@ -51,6 +51,9 @@ class RetentionSettings(_Strict):
     keep_delivered_s: float = Field(0.0, ge=0)
     #: A new capture is refused when it would leave less free space than this.
     min_free_mb: int = Field(64, ge=0)
+    #: Days the kiosk keeps what it needs to show a sent referral's status and outcome (edge.outcomes);
+    #: a referral with an open re-image task is kept until the task is done.
+    keep_outcomes_days: float = Field(90.0, gt=0, le=3650)
 
 
 class CaptureSettings(_Strict):

@@ -32,6 +32,7 @@ from .camera import Camera, CameraError, Frame, open_camera
 from .config import KioskConfig
 from .health import HealthMonitor, Sensors
 from .link import Link
+from .outcomes import OutcomeStore
 from .outbox import DiskFullError, Outbox
 from .quality import assess
 from .update import ModelStore, Updater, link_reporter
@@ -105,6 +106,7 @@ class KioskService:
         self.link: Link | None = None
         self.draft: Draft | None = None       # the headless one-lesion case (capture_case, bench)
         self.desk: AppointmentDesk | None = None   # the photographer's appointment (edge.appointment)
+        self.outcomes: OutcomeStore | None = None  # referrals sent, the centre's outcomes, re-image tasks
         self._lock = threading.RLock()         # the draft and the camera
         self._started: list[str] = []
         self.sensors = sensors                 # None: the real ones (edge.health.SystemSensors)
@@ -139,6 +141,9 @@ class KioskService:
             self.camera = self._camera_factory(cfg.camera)
             self.camera.__enter__()
             self._started.append("camera")
+            self.outcomes = OutcomeStore(cfg.data_dir, self.outbox.sealer, cfg.device_id,
+                                         cfg.retention.keep_outcomes_days)
+            self.outcomes.purge()
             self.desk = AppointmentDesk(self)
             self._started.append("desk")
             self.desk.restore()
@@ -147,6 +152,8 @@ class KioskService:
                                  software_version=software_version(), model_version=self.model_version)
                 self.updater = Updater(self, cfg.updates, link_reporter(self.link))
                 self.link.on_message(topics.UPDATE, self.updater.submit)
+                # stored (sealed, fsynced) on the link thread before paho acknowledges it: a few ms
+                self.link.on_message(topics.OUTCOME, self.outcomes.receive)
                 self.link.start()
                 self._started.append("link")
                 self.updater.start()

@@ -39,6 +39,20 @@ Management = Literal["urgent-2ww", "routine", "biopsy", "discharge", "re-image"]
 #: Management that asks the hub to photograph the lesion again (a task at the kiosk).
 REIMAGE = "re-image"
 
+#: The ISIC general anatomic sites in everyday words (letters to patients, the kiosk's task screen).
+PLAIN_SITES = {"head/neck": "head or neck", "upper extremity": "arm", "lower extremity": "leg",
+               "anterior torso": "chest or tummy", "posterior torso": "back", "palms/soles": "palm or sole",
+               "lateral torso": "side", "oral/genital": "mouth or genital area"}
+
+
+def plain_site(body_site: str | None, laterality: str | None = None, detail: str | None = None) -> str:
+    """``left arm (forearm)``: a lesion's place in everyday words."""
+    words = PLAIN_SITES.get(body_site or "", (body_site or "skin").replace("_", " "))
+    if laterality in ("left", "right"):
+        words = f"{laterality} {words}"
+    return f"{words} ({detail})" if detail else words
+
+
 #: Ten digits in a row, with or without spaces: what an NHS number looks like in free text.
 _NHS_LIKE = re.compile(r"(?:\d[\s-]?){9}\d")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 ACTIONS = (
     "sign-in", "sign-in-refused", "locked", "sign-out", "open", "restored", "patient", "skin-type", "referral",
     "consent", "lesion-add", "lesion-update", "lesion-remove", "capture", "retake", "select", "override",
-    "submit", "discard", "refused",
+    "submit", "discard", "refused", "task-done",
 )
 
 _SCHEMA = """

@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timezone
 
 from wire.messages import VIEWS
+from wire.outcome import plain_site
 from wire.referral import MAX_LESIONS, CaseHeaderV2, Lesion, Referral, ShotMeta
 
 from .draft import Appointment, LesionDraft, Shot
@@ -96,3 +97,9 @@ def build_cases(appt: Appointment, *, photographer: str, site: str, device_id: s
             site=site, device_id=device_id, created_at=now, seq=0, software_version=software_version,
             model_version=model_version, images=images, ai=ai, classification=classification))
     return out
+
+
+def where_text(lesion: Lesion) -> str:
+    """A sent lesion's place in everyday words (``left arm (forearm)``), for the task screen."""
+    loc = lesion.location
+    return plain_site(loc.site.value if hasattr(loc.site, "value") else str(loc.site), loc.laterality, loc.detail)

@@ -299,12 +299,34 @@ class AppointmentDesk(LesionsAndPhotos):
             for h in stored:
                 self._audit_quietly("submit", staff_id, draft.referral_id, lesion=h.lesion.index,
                                     detail=f"case {h.case_id} seq {h.seq}")
+            self._record_sent(draft, staff_id, stored)
             self.store.remove(draft.referral_id)
             self._appt = None
             log.info("appointment %s submitted: %d case(s)", draft.referral_id, len(stored))
         if svc.link:
             svc.link.wake()
         return stored
+
+    def complete_task(self, staff_id: str, referral_id: str, label: str) -> None:
+        """Mark a re-image task done by the signed-in ``staff_id`` (audited); ValueError if it is not open."""
+        self._staff(staff_id)
+        self.service.outcomes.complete(referral_id, label, staff_id)
+        self._audit_quietly("task-done", staff_id, referral_id, detail=f"re-image {label}")
+
+    def _record_sent(self, draft: Appointment, staff_id: str, stored: list) -> None:
+        """Keep (sealed) who a sent referral is for, so that its outcome and re-image tasks can be shown."""
+        outcomes = getattr(self.service, "outcomes", None)
+        if outcomes is None:
+            return
+        from ..outcomes import SentLesion
+        from .cases import where_text
+
+        try:
+            outcomes.record_sent(draft.referral_id, draft.referral["reference"], draft.nhs_number,
+                                 draft.date_of_birth.isoformat(), staff_id,
+                                 [SentLesion(str(h.case_id), h.lesion.label, where_text(h.lesion)) for h in stored])
+        except OSError as exc:          # the cases are stored: only the task screen's record is missing
+            log.error("appointment %s: sent record not written (%s)", draft.referral_id, type(exc).__name__)
 
     def discard(self, staff_id: str, why: str) -> None:
         """Close the open appointment without sending anything; its photographs are deleted."""

@@ -3,7 +3,8 @@
 Screens, one task each, touch-first for 800x480 and 1280x720 panels:
 sign-in (``signin``) -> the appointment's details (``details``: patient, skin type,
 referral, consents) -> lesions (``lesions``: body map, size, history) -> photographs
-(``capture``) -> review and submit (``review``). Forms carry a CSRF token
+(``capture``) -> review and submit (``review``); tasks from the centre (``tasks``: re-image
+requests and the status of referrals sent), reached from the start screen. Forms carry a CSRF token
 (Flask-WTF); patient identifiers travel only in POST bodies, never in a URL.
 """
 
@@ -19,7 +20,7 @@ from werkzeug.serving import make_server
 
 from ..appointment import NotSignedIn
 
-from . import capture, details, guard, lesions, review, security, signin, status
+from . import capture, details, guard, lesions, review, security, signin, status, tasks
 from .status import status_bar
 
 
@@ -47,9 +48,9 @@ def create_app(service, test_config: dict | None = None) -> Flask:
     def _globals():
         return {"status": service.status(), "signed_in": session.get("staff"),
                 "staff_name": session.get("name"), "idle_timeout_s": service.cfg.appointment.idle_timeout_s,
-                "action": guard.ActionForm()}
+                "action": guard.ActionForm(), "open_task_count": tasks.open_task_count}
 
-    for module in (status, signin, details, lesions, capture, review):
+    for module in (status, signin, details, lesions, capture, review, tasks):
         app.register_blueprint(module.bp)
     return app
 
