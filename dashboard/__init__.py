@@ -35,6 +35,7 @@ def app_config(config: CentreConfig) -> dict:
         "LOGIN_ADDR_MAX_FAILURES": config.web.login_addr_max_failures,
         "METRICS_TOKEN": config.web.metrics_token,
         "FLEET": config.fleet,
+        "REGISTRY": config.registry,
         "UPDATES": config.updates,
         "READING": config.reading,
         "SERVICE": config.service,
@@ -84,6 +85,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     app.register_blueprint(fleet.bp)
     app.register_blueprint(metrics.bp)
+    from . import registry_views
+
+    app.register_blueprint(registry_views.bp)
     from . import reading
 
     app.register_blueprint(reading.bp)

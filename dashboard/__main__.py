@@ -5,6 +5,7 @@
     python -m dashboard create-admin --config C --username U [--password-stdin]
     python -m dashboard create-user  --config C --username U --role dermatologist|it|admin [--password-stdin]
     python -m dashboard staff add    --config C --staff-id S --name N [--pin-stdin]   (staff --help)
+    python -m dashboard kiosk register --config C DEVICE --site HUB --cert FILE     (kiosk --help)
 
 A configuration error prints one message naming the file, the field and the
 problem, and exits with status 2.
@@ -105,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         from .updates import main as update_main
 
         return update_main(args_in[1:], _load)
+    if args_in[:1] == ["kiosk"]:  # the kiosk registry (python -m dashboard kiosk --help)
+        from .kioskcli import main as kiosk_main
+
+        return kiosk_main(args_in[1:], _load)
     if args_in[:1] == ["staff"]:  # kiosk staff and their roster (python -m dashboard staff --help)
         from .staffcli import main as staff_main
 
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("pki", help="certificates: CA, broker, ingest, kiosks, revocation (pki --help)")
     sub.add_parser("update", help="signed updates: make-key, sign-model, sign-config, publish (update --help)")
     sub.add_parser("staff", help="kiosk staff: list, add, reset-pin, deactivate, export, send (staff --help)")
+    sub.add_parser("kiosk", help="kiosk registry: list, register, unregister, import-pki (kiosk --help)")
     for name, help_ in (("ingest", "receive cases from the broker into the database"),
                         ("serve", "serve the dashboard web pages")):
         p = sub.add_parser(name, help=help_)

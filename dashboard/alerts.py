@@ -12,7 +12,14 @@ temperature   its CPU is hotter than ``temp_c`` (80 °C)
 throttled     its firmware reports throttling or under-voltage *now*
 backlog       its oldest case not yet acknowledged is older than ``backlog_age_s`` (1 h)
 clock         its clock is off the centre's by more than ``clock_skew_s`` (2 min)
+clock-sync    it reports its clock not synchronised (NTP), whatever the skew
 model         it runs another model than ``approved_model`` (when one is set)
+quarantine    ``quarantine_alert`` (1) or more of its messages were quarantined within
+              ``quarantine_window_s`` (1 h); critical from 10
+malformed     a health, status or update-result message of it was malformed (quarantined)
+              within ``quarantine_window_s``
+certificate   its certificate (the registered one, from the PKI's index) expires within
+              ``cert_expiry_days`` (30 days; critical once expired), or is no longer live
 ============  ==========================================================================
 
 An alert clears by itself as soon as the condition no longer holds: nothing is
@@ -30,7 +37,8 @@ from wire.messages import Health
 
 #: ``vcgencmd get_throttled`` bits meaning "held back right now" (under-voltage, capped, throttled, soft limit).
 THROTTLED_NOW_MASK = 0xF
-RULES = ("offline", "disk", "temperature", "throttled", "backlog", "clock", "model")
+RULES = ("offline", "disk", "temperature", "throttled", "backlog", "clock", "clock-sync", "model", "quarantine",
+         "malformed", "certificate")
 
 
 class FleetConfig(BaseModel):
@@ -49,6 +57,11 @@ class FleetConfig(BaseModel):
     approved_model: str | None = None
     #: Hours of health history kept (and charted) per kiosk.
     history_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+    #: Quarantined messages of one kiosk within ``quarantine_window_s`` that raise an alert.
+    quarantine_alert: int = Field(default=1, ge=1)
+    quarantine_window_s: float = Field(default=3600.0, gt=0)
+    #: A kiosk certificate expiring within this many days raises an alert.
+    cert_expiry_days: float = Field(default=30.0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,13 @@ class DeviceState:
     health_at: datetime | None = None       # centre clock when the latest health arrived
     skew_s: float | None = None             # kiosk clock minus centre clock at that moment
     model_version: str = ""
+    #: messages of it quarantined within the window, how many of them malformed health/status, the last reason
+    quarantined: int = 0
+    malformed: int = 0
+    quarantine_reason: str = ""
+    #: its registered certificate's expiry (PKI index) and what is wrong with it, if anything
+    cert_expires_at: datetime | None = None
+    cert_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +163,26 @@ def evaluate(d: DeviceState, now: datetime, t: FleetConfig) -> list[Alert]:
     if d.skew_s is not None and abs(d.skew_s) > t.clock_skew_s:
         out.append(Alert("clock", "warning", f"clock {'ahead' if d.skew_s > 0 else 'behind'} by {_dur(abs(d.skew_s))}"
                          + (" (not NTP-synchronised)" if h is not None and h.clock_synced is False else "")))
+    if h is not None and h.clock_synced is False and not any(a.code == "clock" for a in out):
+        out.append(Alert("clock-sync", "warning", "clock not synchronised (NTP): capture times may drift"))
     model = (h.model_version if h is not None and h.model_version else d.model_version)
     if t.approved_model and model and model != t.approved_model:
         out.append(Alert("model", "warning", f"runs model {model}, approved is {t.approved_model}"))
+    window = _dur(t.quarantine_window_s)
+    if d.quarantined >= t.quarantine_alert:
+        out.append(Alert("quarantine", "critical" if d.quarantined >= 10 else "warning",
+                         f"{d.quarantined} message(s) quarantined in the last {window}; last: {d.quarantine_reason}"))
+    if d.malformed:
+        out.append(Alert("malformed", "warning", f"{d.malformed} malformed health/status message(s) in the last "
+                                                 f"{window}: see the quarantine"))
+    if d.cert_problem:
+        out.append(Alert("certificate", "warning", d.cert_problem))
+    elif d.cert_expires_at is not None:
+        left = (d.cert_expires_at - now).total_seconds()
+        if left <= 0:
+            out.append(Alert("certificate", "critical", f"certificate expired {d.cert_expires_at:%Y-%m-%d}: "
+                                                        "renew it (pki renew-kiosk)"))
+        elif left <= t.cert_expiry_days * 86400:
+            out.append(Alert("certificate", "warning", f"certificate expires {d.cert_expires_at:%Y-%m-%d} "
+                                                       f"(in {left / 86400:.0f} days): renew it (pki renew-kiosk)"))
     return out

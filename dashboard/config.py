@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from wire import topics, tomlconfig
 
 from .alerts import FleetConfig
+from .registry import RegistryConfig
 from .readingconfig import ReadingConfig
 from .serviceconfig import ServiceConfig
 from .worklistconfig import WorklistConfig
@@ -153,6 +154,8 @@ class CentreConfig(_Section):
     fleet: FleetConfig = FleetConfig()
     #: Kiosk staff rosters sent from the admin pages (signed config bundles).
     updates: UpdatesConfig = UpdatesConfig()
+    #: The kiosk registry: which kiosk files under which hub (dashboard.registry).
+    registry: RegistryConfig = RegistryConfig()
     #: Second-read rules and the lead for disagreements (dashboard.reports).
     reading: ReadingConfig = ReadingConfig()
     #: The service's name and contact on the GP and patient letters (dashboard.letters).

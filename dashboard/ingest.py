@@ -55,13 +55,9 @@ from __future__ import annotations
 import logging
 import queue
 import signal
-import sqlite3
 import threading
-import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -70,53 +66,29 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from wire import sdnotify, topics
-from wire.messages import MAX_ACKS, Acks, CentreStatus
+from wire.messages import CentreStatus
 
 from . import directio
 from .config import CentreConfig
 from .intake import (Checked, Outcome, check_and_stage, check_case, handle_case, handle_cases,  # noqa: F401
-                     handle_status, peek_case_id, reject_internal)
+                     handle_kiosk_message, handle_status, peek_case_id, reject_internal)
+from .ingest_worker import (ACK_CONFIRM_S, DEVICE_KINDS, HEARTBEAT_S, MAX_BATCH, TRANSIENT_ERRORS,  # noqa: F401
+                            IngestWorker, _confirmed, _Message, is_device_message)
 from .receive import LeanClient
-from .store import GROUP_COMMIT, Store, discard_staged, utcnow
+from .store import GROUP_COMMIT, discard_staged, utcnow
 
 log = logging.getLogger("dashboard.ingest")
 
-#: Most messages stored in one transaction (the Receive Maximum bounds it too).
-MAX_BATCH = 64
-assert MAX_BATCH <= MAX_ACKS, "a batch's acks for one kiosk must fit in one Acks message"
-#: How long to wait for the broker to take an Ack before the case's PUBACK is withheld.
-ACK_CONFIRM_S = 10.0
-#: Errors that mean "storage is unavailable right now": retry, never ack.
-TRANSIENT_ERRORS = (OSError, sqlite3.OperationalError)
-#: Seconds between the worker's heartbeats in the database (the fleet page's "ingest running").
-HEARTBEAT_S = 10.0
-#: Kinds recorded as device state (status, health, update results) rather than stored as cases.
-DEVICE_KINDS = (topics.STATUS, topics.HEALTH, topics.UPDATE_RESULT)
 
-
-def is_device_message(topic: str) -> bool:
-    """True for a kiosk's status, health or update-result topic."""
-    return topic.rsplit("/", 1)[-1] in DEVICE_KINDS
-
-
-@dataclass
-class _Message:
-    topic: str
-    payload: bytes | bytearray
-    mid: int
-    qos: int
-    received_at: datetime
-    #: check_case(...) running in the decoder pool as soon as the message arrived
-    prepared: Future | None = None
-
-
-class Ingest:
+class Ingest(IngestWorker):
     """The ingest service: ``Ingest(config).start()`` ... ``.stop()``; ``run_forever()`` for the CLI."""
 
     def __init__(self, config: CentreConfig):
         """Prepare the MQTT client and worker; nothing connects until :meth:`start`."""
         self.config = config
         self.stats: Counter[str] = Counter()
+        #: counts not yet added to the database's counters ((name, label) -> n; see dashboard.counters)
+        self.counts: Counter[tuple[str, str]] = Counter()
         self._queue: queue.Queue[_Message | None] = queue.Queue()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -242,222 +214,6 @@ class Ingest:
         if GROUP_COMMIT:
             return check_and_stage(msg.topic, msg.payload, msg.received_at, self.config.storage.images_dir)
         return check_case(msg.topic, msg.payload, msg.received_at)
-
-    # -- worker -------------------------------------------------------------------
-
-    def _run_worker(self) -> None:
-        try:
-            s = self.config.storage
-            store = Store(s.database, s.images_dir, s.quarantine_dir)
-        except BaseException as exc:  # reported by start()
-            self._open_error = exc
-            self._opened.set()
-            return
-        self._opened.set()
-        next_sweep = self._next_beat = 0.0
-        self._started = utcnow()
-        try:
-            while not self._stop.is_set():
-                if time.monotonic() >= next_sweep:
-                    self._sweep(store)
-                    next_sweep = time.monotonic() + 60
-                self._heartbeat(store)
-                try:
-                    msg = self._queue.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                batch = [msg]
-                while msg is not None and len(batch) < MAX_BATCH:
-                    try:
-                        msg = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    batch.append(msg)
-                if batch[-1] is None:
-                    batch.pop()
-                    self._stop.set()
-                self._process_batch(store, batch)
-                batch = msg = None  # free the payloads while waiting for the next batch
-            self._heartbeat(store, stopped=True)
-        finally:
-            store.close()
-
-    def _heartbeat(self, store: Store, stopped: bool = False) -> None:
-        """Record that this worker is alive, and the storage problem it retries if any (or that it stopped
-        cleanly), for the fleet page: every HEARTBEAT_S, and at once when the problem changes.
-
-        Never fails the ingest: with the database itself unwritable the beat is lost (the page then
-        says the ingest is silent) and the next one tries again.
-        """
-        from .fleet import record_ingest_alive, record_ingest_stopped
-
-        if not stopped and time.monotonic() < self._next_beat and self.problem == self._beaten_problem:
-            return
-        self._next_beat = time.monotonic() + HEARTBEAT_S
-        self._beaten_problem = self.problem
-        try:
-            if stopped:
-                record_ingest_stopped(store, self.config.broker.client_id, utcnow())
-            else:
-                record_ingest_alive(store, self.config.broker.client_id, self._started, utcnow(), self.problem)
-        except Exception as exc:  # disk full, locked database...: the next beat tries again
-            log.warning("could not record the ingest heartbeat: %s", type(exc).__name__)
-
-    def _storage_failed(self, store: Store, exc: BaseException, delay: float, waiting: int) -> bool:
-        """A storage error (disk full, I/O error, locked database): log it, tell the fleet page, and wait
-        ``delay`` seconds before the retry, still beating; True if the ingest is stopping meanwhile."""
-        self.stats["storage-errors"] += 1
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        log.error("storage unavailable (%s: %s); %d message(s) kept unacknowledged, retrying in %.1f s",
-                  type(exc).__name__, reason, waiting, delay)
-        self.problem = f"storage unavailable: {reason} ({type(exc).__name__})"
-        self._announce("offline")
-        deadline = time.monotonic() + delay
-        while True:
-            self._heartbeat(store)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if self._stop.wait(min(left, HEARTBEAT_S)):
-                return True
-
-    def _storage_works(self, store: Store) -> None:
-        """Storage worked again after a problem: say so at once."""
-        if self.problem is not None:
-            log.warning("storage works again: %s is over", self.problem)
-            self.problem = None
-            self._heartbeat(store)
-        self._announce("online")
-
-    def _sweep(self, store: Store) -> None:
-        try:
-            n = store.sweep_temp_files(self.config.ingest.incomplete_case_timeout_s)
-            if n:
-                log.info("removed %d leftover temp files of interrupted writes", n)
-        except Exception as exc:  # housekeeping must never stop the ingest
-            log.warning("temp file sweep failed: %s", type(exc).__name__)
-
-    def _process_batch(self, store: Store, batch: list[_Message]) -> None:
-        """Store a batch of messages (retrying while storage fails), then ack each, in arrival order."""
-        cases = [m for m in batch if not is_device_message(m.topic)]
-        statuses = [m for m in batch if is_device_message(m.topic)]
-        checked = [self._checked(m) for m in cases]
-        outcomes: dict[int, Outcome] = {}
-        delay = self.config.ingest.storage_retry_s
-        while True:
-            try:
-                handle_cases(store, checked, outcomes)
-                if cases:
-                    self._storage_works(store)
-                break
-            except TRANSIENT_ERRORS as exc:
-                if self._storage_failed(store, exc, delay, len(cases)):
-                    return  # not acked: the broker redelivers them to the next session
-                delay = min(delay * 2, 60.0)
-            except Exception:
-                log.debug("batch failed, handling its messages one by one", exc_info=True)
-                for i, m in enumerate(cases):
-                    if i not in outcomes:
-                        outcome = self._process_one(store, m)
-                        if outcome is None:
-                            return
-                        outcomes[i] = outcome
-                break
-        # One Acks message per kiosk for the whole batch, its acks in arrival order.
-        by_topic: dict[str, list[int]] = {}
-        for i in range(len(cases)):
-            outcome = outcomes[i]
-            self.stats[outcome.label] += 1
-            if outcome.ack is not None and outcome.ack_topic:
-                by_topic.setdefault(outcome.ack_topic, []).append(i)
-        sent: dict[int, mqtt.MQTTMessageInfo] = {}
-        for topic, idx in by_topic.items():
-            info = self.client.publish(topic, Acks(acks=[outcomes[i].ack for i in idx]).model_dump_json(), qos=1)
-            sent.update(dict.fromkeys(idx, info))
-        # Only the message ids travel on: the payloads (~1 MB each) are freed now, not after the PUBACKs.
-        pubacks = [(sent.get(i), m.mid, m.qos) for i, m in enumerate(cases)]
-        for m in statuses:
-            if self._process_status(store, m):
-                pubacks.append((None, m.mid, m.qos))
-        # The acker thread PUBACKs these once the broker holds their Acks, while this thread goes on
-        # with the next batch (waiting here left it idle for most of each batch's cycle).
-        self._pubacks.put(pubacks)
-
-    def _run_acker(self) -> None:
-        """PUBACK each batch's messages, in order, a case only once the broker has taken its Ack.
-
-        If the ingest dies in between, the broker redelivers the case, which is then
-        acked (again) as a duplicate; an Ack not confirmed in time leaves its case
-        unPUBACKed (redelivered after a reconnect) rather than risking a lost ack.
-        """
-        while True:
-            pubacks = self._pubacks.get()
-            if pubacks is None:
-                return
-            deadline = time.monotonic() + ACK_CONFIRM_S  # one deadline for the batch, not one per ack
-            confirmed = []
-            for info, mid, qos in pubacks:
-                if info is not None and not _confirmed(info, max(deadline - time.monotonic(), 0.0)):
-                    self.stats["ack-unconfirmed"] += 1
-                    log.warning("ack not confirmed by the broker; the case will be redelivered and acked again")
-                    continue
-                if qos == 1:
-                    confirmed.append(mid)
-                elif qos > 1:  # (the ingest subscribes with QoS 1: not expected)
-                    self.client.ack_many(confirmed)
-                    confirmed = []
-                    self.client.ack(mid, qos)
-            self.client.ack_many(confirmed)  # the batch's PUBACKs, in order, in one write
-
-    def _checked(self, msg: _Message) -> Checked:
-        """The decoder pool's verdict on a case message (checked here if that failed unexpectedly)."""
-        try:
-            if msg.prepared is not None:
-                return msg.prepared.result()
-        except Exception:
-            log.debug("decoder failed", exc_info=True)
-        return check_case(msg.topic, msg.payload, msg.received_at)
-
-    def _process_one(self, store: Store, msg: _Message) -> Outcome | None:
-        """One case message on its own; an unexpected error quarantines it. None if stopped meanwhile."""
-        delay = self.config.ingest.storage_retry_s
-        while True:
-            try:
-                outcome = handle_case(store, msg.topic, msg.payload, msg.received_at)
-                self._storage_works(store)
-                return outcome
-            except TRANSIENT_ERRORS as exc:
-                if self._storage_failed(store, exc, delay, 1):
-                    return None
-                delay = min(delay * 2, 60.0)
-                continue
-            except Exception as exc:  # a bug must not stop the service: keep the payload, refuse the case
-                self.stats["internal-errors"] += 1
-                log.error("internal error on a message of %d bytes: %s", len(msg.payload), type(exc).__name__)
-                log.debug("internal error detail", exc_info=True)
-                try:
-                    return reject_internal(store, msg.topic, msg.payload, msg.received_at, exc)
-                except TRANSIENT_ERRORS:
-                    pass
-            if self._stop.wait(delay):
-                return None
-            delay = min(delay * 2, 60.0)
-
-    def _process_status(self, store: Store, msg: _Message) -> bool:
-        """Record one status, health or update-result message; False if storage failed (redelivered later)."""
-        try:
-            if msg.topic.endswith("/" + topics.STATUS):
-                self.stats[handle_status(store, msg.topic, msg.payload, msg.received_at)] += 1
-            else:
-                from .fleet import handle_device_message
-
-                self.stats[handle_device_message(store, msg.topic, msg.payload, msg.received_at,
-                                                 self.config.fleet.history_hours)] += 1
-            return True
-        except Exception as exc:
-            self.stats["storage-errors"] += 1
-            log.error("could not record a status message: %s", type(exc).__name__)
-            return False
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -594,13 +350,3 @@ def keep_large_buffers() -> bool:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
-
-
-def _confirmed(info: mqtt.MQTTMessageInfo, timeout: float) -> bool:
-    """Whether a QoS 1 publish reached the broker (its PUBACK came back) within ``timeout``."""
-    try:
-        if not info.is_published():
-            info.wait_for_publish(timeout)
-    except (ValueError, RuntimeError):
-        return False
-    return info.is_published()

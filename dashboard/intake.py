@@ -1,10 +1,14 @@
-"""Deciding what to do with one case message, independent of MQTT: verify, store or quarantine.
+"""Deciding what to do with one kiosk message, independent of MQTT: verify, store or quarantine.
 
 :func:`check_case` validates without touching storage (topic, frame, hashes,
-topic against header); :func:`handle_cases` quarantines what was refused and
+topic against header); :func:`handle_cases` checks each sender against the kiosk
+registry (:mod:`dashboard.registry`: a registered kiosk files under its own hub only,
+an unregistered one is recorded and, by default, refused), quarantines what was refused and
 stores the rest in one batch, returning per message the :class:`Outcome`: a
-label for the statistics and the :class:`wire.messages.Ack` to send. Storage
-errors (OSError, sqlite3.Error) propagate: the caller retries and does not ack.
+label for the statistics, the quarantine reason code and the :class:`wire.messages.Ack` to
+send. :func:`handle_kiosk_message` does the same for status, health and update results, and
+quarantines a malformed one. Storage errors (OSError, sqlite3.Error) propagate: the caller
+retries and does not ack.
 
 Logs name a case by its UUID only, never by referral reference or lesion id.
 """
@@ -21,9 +25,10 @@ from pathlib import Path
 
 
 from wire import codec, topics
-from wire.messages import Ack, CaseHeader, Status, from_device
+from wire.messages import Ack, CaseHeader, Health, Status, UpdateResult, from_device
 
-from . import directio
+from . import directio, registry
+from .counters import reason_code
 from .store import Store, discard_staged, stage_image_files
 
 log = logging.getLogger("dashboard.ingest")
@@ -36,6 +41,8 @@ class Outcome:
     label: str
     ack_topic: str | None = None
     ack: Ack | None = None
+    #: the quarantine reason's code (:func:`dashboard.counters.reason_code`) when quarantined
+    reason: str | None = None
 
 
 def peek_case_id(payload: bytes) -> str | None:
@@ -138,18 +145,41 @@ def _reject(store: Store, c: Checked, reason: str) -> Outcome:
         log.warning("quarantined a message on an invalid topic (%d bytes)", len(c.payload))
     else:
         log.warning("quarantined case %s from %s/%s: %s", c.case_id or "(unreadable id)", c.site, c.device, reason)
+    code = reason_code(reason)
     if c.case_id is None or c.ack_topic is None:
-        return Outcome("quarantined")
+        return Outcome("quarantined", reason=code)
     return Outcome("quarantined", c.ack_topic,
-                   Ack(case_id=c.case_id, status="rejected", received_at=c.received_at, reason=reason))
+                   Ack(case_id=c.case_id, status="rejected", received_at=c.received_at, reason=reason), code)
 
 
-def handle_cases(store: Store, checked: list[Checked], outcomes: dict[int, Outcome]) -> dict[int, Outcome]:
+def screen_origins(store: Store, checked: list[Checked], require_registration: bool) -> list[Checked]:
+    """Each valid case checked against the kiosk registry: one of a registered kiosk under another hub
+    (or of an unregistered kiosk when ``require_registration``) gets the reason to refuse it; an
+    unregistered kiosk's case is recorded as a sighting (the fleet page's alert) either way."""
+    hubs = registry.hubs(store.conn, {c.device for c in checked if c.reason is None and c.device})
+    out = []
+    for c in checked:
+        if c.reason is None and c.device:
+            if c.device not in hubs:
+                registry.record_sighting(store.conn, c.site, c.device, topics.CASE, c.received_at)
+            problem = registry.origin_problem(hubs.get(c.device), c.site, c.device, require_registration)
+            if problem is not None:
+                c = replace(c, header=None, images=None, reason=problem[1])
+        out.append(c)
+    return out
+
+
+def handle_cases(store: Store, checked: list[Checked], outcomes: dict[int, Outcome], *,
+                 require_registration: bool | None = None) -> dict[int, Outcome]:
     """Quarantine the refused messages and store the valid ones in one batch; fill ``outcomes`` by index.
 
     ``outcomes`` is filled as work completes, so that after a storage error
     (which propagates) a retry with the same dict does only what is left.
+    ``require_registration`` not None: senders are checked against the kiosk registry first
+    (:func:`screen_origins`); None (tools and tests of the frame checks) skips the registry.
     """
+    if require_registration is not None:
+        checked[:] = screen_origins(store, [c for c in checked], require_registration)
     for i, c in enumerate(checked):
         if i not in outcomes and c.reason is not None:
             outcomes[i] = _reject(store, c, c.reason)
@@ -181,13 +211,65 @@ def handle_cases(store: Store, checked: list[Checked], outcomes: dict[int, Outco
     return outcomes
 
 
-def handle_case(store: Store, topic: str, payload: bytes, received_at: datetime) -> Outcome:
+def handle_case(store: Store, topic: str, payload: bytes, received_at: datetime, *,
+                require_registration: bool | None = None) -> Outcome:
     """Validate and store one case message; quarantine what is refused. Storage errors propagate.
 
     This is the whole decision path, independent of MQTT, so that it can be
     tested (and fuzzed) directly.
     """
-    return handle_cases(store, [check_case(topic, payload, received_at)], {})[0]
+    return handle_cases(store, [check_case(topic, payload, received_at)], {},
+                        require_registration=require_registration)[0]
+
+
+#: The message class of each kiosk topic kind that is not a case.
+DEVICE_MODELS = {topics.STATUS: Status, topics.HEALTH: Health, topics.UPDATE_RESULT: UpdateResult}
+
+
+def _quarantine_device_message(store: Store, topic: str, payload: bytes, received_at: datetime,
+                               reason: str) -> Outcome:
+    try:
+        site, device, _ = topics.parse(topic)
+    except ValueError:
+        site = device = None
+    store.quarantine(topic, reason, payload, device=device, site=site, received_at=received_at)
+    log.warning("quarantined a message on %s: %s", topic if device else "(invalid topic)", reason)
+    return Outcome("quarantined", reason=reason_code(reason))
+
+
+def handle_kiosk_message(store: Store, topic: str, payload: bytes, received_at: datetime, *,
+                         require_registration: bool | None = None, history_hours: float = 24.0) -> Outcome:
+    """Record a kiosk's status, health report or update result; quarantine a malformed one (with its reason)
+    and one of a registered kiosk under another hub; an unregistered kiosk's is recorded as a sighting only
+    (and also kept, as before registries, when ``require_registration`` is False). ``require_registration``
+    None skips the registry. Returns the outcome (its ``label`` for the statistics)."""
+    from . import fleetdata
+
+    kind = topic.rsplit("/", 1)[-1]
+    if kind == topics.STATUS and not payload:
+        return Outcome("status-cleared")
+    try:
+        site, device, kind, msg = from_device(topic, payload, DEVICE_MODELS)
+    except ValueError as exc:
+        return _quarantine_device_message(store, topic, payload, received_at, f"invalid {kind} message: {exc}")
+    if require_registration is not None:
+        hub = registry.hubs(store.conn, [device]).get(device)
+        if hub is None:
+            registry.record_sighting(store.conn, site, device, kind, received_at)
+        problem = registry.origin_problem(hub, site, device, require_registration)
+        if problem is not None and problem[0] == "wrong-hub":
+            return _quarantine_device_message(store, topic, payload, received_at, problem[1])
+        if problem is not None:
+            return Outcome("unregistered")
+    if kind == topics.STATUS:
+        store.record_status(site, msg, received_at)
+        return Outcome("status")
+    if kind == topics.HEALTH:
+        fleetdata.record_health(store, site, msg, received_at, history_hours)
+        return Outcome("health")
+    fleetdata.record_update_result(store, site, msg, received_at)
+    log.info("update %s %s on %s/%s: %s %s", msg.kind, msg.version, site, device, msg.status, msg.reason)
+    return Outcome("update-result")
 
 
 def handle_status(store: Store, topic: str, payload: bytes, received_at: datetime) -> str:
@@ -214,6 +296,6 @@ def reject_internal(store: Store, topic: str, payload: bytes, received_at: datet
     store.quarantine(topic, reason, payload, device=device, site=site, case_id=case_id,
                      received_at=received_at)
     if case_id is None or device is None:
-        return Outcome("quarantined")
+        return Outcome("quarantined", reason="internal")
     return Outcome("quarantined", topics.topic(site, device, topics.ACK),
-                   Ack(case_id=case_id, status="rejected", received_at=received_at, reason=reason))
+                   Ack(case_id=case_id, status="rejected", received_at=received_at, reason=reason), "internal")

@@ -10,6 +10,15 @@ Without a configured token (``METRICS_TOKEN``, from ``[web] metrics_token``)
 ``/metrics`` answers 404; a wrong or missing token gets 401. The gauges are
 computed at scrape time from the fleet tables (one fresh registry per scrape),
 so alerts appear and clear exactly as on the fleet page.
+
+The ingest's counters (:mod:`dashboard.counters`, per ingest process ``client_id``) are exposed
+as Prometheus counters, for ``rate()``::
+
+    dermkiosk_ingest_cases_stored_total  dermkiosk_ingest_cases_duplicate_total
+    dermkiosk_ingest_messages_quarantined_total{reason="wrong-hub"|"bad-frame"|...}
+    dermkiosk_ingest_acks_sent_total
+
+e.g. ``sum by (reason) (rate(dermkiosk_ingest_messages_quarantined_total[15m]))``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, Response, abort, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
+from . import counters, registry
 from .alerts import RULES
 
 bp = Blueprint("metrics", __name__)
@@ -33,12 +44,33 @@ def _public(view):
     return public(view)
 
 
-def render(store, now: datetime, t, disks: list[dict] = ()) -> bytes:
-    """The exposition text for every known kiosk, the ingest processes and the centre's disks
-    (:func:`dashboard.fleet.centre_disks`)."""
+class _IngestCounters:
+    """A collector of the ingest's counters as stored in the database at scrape time."""
+
+    def __init__(self, rows: list[tuple[str, str, str, float]]):
+        """``rows`` from :func:`dashboard.counters.read`."""
+        self.rows = rows
+
+    def collect(self):
+        """One counter family per name, a sample per ingest process (and reason)."""
+        for name, help_ in counters.COUNTERS.items():
+            labels = ["client_id", "reason"] if name == counters.QUARANTINED else ["client_id"]
+            fam = CounterMetricFamily(f"dermkiosk_ingest_{name}", help_, labels=labels)
+            for client_id, n, label, value in self.rows:
+                if n == name:
+                    fam.add_metric([client_id, label] if len(labels) == 2 else [client_id], value)
+            yield fam
+
+
+def render(store, now: datetime, t, disks: list[dict] = (), pki_dir=None) -> bytes:
+    """The exposition text for every registered kiosk, the unregistered ones, the ingest processes and
+    their counters, and the centre's disks (:func:`dashboard.fleet.centre_disks`)."""
     from .fleet import fleet_rows, ingest_states
 
     reg = CollectorRegistry()
+    reg.register(_IngestCounters(counters.read(store.conn)))
+    Gauge("dermkiosk_unregistered_kiosks", "Kiosks heard from (connected or published) but not registered",
+          registry=reg).set(len(registry.unregistered(store.conn)))
     up = Gauge("dermkiosk_ingest_up", "1 if the ingest process is taking cases (its worker was heard lately)",
                ["client_id"], registry=reg)
     heard = Gauge("dermkiosk_ingest_last_heard_age_seconds", "Seconds since the ingest's worker was last heard",
@@ -79,8 +111,14 @@ def render(store, now: datetime, t, disks: list[dict] = ()) -> bytes:
         "alerts": Gauge("dermkiosk_device_alerts", "Alerts firing on the kiosk", labels, registry=reg),
         "alert": Gauge("dermkiosk_device_alert", "1 while the alert rule fires", labels + ["alert"], registry=reg),
     }
-    devices = Gauge("dermkiosk_devices", "Known kiosks", registry=reg)
-    rows = fleet_rows(store, now, t, with_history=False)
+    g["quarantined"] = Gauge("dermkiosk_device_quarantined_messages",
+                             "Messages of the kiosk quarantined within the fleet's quarantine window", labels,
+                             registry=reg)
+    g["cert"] = Gauge("dermkiosk_device_certificate_expiry_timestamp_seconds",
+                      "When the kiosk's registered certificate expires (Unix time, from the PKI index)", labels,
+                      registry=reg)
+    devices = Gauge("dermkiosk_devices", "Registered kiosks", registry=reg)
+    rows = fleet_rows(store, now, t, with_history=False, pki_dir=pki_dir)
     devices.set(len(rows))
     for r in rows:
         d, h = r["d"], r["h"]
@@ -92,6 +130,9 @@ def render(store, now: datetime, t, disks: list[dict] = ()) -> bytes:
         for code in RULES:
             g["alert"].labels(*lab, code).set(1 if code in firing else 0)
         g["backlog"].labels(*lab).set(r["backlog_age_s"] or 0.0)
+        g["quarantined"].labels(*lab).set(d.quarantined)
+        if d.cert_expires_at is not None:
+            g["cert"].labels(*lab).set(d.cert_expires_at.timestamp())
         if d.skew_s is not None:
             g["skew"].labels(*lab).set(d.skew_s)
         if h is None:
@@ -113,7 +154,7 @@ def render(store, now: datetime, t, disks: list[dict] = ()) -> bytes:
 def metrics_view():
     """``GET /metrics`` with ``Authorization: Bearer <token>``."""
     from .db import get_store
-    from .fleet import app_centre_disks, fleet_config
+    from .fleet import app_centre_disks, fleet_config, registry_config
 
     token = current_app.config.get("METRICS_TOKEN")
     if not token:
@@ -123,7 +164,7 @@ def metrics_view():
         return Response("bearer token required\n", 401, {"WWW-Authenticate": 'Bearer realm="metrics"',
                                                          "Content-Type": "text/plain"})
     t = fleet_config()
-    body = render(get_store(), datetime.now(timezone.utc), t, app_centre_disks(t))
+    body = render(get_store(), datetime.now(timezone.utc), t, app_centre_disks(t), registry_config().pki_dir)
     return Response(body, 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
 

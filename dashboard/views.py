@@ -180,15 +180,19 @@ def image(sha256: str):
 @bp.route("/devices")
 @role_required("it", "admin")
 def devices():
-    """Known kiosks: site, state, last seen, versions."""
-    return render_template("devices.html", devices=get_store().list_devices())
+    """Registered kiosks (state, last seen, versions), unregistered ones, and the register form (admin)."""
+    from .registry_views import devices_page
+
+    return devices_page()
 
 
 @bp.route("/quarantine")
 @role_required("it", "admin")
 def quarantine():
-    """Messages the ingest refused, with the reason."""
-    return render_template("quarantine.html", items=get_store().list_quarantine(200))
+    """Messages the ingest refused, with the reason (and, for an admin, the payload to download)."""
+    from .registry_views import quarantine_page
+
+    return quarantine_page()
 
 
 @bp.route("/healthz")

@@ -8,8 +8,13 @@ from pathlib import Path
 from dashboard.config import CentreConfig
 
 
-def centre_config(root: Path, broker, client_id: str | None = None, **ingest) -> CentreConfig:
+def centre_config(root: Path, broker, client_id: str | None = None, registry: dict | None = None,
+                  **ingest) -> CentreConfig:
     """Database, images, quarantine and web secret under ``root``; ``ingest`` overrides the [ingest] section.
+
+    ``registry`` is the [registry] section; by default kiosks need not be registered (the tests of
+    the ingest's other duties publish as made-up kiosks), where the real default requires it:
+    tests/test_registry_ingest.py runs with ``{"require_registration": True}``.
 
     ``broker`` is a running test broker (its URL, with ``client_id`` or a fresh one) or a whole
     [broker] section as a dict (TLS settings, for instance).
@@ -23,4 +28,5 @@ def centre_config(root: Path, broker, client_id: str | None = None, **ingest) ->
                     "quarantine_dir": str(root / "quarantine")},
         "web": {"secret_key_file": str(root / "secret")},
         "ingest": ingest,
+        "registry": registry if registry is not None else {"require_registration": False},
     })

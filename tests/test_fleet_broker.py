@@ -106,6 +106,11 @@ def centre(broker, tmp_path):
     ing.stop()
 
 
+def unsynced(d) -> set[str]:
+    """The one alert a healthy kiosk may have here: its clock is not NTP-synchronised on this machine."""
+    return {"clock-sync"} if d.health is not None and d.health.clock_synced is False else set()
+
+
 def state_of(store, device: str):
     return next((d for d in fleet.device_states(store) if d.device == device), None)
 
@@ -123,7 +128,7 @@ def test_sigkill_shows_offline_by_last_will_within_keepalive(broker, centre, tmp
         wait_for(lambda: "READY=1" in "\n".join(notify.drain()))
         wait_for(lambda: sum(m == "WATCHDOG=1" for m in notify.drain()) >= 2, timeout=10)
         t = FleetConfig(offline_after_s=2)
-        assert not evaluate(d, datetime.now(timezone.utc), t)
+        assert {a.code for a in evaluate(d, datetime.now(timezone.utc), t)} <= unsynced(d)
 
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -181,7 +186,7 @@ def test_stalled_kiosk_shows_stale_by_last_seen_then_recovers(broker, centre, tm
         proc.send_signal(signal.SIGCONT)
         d = wait_for(lambda: (s := state_of(centre, "kiosk-stall"))
                      and presence(s, datetime.now(timezone.utc), t) == "online" and s, timeout=15)
-        assert not evaluate(d, datetime.now(timezone.utc), t)
+        assert {a.code for a in evaluate(d, datetime.now(timezone.utc), t)} <= unsynced(d)
     finally:
         proc.send_signal(signal.SIGCONT)
         proc.kill()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboard import create_app, fleet
+from dashboard import create_app, fleet, registry
 from dashboard.alerts import FleetConfig
 from dashboard.store import Store
 from tests.dashauth import logged_in
@@ -34,6 +34,10 @@ def populate(database, images_dir, now: datetime | None = None) -> datetime:
     now = now or datetime.now(timezone.utc)
     store = Store(database, images_dir)
     try:
+        fleet.ensure_schema(store)
+        for dev, site in (("kiosk-0001", "hub-north"), ("kiosk-0002", "hub-north"), ("kiosk-0003", "hub-south")):
+            registry.register(store.conn, dev, site, cert_serial="1" + dev[-1], actor="test",
+                              at=now - timedelta(days=2))
         for i in range(48):                       # every 30 min over the last day
             t = now - timedelta(minutes=30 * (47 - i))
             fleet.record_health(store, "hub-north", health("kiosk-0001", t, cpu_temp_c=48 + 6 * (i % 6) / 5,

@@ -312,7 +312,11 @@ def test_status_messages_keep_the_devices_table(centre, broker, tmp_path):
     pub.publish(topics.topic("site-3", "kiosk-9", topics.STATUS), off.model_dump_json(), qos=1).wait_for_publish(5)
     assert wait_for(lambda: store.list_devices()[0]["state"] == "offline")
     assert store.list_devices()[0]["model_version"] == "lesion-1"  # kept when the message has none
-    assert centre.stats["status-invalid"] == 1
+    # the malformed one is kept in the quarantine with its reason (issue 25: IT sees it; it was logged only)
+    assert centre.stats["quarantined"] == 1
+    (q,) = store.list_quarantine()
+    assert (q["device"], q["site"]) == ("kiosk-8", "site-3")
+    assert q["reason"].startswith("invalid status message: Invalid JSON")
     store.close()
     pub.loop_stop()
     pub.disconnect()

@@ -47,6 +47,18 @@ class DeviceStore:
         """Quarantined messages, newest first."""
         return list(self.db.query("SELECT * FROM quarantine ORDER BY id DESC LIMIT ?", [limit]))
 
+    def get_quarantine(self, qid: int) -> dict | None:
+        """One quarantined message's row, or None."""
+        return next(iter(self.db.query("SELECT * FROM quarantine WHERE id = ?", [qid])), None)
+
+    def quarantine_payload_path(self, row: dict):
+        """Where a quarantined row's payload is kept, or None when it was not kept (disk full) or is gone."""
+        name = row.get("payload_file")
+        if not name or "/" in name or name.startswith("."):
+            return None
+        path = self.quarantine_dir / name
+        return path if path.is_file() else None
+
     def _touch_device(self, device: str, site: str, now: str) -> None:
         self.conn.execute(_TOUCH_DEVICE, (device, site, now))
 
