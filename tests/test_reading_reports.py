@@ -291,3 +291,13 @@ def test_v1_case_is_a_one_lesion_referral(make_app, store):
     assert "schema version 1" in html and f"/images/{h.images[0].sha256}.jpg" in html
     assert sign(derm, key, key, BENIGN_NAEVUS, "routine", page=html).status_code == 302
     assert [x["case_id"] for x in table.reports_for(store.conn, key)] == [key]
+
+
+def test_skin_type_v_notice_and_ai_refused_on_the_referral_page(make_app, store):
+    from dashboard import casefacts
+    app = make_app()
+    key = save(store, sample.make_referral(69, fitzpatrick="V", ai=False))
+    derm = logged_in(app, "dr.one", "dermatologist")
+    page = text_of(derm.get(f"/referrals/{key}").get_data(as_text=True))
+    assert casefacts.SKIN_TYPE_NOTICE in page and "classifier not validated" in page
+    assert "AI analysis refused by the patient: no classifier ran" in page

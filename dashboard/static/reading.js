@@ -36,8 +36,8 @@
     v.full = () => { const full = limits(); pz.zoom(full, { animate: false }); };
     img.addEventListener("panzoomchange", show);
     img.addEventListener("load", () => { limits(); show(); });
-    box.addEventListener("wheel", (e) => { limits(); select(v); pz.zoomWithWheel(e); });
-    box.addEventListener("pointerdown", () => select(v));
+    box.addEventListener("wheel", (e) => { limits(); select(v, true); pz.zoomWithWheel(e); });
+    box.addEventListener("pointerdown", () => select(v, true));
     box.addEventListener("focus", () => select(v));
     card.querySelector(".zoom-in").addEventListener("click", () => { select(v); v.zoomIn(); });
     card.querySelector(".zoom-out").addEventListener("click", () => { select(v); v.zoomOut(); });
@@ -47,7 +47,8 @@
     viewers.push(v);
   }
 
-  function select(v) {
+  function select(v, focus) {
+    if (focus && document.activeElement !== v.box) v.box.focus({ preventScroll: true });
     if (active) active.box.classList.remove("active");
     active = v;
     v.box.classList.add("active");
