@@ -31,7 +31,8 @@ from pathlib import Path
 from demokit import (BROKER_TEMPLATE, CENTRE_TEMPLATE, CONFIG_DIR, KIOSK_TEMPLATE, LOOPBACK, ROOT,  # noqa: F401
                      DemoError, say)
 from demokit.accounts import (DEMO_PASSWORD, DEMO_PIN, DEMO_STAFF, DEMO_USERS, ensure_demo_staff,  # noqa: F401
-                              ensure_demo_users, ensure_pki, ensure_update_key, write_broker_rules)
+                              ensure_demo_kiosk, ensure_demo_users, ensure_metrics_token, ensure_pki,
+                              ensure_update_key, write_broker_rules)
 from demokit.configs import (REPO_FILE_KEYS, TLS_FILE_KEYS, broker_conf, broker_template_port,  # noqa: F401
                              load_model, patch, plain, toml_dumps, web_of, with_broker_port, with_tls)
 from demokit.seed import DEMO_REFERRALS, seed_referrals  # noqa: F401
@@ -98,6 +99,12 @@ def prepare(state_dir: Path, broker_port: int | None, dashboard_port: int | None
         cfg = with_tls(cfg, pki_dir / "ca.crt", *certs["ingest" if name == "centre" else "kiosk"])
         if name == "centre":
             cfg["updates"] = {"key_file": str(sign_key), "broker": updates["broker"]}
+            # /metrics answers with this token (printed in the banner); the kiosk registry reads the
+            # demo PKI's index and registers kiosks at the broker as broker-admin.
+            cfg["web"]["metrics_token"] = ensure_metrics_token(run_dir)
+            cfg["registry"] = {"require_registration": True, "pki_dir": str(pki_dir), "broker": {
+                "url": f"mqtts://127.0.0.1:{bport}", "ca_file": str(pki_dir / "ca.crt"),
+                "cert_file": str(certs["broker-admin"][0]), "key_file": str(certs["broker-admin"][1])}}
         else:
             cfg["updates"] = {**cfg.get("updates", {}), "public_key_file": str(verify_key)}
             cfg["appointment"] = {**cfg.get("appointment", {}), "staff_file": str(roster_file)}
@@ -108,6 +115,7 @@ def prepare(state_dir: Path, broker_port: int | None, dashboard_port: int | None
             ensure_demo_users(out)
             ensure_demo_staff(out, roster_file)
             kiosk = load_model("edge.config", KIOSK_TEMPLATE)
+            ensure_demo_kiosk(out, kiosk.device_id, kiosk.site, certs["kiosk"][0])
             storage = cfg["storage"]
             n, _ = seed_referrals(Path(storage["database"]), Path(storage["images_dir"]),
                                   Path(storage["quarantine_dir"]), kiosk.site, kiosk.device_id)

@@ -94,3 +94,42 @@ def ensure_update_key(key_dir: Path) -> tuple[Path, Path]:
     if not priv.exists():
         make_key(key_dir)
     return priv, pub
+
+
+def ensure_metrics_token(run_dir: Path) -> str:
+    """The demo's ``/metrics`` bearer token (``[web] metrics_token``), made on the first run and kept in
+    ``run_dir/metrics_token`` (mode 0600); printed in the banner so that a scrape can be tried at once."""
+    import os
+    import secrets
+
+    path = run_dir / "metrics_token"
+    if path.exists() and len(path.read_text().strip()) >= 32:
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+def ensure_demo_kiosk(centre_conf: Path, device_id: str, site: str, cert: Path) -> None:
+    """Register the demo kiosk at its hub in the centre's kiosk registry (expecting its current
+    certificate), unless it is registered so already; audited as ``kiosk.register`` by ``demo``."""
+    from dashboard import audit, ensure_schema, registry
+    from dashboard.config import load_config
+    from dashboard.store import Store
+
+    cfg = load_config(centre_conf)
+    _, serial, sha = registry.certificate_identity(cert.read_bytes())
+    store = Store(cfg.storage.database, cfg.storage.images_dir, cfg.storage.quarantine_dir)
+    try:
+        ensure_schema(store.conn)
+        registry.ensure_schema(store.conn)
+        k = registry.get(store.conn, device_id)
+        if k is not None and (k.site, k.cert_serial, k.cert_sha256) == (site, serial, sha):
+            return
+        registry.register(store.conn, device_id, site, cert_serial=serial, cert_sha256=sha, actor="demo")
+        audit.append(store.conn, actor="demo", action="kiosk.register", target=device_id,
+                     detail=f"hub {site}, certificate serial {serial} (the demo kiosk)")
+    finally:
+        store.close()

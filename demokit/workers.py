@@ -247,6 +247,8 @@ class Demo:
                 f"(managed on the dashboard: admin, Kiosk staff)")
             say(f"  broker:      mqtts://127.0.0.1:{self.plan.broker_port} (TLS, client certificates "
                 f"from {self.plan.state_dir / 'demo' / 'pki'})")
+            say(f"  metrics:     curl -H 'Authorization: Bearer {metrics_token(self.plan.centre_conf)}' "
+                f"{self.plan.dashboard_url}metrics")
             say(f"  logs:        {self.plan.state_dir / 'demo' / 'logs'}")
             say("Open the kiosk page, sign in, photograph a referral, submit: it appears on the dashboard.")
             say("Press Ctrl-C to stop.")
@@ -265,4 +267,11 @@ def mosquitto_binary() -> str:
     if not exe:
         raise DemoError("mosquitto is not installed: `make run` installs it with apt")
     return exe
+
+
+def metrics_token(centre_conf: Path) -> str:
+    """The ``/metrics`` bearer token in the demo centre's config (for the banner)."""
+    from dashboard.config import load_config
+
+    return load_config(centre_conf).web.metrics_token or "(none configured)"
 
