@@ -116,7 +116,8 @@ def add_addendum(key: str, case_id: str):
 @role_required("dermatologist")
 def next_referral(key: str):
     """The next referral to read after this one (worklist order), without going back to the list."""
-    nxt = readnext.next_key(get_store().conn, referralview.normal_key(key) or "", current_user.username)
+    nxt = readnext.next_key(get_store().conn, referralview.normal_key(key) or "", current_user.username,
+                             _settings())
     if nxt is None:
         flash("No other referral is waiting to be read.")
         return redirect(url_for("dashboard.case_list"))

@@ -1,5 +1,5 @@
-"""The next referral to read, for the referral page's "Next referral": in reading order (most severe tier of any
-lesion, then the oldest referral date), skipping referrals whose reading is final, that someone else holds,
+"""The next referral to read, for the referral page's "Next referral": in reading order (the worklist's: most severe
+tier of any lesion, then the oldest referral date), skipping referrals whose reading is final, that someone else holds,
 or on which the reader has nothing to sign (a first read of theirs awaiting another's second read)."""
 
 from __future__ import annotations
@@ -11,21 +11,16 @@ from .readingconfig import ReadingConfig
 from .reports import ReportError, next_kind, reads_by_case
 from .store import reports as table
 
-_RANK = ("CASE WHEN c.risk = 'cancer' THEN 0 WHEN c.risk IS NULL OR c.full_review THEN 1 "
-         "WHEN c.risk = 'pre-cancer' THEN 2 ELSE 3 END")
-_QUEUE = (f"SELECT key, rank, d FROM (SELECT r.referral_id AS key, min({_RANK}) AS rank, r.referral_date AS d "
-          "FROM referrals r JOIN cases c ON c.referral_id = r.referral_id GROUP BY r.referral_id "
-          f"UNION ALL SELECT c.case_id, {_RANK}, substr(c.received_at, 1, 10) FROM cases c "
-          "WHERE c.referral_id IS NULL) w LEFT JOIN reading_state s ON s.referral_key = w.key "
-          "WHERE s.completed_at IS NULL AND w.key != :key")
+#: The worklist's order (dashboard.worklist), over the open referrals' summary rows (index ``summary_queue``).
+_ORDER = "s.rank, s.referral_date, s.first_received_at, s.rowid"
+_OPEN = "SELECT s.referral_key FROM referral_summary s WHERE s.closed = 0 AND s.referral_key != :key"
 
 
-def _can_read(conn: sqlite3.Connection, key: str, user: str) -> bool:
+def _can_read(conn: sqlite3.Connection, key: str, user: str, settings: ReadingConfig) -> bool:
     held = claims.holder(conn, key)
     if held is not None and held.holder != user:
         return False
     reads = reads_by_case(table.reports_for(conn, key))
-    settings = ReadingConfig(audit_share=0)
     if not reads:
         return True
     case_ids = [r[0] for r in conn.execute("SELECT case_id FROM cases WHERE referral_id = ? OR case_id = ?",
@@ -39,18 +34,20 @@ def _can_read(conn: sqlite3.Connection, key: str, user: str) -> bool:
     return False
 
 
-def next_key(conn: sqlite3.Connection, current: str, user: str, look: int = 50) -> str | None:
-    """The referral key after ``current`` in reading order (most severe tier, then oldest referral date) whose
-    reading is not final, that no one else holds and on which ``user`` has a read to sign; wraps round to the
-    start; None when there is none."""
-    here = conn.execute(f"SELECT rank, d FROM ({_QUEUE.replace('!= :key', '= :key')})", {"key": current}).fetchone()
+def next_key(conn: sqlite3.Connection, current: str, user: str, settings: ReadingConfig | None = None,
+             look: int = 50) -> str | None:
+    """The open referral after ``current`` in the worklist's order (most severe rank, then the oldest referral
+    date) that no one else holds and on which ``user`` has a read to sign; wraps round to the start; None when
+    there is none."""
+    here = conn.execute("SELECT rank, referral_date, first_received_at, rowid FROM referral_summary "
+                        "WHERE referral_key = ?", (current,)).fetchone()
     queries = []
     if here is not None:
-        queries.append((f"{_QUEUE} AND (rank, d, key) > (:rank, :d, :key) ORDER BY rank, d, key LIMIT :n",
-                        {"key": current, "rank": here[0], "d": here[1], "n": look}))
-    queries.append((f"{_QUEUE} ORDER BY rank, d, key LIMIT :n", {"key": current, "n": look}))
+        queries.append((f"{_OPEN} AND ({_ORDER}) > (:r, :d, :f, :id) ORDER BY {_ORDER} LIMIT :n",
+                        {"key": current, "r": here[0], "d": here[1], "f": here[2], "id": here[3], "n": look}))
+    queries.append((f"{_OPEN} ORDER BY {_ORDER} LIMIT :n", {"key": current, "n": look}))
     for sql, params in queries:
-        for key, _, _ in conn.execute(sql, params).fetchall():
-            if _can_read(conn, key, user):
+        for (key,) in conn.execute(sql, params).fetchall():
+            if _can_read(conn, key, user, settings or ReadingConfig()):
                 return key
     return None

@@ -301,3 +301,33 @@ def test_skin_type_v_notice_and_ai_refused_on_the_referral_page(make_app, store)
     page = text_of(derm.get(f"/referrals/{key}").get_data(as_text=True))
     assert casefacts.SKIN_TYPE_NOTICE in page and "classifier not validated" in page
     assert "AI analysis refused by the patient: no classifier ran" in page
+
+
+def test_next_referral_follows_the_worklist_order_and_skips_what_the_reader_cannot_sign(make_app, store):
+    from datetime import datetime, timedelta, timezone
+
+    from dashboard import claims
+    app = make_app()
+    t0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    order = []
+    for n, (seed, risk) in enumerate(((71, "benign"), (72, "cancer"), (73, "pre-cancer"), (74, "cancer"))):
+        [(h, ims)] = sample.make_referral(seed)
+        store.save_case(with_risk(h, risk), ims, received_at=t0 + timedelta(minutes=n))
+        order.append(str(h.referral.referral_id))
+    benign, cancer_a, pre, cancer_b = order   # seed 72 is referred before seed 74: cancer_a first
+    derm = logged_in(app, "dr.one", "dermatologist")
+
+    def nxt(key):
+        r = derm.get(f"/referrals/{key}/next")
+        assert r.status_code == 302
+        return r.headers["Location"].rsplit("/", 1)[-1]
+
+    assert nxt(cancer_a) == cancer_b and nxt(cancer_b) == pre and nxt(pre) == benign
+    assert nxt(benign) == cancer_a                      # wraps round to the start
+    claims.claim(store.conn, cancer_b, "dr.other")      # held by another reader: skipped
+    assert nxt(cancer_a) == pre
+    # a referral the reader signed (final) leaves the queue
+    ak = "Indeterminate:Indeterminate epidermal proliferations:Solar or actinic keratosis"
+    assert sign(derm, pre, str(sample.make_referral(73)[0][0].case_id), ak, "biopsy").status_code == 302
+    assert reports.referral_signed(store.conn, pre)
+    assert nxt(cancer_a) == benign
