@@ -9,7 +9,8 @@ Entries name cases by their UUID and images by their SHA-256, never by a
 referral reference. Actions (``action`` column)::
 
     login.ok  login.failed  logout  access.denied
-    worklist.view  case.view  image.view  decision.record  export
+    worklist.view  worklist.search  case.view  image.view  decision.record  decision.refused  export
+    claim.take  claim.release  claim.takeover  claim.refused
     user.create  user.deactivate  user.activate  user.password  user.password.failed  user.unlock  user.role
     device.revoke  device.issue  audit.view
 

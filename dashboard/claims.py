@@ -108,9 +108,8 @@ def holders(conn: sqlite3.Connection, keys: list[str], now: datetime | None = No
         "AND expires_at > ?", [*keys, stamp(now)])}
 
 
-def _audit(conn, user: str, action: str, key: str, detail: str, role: str, remote_addr: str, now: datetime) -> None:
-    audit.append(conn, actor=user, role=role, action=action, target=key, detail=detail, remote_addr=remote_addr,
-                 at=now)
+def _audit(conn, user: str, action: str, key: str, detail: str, role: str, remote_addr: str) -> None:
+    audit.append(conn, actor=user, role=role, action=action, target=key, detail=detail, remote_addr=remote_addr)
 
 
 def claim(conn: sqlite3.Connection, referral_key: str, user: str, *, minutes: int = DEFAULT_MINUTES,
@@ -129,11 +128,10 @@ def claim(conn: sqlite3.Connection, referral_key: str, user: str, *, minutes: in
                          (key, user, stamp(since), stamp(now + timedelta(minutes=minutes))))
     if refused is not None:
         _audit(conn, user, "claim.refused", key, f"held by {refused.holder} until {stamp(refused.expires_at)}",
-               role, remote_addr, now)
+               role, remote_addr)
         raise ClaimError(held_message(refused), refused)
     if other is None:
-        _audit(conn, user, "claim.take", key, f"until {stamp(now + timedelta(minutes=minutes))}", role, remote_addr,
-               now)
+        _audit(conn, user, "claim.take", key, f"until {stamp(now + timedelta(minutes=minutes))}", role, remote_addr)
     return Claim(key, user, since, now + timedelta(minutes=minutes))
 
 
@@ -151,7 +149,7 @@ def release(conn: sqlite3.Connection, referral_key: str, user: str, *, now: date
     if not current.held_by(user):
         raise ClaimError(f"Only {current.holder}, who holds this referral, can release it; you can take it over.",
                          current)
-    _audit(conn, user, "claim.release", key, "", role, remote_addr, now)
+    _audit(conn, user, "claim.release", key, "", role, remote_addr)
 
 
 def take_over(conn: sqlite3.Connection, referral_key: str, user: str, *, minutes: int = DEFAULT_MINUTES,
@@ -167,7 +165,7 @@ def take_over(conn: sqlite3.Connection, referral_key: str, user: str, *, minutes
         action, detail = ("claim.take", f"until {stamp(now + timedelta(minutes=minutes))}")
     else:
         action, detail = ("claim.takeover", f"from {before.holder} (held until {stamp(before.expires_at)})")
-    _audit(conn, user, action, key, detail, role, remote_addr, now)
+    _audit(conn, user, action, key, detail, role, remote_addr)
     return Claim(key, user, now, now + timedelta(minutes=minutes))
 
 

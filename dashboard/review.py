@@ -6,18 +6,18 @@ counts, the earlier ones stay as history). Nothing here ever decides on its
 own: a case without a human decision stays on the worklist, whatever its risk
 tier, and so does a case whose latest decision asks for better images.
 
-The worklist is ordered by risk tier, most severe first, then by receive time,
-oldest first (the longest-waiting case of a tier is read first). A case with no
-classifier result is placed right after ``cancer``: unknown risk is not low risk.
-So is a case that needs a full review (schema version 2: skin type V-VI, AI
-refused or failed), whatever tier the classifier gave it: such a case never
-sorts as benign.
+Each decision also moves its referral's worklist status (:mod:`dashboard.store.summary`)
+in the same transaction: ``reported`` once every lesion the referral names has a
+closing decision. The worklist itself is :mod:`dashboard.worklist`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timezone
+
+from .store import summary
+from .store.schema import transaction
 
 OUTCOMES = {
     "urgent-2ww": "Urgent suspected-cancer referral (2-week wait)",
@@ -34,17 +34,9 @@ OUTCOME_SHORT = {
 }
 #: Outcomes that leave the case on the open worklist.
 OPEN_OUTCOMES = frozenset({"better-images"})
-FILTERS = {"open": "To read", "decided": "Decided", "all": "All cases"}
 MAX_NOTE = 2000
 
 SCHEMA = "CREATE INDEX IF NOT EXISTS decisions_case ON decisions (case_id, id);"
-
-_RANK = ("CASE WHEN c.risk = 'cancer' THEN 0 WHEN c.risk IS NULL OR c.full_review THEN 1 "
-         "WHEN c.risk = 'pre-cancer' THEN 2 WHEN c.risk = 'benign' THEN 3 ELSE 1 END")
-_LATEST = ("LEFT JOIN (SELECT case_id, outcome, reviewer, decided_at, max(id) AS decision_id FROM decisions "
-           "GROUP BY case_id) d ON d.case_id = c.case_id")
-_OPEN = f"(d.outcome IS NULL OR d.outcome IN ({', '.join(repr(o) for o in sorted(OPEN_OUTCOMES))}))"
-_WHERE = {"open": f"WHERE {_OPEN}", "decided": f"WHERE NOT {_OPEN}", "all": ""}
 
 
 class DecisionError(ValueError):
@@ -54,25 +46,6 @@ class DecisionError(ValueError):
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Index the decisions by case (the table itself belongs to the store's schema)."""
     conn.executescript(SCHEMA)
-
-
-def worklist(conn: sqlite3.Connection, which: str = "open", limit: int = 50, offset: int = 0) -> list[dict]:
-    """Cases for the worklist with their latest decision (if any): risk tier first, then oldest received."""
-    if which not in _WHERE:
-        raise ValueError(f"worklist filter must be one of {tuple(_WHERE)}")
-    sql = (f"SELECT c.case_id, c.device, c.site, c.referral_ref, c.lesion_id, c.body_site, c.received_at, "
-           f"c.risk, c.image_count, d.outcome, d.reviewer, d.decided_at, c.schema_version, c.full_review, c.ai, "
-           f"c.laterality, c.referral_id FROM cases c {_LATEST} {_WHERE[which]} "
-           f"ORDER BY {_RANK}, c.received_at ASC, c.rowid ASC LIMIT ? OFFSET ?")
-    cols = ("case_id", "device", "site", "referral_ref", "lesion_id", "body_site", "received_at", "risk",
-            "image_count", "outcome", "reviewer", "decided_at", "schema_version", "full_review", "ai", "laterality",
-            "referral_id")
-    return [dict(zip(cols, row)) for row in conn.execute(sql, (limit, offset))]
-
-
-def counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """How many cases each filter shows."""
-    return {k: conn.execute(f"SELECT count(*) FROM cases c {_LATEST} {w}").fetchone()[0] for k, w in _WHERE.items()}
 
 
 def decisions(conn: sqlite3.Connection, case_id: str) -> list[dict]:
@@ -95,8 +68,11 @@ def record(conn: sqlite3.Connection, case_id: str, reviewer: str, outcome: str, 
         raise DecisionError("Say what is wrong with the images, so the kiosk team can recapture.")
     if conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
         raise DecisionError("No such case.")
-    cur = conn.execute("INSERT INTO decisions (case_id, decided_at, reviewer, outcome, note) VALUES (?,?,?,?,?)",
-                       (case_id, (now or datetime.now(timezone.utc)).isoformat(), reviewer, outcome, note))
+    now = now or datetime.now(timezone.utc)
+    with transaction(conn):
+        cur = conn.execute("INSERT INTO decisions (case_id, decided_at, reviewer, outcome, note) VALUES (?,?,?,?,?)",
+                           (case_id, now.isoformat(), reviewer, outcome, note))
+        summary.refresh_from_decisions(conn, summary.key_of_case(conn, case_id), at=now)
     return cur.lastrowid
 
 

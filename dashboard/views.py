@@ -19,15 +19,15 @@ from flask_login import current_user
 
 from wire.messages import LABEL_NAMES, LABELS, TIER_OF_LABEL, TIERS
 
-from . import audit, casefacts, review
+from . import audit, casefacts, claims, review, worklist_views
 from .auth import home_url, public, role_required
 from .db import get_store
+from .store import summary
 from .users import ROLE_NAMES, ROLES
 
 bp = Blueprint("dashboard", __name__)
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-PAGE_SIZE = 50
 
 
 
@@ -64,19 +64,9 @@ def index():
 @bp.route("/cases")
 @role_required("dermatologist")
 def case_list():
-    """Worklist: risk tier first (cancer first), then oldest received; filter open / decided / all."""
-    which = request.args.get("show", "open")
-    if which not in review.FILTERS:
-        which = "open"
-    page = max(request.args.get("page", 1, type=int), 1)
-    conn = get_store().conn
-    counts = review.counts(conn)
-    cases = review.worklist(conn, which, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    total = counts[which]
-    audit.record("worklist.view", which, f"page {page}, {len(cases)} cases")
-    return render_template("cases.html", cases=cases, page=page, total=total, which=which, counts=counts,
-                           filters=review.FILTERS, outcomes=review.OUTCOMES,
-                           pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
+    """The referral worklist: most severe lesion first, then the FDS clock; filters and search
+    (:mod:`dashboard.worklist_views`)."""
+    return worklist_views.render_worklist()
 
 
 @bp.route("/cases/export.csv")
@@ -126,8 +116,12 @@ def referral_context(case: dict) -> dict:
     return ctx
 
 
-def _render_case(case: dict, error: str | None = None, form: dict | None = None, status: int = 200):
+def _render_case(case: dict, error: str | None = None, form: dict | None = None, status: int = 200, claim=None):
+    key = summary.key_of_case(get_store().conn, case["case_id"])
+    if claim is None:
+        claim = claims.holder(get_store().conn, key)
     return render_template("case.html", case=case, probs=probability_rows(case["probabilities"]),
+                           referral_key=key, claim=claim,
                            **referral_context(case),
                            image_probs=[probability_rows(im["classification"].probabilities)
                                         if im["classification"] else [] for im in case["images"]],
@@ -141,7 +135,8 @@ def case_page(case_id: str):
     """One case: images, per-class probabilities, risk tier, model, quality per image, device, decisions."""
     case = _case_or_404(case_id)
     audit.record("case.view", case["case_id"])
-    return _render_case(case)
+    claim = claims.claim_on_open(summary.key_of_case(get_store().conn, case["case_id"]))
+    return _render_case(case, claim=claim)
 
 
 @bp.route("/cases/<case_id>/decision", methods=["POST"])
@@ -150,6 +145,11 @@ def decide(case_id: str):
     """Record the logged-in dermatologist's decision on a case (outcome and note), then show the case."""
     case = _case_or_404(case_id)
     outcome, note = request.form.get("outcome", ""), request.form.get("note", "")
+    try:
+        claims.require_claim(summary.key_of_case(get_store().conn, case["case_id"]), current_user.username)
+    except claims.ClaimError as exc:
+        audit.record("decision.refused", case["case_id"], "not the claim's holder")
+        return _render_case(case, error=str(exc), form={"outcome": outcome, "note": note}, status=409)
     try:
         decision_id = review.record(get_store().conn, case["case_id"], current_user.username, outcome, note)
     except review.DecisionError as exc:

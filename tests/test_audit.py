@@ -115,7 +115,7 @@ def test_admin_reads_the_log_newest_first_with_filters(app, case, tmp_path):
     html = admin.get("/admin/audit").get_data(as_text=True)
     assert "Hash chain verified" in html
     ids = [int(x) for x in __import__("re").findall(r'<td class="num tiny muted">(\d+)</td>', html)]
-    assert ids == sorted(ids, reverse=True) and len(ids) == 5  # 3 log-ins, 2 case views
+    assert ids == sorted(ids, reverse=True) and len(ids) == 7  # 3 log-ins, 2 case views, dr.a's claim, dr.b's refusal
     only_b = admin.get("/admin/audit?actor=dr.b").get_data(as_text=True)
     assert "dr.b" in only_b and ">dr.a<" not in only_b
     views = admin.get("/admin/audit?action=case.view").get_data(as_text=True)

@@ -176,10 +176,10 @@ def test_worklist_oldest_first_within_a_tier_with_risk_badges(client, store):
     html = client.get("/cases").get_data(as_text=True)
     order = [html.index(h.referral_ref) for h in headers]
     assert order[0] < order[2] < order[1]  # received 09:10, 09:20, 09:30: the longest waiting first
-    assert "2026-05-01 09:30:00 UTC" in html
+    assert "referred 01 May 2026" in html  # a v1 case's referral date is the day it was received
     for h in headers:
         assert f'class="badge risk-{h.classification.risk}"' in html
-        assert f'/cases/{h.case_id}' in html
+        assert f'data-referral-key="{h.case_id}"' in html  # a v1 case is a one-lesion referral keyed by its id
 
 
 def test_case_page_shows_images_result_quality_and_device(client, store):
@@ -270,7 +270,7 @@ def test_pagination(client, store):
     first = client.get("/cases").get_data(as_text=True)
     second = client.get("/cases?page=2").get_data(as_text=True)
     assert "page 1 of 2" in first and "next" in first
-    assert second.count('data-case-id=') == 5
+    assert second.count('data-referral-key=') == 5
 
 
 def test_app_from_config_file(tmp_path, monkeypatch):

@@ -87,11 +87,12 @@ def test_fitzpatrick_v_and_ai_declined_notices_and_never_benign_in_the_worklist(
     assert "AI analysis refused by the patient: no classifier ran" in page
     assert casefacts.SKIN_TYPE_NOTICE not in page and "AI analysis: refused" in page
     html = client.get("/cases").get_data(as_text=True)
-    order = re.findall(r'data-case-id="([^"]+)"', html)
-    assert order == [str(fitz.case_id), str(declined.case_id), str(pre.case_id), str(benign.case_id)]
-    row = html[html.index(f'data-case-id="{fitz.case_id}"'):].split("</tr>")[0]
-    assert "full review" in row and fitz.referral.reference in row and ">L1<" in row
-    row = html[html.index(f'data-case-id="{declined.case_id}"'):].split("</tr>")[0]
+    order = re.findall(r'data-referral-key="([^"]+)"', html)
+    assert order == [str(h.referral.referral_id) for h in (fitz, declined, pre, benign)]
+    row = html[html.index(f'data-referral-key="{fitz.referral.referral_id}"'):].split("</tr>")[0]
+    assert "full review" in row and fitz.referral.reference in row and "L1 " in row and "Fitzpatrick V–VI" in row
+    assert "classifier: benign" in row
+    row = html[html.index(f'data-referral-key="{declined.referral.referral_id}"'):].split("</tr>")[0]
     assert "AI refused" in row and "no result" not in row
 
 

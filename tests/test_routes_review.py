@@ -64,7 +64,8 @@ def test_decision_recorded_shown_and_moves_the_case(tmp_path, derm):
     other = _save(tmp_path, 11, "benign", 1)
     cid = str(h.case_id)
     html = derm.get("/cases").get_data(as_text=True)
-    assert "not yet read" in html and h.referral_ref in html
+    row = html[html.index(f'data-referral-key="{cid}"'):].split("</tr>")[0]
+    assert "To read" in row and h.referral_ref in row
     r = _decide(derm, cid, "urgent-2ww", "Irregular network; 2WW to the pigmented lesion clinic.")
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/cases/{cid}#decision")
     page = derm.get(f"/cases/{cid}").get_data(as_text=True)
@@ -74,7 +75,8 @@ def test_decision_recorded_shown_and_moves_the_case(tmp_path, derm):
     assert h.referral_ref not in open_list and other.referral_ref in open_list
     decided = derm.get("/cases?show=decided").get_data(as_text=True)
     assert h.referral_ref in decided and other.referral_ref not in decided
-    assert "Urgent suspected-cancer referral" in decided
+    row = decided[decided.index(f'data-referral-key="{cid}"'):].split("</tr>")[0]
+    assert "Reported" in row and " on day " in row  # the clock stopped the day it was decided
     everything = derm.get("/cases?show=all").get_data(as_text=True)
     assert h.referral_ref in everything and other.referral_ref in everything
     row = sqlite3.connect(tmp_path / "c.db").execute("SELECT reviewer, outcome, decided_at FROM decisions").fetchone()

@@ -59,8 +59,8 @@ CREATE TABLE IF NOT EXISTS referral_summary (
 );
 CREATE INDEX IF NOT EXISTS summary_queue ON referral_summary (closed, rank, referral_date, first_received_at);
 CREATE INDEX IF NOT EXISTS summary_clock ON referral_summary (closed, referral_date);
-CREATE INDEX IF NOT EXISTS summary_status ON referral_summary (status);
-CREATE INDEX IF NOT EXISTS summary_site ON referral_summary (site, closed, rank, referral_date);
+CREATE INDEX IF NOT EXISTS summary_status ON referral_summary (status, rank, referral_date, first_received_at);
+CREATE INDEX IF NOT EXISTS summary_site ON referral_summary (site, closed, rank, referral_date, first_received_at);
 CREATE INDEX IF NOT EXISTS summary_nhs ON referral_summary (nhs_number) WHERE nhs_number IS NOT NULL;
 CREATE INDEX IF NOT EXISTS summary_reference ON referral_summary (reference COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS summary_assigned ON referral_summary (assigned_to) WHERE assigned_to IS NOT NULL;
