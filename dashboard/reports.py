@@ -35,6 +35,7 @@ from isic_metadata.diagnosis_hierarchical import DiagnosisEnum
 from wire import outcome
 from wire.referral import UNVALIDATED_SKIN_TYPES
 
+from . import claims
 from .readingconfig import ReadingConfig
 from .store import reports as table
 from .store import summary
@@ -217,8 +218,6 @@ def _now(now: datetime | None) -> str:
 
 
 def _require_claim(conn: sqlite3.Connection, key: str, user: str) -> None:
-    from . import claims  # the worklist's claim service
-
     try:
         claims.require_claim(key, user, conn=conn)
     except claims.ClaimError as exc:
