@@ -182,6 +182,21 @@ class OutcomeStore:
                 {"by": staff_id, "at": datetime.now(timezone.utc).isoformat()}).encode())
         log.info("re-image task of referral %s lesion %s done", rid, label)
 
+    def close_referral_tasks(self, referral_id: str, staff_id: str) -> list[str]:
+        """Mark every open re-image task of a referral done (its lesions were photographed again and sent);
+        returns their labels."""
+        labels = [t.label for t in self.tasks() if t.referral_id == str(referral_id)]
+        for label in labels:
+            self.complete(referral_id, label, staff_id)
+        return labels
+
+    def open_reimage_referral(self, reference: str, nhs_number: str) -> str | None:
+        """The referral UUID of an open re-image task whose patient and reference are these, or None."""
+        for t in self.tasks():
+            if t.sent is not None and t.sent.reference == reference and t.sent.nhs_number == nhs_number:
+                return t.referral_id
+        return None
+
     # ------------------------------------------------------------------ reading
     def _load(self) -> tuple[dict[str, SentReferral], dict[str, Outcome], set[tuple[str, str]]]:
         sent: dict[str, SentReferral] = {}

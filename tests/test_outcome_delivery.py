@@ -89,11 +89,23 @@ def test_an_outcome_for_an_offline_kiosk_is_delivered_when_it_is_back(tmp_path, 
         assert task.sent.nhs_number == nhs and task.sent.reference == ref and task.where == "left arm"
         [state] = svc.outcomes.referrals(lambda cid: svc.outbox.get(cid).state)
         assert state.status == "reimage" and state.open_tasks == 1
-        svc.desk.sign_in(PHOTOGRAPHER, PIN)
-        svc.desk.complete_task(PHOTOGRAPHER, task.referral_id, "L1")
+        # The photographer photographs the lesion again: the same referral may be sent once more, which
+        # closes the task; a further appointment for it is refused again.
+        desk = svc.desk
+        desk.sign_in(PHOTOGRAPHER, PIN)
+        fill_details(desk, nhs=nhs, reference=ref)
+        desk.add_lesion(PHOTOGRAPHER, site="upper extremity", laterality="left")
+        photograph(desk, 1)
+        again = desk.submit(PHOTOGRAPHER)
+        assert again[0].referral.referral_id != header.referral.referral_id
         assert svc.outcomes.tasks() == []
+        assert [e.detail for e in desk.audit.entries() if e.action == "task-done"] == ["re-image L1: sent again"]
         with pytest.raises(ValueError, match="not open"):
-            svc.desk.complete_task(PHOTOGRAPHER, task.referral_id, "L1")
+            desk.complete_task(PHOTOGRAPHER, task.referral_id, "L1")
+        desk.open(PHOTOGRAPHER)
+        desk.set_patient(PHOTOGRAPHER, nhs, "01/02/1950", "female")
+        with pytest.raises(ValueError, match="already sent from this kiosk"):
+            desk.set_referral(PHOTOGRAPHER, ref, "20/11/2026", "A81001", "gp-referral")
     # Sealed files named by UUIDs only; no identifier in a file name or a log line.
     names = [p.name for p in (cfg.data_dir / "outcomes").iterdir()]
     assert any(n.startswith("outcome-") for n in names) and any(n.startswith("sent-") for n in names)

@@ -252,9 +252,21 @@ class AppointmentDesk(LesionsAndPhotos):
             return cases.missing(self._appt, self.settings.required_views, self.send_all)
 
     def _key(self, appt: Appointment) -> str | None:
+        """The outbox group key of the appointment's referral (an HMAC, never the identifiers in clear).
+
+        A referral the centre asked to re-image (an open task, :mod:`edge.outcomes`) may be sent again:
+        its new photographs go as a group of their own, keyed by this appointment's UUID as well."""
         if appt.nhs_number is None or appt.referral is None:
             return None
-        return cases.referral_key(self._secret, appt.referral["reference"], appt.nhs_number)
+        key = cases.referral_key(self._secret, appt.referral["reference"], appt.nhs_number)
+        return f"{key}:{appt.referral_id}" if self._reimage_of(appt) else key
+
+    def _reimage_of(self, appt: Appointment) -> str | None:
+        """The referral UUID of an open re-image task for the same reference and NHS number, or None."""
+        outcomes = getattr(self.service, "outcomes", None)
+        if outcomes is None or appt.nhs_number is None or appt.referral is None:
+            return None
+        return outcomes.open_reimage_referral(appt.referral["reference"], appt.nhs_number)
 
     def _known_key(self, appt: Appointment) -> str | None:
         key = self._key(appt)
@@ -299,7 +311,11 @@ class AppointmentDesk(LesionsAndPhotos):
             for h in stored:
                 self._audit_quietly("submit", staff_id, draft.referral_id, lesion=h.lesion.index,
                                     detail=f"case {h.case_id} seq {h.seq}")
+            reimaged = self._reimage_of(draft)
             self._record_sent(draft, staff_id, stored)
+            if reimaged:                  # the new photographs answer the centre's re-image tasks
+                for label in svc.outcomes.close_referral_tasks(reimaged, staff_id):
+                    self._audit_quietly("task-done", staff_id, reimaged, detail=f"re-image {label}: sent again")
             self.store.remove(draft.referral_id)
             self._appt = None
             log.info("appointment %s submitted: %d case(s)", draft.referral_id, len(stored))
