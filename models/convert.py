@@ -38,7 +38,14 @@ def training_sample(data: Path, n: int, seed: int):
 
 
 def calibration_images(data: Path, size: int, n: int = 256, seed: int = 1) -> np.ndarray:
-    """``n`` training images (uint8 NHWC) for measuring each layer's inputs before rounding."""
+    """``n`` training images (uint8 NHWC) for measuring each layer's inputs before rounding.
+
+    ``data``: an ISIC-format folder, or a pack of every source (``models.sources``, a ``.npz``).
+    """
+    if str(data).endswith(".npz"):
+        from models.sources import pack_training_images
+
+        return pack_training_images(data, n, seed, size)
     items, pick = training_sample(data, n, seed)
     return np.stack([load_rgb(items[i].path, size) for i in np.sort(pick)])
 
@@ -71,6 +78,14 @@ def representative(data: Path, size: int, n: int = 400, seed: int = 0):
     """A generator of ``n`` normalised training images (calibration for the int8 ranges)."""
     from models.net import MEAN, STD
 
+    if str(data).endswith(".npz"):
+        imgs = calibration_images(data, size, n, seed)
+
+        def gen_pack():
+            for rgb in imgs:
+                yield [((rgb.astype(np.float32) - MEAN) / STD)[None]]
+
+        return gen_pack
     items, pick = training_sample(data, n, seed)
 
     def gen():
@@ -135,7 +150,7 @@ def main(argv=None) -> None:
     """Convert, check and write model.tflite (the manifest is written by models.evaluate)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="ISIC-format folder or a pack of every source (.npz)")
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--rounding", choices=("gptq", "nearest"), default="gptq",

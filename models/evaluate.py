@@ -24,7 +24,7 @@ from models.data import LABELS, load_rgb, read_isic_folder, split
 from models.metrics import MALIGNANT, summary
 
 MEL = LABELS.index("mel")
-CANCER = [LABELS.index(x) for x in ("mel", "bcc")]
+CANCER = [LABELS.index(x) for x in ("mel", "bcc", "scc")]
 PRE = [LABELS.index("akiec")]
 MAL = [LABELS.index(x) for x in MALIGNANT]
 TARGET_SENS = 0.95

@@ -153,23 +153,39 @@ def to_square(rgb: np.ndarray, source: str, size: int) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def decode_pack(path: Path | str, size: int, threads: int = 0) -> tuple[np.ndarray, dict]:
-    """Decode a pack into uint8 (N, size, size, 3) RGB and its metadata arrays."""
+def pack_meta(path: Path | str) -> dict:
+    """The metadata arrays of a pack (isic_id, label, group, source, labels), without decoding images."""
+    z = np.load(path)
+    return {k: z[k] for k in ("isic_id", "label", "group", "source", "labels")}
+
+
+def decode_pack(path: Path | str, size: int, threads: int = 0, indices=None) -> tuple[np.ndarray, dict]:
+    """Decode a pack (or only its images at ``indices``) into uint8 (N, size, size, 3) RGB, and its metadata."""
     import cv2
 
     z = np.load(path)
     data, off = z["data"], z["offsets"]
     meta = {k: z[k] for k in ("isic_id", "label", "group", "source", "labels")}
-    out = np.empty((len(off) - 1, size, size, 3), np.uint8)
+    idx = np.arange(len(off) - 1) if indices is None else np.asarray(indices)
+    out = np.empty((len(idx), size, size, 3), np.uint8)
 
-    def dec(i: int) -> None:
+    def dec(j: int) -> None:
+        i = idx[j]
         bgr = cv2.imdecode(data[off[i]:off[i + 1]], cv2.IMREAD_COLOR)
-        out[i] = to_square(bgr[:, :, ::-1], str(meta["source"][i]), size)
+        out[j] = to_square(bgr[:, :, ::-1], str(meta["source"][i]), size)
 
     cv2.setNumThreads(1)
     with ThreadPoolExecutor(threads or os.cpu_count() or 2) as ex:
-        list(ex.map(dec, range(len(off) - 1)))
+        list(ex.map(dec, range(len(idx))))
     return out, meta
+
+
+def pack_training_images(path: Path | str, n: int, seed: int, size: int) -> np.ndarray:
+    """``n`` images (uint8 NHWC RGB) drawn (seeded) from the lesion-grouped training split of a pack."""
+    m = pack_meta(path)
+    train = split_grouped(m["group"].astype(str), m["label"], m["source"].astype(str), seed=0)["train"]
+    pick = np.sort(np.random.default_rng(seed).choice(train, size=min(n, len(train)), replace=False))
+    return decode_pack(path, size, indices=pick)[0]
 
 
 def main(argv=None) -> None:

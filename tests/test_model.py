@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.classifier import DEFAULT_MODEL_DIR, Classifier, ImageError, ModelError, load_manifest
+from edge.classifier import DEFAULT_MODEL_DIR, Classifier, ImageError, ModelError, lesion_square, load_manifest
 from models.convert import INT8_OPS, check_int8, op_list
-from wire.messages import LABELS, TIERS, tier_for
+from wire.messages import LABELS, TIER_OF_LABEL, TIERS, Classification, tier_for
 
 MODEL = DEFAULT_MODEL_DIR / "model.tflite"
 
@@ -75,11 +75,19 @@ def test_manifest_matches_model():
     raw = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
     assert m.sha256 == hashlib.sha256(MODEL.read_bytes()).hexdigest()
     assert tuple(m.labels) == LABELS
+    assert "scc" in m.labels
+    assert raw["risk_tiers"]["cancer"] == ["mel", "bcc", "scc"]
+    assert {lab: t for t, labs in raw["risk_tiers"].items() for lab in labs} == TIER_OF_LABEL
     assert m.input.size == 224 and m.input.dtype == "int8"
+    assert m.input.crop in ("centre-square", "lesion-square")
     assert 0 < m.thresholds["cancer"] < 1 and 0 < m.thresholds["pre-cancer"] <= 1
     for key in ("quantization", "training_data", "date", "metrics", "version"):
         assert raw[key], key
     assert raw["metrics"]["test"]["melanoma_auc"] > 0.5
+    # the second model's evaluation: per source, leave one source out, PH2 as the external test
+    assert set(raw["metrics"]["validation"]["per_source"]) >= {"ham10000", "isic2019-bcn", "isic2017"}
+    assert set(raw["metrics"]["loso"]) == {"ham10000", "isic2019-bcn", "isic2017"}
+    assert raw["metrics"]["external_ph2"]["centre-square"]["mel_vs_nv_auc"] > 0.5
 
 
 def test_classifier_output(clf):
@@ -138,3 +146,70 @@ def test_missing_manifest_field_is_named(tmp_path):
     (d / "manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ModelError, match="thresholds"):
         Classifier(d)
+
+
+def test_scc_is_cancer_and_travels():
+    th = {"cancer": 0.3, "pre-cancer": 0.3}
+    probs = {lab: 0.0 for lab in LABELS}
+    probs.update(nv=0.6, scc=0.2, bcc=0.15, akiec=0.05)
+    assert tier_for(probs, th) == "cancer"  # scc + bcc pass the cancer threshold together
+    c = Classification(probabilities=probs, risk="cancer", model="m")
+    assert c.probabilities["scc"] == 0.2
+    old = {lab: p for lab, p in probs.items() if lab != "scc"}  # a first-model kiosk's seven labels
+    assert Classification(probabilities=old, risk="benign", model="m").probabilities == old
+
+
+def test_a_seven_label_manifest_still_loads_but_not_a_reordered_one(tmp_path):
+    from edge.classifier import Manifest
+
+    raw = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    d = tmp_path / "m"
+    d.mkdir()
+    raw["labels"] = [lab for lab in LABELS if lab != "scc"]
+    (d / "manifest.json").write_text(json.dumps(raw))
+    assert isinstance(load_manifest(d), Manifest)
+    raw["labels"] = list(reversed(LABELS))
+    (d / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="ordered subset"):
+        load_manifest(d)
+
+
+def _frame_with_lesion(cx: int, cy: int, r: int, w: int = 800, h: int = 600) -> np.ndarray:
+    """A generated skin-coloured BGR frame with one dark round lesion at (cx, cy)."""
+    rng = np.random.default_rng(5)
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = (150, 170, 215)
+    cv2.circle(img, (cx, cy), r, (60, 70, 110), -1)
+    return np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_lesion_square_centres_the_lesion_inside_the_frame():
+    x0, y0, s = lesion_square(_frame_with_lesion(560, 260, 60), margin=1.5)
+    assert 0 <= x0 and 0 <= y0 and x0 + s <= 800 and y0 + s <= 600
+    assert abs(x0 + s / 2 - 560) < 15 and abs(y0 + s / 2 - 260) < 15
+    assert 0.35 * 600 - 1 <= s <= 1.5 * 120 * 1.2
+    # near an edge the square is shifted into the frame, not cut
+    x0, y0, s = lesion_square(_frame_with_lesion(770, 300, 25), margin=1.5)
+    assert x0 + s <= 800 and s >= 0.35 * 600 - 1
+
+
+def test_lesion_square_falls_back_to_the_centre_square():
+    flat = np.full((600, 800, 3), (150, 170, 215), np.uint8)
+    assert lesion_square(flat) == (100, 0, 600)
+
+
+def test_preprocess_follows_the_manifests_crop(clf):
+    frame = _frame_with_lesion(600, 200, 50)
+    centre = clf.preprocess(frame) if clf.manifest.input.crop == "centre-square" else None
+    m = clf.manifest.input
+    old = (m.crop, m.crop_margin)
+    try:
+        m.crop = "centre-square"
+        a = clf.preprocess(frame)
+        m.crop = "lesion-square"
+        b = clf.preprocess(frame)
+    finally:
+        m.crop, m.crop_margin = old
+    assert a.shape == b.shape == (1, 224, 224, 3) and not np.array_equal(a, b)
+    if centre is not None:
+        assert np.array_equal(centre, a)
