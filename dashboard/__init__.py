@@ -91,9 +91,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import reading
 
     app.register_blueprint(reading.bp)
-    from . import handover
+    from . import signoff
 
-    handover.init_app(app)   # letters (download, made at sign-off), the outcome to the hub's kiosk
+    signoff.init_app(app)    # letters (download, made at sign-off), the outcome to the hub's kiosk
     return app
 
 

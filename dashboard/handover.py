@@ -2,11 +2,9 @@
 
 :func:`signed_referral` joins what the reading service says stands for each lesion
 (:func:`dashboard.reports.final_outcome`) with what the store knows of the referral (patient,
-referring practice, each lesion's site and the classifier's output). :func:`on_signed` is the
-listener registered with :func:`dashboard.reports.register_on_signed`: on sign-off it makes the GP
-and patient letters (:mod:`dashboard.letters`) and queues the outcome for the kiosk that sent the
-referral (:mod:`dashboard.outcomes`), which is published at once and again until the broker takes
-it. :func:`init_app` wires both into the dashboard and serves the letters (:mod:`dashboard.letters_views`).
+referring practice, each lesion's site and the classifier's output). The letters
+(:mod:`dashboard.letters`) and the outcome (:mod:`dashboard.outcomes`) are made of it at sign-off
+(:mod:`dashboard.signoff`).
 
 A referral key is a v2 referral's ``referral_id`` or, for a v1 case (one lesion, no referral), its case id.
 """
@@ -22,7 +20,7 @@ from datetime import date, datetime
 
 from wire.outcome import plain_site
 
-from .store import handover as table
+from . import reports
 from .store.referrals import get_referral, referral_cases
 
 log = logging.getLogger(__name__)
@@ -96,8 +94,6 @@ def _lesion_facts(conn, key: str) -> tuple[dict | None, dict[str, dict]]:
 
 def signed_referral(conn, key: str) -> SignedReferral:
     """The signed referral ``key``; NotSigned (with a message for a person) while its reading is not final."""
-    from . import reports
-
     key = str(uuid.UUID(str(key)))
     if not reports.referral_signed(conn, key):
         raise NotSigned("This referral is not signed off yet: its letters are made when every lesion's report is "
@@ -129,33 +125,3 @@ def signed_referral(conn, key: str) -> SignedReferral:
                           reference=case["referral_ref"], nhs_number=None, date_of_birth=None,
                           referral_date=datetime.fromisoformat(case["received_at"]).date(), practice_ods=None,
                           lesions=tuple(lesions))
-
-
-def on_signed(store, referral_key: str) -> None:
-    """The sign-off listener: make and store both letters, queue the outcome and send it off (in the background)."""
-    from flask import current_app
-
-    from . import letters, outcomes
-
-    signed = signed_referral(store.conn, referral_key)
-    service = current_app.config.get("SERVICE") or letters.default_service()
-    letters.make_and_store(store.conn, signed, service)
-    outcome = outcomes.queue(store.conn, signed)
-    log.info("referral key %s signed off: letters made, outcome %s queued for %s/%s", signed.key,
-             outcome.outcome_id, signed.site, signed.device)
-    outcomes.kick(current_app)
-
-
-def init_app(app) -> None:
-    """Create the hand-over tables, serve the letters, listen for sign-offs and start the outcome sender."""
-    from . import letters_views, outcomes, reports
-    from .store import Store
-
-    store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"], app.config.get("QUARANTINE_DIR"))
-    try:
-        table.ensure_schema(store.conn)
-    finally:
-        store.close()
-    app.register_blueprint(letters_views.bp)
-    reports.register_on_signed(app, on_signed)
-    outcomes.init_app(app)

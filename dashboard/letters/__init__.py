@@ -1,6 +1,6 @@
 """The GP letter and the patient letter of a signed referral, as PDF, stored with the referral.
 
-:func:`make_and_store` runs at sign-off (:func:`dashboard.handover.on_signed`) and stores a new
+:func:`make_and_store` runs at sign-off (:func:`dashboard.signoff.on_signed`) and stores a new
 revision of each letter (``letters`` table, :mod:`dashboard.store.handover`); :func:`letter`
 returns the newest, refusing a referral that is not signed off yet with :class:`NotSigned`.
 Layout: :mod:`.pdf` (ReportLab); words: :mod:`.wording`.
