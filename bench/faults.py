@@ -372,6 +372,9 @@ quarantine_dir = "{self.centre}/quarantine"
 secret_key_file = "{self.centre}/secret"
 [ingest]
 storage_retry_s = 0.5
+# the trials' kiosk is not in the kiosk registry (tests/test_registry_ingest.py tests that part)
+[registry]
+require_registration = false
 """)
 
     # -- process control ------------------------------------------------------------------------

@@ -72,7 +72,8 @@ def main() -> None:
         cfg = data / "centre.toml"
         cfg.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "backlog-ingest"\n'
                        f'[storage]\ndatabase = "{data}/centre.db"\nimages_dir = "{data}/images"\n'
-                       f'quarantine_dir = "{data}/quarantine"\n[web]\nsecret_key_file = "{data}/secret"\n')
+                       f'quarantine_dir = "{data}/quarantine"\n[web]\nsecret_key_file = "{data}/secret"\n'
+                       '[registry]\nrequire_registration = false\n')  # made-up kiosks: not in the kiosk registry
         cmd = [sys.executable, "-m", "dashboard", "ingest", "--config", str(cfg), "--log-level", "WARNING"]
         acks: set[uuid.UUID] = set()
         lock = threading.Lock()

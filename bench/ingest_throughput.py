@@ -260,7 +260,8 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
                        f'[storage]\ndatabase = "{data}/centre.db"\nimages_dir = "{data}/images"\n'
                        f'quarantine_dir = "{data}/quarantine"\ndirect_io = {str(direct_io).lower()}\n'
                        f'[web]\nsecret_key_file = "{data}/secret"\n'
-                       f'[ingest]\ndecoder_threads = {decoder_threads}\n')
+                       f'[ingest]\ndecoder_threads = {decoder_threads}\n'
+                       '[registry]\nrequire_registration = false\n')  # made-up kiosks: not in the kiosk registry
         procs.append(subprocess.Popen([sys.executable, "-m", "dashboard", "ingest", "--config", str(cfg),
                                        "--log-level", "WARNING"], cwd=ROOT))
     pids = [p.pid for p in procs]

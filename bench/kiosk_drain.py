@@ -94,7 +94,8 @@ def start_centre(kind: str, broker: Broker, tmp: Path) -> subprocess.Popen:
     conf = tmp / "centre.toml"
     conf.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "bench-ingest"\n'
                     f'[storage]\ndatabase = "{tmp}/centre/c.db"\nimages_dir = "{tmp}/centre/img"\n'
-                    f'quarantine_dir = "{tmp}/centre/q"\n[web]\nsecret_key_file = "{tmp}/centre/secret"\n')
+                    f'quarantine_dir = "{tmp}/centre/q"\n[web]\nsecret_key_file = "{tmp}/centre/secret"\n'
+                    '[registry]\nrequire_registration = false\n')  # a made-up kiosk: not in the kiosk registry
     sock_path = tmp / "notify.sock"
     import socket
 

@@ -29,7 +29,8 @@ def test_kill_9_mid_stream_loses_and_doubles_nothing(broker, tmp_path):
     cfg = tmp_path / "centre.toml"
     cfg.write_text(f'[broker]\nurl = "{broker.url}"\nclient_id = "ingest-kill-test"\n'
                    f'[storage]\ndatabase = "{tmp_path}/centre.db"\nimages_dir = "{tmp_path}/images"\n'
-                   f'quarantine_dir = "{tmp_path}/quarantine"\n[web]\nsecret_key_file = "{tmp_path}/secret"\n')
+                   f'quarantine_dir = "{tmp_path}/quarantine"\n[web]\nsecret_key_file = "{tmp_path}/secret"\n'
+                   '[registry]\nrequire_registration = false\n')  # a made-up kiosk: the registry is tested elsewhere
     kiosk = Kiosk(broker)
     proc = start_ingest(cfg)
     try:
