@@ -16,7 +16,8 @@ from wire.referral import OVERRIDE_REASONS
 
 from . import bodymap
 from .guard import desk, form_text, login_required, settings, staff_id
-from .lesions import lesion_or_404, views_needed
+from .lesions import lesion_or_404
+from .progress import next_missing, view_done, views_needed
 
 bp = Blueprint("capture", __name__, url_prefix="/lesions")
 
@@ -26,20 +27,6 @@ VIEW_HELP = {
     "regional": "The body region, to show where the lesion is",
 }
 VIEW_NAMES = {"dermoscopic": "Dermoscopic", "close-up": "Close-up", "regional": "Regional"}
-
-
-def view_done(lesion, view: str) -> bool:
-    """True when the view has a shot marked to send that may be sent (passed, or with a reason)."""
-    return any(s.sendable for s in lesion.chosen(view))
-
-
-def next_missing(lesion, after: str | None = None) -> str | None:
-    """The lesion's next required view without a shot to send (after ``after`` first), else None."""
-    order = views_needed() + [v for v in VIEWS if v not in views_needed()]
-    if after in order:
-        i = order.index(after)
-        order = order[i + 1:] + order[:i + 1]
-    return next((v for v in order if v in views_needed() and not view_done(lesion, v)), None)
 
 
 def _lesion(index: int, view: str):

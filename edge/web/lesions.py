@@ -14,6 +14,7 @@ from wire.referral import DURATIONS, SEVEN_POINT
 
 from . import bodymap
 from .guard import desk, field_of, form_text, login_required, settings, staff_id
+from .progress import next_missing, views_needed
 
 bp = Blueprint("lesions", __name__, url_prefix="/lesions")
 
@@ -25,11 +26,6 @@ CHECKLIST_LABELS = {"change_in_size": "Change in size", "irregular_shape": "Irre
                     "irregular_colour": "Irregular colour", "diameter_7mm": "7 mm or more", "inflammation": "Inflamed",
                     "oozing": "Oozing", "change_in_sensation": "Sensation changed"}
 ADDED_REASONS = ("Found during the appointment", "Patient asked for it to be checked")
-
-
-def views_needed() -> list[str]:
-    """The views every lesion needs, in the order they are photographed."""
-    return list(settings().required_views)
 
 
 def any_shot(appt) -> bool:
@@ -59,7 +55,6 @@ def index():
     appt = _appt()
     if appt is None:
         return redirect(url_for("details.start"))
-    from .capture import next_missing
     todo = next(((les, next_missing(les)) for les in appt.lesions if next_missing(les)), None)
     return render_template("lesions.html", appt=appt, max_lesions=settings().max_lesions, views=views_needed(),
                            describe=bodymap.describe, todo=todo)

@@ -7,9 +7,9 @@ from flask import Blueprint, flash, redirect, render_template, session, url_for
 from edge.outbox import DiskFullError
 
 from . import bodymap
-from .capture import VIEW_NAMES, view_done
+from .capture import VIEW_NAMES
 from .guard import desk, login_required, staff_id
-from .lesions import views_needed
+from .progress import view_done, views_needed
 
 bp = Blueprint("review", __name__)
 
