@@ -178,6 +178,13 @@ def decorate(conn: sqlite3.Connection, rows: list[dict], config: WorklistConfig,
         r["nhs_display"] = format_nhs_number(r["nhs_number"]) if r["nhs_number"] else ""
         r["lesions"] = lesions.get(r["referral_key"], [])
         r["first_case_id"] = r["lesions"][0]["case_id"] if r["lesions"] else None
+        # what the page prints, worked out here once rather than by attribute lookups in the template
+        c = r["clock"]
+        r["clock_text"], r["clock_detail"], r["clock_css"] = c.headline, c.detail, c.css
+        r["referred"] = c.referral_date.strftime("%d %b %Y")
+        r["lesion_text"] = " · ".join(f"{les['lesion_id']} {les['body_site']}" for les in r["lesions"])
+        r["holder"] = r["claim"].holder if r["claim"] else ""
+        r["held_until"] = r["claim"].until if r["claim"] else ""
     return rows
 
 

@@ -49,9 +49,22 @@ def _globals() -> dict:
     return {"referral_url": referral_url}
 
 
+def _with_links(rows: list[dict]) -> list[dict]:
+    """Each row's ``href`` (the referral page's URL built once for the page, not by ``url_for`` per row)."""
+    if REFERRAL_ENDPOINT in current_app.view_functions:
+        pattern = url_for(REFERRAL_ENDPOINT, key="00000000-0000-0000-0000-000000000000")
+        for r in rows:
+            r["href"] = pattern.replace("00000000-0000-0000-0000-000000000000", r["referral_key"])
+    else:
+        for r in rows:
+            r["href"] = referral_url(r["referral_key"], r["first_case_id"])
+    return rows
+
+
 def _page(f: worklist.Filters, rows: list[dict], *, problems=(), search: dict | None = None, status: int = 200):
     conn = get_store().conn
     cfg = settings()
+    rows = _with_links(rows)
     counts = worklist.counts(conn, f, current_user.username, cfg)
     total = counts[f.show]
     return render_template(
