@@ -36,7 +36,8 @@ def _render(resolved: dict, *, claim=None, error: str | None = None, error_case:
     if claim is None:
         claim = claims.holder(get_store().conn, resolved["key"])
     return render_template("referral.html", **ctx, referral_key=resolved["key"], claim=claim, error=error,
-                           error_case=error_case, form=form or {}, diagnosis_groups=reports.diagnosis_groups(),
+                           error_case=error_case, form=form or {}, diagnosis_options=reports.diagnosis_options(),
+                           diagnosis_options_form=reports.diagnosis_options((form or {}).get("diagnosis")),
                            management=reports.MANAGEMENT, kinds=reports.KINDS, states=reports.STATES,
                            diagnosis_name=reports.diagnosis_name), status
 

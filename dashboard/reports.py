@@ -24,6 +24,7 @@ final, :func:`on_signed` runs the listeners registered with
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import sqlite3
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from isic_metadata.diagnosis_hierarchical import DiagnosisEnum
+from markupsafe import Markup, escape
 
 from wire import outcome
 from wire.referral import UNVALIDATED_SKIN_TYPES
@@ -80,6 +82,7 @@ class Signed:
     completed: bool
 
 
+@functools.cache
 def diagnosis_groups() -> list[tuple[str, list[tuple[str, str]]]]:
     """The ISIC hierarchy for a ``<select>``: ``(group label, [(value, label), ...])`` by its first two levels."""
     groups: dict[str, list[tuple[str, str]]] = {}
@@ -89,6 +92,22 @@ def diagnosis_groups() -> list[tuple[str, list[tuple[str, str]]]]:
         label = " › ".join(levels[2:]) if len(levels) > 2 else f"{levels[-1]} (unspecified)"
         groups.setdefault(group, []).append((d.value, label))
     return list(groups.items())
+
+
+@functools.cache
+def _options_html() -> str:
+    return "".join(f'<optgroup label="{escape(group)}">'
+                   + "".join(f'<option value="{escape(v)}">{escape(label)}</option>' for v, label in options)
+                   + "</optgroup>" for group, options in diagnosis_groups())
+
+
+def diagnosis_options(selected: str | None = None) -> Markup:
+    """The ``<optgroup>``/``<option>`` elements of the hierarchy (built once: 418 options), ``selected`` marked."""
+    html = _options_html()
+    if selected and selected in DIAGNOSES:
+        mark = f'value="{escape(selected)}"'
+        html = html.replace(mark + ">", mark + " selected>", 1)
+    return Markup(html)
 
 
 def diagnosis_name(value: str) -> str:

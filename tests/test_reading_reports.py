@@ -113,6 +113,9 @@ def test_bad_reports_refused_with_a_message_and_nothing_written(make_app, store)
         html = r.get_data(as_text=True)
         assert message in text_of(html), (data, text_of(html)[:300])
         assert 'role="alert" id="report-error"' in html
+        if data["diagnosis"] == BENIGN_NAEVUS:  # what was typed and chosen is kept in the form
+            assert f'value="{BENIGN_NAEVUS}" selected>' in html
+            assert data.get("text", "") in html
     # an addendum to a lesion with no signed report
     r = derm.post(f"/referrals/{key}/lesions/{cid}/addendum",
                   data=form_of(page, cid) | {"addendum": "second thoughts"})
