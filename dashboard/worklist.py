@@ -209,9 +209,12 @@ def counts(conn: sqlite3.Connection, f: Filters, user: str, config: WorklistConf
            now: datetime | None = None) -> dict[str, int]:
     """How many referrals each status tab holds under the other filters of ``f``."""
     now = now or datetime.now(timezone.utc)
-    narrow, args = _narrowing(f, user, clock.today_in_england(now), now, config)
-    by_status = dict(conn.execute(f"SELECT s.status, count(*) FROM referral_summary s {_where(narrow)} "
-                                  "GROUP BY s.status", args).fetchall())
+    if not f.narrowed:
+        by_status = summary.status_counts(conn)  # kept by triggers: no count over the whole table
+    else:
+        narrow, args = _narrowing(f, user, clock.today_in_england(now), now, config)
+        by_status = dict(conn.execute(f"SELECT s.status, count(*) FROM referral_summary s {_where(narrow)} "
+                                      "GROUP BY s.status", args).fetchall())
     out = {key: by_status.get(key, 0) for key in STATUS_TABS if key in summary.STATUSES}
     out["open"] = sum(n for k, n in by_status.items() if k not in summary.CLOSED_STATUSES)
     out["all"] = sum(by_status.values())

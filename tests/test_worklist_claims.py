@@ -150,3 +150,27 @@ def test_status_moves_and_a_late_lesion_reopens_a_reported_referral(store):
     assert (row["status"], row["closed"], row["lesions_received"]) == ("to-read", 0, 2)
     with pytest.raises(KeyError):
         summary.set_status(store.conn, "6f1c1d9e-1111-4222-8333-444455556666", "reported")
+
+
+def test_status_counts_kept_by_triggers_match_a_recount(store):
+    """The tabs' counts (summary_counts, kept by triggers) always equal a count over the summary table."""
+    def recount():
+        return dict(store.conn.execute("SELECT status, count(*) FROM referral_summary GROUP BY status").fetchall())
+
+    cases = sample.make_referral(8, lesions=2)
+    store.save_cases([(cases[0][0], cases[0][1], T0)])
+    keys = [_referral(store, seed) for seed in (9, 10, 11)] + [str(cases[0][0].referral.referral_id)]
+    assert summary.status_counts(store.conn) == recount() == {"to-read": 4}
+    summary.set_status(store.conn, keys[0], "second-read")
+    summary.set_status(store.conn, keys[1], "reported")
+    summary.set_status(store.conn, keys[3], "reported")
+    summary.set_status(store.conn, keys[3], "reported")  # no change, no double count
+    assert summary.status_counts(store.conn) == recount() == {"to-read": 1, "second-read": 1, "reported": 2}
+    store.save_cases([(cases[1][0], cases[1][1], T0)])  # a late lesion reopens keys[3] through the upsert
+    assert summary.status_counts(store.conn) == recount() == {"to-read": 2, "second-read": 1, "reported": 1}
+    from dashboard.store import schema
+
+    store.conn.execute("PRAGMA user_version = 3")  # a layout-3 database: recounted by the migration
+    store.conn.execute("DELETE FROM summary_counts")
+    schema.migrate(store.conn)
+    assert summary.status_counts(store.conn) == recount()

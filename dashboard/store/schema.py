@@ -13,7 +13,8 @@ Layout (schema version 2 of a case, :mod:`wire.referral`): a referral
 consents) has lesions (``cases``, one case per lesion; a version-1 case has no
 referral row) and each case has images (``case_images``, with the shot number
 and any quality override; the bytes in ``images`` by SHA-256). Layout 3 adds the
-worklist's one row per referral (``referral_summary``, :mod:`.summary`).
+worklist's one row per referral (``referral_summary``, :mod:`.summary`), layout 4
+its per-status counts.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import datetime, timezone
 from . import summary
 
 #: ``PRAGMA user_version`` of a database with every column below.
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (

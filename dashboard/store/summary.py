@@ -20,7 +20,9 @@ reported referral opens it again. The reading service moves the status with
 :func:`set_status`, inside its own transaction.
 
 The ``claims`` table (who is reading a referral until when, :mod:`dashboard.claims`)
-is made here too: the worklist's "mine" filter joins it.
+is made here too: the worklist's "mine" filter joins it. ``summary_counts`` holds
+the number of referrals per status, kept by triggers in the same transactions, so
+the worklist's tabs need no count over the whole table.
 """
 
 from __future__ import annotations
@@ -71,6 +73,18 @@ CREATE TABLE IF NOT EXISTS claims (
     expires_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS claims_holder ON claims (holder, expires_at);
+CREATE TABLE IF NOT EXISTS summary_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS summary_counts_insert AFTER INSERT ON referral_summary BEGIN
+    INSERT INTO summary_counts (status, n) VALUES (new.status, 1) ON CONFLICT(status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS summary_counts_update AFTER UPDATE OF status ON referral_summary
+WHEN old.status IS NOT new.status BEGIN
+    UPDATE summary_counts SET n = n - 1 WHERE status = old.status;
+    INSERT INTO summary_counts (status, n) VALUES (new.status, 1) ON CONFLICT(status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS summary_counts_delete AFTER DELETE ON referral_summary BEGIN
+    UPDATE summary_counts SET n = n - 1 WHERE status = old.status;
+END;
 """
 
 _RANK = ("CASE WHEN c.risk = 'cancer' THEN 0 WHEN c.risk IS NULL OR c.full_review THEN 1 "
@@ -107,9 +121,28 @@ MAX_CASES_PER_UPSERT = 900
 def ensure(conn: sqlite3.Connection) -> None:
     """Create the summary and claims tables and their indexes if missing (no rows: see :func:`backfill`), statement by
     statement so that it runs inside the caller's transaction."""
-    for statement in SCHEMA.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    for statement in _statements(SCHEMA):
+        conn.execute(statement)
+    # the per-status counts the triggers keep, recounted once here (a table made before them had none)
+    conn.execute("DELETE FROM summary_counts")
+    conn.execute("INSERT INTO summary_counts (status, n) SELECT status, count(*) FROM referral_summary GROUP BY status")
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a schema script (a trigger's body kept whole), for ``execute`` one by one."""
+    out, buf = [], ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                out.append(buf.strip())
+            buf = ""
+    return out
+
+
+def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many referrals are in each status, from the counts the table's triggers keep (no scan)."""
+    return dict(conn.execute("SELECT status, n FROM summary_counts WHERE n > 0").fetchall())
 
 
 def upsert_for_cases(conn: sqlite3.Connection, case_ids: list[str]) -> None:
