@@ -69,10 +69,15 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-# deps-apt: what `make run` needs: mosquitto, and python3-venv where the Python has no venv/ensurepip.
+# deps-apt: what `make run` needs: mosquitto, and python3-venv where the Python has no venv/ensurepip;
+# Orthanc with its DICOMweb plugin (the hospital's PACS in the demo and the tests; the demo runs its own on a
+# free port, whatever the package's system service does) and dicom3tools (dciodvfy checks exported DICOM).
 deps-apt:
 	@pkgs=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || pkgs="$$pkgs mosquitto"; \
+	[ -x /usr/sbin/Orthanc ] || pkgs="$$pkgs orthanc"; \
+	[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || pkgs="$$pkgs orthanc-dicomweb"; \
+	command -v dciodvfy >/dev/null 2>&1 || pkgs="$$pkgs dicom3tools"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs="$$pkgs python3-venv"; \
 	$(call apt_install,$$pkgs)
 
@@ -83,6 +88,9 @@ deps-apt-test: deps-apt
 	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
 	command -v npm >/dev/null 2>&1 || pkgs="$$pkgs npm"; \
 	command -v systemd-analyze >/dev/null 2>&1 || pkgs="$$pkgs systemd"; \
+	[ -x /usr/sbin/Orthanc ] || pkgs="$$pkgs orthanc"; \
+	[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || pkgs="$$pkgs orthanc-dicomweb"; \
+	command -v dciodvfy >/dev/null 2>&1 || pkgs="$$pkgs dicom3tools"; \
 	$(call apt_install,$$pkgs)
 
 # ---------------------------------------------------------------- Python venv

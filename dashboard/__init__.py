@@ -40,6 +40,8 @@ def app_config(config: CentreConfig) -> dict:
         "READING": config.reading,
         "SERVICE": config.service,
         "WORKLIST": config.worklist,
+        "PACS": config.pacs,
+        "FHIR": config.fhir,
     }
 
 
@@ -47,7 +49,7 @@ def app_config(config: CentreConfig) -> dict:
 DEFAULTS = {"TLS": False, "TRUSTED_PROXIES": 0, "SESSION_LIFETIME_S": 8 * 3600, "SESSION_IDLE_S": 1800,
             "LOGIN_MAX_FAILURES": 5, "LOGIN_LOCKOUT_S": 900, "LOGIN_ADDR_MAX_FAILURES": 20, "METRICS_TOKEN": None,
             "UPDATES": None, "READING": None, "SERVICE": None,
-            "WORKLIST": None}
+            "WORKLIST": None, "PACS": None, "FHIR": None}
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -94,6 +96,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import signoff
 
     signoff.init_app(app)    # letters (download, made at sign-off), the outcome to the hub's kiosk
+    from . import pacs
+
+    pacs.init_app(app)       # the hospital: DICOM to the PACS, the FHIR Bundle to the record (outbox, IT page)
     return app
 
 

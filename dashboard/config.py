@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from wire import topics, tomlconfig
 
 from .alerts import FleetConfig
+from .hospitalconfig import FhirConfig, PacsConfig
 from .registry import RegistryConfig
 from .readingconfig import ReadingConfig
 from .serviceconfig import ServiceConfig
@@ -162,6 +163,10 @@ class CentreConfig(_Section):
     service: ServiceConfig = ServiceConfig()
     #: The referral worklist: the FDS clock's warning points, claim time, page size (dashboard.worklist).
     worklist: WorklistConfig = WorklistConfig()
+    #: The hospital's PACS the signed referrals' DICOM objects go to (dashboard.pacs).
+    pacs: PacsConfig = PacsConfig()
+    #: The hospital's FHIR server the signed referrals' reports go to (dashboard.pacs, dashboard.fhir).
+    fhir: FhirConfig = FhirConfig()
 
 
 #: Most ingest processes one centre runs: the broker's access rules (dashboard/brokerctl.py) name
