@@ -6,6 +6,8 @@
     python -m dashboard create-user  --config C --username U --role dermatologist|it|admin [--password-stdin]
     python -m dashboard staff add    --config C --staff-id S --name N [--pin-stdin]   (staff --help)
     python -m dashboard kiosk register --config C DEVICE --site HUB --cert FILE     (kiosk --help)
+    python -m dashboard export dicom|fhir --config C --referral REF [--out DIR]     (hospital hand-over)
+    python -m dashboard sample --config C --referrals N --signed                   (signed demo referrals)
 
 A configuration error prints one message naming the file, the field and the
 problem, and exits with status 2.
@@ -133,14 +135,17 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--end-session", action="store_true",
                            help="retire this ingest process: end its session on the broker (the broker "
                                 "stops queueing a share of the cases for it), then exit")
-    from . import usercli
+    from . import exportcli, usercli
 
     usercli.add_parsers(sub)
+    exportcli.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = _load(args.config)
     if args.command in usercli.COMMANDS:
         return usercli.run(args, config)
+    if args.command in exportcli.COMMANDS:
+        return exportcli.run(args, config)
     if args.command == "ingest":
         config = ingest_instance(config, args.instance)
         if args.end_session:
