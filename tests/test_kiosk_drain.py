@@ -23,7 +23,7 @@ def test_drain_rate_counts_only_recent_acks(tmp_path, monkeypatch):
 
     link._delivered_log = deque()
     clock = [100.0]
-    monkeypatch.setattr("edge.link.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("edge.link.acks.time.monotonic", lambda: clock[0])
     assert link.drain_rate() == 0.0
     for i in range(11):                         # 10 cases/s for 10 s
         link._delivered_log.append((90.0 + i, 10 * i))
