@@ -35,243 +35,42 @@ hash to its name.
 
 The last line printed is ``captured=N delivered=N lost=L duplicated=D``; exit status 0 when
 nothing was lost or doubled.
+
+The suite's parts: bench/faults_procs.py (the service processes and the ingest's notify socket),
+bench/faults_page.py (the kiosk page driven like its browser), bench/faults_check.py (the verdict).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import http.client
-import http.cookiejar
 import os
 import random
-import re
 import shutil
-import signal
-import socket
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.error
-import urllib.parse
-import urllib.request
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.faults_check import Tally, check_cases, outbox_cases  # noqa: E402
+from bench.faults_page import NHS_NUMBER, STAFF_ID, STAFF_PIN, VIEWS, Page, PageDown  # noqa: E402
+from bench.faults_procs import Notify, Process  # noqa: E402
 from tests.broker import Broker, free_port  # noqa: E402
+
+__all__ = ["DEVICE", "FAULTS", "MODEL_DIR", "NHS_NUMBER", "QUIESCE_S", "SITE", "STAFF_ID", "STAFF_PIN", "VIEWS",
+           "FaultSuite", "Notify", "Page", "PageDown", "Process", "Tally", "main"]
 
 DEVICE = "kiosk-a"                     # a device the test PKI issues a certificate for
 SITE = "fault-hub"
-VIEWS = ("dermoscopic", "close-up")
-#: The photographer the bench signs in as, and the patient of every referral (a synthetic NHS number;
-#: each trial's referral reference differs, so no referral is refused as sent before).
-STAFF_ID, STAFF_PIN = "ph-bench", "2468"
-NHS_NUMBER = "9990000018"
 FAULTS = ("kiosk-kill", "broker-restart", "broker-kill", "ingest-kill")
 MODEL_DIR = Path(os.environ.get("DERMKIOSK_TEST_MODEL_DIR", ROOT / "models" / "lesion"))
 #: Seconds a trial may take to drain before its cases are counted as not delivered (yet).
 QUIESCE_S = 90.0
-
-
-class PageDown(Exception):
-    """The kiosk page did not answer (the kiosk was killed)."""
-
-
-# ---------------------------------------------------------------------------- processes
-class Process:
-    """One service process (kiosk or ingest) with its log file; ``start``/``kill``/``stop``."""
-
-    def __init__(self, name: str, argv: list[str], log: Path, env: dict | None = None):
-        """Prepare (not start) ``argv`` run from the repository root, output appended to ``log``."""
-        self.name, self.argv, self.log, self.env = name, argv, log, env
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        """Start the process (output appended to its log)."""
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                         env={**os.environ, **(self.env or {})})
-        self.starts += 1
-
-    def kill(self) -> None:
-        """kill -9 and reap."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 20 s."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    @property
-    def alive(self) -> bool:
-        """Whether the process is running."""
-        return self.proc is not None and self.proc.poll() is None
-
-
-class Notify:
-    """A NOTIFY_SOCKET (sd_notify) the ingest reports to: tells when it has subscribed."""
-
-    def __init__(self, path: Path):
-        """Bind a datagram socket at ``path``."""
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-
-    def wait_for(self, text: str, timeout: float) -> bool:
-        """True once a notification containing ``text`` arrived within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if text in self.sock.recv(4096).decode(errors="replace"):
-                    return True
-            except socket.timeout:
-                pass
-        return False
-
-    def drain(self) -> None:
-        """Forget notifications received so far."""
-        self.sock.setblocking(False)
-        try:
-            while True:
-                self.sock.recv(4096)
-        except (BlockingIOError, OSError):
-            pass
-        finally:
-            self.sock.settimeout(0.2)
-
-
-# ---------------------------------------------------------------------------- the kiosk page
-class Page:
-    """The kiosk page driven over HTTP like the kiosk's browser (cookies, CSRF token)."""
-
-    _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-    _SAVED = "Referral saved"
-
-    def __init__(self, port: int):
-        """Talk to the kiosk page on 127.0.0.1:``port``."""
-        self.base = f"http://127.0.0.1:{port}"
-        self.reset()
-
-    def reset(self) -> None:
-        """A fresh browser session (after the kiosk restarted, its old session cookie is void)."""
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-        self.token = ""
-
-    def _open(self, path: str, data: dict | None = None, timeout: float = 30) -> bytes:
-        body = urllib.parse.urlencode(data).encode() if data is not None else None
-        try:
-            with self.opener.open(self.base + path, body, timeout=timeout) as r:
-                return r.read()
-        except urllib.error.HTTPError:
-            raise
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            raise PageDown(str(exc)) from None
-
-    def get(self, path: str) -> str:
-        """GET a page (keeps the CSRF token it carries)."""
-        html = self._open(path).decode()
-        m = self._CSRF.search(html)
-        if m:
-            self.token = m.group(1)
-        return html
-
-    def post(self, path: str, **fields) -> str:
-        """POST a form with the CSRF token; returns the page it redirects to."""
-        if not self.token:
-            self.get("/")
-        try:
-            html = self._open(path, {"csrf_token": self.token, **fields}).decode()
-        except urllib.error.HTTPError as exc:
-            if exc.code != 422:                 # 422: the page refused the input and says why
-                raise
-            html = exc.read().decode()
-        m = self._CSRF.search(html)
-        if m:
-            self.token = m.group(1)
-        return html
-
-    def status(self) -> dict:
-        """The kiosk's /status.json."""
-        import json
-
-        return json.loads(self._open("/status.json", timeout=5))
-
-    def capture_referral(self, k: int, lesions: int, hook) -> list[list[str]] | None:
-        """Sign in, open an appointment, enter its details, photograph ``lesions`` lesions, submit.
-
-        ``hook(step)`` runs before each step (``start``, ``lesion-<i>``, ``capture-<i>-<view>``,
-        ``submit``). Returns, per lesion, the SHA-256 of each view (VIEWS order) when the page
-        confirmed the save; None when the kiosk refused it. Raises PageDown when the kiosk went away.
-        """
-        hook("start")
-        self.get(f"/signin/{STAFF_ID}")                    # the PIN pad (its form carries the CSRF token)
-        self.post(f"/signin/{STAFF_ID}", pin=STAFF_PIN)
-        self.post("/appointment/discard")                  # an appointment a killed kiosk left open
-        self.post("/appointment/open")
-        self.post("/appointment/patient", nhs_number=NHS_NUMBER, date_of_birth="01021950", sex="female")
-        self.post("/appointment/skin", fitzpatrick="III")
-        self.post("/appointment/referral", reference=f"FAULT-{k:05d}", referral_date="01112026",
-                  practice_ods="A81001", route="gp-referral")
-        self.post("/appointment/consents", photography="yes", ai_analysis="yes", teaching="no")
-        for i in range(1, lesions + 1):                    # the referral's lesions first, then their photographs
-            hook(f"lesion-{i}")
-            self.post("/lesions/new", site="anterior torso", laterality="left")
-        out = []
-        for i in range(1, lesions + 1):
-            shas = []
-            for view in VIEWS:
-                hook(f"capture-{i}-{view}")
-                self.post(f"/lesions/{i}/shoot/{view}")
-                # a shot that failed the gate is sent with a reason (one that passed needs none: refused, harmless)
-                self.post(f"/lesions/{i}/shoot/{view}/1/override", reason="other", text="fault bench")
-                try:
-                    jpeg = self._open(f"/lesions/{i}/shot/{view}/1.jpg")
-                except urllib.error.HTTPError as exc:
-                    if exc.code == 404:                        # the capture was refused: no referral this time
-                        return None
-                    raise
-                shas.append(hashlib.sha256(jpeg).hexdigest())
-            out.append(shas)
-        hook("submit")
-        html = self.post("/submit")
-        return out if self._SAVED in html else None
-
-
-# ---------------------------------------------------------------------------- the suite
-@dataclass
-class Tally:
-    """What the suite found."""
-
-    captured: int = 0
-    delivered: int = 0
-    lost: int = 0
-    duplicated: int = 0
-    problems: list[str] = field(default_factory=list)
-    faults: Counter = field(default_factory=Counter)
-    points: Counter = field(default_factory=Counter)
-    outcomes: Counter = field(default_factory=Counter)
-    confirmed: int = 0
-    unconfirmed_committed: int = 0
-
-    def line(self) -> str:
-        """The one-line verdict."""
-        return f"captured={self.captured} delivered={self.delivered} lost={self.lost} duplicated={self.duplicated}"
 
 
 class FaultSuite:
@@ -500,57 +299,11 @@ require_registration = false
     # -- checking --------------------------------------------------------------------------------
     def outbox_cases(self) -> dict[str, tuple[int, str, list[str]]]:
         """Every case the kiosk ever committed: case_id -> (seq, state, [sha256 by position])."""
-        db = sqlite3.connect(f"file:{self.kiosk_data / 'outbox.sqlite3'}?mode=ro", uri=True, timeout=30)
-        try:
-            out = {cid: (seq, state, []) for cid, seq, state in db.execute("SELECT case_id, seq, state FROM cases")}
-            for cid, sha in db.execute("SELECT case_id, sha256 FROM images ORDER BY case_id, idx"):
-                out[cid][2].append(sha)
-        finally:
-            db.close()
-        return out
+        return outbox_cases(self.kiosk_data)
 
     def check(self, tally: Tally) -> None:
         """Compare every committed case with the centre; fills captured/delivered/lost/duplicated."""
-        kiosk = self.outbox_cases()
-        by_shas = {tuple(shas): cid for cid, (_, _, shas) in kiosk.items()}
-        db = sqlite3.connect(f"file:{self.centre / 'centre.db'}?mode=ro", uri=True, timeout=30)
-        try:
-            rows = Counter(cid for (cid,) in db.execute("SELECT case_id FROM cases"))
-            seqs = Counter(seq for (seq,) in db.execute("SELECT seq FROM cases WHERE device = ?", (DEVICE,)))
-            centre_shas: dict[str, list[str]] = {}
-            for cid, sha in db.execute("SELECT case_id, sha256 FROM case_images ORDER BY case_id, position"):
-                centre_shas.setdefault(cid, []).append(sha)
-        finally:
-            db.close()
-        images_dir = self.centre / "images"
-        problems: list[str] = []
-        confirmed = set(self.capture_log)
-        for shas in self.capture_log:                   # every confirmed lesion is a case in the outbox, same images
-            if shas not in by_shas:
-                problems.append(f"a lesion confirmed on the page (images {shas[0][:12]}...) is not in the kiosk outbox")
-        delivered = 0
-        for cid, (seq, state, shas) in kiosk.items():
-            if rows.get(cid, 0) == 0:
-                problems.append(f"case {cid} (seq {seq}, kiosk state {state}) missing at the centre")
-                continue
-            if centre_shas.get(cid) != shas:
-                problems.append(f"case {cid}: image hashes differ at the centre")
-                continue
-            bad = [s for s in shas if hashlib.sha256((images_dir / s[:2] / f"{s}.jpg").read_bytes()).hexdigest() != s]
-            if bad:
-                problems.append(f"case {cid}: image file {bad[0][:12]} does not match its hash")
-                continue
-            delivered += 1
-        duplicated = sum(c - 1 for c in rows.values() if c > 1) + sum(c - 1 for c in seqs.values() if c > 1)
-        unknown = set(rows) - set(kiosk)
-        if unknown:
-            problems.append(f"{len(unknown)} case(s) at the centre that the kiosk never committed")
-        tally.captured = len(kiosk)
-        tally.delivered = delivered
-        tally.lost = len(kiosk) - delivered + sum(1 for s in confirmed if s not in by_shas)
-        tally.duplicated = duplicated + len(unknown) + len(self.capture_log) - len(confirmed)
-        tally.unconfirmed_committed = len(set(by_shas) - confirmed)
-        tally.problems = problems
+        check_cases(tally, self.kiosk_data, self.centre, self.capture_log, DEVICE)
 
     def run(self, trials: int, check_every: int = 25) -> Tally:
         """Run ``trials`` trials; a full check every ``check_every`` trials and at the end."""
