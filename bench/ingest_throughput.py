@@ -17,7 +17,7 @@ QoS, session kind and Receive Maximum, and alternate ``--repeat`` times.
 
 The publisher keeps at most ``--window`` cases published and not yet taken by the consumer (raw:
 received, as the subscriber reports; ingest: acked), 192 by default: 12 kiosks' in-flight windows
-of 16, which is what the kiosks keep after an outage (edge/link.py ``max_inflight``), so the broker
+of 16, which is what the kiosks keep after an outage (edge/link/settings.py ``max_inflight``), so the broker
 holds a bounded queue. ``--window 0`` publishes everything at once: the broker then holds the whole
 backlog of the slower consumer in fresh memory (page faults and page clearing: a third of its CPU in
 the ingest phase), a cost of the flood that the kiosks never make. Each consumer first takes

@@ -5,7 +5,7 @@ the socket takes only part of it (its send buffer is full: a busy broker, a
 slow uplink), the next try slices the packet again, a copy of all that is left.
 A ~1 MB case written in 64 KB pieces is copied about eight times over.
 :class:`Client` queues each packet as a ``memoryview``, whose slices are free;
-nothing else in paho reads an outgoing packet. Kiosks (``edge/link.py``) and the
+nothing else in paho reads an outgoing packet. Kiosks (``edge/link/``) and the
 benches that stand in for them use it. With the private method it overrides
 missing (:data:`LEAN` False) it is paho's own client, unchanged.
 """
