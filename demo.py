@@ -7,8 +7,10 @@ Starts, in order, and watches:
    certificates, per-device access rules of the dynamic-security plugin (``dashboard.brokerctl``);
    persistence in ``var/broker``),
 2. the centre ingest   ``python -m dashboard ingest --config var/demo/centre.toml``,
-3. the dashboard web   ``python -m dashboard serve  --config var/demo/centre.toml``,
-4. the kiosk           ``python -m edge run --config var/demo/kiosk.toml``.
+3. Orthanc, the hospital's PACS (``var/demo/orthanc.json``, storage in ``var/pacs``; skipped when
+   it is not installed), to which the dashboard sends each signed referral's DICOM objects,
+4. the dashboard web   ``python -m dashboard serve  --config var/demo/centre.toml``,
+5. the kiosk           ``python -m edge run --config var/demo/kiosk.toml``.
 
 The runtime configs under ``var/demo/`` are the demo configs from ``firmware_config/`` with the
 ports this run chose (the configured ones, or free ones when those are taken), absolute paths, and
@@ -35,6 +37,7 @@ from demokit.accounts import (DEMO_PASSWORD, DEMO_PIN, DEMO_STAFF, DEMO_USERS, e
                               ensure_update_key, write_broker_rules)
 from demokit.configs import (REPO_FILE_KEYS, TLS_FILE_KEYS, broker_conf, broker_template_port,  # noqa: F401
                              load_model, patch, plain, toml_dumps, web_of, with_broker_port, with_tls)
+from demokit.pacs import PacsPlan, prepare_pacs
 from demokit.seed import DEMO_REFERRALS, seed_referrals  # noqa: F401
 from demokit.ports import choose_port, free_port, port_is_free  # noqa: F401
 from demokit.workers import Demo, Worker, mosquitto_binary, port_listening  # noqa: F401
@@ -51,6 +54,8 @@ class Plan:
     kiosk_conf: Path
     dashboard_url: str
     kiosk_url: str
+    #: The demo's PACS (Orthanc), or None when it is not installed.
+    pacs: PacsPlan | None = None
 
 
 def prepare(state_dir: Path, broker_port: int | None, dashboard_port: int | None,
@@ -82,6 +87,7 @@ def prepare(state_dir: Path, broker_port: int | None, dashboard_port: int | None
     # the kiosk starts with roster_file, written from the centre's staff table.
     sign_key, verify_key = ensure_update_key(run_dir / "update-keys")
     roster_file = run_dir / "staff.json"
+    pacs_plan, pacs_section = prepare_pacs(state_dir, taken)
 
     confs = {}
     urls = {}
@@ -105,6 +111,8 @@ def prepare(state_dir: Path, broker_port: int | None, dashboard_port: int | None
             cfg["registry"] = {"require_registration": True, "pki_dir": str(pki_dir), "broker": {
                 "url": f"mqtts://127.0.0.1:{bport}", "ca_file": str(pki_dir / "ca.crt"),
                 "cert_file": str(certs["broker-admin"][0]), "key_file": str(certs["broker-admin"][1])}}
+            if pacs_section:  # each signed referral's DICOM objects go to the demo's Orthanc
+                cfg["pacs"] = pacs_section
         else:
             cfg["updates"] = {**cfg.get("updates", {}), "public_key_file": str(verify_key)}
             cfg["appointment"] = {**cfg.get("appointment", {}), "staff_file": str(roster_file)}
@@ -125,7 +133,7 @@ def prepare(state_dir: Path, broker_port: int | None, dashboard_port: int | None
         confs[name] = out
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         urls[name] = f"http://{shown}:{wport}/"
-    return Plan(state_dir, bport, bconf, confs["centre"], confs["kiosk"], urls["centre"], urls["kiosk"])
+    return Plan(state_dir, bport, bconf, confs["centre"], confs["kiosk"], urls["centre"], urls["kiosk"], pacs_plan)
 
 
 

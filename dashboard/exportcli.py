@@ -95,8 +95,9 @@ def _is_key(text: str) -> bool:
 
 
 def cmd_sample(args, config) -> int:
-    """``sample --signed``: store and sign N generated referrals and print their references, one a line."""
-    from . import samplesigned
+    """``sample --signed``: store and sign N generated referrals, queue them for the hospital (PACS, FHIR) as a
+    sign-off does (a running dashboard's sender sends them), and print their references, one a line."""
+    from . import pacs, samplesigned
     from .store.referrals import get_referral
 
     if not args.signed:
@@ -106,6 +107,7 @@ def cmd_sample(args, config) -> int:
     try:
         keys = samplesigned.seed_signed(store, args.referrals, first_seed=args.first_seed)
         for key in keys:
+            pacs.queue_referral(store.conn, key, config.pacs, config.fhir)
             print(get_referral(store.conn, key)["reference"])
     finally:
         store.close()

@@ -140,6 +140,14 @@ class Demo:
                    ready_port=plan.broker_port),
             Worker("ingest", [py, "-m", "dashboard", "ingest", "--config", str(plan.centre_conf)],
                    logs / "ingest.log"),
+        ]
+        pacs = getattr(plan, "pacs", None)
+        if pacs is not None:  # the hospital's PACS, before the dashboard that sends to it
+            from .pacs import orthanc_binary
+
+            self.workers.append(Worker("pacs", [orthanc_binary(), str(pacs.conf)],
+                                       logs / "pacs.log", ready_port=pacs.http_port))
+        self.workers += [
             Worker("dashboard", [py, "-m", "dashboard", "serve", "--config", str(plan.centre_conf)],
                    logs / "dashboard.log", ready_url=plan.dashboard_url),
             Worker("kiosk", [py, "-m", "edge", "run", "--config", str(plan.kiosk_conf)],
@@ -249,6 +257,9 @@ class Demo:
                 f"from {self.plan.state_dir / 'demo' / 'pki'})")
             say(f"  metrics:     curl -H 'Authorization: Bearer {metrics_token(self.plan.centre_conf)}' "
                 f"{self.plan.dashboard_url}metrics")
+            if getattr(self.plan, "pacs", None) is not None:
+                say(f"  PACS:        {self.plan.pacs.explorer_url} (Orthanc Explorer; user dermkiosk, password in "
+                    f"{self.plan.pacs.password_file}): signed referrals arrive here as DICOM")
             say(f"  logs:        {self.plan.state_dir / 'demo' / 'logs'}")
             say("Open the kiosk page, sign in, photograph a referral, submit: it appears on the dashboard.")
             say("Press Ctrl-C to stop.")

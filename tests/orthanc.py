@@ -78,7 +78,7 @@ class Orthanc:
         """Start Orthanc and wait until its REST API answers."""
         conf = self.write_conf()
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([orthanc_binary(), "--logdir=" + str(self.workdir), str(conf)],
+            self.proc = subprocess.Popen([orthanc_binary(), str(conf)],
                                          stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
