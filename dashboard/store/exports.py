@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS hospital_exports (
     PRIMARY KEY (referral_key, target)
 );
 CREATE INDEX IF NOT EXISTS hospital_exports_due ON hospital_exports (state, next_try_at);
+CREATE INDEX IF NOT EXISTS hospital_exports_sent ON hospital_exports (state, sent_at);
 """
 
 COLUMNS = ("referral_key", "target", "state", "reason", "detail", "digest", "addenda", "attempts", "queued_at",
@@ -86,16 +87,18 @@ def queue(conn: sqlite3.Connection, key: str, target: str, *, force: bool = Fals
 def due(conn: sqlite3.Connection, now: datetime | None = None, limit: int = 50) -> list[dict]:
     """Rows to try now: queued or failed with a next try that has come, oldest first."""
     return _rows(conn.execute(
-        f"SELECT {', '.join(COLUMNS)} FROM hospital_exports WHERE state != 'sent' AND next_try_at IS NOT NULL "
+        f"SELECT {', '.join(COLUMNS)} FROM hospital_exports WHERE state IN ('queued', 'failed') "
         "AND next_try_at <= ? ORDER BY next_try_at LIMIT ?", (iso(now or utcnow()), limit)))
 
 
 def amended(conn: sqlite3.Connection, limit: int = 200) -> list[tuple[str, str]]:
     """``(key, target)`` of sent rows whose referral has gained addenda since (to be sent again, updated)."""
+    # Driven from the (few) addenda, not from every referral ever sent (CROSS JOIN fixes SQLite's join order).
     return [tuple(r) for r in conn.execute(
-        "SELECT e.referral_key, e.target FROM hospital_exports e WHERE e.state = 'sent' AND e.addenda < "
-        "(SELECT count(*) FROM report_addenda a JOIN reports r ON r.id = a.report_id "
-        " WHERE r.referral_key = e.referral_key) LIMIT ?", (limit,))]
+        "SELECT e.referral_key, e.target FROM (SELECT DISTINCT r.referral_key AS k FROM report_addenda a "
+        "CROSS JOIN reports r ON r.id = a.report_id) x CROSS JOIN hospital_exports e ON e.referral_key = x.k "
+        "WHERE +e.state = 'sent' AND e.addenda < (SELECT count(*) FROM report_addenda a JOIN reports r "
+        "ON r.id = a.report_id WHERE r.referral_key = e.referral_key) LIMIT ?", (limit,))]
 
 
 def mark_sent(conn: sqlite3.Connection, key: str, target: str, digest: str, addenda: int, detail: str,
@@ -123,7 +126,8 @@ def overview(conn: sqlite3.Connection, limit: int = 200) -> dict:
     for target, state, n in conn.execute("SELECT target, state, count(*) FROM hospital_exports GROUP BY 1, 2"):
         counts[target][state] = n
     open_rows = _rows(conn.execute(
-        f"SELECT {', '.join(COLUMNS)} FROM hospital_exports WHERE state != 'sent' ORDER BY queued_at DESC LIMIT ?",
+        f"SELECT {', '.join(COLUMNS)} FROM hospital_exports WHERE state IN ('queued', 'failed') "
+        "ORDER BY queued_at DESC LIMIT ?",
         (limit,)))
     recent = _rows(conn.execute(
         f"SELECT {', '.join(COLUMNS)} FROM hospital_exports WHERE state = 'sent' ORDER BY sent_at DESC LIMIT 20"))
