@@ -96,9 +96,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import signoff
 
     signoff.init_app(app)    # letters (download, made at sign-off), the outcome to the hub's kiosk
-    from . import pacs
+    from . import exports_views
 
-    pacs.init_app(app)       # the hospital: DICOM to the PACS, the FHIR Bundle to the record (outbox, IT page)
+    exports_views.init_app(app)  # the hospital: DICOM to the PACS, the FHIR Bundle to the record (outbox, IT page)
     return app
 
 

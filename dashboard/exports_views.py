@@ -103,3 +103,9 @@ def overview():
     on = pacs.configured(current_app.config.get("PACS"), current_app.config.get("FHIR"))
     return render_template("hand_over.html", **data, configured=on, target_names=TARGET_NAMES,
                            state_names=STATE_NAMES)
+
+
+def init_app(app) -> None:
+    """The hand-over in the app: its pages, the sign-off listener and the sender (:func:`dashboard.pacs.start`)."""
+    app.register_blueprint(bp)
+    pacs.start(app)

@@ -183,9 +183,9 @@ def sender_of(app) -> Sender | None:
     return app.extensions.get(_SENDER)
 
 
-def init_app(app) -> None:
-    """Create the outbox table, serve the hand-over pages, listen for sign-offs, start the sender if configured."""
-    from . import exports_views, reports
+def start(app) -> None:
+    """Create the outbox table, listen for sign-offs, and start the app's sender when a destination is configured."""
+    from . import reports
     from .store import Store
 
     store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"], app.config.get("QUARANTINE_DIR"))
@@ -193,7 +193,6 @@ def init_app(app) -> None:
         table.ensure_schema(store.conn)
     finally:
         store.close()
-    app.register_blueprint(exports_views.bp)
     reports.register_on_signed(app, on_signed)
     if configured(app.config.get("PACS"), app.config.get("FHIR")):
         app.extensions[_SENDER] = Sender(app.config["DATABASE"], app.config["IMAGES_DIR"], app.config.get("PACS"),
