@@ -39,8 +39,9 @@ def test_case_page_shows_images_and_result(served):
             page.on("requestfailed", lambda req: failed.append(req.url))
             log_in(page, f"{base}/cases", "dr-browser", PASSWORD)  # the log-in page, then back to the worklist
             page.wait_for_url("**/cases")
-            assert page.locator("tr.case-row").count() == 4
-            page.click(f"text={header.referral_ref}")
+            assert page.locator("tr.referral-row").count() == 4
+            assert page.locator(f"tr.referral-row[data-referral-key='{header.case_id}']").count() == 1
+            page.goto(f"{base}/cases/{header.case_id}")   # the per-case page (the referral page has its own test)
             page.wait_for_url(f"**/cases/{header.case_id}")
             page.wait_for_load_state("networkidle")
             # the tab title (kept in browser history) names the case by id only: no referral reference

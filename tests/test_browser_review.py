@@ -70,15 +70,15 @@ def test_dermatologist_records_a_decision(served):
             page.click("#login-submit")
             page.wait_for_url(f"{base}/cases")
 
-            rows = page.locator("tr.case-row")
+            rows = page.locator("tr.referral-row")   # v1 cases: each a one-lesion referral keyed by its case id
             assert rows.count() == 4
-            assert rows.first.get_attribute("data-case-id") == str(cancer.case_id)  # cancer first
-            assert rows.first.locator(".badge.risk-cancer").count() == 1
+            assert rows.first.get_attribute("data-referral-key") == str(cancer.case_id)  # cancer first
+            assert "cancer" in rows.first.locator(".priority").inner_text().lower()
             assert page.locator("#filter-open .count").inner_text() == "4"
             assert page.locator(".who-name").inner_text().startswith("dr.reader")
             page.screenshot(path=str(ARTIFACTS / "review_worklist.png"), full_page=True)
 
-            rows.first.locator("a").first.click()
+            page.goto(f"{base}/cases/{cancer.case_id}")   # the per-case page (the referral page has its own test)
             page.wait_for_url(f"**/cases/{cancer.case_id}")
             page.wait_for_function(
                 "() => [...document.querySelectorAll('.image-card img')].every(i => i.complete && i.naturalWidth > 0)",
@@ -99,11 +99,11 @@ def test_dermatologist_records_a_decision(served):
 
             page.click("text=← Worklist")
             page.wait_for_url(f"{base}/cases")
-            assert page.locator("tr.case-row").count() == 3   # the decided case left the open list
-            page.click("#filter-decided")
-            page.wait_for_url("**/cases?show=decided")
-            assert page.locator("tr.case-row").count() == 1
-            assert "2-week wait" in page.locator("tr.case-row .decision-cell").inner_text()
+            assert page.locator("tr.referral-row").count() == 3   # the decided case left the open list
+            page.click("#filter-reported")
+            page.wait_for_url("**/cases?show=reported*")
+            assert page.locator("tr.referral-row").count() == 1
+            assert page.locator("tr.referral-row").first.get_attribute("data-referral-key") == str(cancer.case_id)
             page.screenshot(path=str(ARTIFACTS / "review_worklist_decided.png"), full_page=True)
 
             page.click("#logout")

@@ -64,6 +64,13 @@ def test_wrong_kiosk_clock_keeps_order_and_the_centre_shows_its_own_time(kiosk_c
     assert ingest.wait_ready(15)
     cfg = config(tmp_path, broker={"url": broker.url, "reconnect_min_s": 0.2},
                  camera={"replay": {"width": 640, "height": 480, "seed": 31}}, health={"interval_s": 1})
+    from dashboard import registry
+    store = Store(centre.storage.database, centre.storage.images_dir)
+    try:   # the fleet page lists registered kiosks (an unregistered one is an alert, not a kiosk)
+        registry.ensure_schema(store.conn)
+        registry.register(store.conn, cfg.device_id, cfg.site, cert_serial="c1", actor="test")
+    finally:
+        store.close()
     real_start = datetime.now(timezone.utc)
     ids = []
     try:
