@@ -54,7 +54,10 @@ def sign_in_session(member) -> None:
 def end_session(why: str) -> None:
     """Sign the photographer out at the desk (audited) and forget the session."""
     staff = session.get("staff")
+    pending = session.get("_flashes")      # a message already meant for the screen (e.g. the idle one) stays
     session.clear()
+    if pending:
+        session["_flashes"] = pending
     if staff:
         try:
             desk().sign_out(staff, why)
