@@ -99,6 +99,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import exports_views
 
     exports_views.init_app(app)  # the hospital: DICOM to the PACS, the FHIR Bundle to the record (outbox, IT page)
+    from . import histology_views
+
+    app.register_blueprint(histology_views.bp)  # histology per lesion: the referral page's form, the CSV import
     return app
 
 
@@ -113,6 +116,9 @@ def ensure_schema(conn) -> None:
     from .store import reports as report_tables
 
     report_tables.ensure_schema(conn)
+    from .store import histology as histology_tables
+
+    histology_tables.ensure_schema(conn)
     from .fleet import SCHEMA as FLEET_SCHEMA
 
     conn.executescript(FLEET_SCHEMA)
