@@ -100,8 +100,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     exports_views.init_app(app)  # the hospital: DICOM to the PACS, the FHIR Bundle to the record (outbox, IT page)
     from . import histology_views
+    from .servicereport import views as report_views
 
     app.register_blueprint(histology_views.bp)  # histology per lesion: the referral page's form, the CSV import
+    app.register_blueprint(report_views.bp)  # the service report (/reports)
     return app
 
 

@@ -8,6 +8,7 @@
     python -m dashboard kiosk register --config C DEVICE --site HUB --cert FILE     (kiosk --help)
     python -m dashboard export dicom|fhir --config C --referral REF [--out DIR]     (hospital hand-over)
     python -m dashboard sample --config C --referrals N --signed                   (signed demo referrals)
+    python -m dashboard report --config C --from DATE --to DATE --out DIR          (the service report)
 
 A configuration error prints one message naming the file, the field and the
 problem, and exits with status 2.
@@ -136,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                            help="retire this ingest process: end its session on the broker (the broker "
                                 "stops queueing a share of the cases for it), then exit")
     from . import exportcli, usercli
+    from .servicereport import cli as reportcli
 
     usercli.add_parsers(sub)
     exportcli.add_parsers(sub)
+    reportcli.add_parsers(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = _load(args.config)
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         return usercli.run(args, config)
     if args.command in exportcli.COMMANDS:
         return exportcli.run(args, config)
+    if args.command in reportcli.COMMANDS:
+        return reportcli.run(args, config)
     if args.command == "ingest":
         config = ingest_instance(config, args.instance)
         if args.end_session:

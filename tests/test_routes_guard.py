@@ -37,7 +37,7 @@ def world(tmp_path_factory):
     values = {"case_id": str(header.case_id), "sha256": header.images[0].sha256, "user_id": uid,
               "filename": "dashboard.css", "device": "kiosk-1", "device_id": "kiosk-1", "site": "site-1",
               "staff_id": "ph.walk", "qid": 1, "key": str(header.case_id),
-              "kind": "gp"}
+              "kind": "gp", "name": "summary"}
     return app, clients, values
 
 
