@@ -120,21 +120,23 @@ SAMPLE_LESIONS = (("posterior torso", "left", "left scapula", 7.0), ("upper extr
 def make_referral(seed: int = 0, *, lesions: int = 1, site: str = "site-1", device: str = "kiosk-1",
                   fitzpatrick: str = "II", ai: bool = True, override: bool = False, seq: int | None = None,
                   nhs: str | None = None, reference: str | None = None, photographer: str = "ph.demo",
-                  images_per_lesion: int = 3):
+                  images_per_lesion: int = 3, taken_at: datetime | None = None, referred_days_before: int = 12):
     """A whole v2 referral: one ``(CaseHeaderV2, images)`` per lesion, all sharing the referral and patient.
 
     ``ai=False``: the patient refused AI analysis (no classification, ``ai="declined"``);
     ``override=True``: the first lesion's close-up failed the quality gate and was sent with a reason.
+    ``taken_at``: when the kiosk photographed it (default a fixed day, so that tests are reproducible);
+    the referral is dated ``referred_days_before`` days earlier.
     """
     from wire.referral import (BodyLocation, CaseHeaderV2, ConsentRecord, Consents, History, Lesion, Override,
                                Patient, Referral, ShotMeta)
 
     rng = np.random.default_rng(seed)
-    t0 = datetime(2026, 1, 5, 9, tzinfo=timezone.utc) + timedelta(hours=seed)
+    t0 = taken_at or datetime(2026, 1, 5, 9, tzinfo=timezone.utc) + timedelta(hours=seed)
     ref = reference or f"{100000000000 + seed * 7919:012d}"
     referral = Referral(referral_id=uuid.uuid5(uuid.NAMESPACE_URL, f"dermkiosk-sample-referral-{seed}"),
                         reference=ref, reference_kind="ubrn" if ref.isdigit() else "local",
-                        referral_date=(t0 - timedelta(days=12)).date(), practice_ods=f"A8{1000 + seed % 9000:04d}",
+                        referral_date=(t0 - timedelta(days=referred_days_before)).date(), practice_ods=f"A8{1000 + seed % 9000:04d}",
                         route="gp-referral" if seed % 4 else "direct-to-hub", lesion_count=lesions)
     patient = Patient(nhs_number=nhs or synthetic_nhs_number(seed),
                       date_of_birth=date(1940 + seed % 60, 1 + seed % 12, 1 + seed % 28),

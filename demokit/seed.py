@@ -13,13 +13,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-#: (seed, make_referral keywords, minutes ago it was received)
+#: (seed, make_referral keywords, minutes ago it was received); each referral dated days before that,
+#: so that the worklist's 28-day clock shows a spread (fresh, warned, one breached)
 DEMO_REFERRALS = (
-    (101, {"lesions": 2}, 95),
-    (102, {"fitzpatrick": "V"}, 80),
-    (103, {"ai": False, "fitzpatrick": "III"}, 60),
-    (104, {"override": True, "lesions": 2, "reference": "HUB-2026-0417"}, 45),
-    (105, {"fitzpatrick": "I"}, 30),
+    (101, {"lesions": 2, "referred_days_before": 6}, 95),
+    (102, {"fitzpatrick": "V", "referred_days_before": 16}, 80),
+    (103, {"ai": False, "fitzpatrick": "III", "referred_days_before": 23}, 60),
+    (104, {"override": True, "lesions": 2, "reference": "HUB-2026-0417", "referred_days_before": 30}, 45),
+    (105, {"fitzpatrick": "I", "referred_days_before": 2}, 30),
 )
 
 
@@ -31,7 +32,8 @@ def seed_referrals(database: Path, images_dir: Path, quarantine_dir: Path, site:
     now = datetime.now(timezone.utc)
     batch = []
     for seed, kw, ago in DEMO_REFERRALS:
-        for header, images in sample.make_referral(seed, site=site, device=device, seq=seed * 10, **kw):
+        taken = now - timedelta(minutes=ago + 30)
+        for header, images in sample.make_referral(seed, site=site, device=device, seq=seed * 10, taken_at=taken, **kw):
             batch.append((header, images, now - timedelta(minutes=ago - header.lesion.index)))
     store = Store(database, images_dir, quarantine_dir)
     try:
