@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import numpy as np
+
 from wire.messages import TIER_OF_LABEL
 from wire.outcome import MANAGEMENT
 
@@ -42,25 +44,12 @@ PAIRS = {"classifier_reader": ("Classifier", "Dermatologist"), "classifier_histo
 CANCER_LABELS = tuple(lab for lab, tier in TIER_OF_LABEL.items() if tier == "cancer")
 
 
+@dataclass
 class Cell:
-    """A count and the patients behind it (for suppression)."""
+    """A count and the number of distinct patients behind it (for suppression)."""
 
-    __slots__ = ("n", "patients")
-
-    def __init__(self):
-        """An empty count."""
-        self.n = 0
-        self.patients: set[int] = set()
-
-    def add(self, patient: int) -> None:
-        """Count one more, for ``patient``."""
-        self.n += 1
-        self.patients.add(patient)
-
-    @property
-    def p(self) -> int:
-        """How many distinct patients."""
-        return len(self.patients)
+    n: int = 0
+    p: int = 0
 
 
 def tier_of(diagnosis: str | None) -> str | None:
@@ -86,16 +75,15 @@ def decision_day(completed_at: str | None) -> date | None:
 
 @dataclass
 class Binary:
-    """A 2x2 table, malignancy positive: test (rows) against reference (columns)."""
+    """A 2x2 table, malignancy positive: test against reference; ``pos``/``neg``: the reference's positives and
+    negatives (the denominators of sensitivity and specificity)."""
 
     tp: Cell = field(default_factory=Cell)
     fp: Cell = field(default_factory=Cell)
     fn: Cell = field(default_factory=Cell)
     tn: Cell = field(default_factory=Cell)
-
-    def add(self, test: bool, truth: bool, patient: int) -> None:
-        """Count one lesion."""
-        (self.tp if test and truth else self.fp if test else self.fn if truth else self.tn).add(patient)
+    pos: Cell = field(default_factory=Cell)
+    neg: Cell = field(default_factory=Cell)
 
     def sensitivity(self):
         """``(p, low, high)`` or None."""
@@ -156,89 +144,176 @@ class Report:
     roc: dict[str, dict | None]
 
 
-def _keys(row: dict) -> dict[str, str]:
-    return {"period": row["referral_date"][:7], "hub": row["site"], "model": row["model"] or "none",
-            "fitzpatrick": FITZ_GROUPS.get(row["fitzpatrick"] or "", "unknown")}
+class _Counter:
+    """Counts and distinct patients per group code, for one set of codes (one dimension)."""
+
+    def __init__(self, codes: np.ndarray, patients: np.ndarray, size: int):
+        self.codes, self.patients, self.size = codes, patients, size
+        self.width = int(patients.max()) + 1 if len(patients) else 1
+
+    def cells(self, mask: np.ndarray | None = None, weights: np.ndarray | None = None) -> list[Cell]:
+        """Per group: how many items ``mask`` keeps (or the sum of ``weights``) and their distinct patients."""
+        codes, pats = self.codes, self.patients
+        if mask is not None:
+            codes, pats = codes[mask], pats[mask]
+            weights = weights[mask] if weights is not None else None
+        if weights is not None:
+            keep = weights > 0
+            n = np.bincount(codes, weights=weights, minlength=self.size)
+            codes, pats = codes[keep], pats[keep]
+        else:
+            n = np.bincount(codes, minlength=self.size)
+        pairs = np.unique(codes.astype(np.int64) * self.width + pats)
+        p = np.bincount(pairs // self.width, minlength=self.size)
+        return [Cell(int(a), int(b)) for a, b in zip(n, p)]
+
+
+def _codes(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    names = sorted(set(values))
+    index = {v: i for i, v in enumerate(names)}
+    return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values)), names
 
 
 def compute(rows: list[dict], start: date, end: date, *, as_of: date | None = None, fds_days: int = FDS_DAYS) -> Report:
     """The report over the lesion rows (:func:`dashboard.servicereport.data.lesion_rows`)."""
     as_of = as_of or datetime.now(LONDON).date()
-    overall = Group("all")
-    groups: dict[str, dict[str, Group]] = {d: {} for d in DIMENSIONS}
-    tables = {p: {} for p in PAIRS}
+    n = len(rows)
+    dims = {"period": [r["referral_date"][:7] for r in rows], "hub": [r["site"] for r in rows],
+            "model": [r["model"] or "none" for r in rows],
+            "fitzpatrick": [FITZ_GROUPS.get(r["fitzpatrick"] or "", "unknown") for r in rows]}
+    pat = np.fromiter((r["patient"] for r in rows), dtype=np.int64, count=n)
+    finals = [final_read(r) for r in rows]
+    tier = [r["risk"] for r in rows]
+    reader = [tier_of(f[0]) if f else None for f in finals]
+    first = [tier_of(r["first_dx"]) for r in rows]
+    second = [tier_of(r["second_dx"]) for r in rows]
+    hist = [r["h_class"] for r in rows]
+    arr = {
+        "images": np.fromiter((r["images"] for r in rows), dtype=np.float64, count=n),
+        "overrides": np.fromiter((r["overrides"] for r in rows), dtype=np.float64, count=n),
+        "final": np.array([f is not None for f in finals], dtype=bool),
+    }
+    outcome = {m: np.array([f is not None and f[1] == m for f in finals], dtype=bool) for m in MANAGEMENT}
+    known_hist = np.array([h in ("malignant", "benign") for h in hist], dtype=bool)
+    hist_pos = np.array([h == "malignant" for h in hist], dtype=bool)
+
+    def flags(values):
+        return (np.array([v is not None for v in values], dtype=bool),
+                np.array([v == "cancer" for v in values], dtype=bool))
+
+    (has_tier, tier_pos), (has_reader, reader_pos) = flags(tier), flags(reader)
+    (has_first, first_pos), (has_second, second_pos) = flags(first), flags(second)
+    binaries = {"classifier_reader": (has_tier & has_reader, tier_pos, reader_pos),
+                "classifier_histology": (has_tier & known_hist, tier_pos, hist_pos),
+                "reader_histology": (has_reader & known_hist, reader_pos, hist_pos),
+                "first_second": (has_first & has_second, first_pos, second_pos)}
+    referral_rows, ref_first = _referrals(rows)
+    out_groups, overall = {}, None
+    for dim, values in [("all", ["all"] * n)] + list(dims.items()):
+        codes, names = _codes(values)
+        c = _Counter(codes, pat, len(names))
+        groups = [Group(name) for name in names]
+        _fill(groups, c, arr, outcome, binaries)
+        _fill_referrals(groups, codes[ref_first], referral_rows, fds_days)
+        if dim == "all":
+            overall = groups[0] if groups else Group("all")
+        else:
+            out_groups[dim] = groups
+    tables = {}
+    has_hist = np.array([h is not None for h in hist], dtype=bool)
+    pairs = {"classifier_reader": ([t or "none" for t in tier], reader, has_reader),
+             "classifier_histology": ([t or "none" for t in tier], hist, has_hist),
+             "reader_histology": (reader, hist, has_reader & has_hist),
+             "first_second": (first, second, has_first & has_second)}
+    for pair, (a, b, ok) in pairs.items():
+        idx = np.flatnonzero(ok)
+        keys = [(a[i], b[i]) for i in idx]
+        codes, names = _codes([f"{x}\t{y}" for x, y in keys]) if keys else (np.zeros(0, np.int64), [])
+        cells = _Counter(codes, pat[idx], len(names)).cells() if keys else []
+        tables[pair] = {tuple(name.split("\t")): cell for name, cell in zip(names, cells)}
     roc_in = {"malignancy": ([], []), "melanoma": ([], [])}
-    referrals: dict[str, dict] = {}
-    for row in rows:
-        keys = _keys(row)
-        targets = [overall] + [groups[d].setdefault(k, Group(k)) for d, k in keys.items()]
-        pat = row["patient"]
-        ref = referrals.get(row["key"])
-        if ref is None:
-            ref = referrals[row["key"]] = {"key": row["key"], "site": row["site"], "date": row["referral_date"],
-                                           "completed_at": row["completed_at"], "patient": pat, "targets": targets}
-        final = final_read(row)
-        tier, reader = row["risk"], tier_of(final[0]) if final else None
-        first, second = tier_of(row["first_dx"]), tier_of(row["second_dx"])
-        hist = row["h_class"]
-        cells = [("classifier_reader", tier or "none", reader, reader is not None),
-                 ("classifier_histology", tier or "none", hist, hist is not None),
-                 ("reader_histology", reader, hist, hist is not None and reader is not None),
-                 ("first_second", first, second, second is not None and first is not None)]
-        for pair, a, b, ok in cells:
-            if ok:
-                tables[pair].setdefault((a, b), Cell()).add(pat)
-        for g in targets:
-            g.lesions.add(pat)
-            g.images += row["images"]
-            for _ in range(row["overrides"]):
-                g.override_images.add(pat)
-            if final:
-                g.finals.add(pat)
-                g.outcomes[final[1]].add(pat)
-            if tier and reader:
-                g.binary["classifier_reader"].add(tier == "cancer", reader == "cancer", pat)
-            if hist in ("malignant", "benign"):
-                if tier:
-                    g.binary["classifier_histology"].add(tier == "cancer", hist == "malignant", pat)
-                if reader:
-                    g.binary["reader_histology"].add(reader == "cancer", hist == "malignant", pat)
-            if first and second:
-                g.binary["first_second"].add(first == "cancer", second == "cancer", pat)
-        if hist in ("malignant", "benign") and row["probabilities"]:
-            probs = row["probabilities"]
+    for r in rows:
+        if r["h_class"] in ("malignant", "benign") and r["probabilities"]:
+            probs = r["probabilities"]
             roc_in["malignancy"][0].append(sum(probs.get(lab, 0.0) for lab in CANCER_LABELS))
-            roc_in["malignancy"][1].append(hist == "malignant")
+            roc_in["malignancy"][1].append(r["h_class"] == "malignant")
             roc_in["melanoma"][0].append(probs.get("mel", 0.0))
-            roc_in["melanoma"][1].append("(Melanoma)" in row["h_dx"])
-    breaches = _timeliness(referrals, as_of, fds_days)
-    return Report(start, end, as_of, overall,
-                  {d: [v[k] for k in sorted(v)] for d, v in groups.items()}, tables, breaches,
+            roc_in["melanoma"][1].append("(Melanoma)" in r["h_dx"])
+    breaches = _breaches(referral_rows, as_of, fds_days)
+    return Report(start, end, as_of, overall or Group("all"), out_groups, tables, breaches,
                   {name: stats.roc(s, t) for name, (s, t) in roc_in.items()})
 
 
-def _timeliness(referrals: dict[str, dict], as_of: date, fds_days: int) -> list[dict]:
-    """Fill each group's timeliness from the referrals; return the breaches, longest first."""
-    refs = list(referrals.values())
-    done = [(r, date.fromisoformat(r["date"]), decision_day(r["completed_at"])) for r in refs if r["completed_at"]]
-    wd = stats.working_days([d for _, d, _ in done], [e for _, _, e in done])
-    breaches = []
-    for r in refs:
-        for g in r["targets"]:
-            g.referrals.add(r["patient"])
-    for (r, start, end), days in zip(done, wd):
-        calendar = (end - start).days
-        for g in r["targets"]:
-            g.decided.add(r["patient"])
-            g.working_days.append(days)
-            (g.within if calendar <= fds_days else g.late).add(r["patient"])
-        if calendar > fds_days:
-            breaches.append({"referral_key": r["key"], "hub": r["site"], "referral_date": r["date"],
-                             "state": "decided late", "calendar_days": calendar, "working_days": days})
-    open_refs = [r for r in refs if not r["completed_at"] and (as_of - date.fromisoformat(r["date"])).days > fds_days]
-    owd = stats.working_days([date.fromisoformat(r["date"]) for r in open_refs], [as_of] * len(open_refs))
-    for r, days in zip(open_refs, owd):
-        breaches.append({"referral_key": r["key"], "hub": r["site"], "referral_date": r["date"], "state": "open",
-                         "calendar_days": (as_of - date.fromisoformat(r["date"])).days, "working_days": days})
-    breaches.sort(key=lambda b: (-b["calendar_days"], b["referral_key"]))
-    return breaches
+def _fill(groups: list[Group], c: _Counter, arr: dict, outcome: dict, binaries: dict) -> None:
+    """The lesion counts of each group."""
+    images = np.bincount(c.codes, weights=arr["images"], minlength=c.size)
+    for g, cell, im in zip(groups, c.cells(), images):
+        g.lesions, g.images = cell, int(im)
+    for g, cell in zip(groups, c.cells(weights=arr["overrides"])):
+        g.override_images = cell
+    for g, cell in zip(groups, c.cells(arr["final"])):
+        g.finals = cell
+    for m, mask in outcome.items():
+        for g, cell in zip(groups, c.cells(mask)):
+            g.outcomes[m] = cell
+    for pair, (ok, test, truth) in binaries.items():
+        parts = {"tp": ok & test & truth, "fp": ok & test & ~truth, "fn": ok & ~test & truth,
+                 "tn": ok & ~test & ~truth, "pos": ok & truth, "neg": ok & ~truth}
+        for part, mask in parts.items():
+            for g, cell in zip(groups, c.cells(mask)):
+                setattr(g.binary[pair], part, cell)
+
+
+def _referrals(rows: list[dict]) -> tuple[dict, np.ndarray]:
+    """Per referral (first lesion's row index order): key, hub, date, decision, patient, working days; and the
+    index of each referral's first lesion."""
+    first: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        first.setdefault(r["key"], i)
+    idx = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    refs = [rows[i] for i in idx]
+    starts = [date.fromisoformat(r["referral_date"]) for r in refs]
+    ends = [decision_day(r["completed_at"]) for r in refs]
+    done = [i for i, e in enumerate(ends) if e is not None]
+    wd = np.full(len(refs), -1, dtype=np.int64)
+    cal = np.full(len(refs), -1, dtype=np.int64)
+    if done:
+        wd[done] = stats.working_days([starts[i] for i in done], [ends[i] for i in done])
+        cal[done] = [(ends[i] - starts[i]).days for i in done]
+    return {"refs": refs, "starts": starts, "wd": wd, "cal": cal,
+            "patients": np.fromiter((r["patient"] for r in refs), dtype=np.int64, count=len(refs))}, idx
+
+
+def _fill_referrals(groups: list[Group], codes: np.ndarray, ref: dict, fds_days: int) -> None:
+    """Each group's referrals and timeliness (working days listed per group, for the median and p90)."""
+    c = _Counter(codes, ref["patients"], len(groups))
+    decided = ref["cal"] >= 0
+    for name, mask in (("referrals", None), ("decided", decided), ("within", decided & (ref["cal"] <= fds_days)),
+                       ("late", decided & (ref["cal"] > fds_days))):
+        for g, cell in zip(groups, c.cells(mask)):
+            setattr(g, name, cell)
+    d_codes, d_wd = codes[decided], ref["wd"][decided]
+    order = np.argsort(d_codes, kind="stable")
+    bounds = np.searchsorted(d_codes[order], np.arange(len(groups) + 1))
+    for i, g in enumerate(groups):
+        g.working_days = d_wd[order[bounds[i]:bounds[i + 1]]].tolist()
+
+
+def _breaches(ref: dict, as_of: date, fds_days: int) -> list[dict]:
+    """The referrals decided after ``fds_days`` and those open past it on ``as_of``, longest first."""
+    out = []
+    open_idx = []
+    for i, r in enumerate(ref["refs"]):
+        cal = int(ref["cal"][i])
+        if cal > fds_days:
+            out.append({"referral_key": r["key"], "hub": r["site"], "referral_date": r["referral_date"],
+                        "state": "decided late", "calendar_days": cal, "working_days": int(ref["wd"][i])})
+        elif cal < 0 and (as_of - ref["starts"][i]).days > fds_days:
+            open_idx.append(i)
+    owd = stats.working_days([ref["starts"][i] for i in open_idx], [as_of] * len(open_idx))
+    for i, days in zip(open_idx, owd):
+        r = ref["refs"][i]
+        out.append({"referral_key": r["key"], "hub": r["site"], "referral_date": r["referral_date"], "state": "open",
+                    "calendar_days": (as_of - ref["starts"][i]).days, "working_days": days})
+    out.sort(key=lambda b: (-b["calendar_days"], b["referral_key"]))
+    return out

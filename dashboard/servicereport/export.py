@@ -63,9 +63,7 @@ class Formatter:
 
     def interval(self, binary, which: str) -> dict:
         """Sensitivity or specificity as ``{p, low, high, n}`` percentages (text), suppressed as a whole."""
-        num, other = (binary.tp, binary.fn) if which == "sens" else (binary.tn, binary.fp)
-        den = Cell()
-        den.n, den.patients = num.n + other.n, num.patients | other.patients
+        num, den = (binary.tp, binary.pos) if which == "sens" else (binary.tn, binary.neg)
         w = binary.sensitivity() if which == "sens" else binary.specificity()
         if w is None:
             return {"p": "", "low": "", "high": "", "n": "0"}
@@ -88,8 +86,7 @@ def summary_header() -> list[str]:
 
 def summary_row(dimension: str, g: Group, f: Formatter) -> list[str]:
     """One row of ``summary.csv``."""
-    images = Cell()
-    images.n, images.patients = g.images, g.lesions.patients
+    images = Cell(g.images, g.lesions.p)
     row = [dimension, g.name, f.count(g.referrals), f.count(g.lesions), MARK if f.small(g.lesions) else str(g.images),
            f.count(g.override_images), f.share(g.override_images, images), f.count(g.finals),
            f.share(g.reimage, g.finals), f.count(g.decided), f.number(g.median(), g.decided),

@@ -77,13 +77,13 @@ def concordance_by_model(report: Report, suppress: bool = False) -> bytes:
         for j, g in enumerate(models):
             b = g.binary[pair]
             w = b.sensitivity() if which == "sens" else b.specificity()
-            den = (b.tp.patients | b.fn.patients) if which == "sens" else (b.tn.patients | b.fp.patients)
-            if w is None or (suppress and len(den) < SMALL):
+            den = b.pos if which == "sens" else b.neg
+            if w is None or (suppress and den.p < SMALL):
                 continue
             xs.append(j + (i - 1.5) * 0.12)
             ys.append(100 * w[0])
-            lo.append(100 * (w[0] - w[1]))
-            hi.append(100 * (w[2] - w[0]))
+            lo.append(max(0.0, 100 * (w[0] - w[1])))
+            hi.append(max(0.0, 100 * (w[2] - w[0])))
         if xs:
             drawn = True
             ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, color=colour, label=label, capsize=3)
