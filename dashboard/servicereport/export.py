@@ -25,6 +25,9 @@ from . import plots
 from .compute import DIMENSIONS, PAIRS, Cell, Group, Report
 
 SMALL = 5
+#: Short column heads for the outcome mix.
+OUTCOME_NAMES = {"urgent-2ww": "Urgent (2WW)", "routine": "Routine", "biopsy": "Biopsy", "discharge": "Discharge",
+                 "re-image": "Re-image"}
 CSV_NAMES = ("summary.csv", "concordance.csv", "breaches.csv", "roc.csv")
 MARK = "*"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -135,6 +138,7 @@ def csv_tables(report: Report, suppress: bool = True) -> dict[str, str]:
 def context(report: Report, suppress: bool, plot_src: dict[str, str]) -> dict:
     """What ``_service_report.html`` renders."""
     return {"r": report, "f": Formatter(suppress), "dimensions": DIMENSIONS, "pairs": PAIRS,
+            "dimension_list": [("all", "All")] + list(DIMENSIONS.items()), "outcome_names": OUTCOME_NAMES,
             "management": MANAGEMENT, "plot_src": plot_src, "suppress": suppress}
 
 

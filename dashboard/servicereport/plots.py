@@ -93,7 +93,7 @@ def concordance_by_model(report: Report, suppress: bool = False) -> bytes:
     ax.set_xticks(range(len(models)), [g.name for g in models], fontsize=8, rotation=15)
     ax.set_ylim(0, 105)
     ax.set_ylabel("% (Wilson 95 % interval)")
-    ax.legend(loc="lower left", fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     ax.set_title("Classifier, malignancy positive", fontsize=11)
     return _png(fig)
 
