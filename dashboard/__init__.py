@@ -42,6 +42,7 @@ def app_config(config: CentreConfig) -> dict:
         "WORKLIST": config.worklist,
         "PACS": config.pacs,
         "FHIR": config.fhir,
+        "MONITORING": config.monitoring,
     }
 
 
@@ -49,7 +50,7 @@ def app_config(config: CentreConfig) -> dict:
 DEFAULTS = {"TLS": False, "TRUSTED_PROXIES": 0, "SESSION_LIFETIME_S": 8 * 3600, "SESSION_IDLE_S": 1800,
             "LOGIN_MAX_FAILURES": 5, "LOGIN_LOCKOUT_S": 900, "LOGIN_ADDR_MAX_FAILURES": 20, "METRICS_TOKEN": None,
             "UPDATES": None, "READING": None, "SERVICE": None,
-            "WORKLIST": None, "PACS": None, "FHIR": None}
+            "WORKLIST": None, "PACS": None, "FHIR": None, "MONITORING": None}
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -23,6 +23,7 @@ from .hospitalconfig import FhirConfig, PacsConfig
 from .registry import RegistryConfig
 from .readingconfig import ReadingConfig
 from .serviceconfig import ServiceConfig
+from .servicereport.monitor import MonitoringConfig
 from .worklistconfig import WorklistConfig
 
 
@@ -167,6 +168,9 @@ class CentreConfig(_Section):
     pacs: PacsConfig = PacsConfig()
     #: The hospital's FHIR server the signed referrals' reports go to (dashboard.pacs, dashboard.fhir).
     fhir: FhirConfig = FhirConfig()
+    #: Thresholds of the service's alerts: cancer-call drift, sensitivity floor, override jump, unread referrals
+    #: nearing the 28-day standard (dashboard.servicereport.monitor).
+    monitoring: MonitoringConfig = MonitoringConfig()
 
 
 #: Most ingest processes one centre runs: the broker's access rules (dashboard/brokerctl.py) name

@@ -62,12 +62,17 @@ class _IngestCounters:
             yield fam
 
 
-def render(store, now: datetime, t, disks: list[dict] = (), pki_dir=None) -> bytes:
+def render(store, now: datetime, t, disks: list[dict] = (), pki_dir=None, monitoring=None) -> bytes:
     """The exposition text for every registered kiosk, the unregistered ones, the ingest processes and
-    their counters, and the centre's disks (:func:`dashboard.fleet.centre_disks`)."""
+    their counters, the centre's disks (:func:`dashboard.fleet.centre_disks`) and the service's monitoring
+    (:mod:`dashboard.servicereport.monitor`, thresholds ``monitoring``: its defaults when None)."""
+    from .clock import today_in_england
     from .fleet import fleet_rows, ingest_states
+    from .servicereport import monitor
 
     reg = CollectorRegistry()
+    monitor.add_gauges(reg, monitor.evaluate(store.conn, today_in_england(now),
+                                             monitoring or monitor.MonitoringConfig()))
     reg.register(_IngestCounters(counters.read(store.conn)))
     Gauge("dermkiosk_unregistered_kiosks", "Kiosks heard from (connected or published) but not registered",
           registry=reg).set(len(registry.unregistered(store.conn)))
@@ -164,7 +169,8 @@ def metrics_view():
         return Response("bearer token required\n", 401, {"WWW-Authenticate": 'Bearer realm="metrics"',
                                                          "Content-Type": "text/plain"})
     t = fleet_config()
-    body = render(get_store(), datetime.now(timezone.utc), t, app_centre_disks(t), registry_config().pki_dir)
+    body = render(get_store(), datetime.now(timezone.utc), t, app_centre_disks(t), registry_config().pki_dir,
+                  current_app.config.get("MONITORING"))
     return Response(body, 200, {"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
 

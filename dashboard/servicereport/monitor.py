@@ -1,0 +1,168 @@
+"""Monitoring of the service and its classifier: four alert rules, each with its threshold in the centre config's
+``[monitoring]`` section (:class:`MonitoringConfig`), evaluated on demand (``/metrics`` scrape, the IT pages).
+
+==================  =============================================================================================
+code                fires when
+==================  =============================================================================================
+cancer-drift        at a hub, the share of lesions the classifier calls cancer among the referrals dated in the
+                    last 7 days differs from that hub's share over the ``baseline_weeks`` weeks before by more
+                    than ``drift_points`` percentage points (with at least ``drift_min_lesions`` lesions in each)
+sensitivity-floor   the classifier's sensitivity for malignancy against histology over the last
+                    ``sensitivity_days`` falls below ``sensitivity_floor``, once ``sensitivity_min_positives``
+                    malignant lesions have histology
+override-jump       at a hub, the share of images sent with a quality override in the last 7 days exceeds the
+                    hub's baseline share by more than ``override_points`` points (at least
+                    ``override_min_images`` images in the week)
+fds-unread          referrals still open ``unread_warn_days`` or more days after their referral date (nearing the
+                    28-day standard), per hub
+==================  =============================================================================================
+
+Nothing is stored: an alert clears as soon as its condition no longer holds. The figures are read with a few
+grouped queries over the referrals of the window, never a patient identifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import stats
+
+RULES = ("cancer-drift", "sensitivity-floor", "override-jump", "fds-unread")
+
+
+class MonitoringConfig(BaseModel):
+    """The ``[monitoring]`` section: thresholds of the service's alerts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    baseline_weeks: int = Field(default=8, ge=1, le=52)
+    drift_points: float = Field(default=10.0, gt=0, le=100)
+    drift_min_lesions: int = Field(default=20, ge=1)
+    sensitivity_floor: float = Field(default=0.80, gt=0, le=1)
+    sensitivity_days: int = Field(default=365, ge=7, le=3 * 366)
+    sensitivity_min_positives: int = Field(default=30, ge=1)
+    override_points: float = Field(default=10.0, gt=0, le=100)
+    override_min_images: int = Field(default=20, ge=1)
+    unread_warn_days: int = Field(default=21, ge=1, le=365)
+
+
+@dataclass(frozen=True)
+class ServiceAlert:
+    """One firing rule: its code, what it is about (a hub, or ``all``), the figure, the threshold, and words."""
+
+    code: str
+    subject: str
+    value: float
+    threshold: float
+    message: str
+
+
+@dataclass
+class Figures:
+    """What the rules looked at (also exposed as Prometheus gauges)."""
+
+    cancer_share: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    override_share: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    sensitivity: tuple[float, float, float] | None = None
+    sensitivity_positives: int = 0
+    unread: dict[str, int] = field(default_factory=dict)
+    alerts: list[ServiceAlert] = field(default_factory=list)
+
+
+_LESIONS = ("SELECT c.site, coalesce(r.referral_date, date(c.received_at)) >= ?3 AS cur, count(*), "
+            "coalesce(sum(c.risk = 'cancer'), 0) FROM cases c LEFT JOIN referrals r ON r.referral_id = c.referral_id "
+            "WHERE c.risk IS NOT NULL AND coalesce(r.referral_date, date(c.received_at)) BETWEEN ?1 AND ?2 "
+            "GROUP BY c.site, cur")
+_IMAGES = ("SELECT c.site, coalesce(r.referral_date, date(c.received_at)) >= ?3 AS cur, count(*), "
+           "coalesce(sum(ci.override_reason IS NOT NULL), 0) FROM cases c "
+           "JOIN case_images ci ON ci.case_id = c.case_id LEFT JOIN referrals r ON r.referral_id = c.referral_id "
+           "WHERE coalesce(r.referral_date, date(c.received_at)) BETWEEN ?1 AND ?2 GROUP BY c.site, cur")
+_SENSITIVITY = ("SELECT count(*), coalesce(sum(c.risk = 'cancer'), 0) FROM cases c "
+                "JOIN (SELECT case_id, max(id) AS id FROM histology GROUP BY case_id) l ON l.case_id = c.case_id "
+                "JOIN histology h ON h.id = l.id WHERE h.benign_malignant = 'malignant' AND c.risk IS NOT NULL "
+                "AND h.reported_on >= ?")
+_UNREAD = "SELECT site, count(*) FROM referral_summary WHERE closed = 0 AND referral_date <= ? GROUP BY site"
+
+
+def _shares(rows) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
+    """``{hub: ((baseline n, hits), (current n, hits))}``."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for site, cur, n, hits in rows:
+        out.setdefault(site, [(0, 0), (0, 0)])[1 if cur else 0] = (n, hits)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _pct(n: int, hits: int) -> float | None:
+    return 100.0 * hits / n if n else None
+
+
+def evaluate(conn, today: date, t: MonitoringConfig) -> Figures:
+    """The figures and the firing alerts on ``today`` (a day in England)."""
+    f = Figures()
+    current = today - timedelta(days=6)
+    base = current - timedelta(weeks=t.baseline_weeks)
+    span = (base.isoformat(), today.isoformat(), current.isoformat())
+    for site, ((bn, bh), (cn, ch)) in sorted(_shares(conn.execute(_LESIONS, span)).items()):
+        b, c = _pct(bn, bh), _pct(cn, ch)
+        f.cancer_share[site] = (b, c)
+        if bn >= t.drift_min_lesions and cn >= t.drift_min_lesions and abs(c - b) > t.drift_points:
+            f.alerts.append(ServiceAlert("cancer-drift", site, c, t.drift_points,
+                                         f"{site}: the classifier called {c:.1f} % of lesions cancer in the last 7 days "
+                                         f"({cn} lesions) against {b:.1f} % over the {t.baseline_weeks} weeks before "
+                                         f"({bn}); more than {t.drift_points:g} points apart"))
+    for site, ((bn, bh), (cn, ch)) in sorted(_shares(conn.execute(_IMAGES, span)).items()):
+        b, c = _pct(bn, bh), _pct(cn, ch)
+        f.override_share[site] = (b, c)
+        if cn >= t.override_min_images and c is not None and c - (b or 0.0) > t.override_points:
+            f.alerts.append(ServiceAlert("override-jump", site, c, t.override_points,
+                                         f"{site}: {c:.1f} % of images sent with a quality override in the last 7 days "
+                                         f"({cn} images) against {(b or 0.0):.1f} % before"))
+    since = (today - timedelta(days=t.sensitivity_days)).isoformat()
+    positives, found = conn.execute(_SENSITIVITY, (since,)).fetchone()
+    f.sensitivity_positives = positives
+    f.sensitivity = stats.wilson(found, positives)
+    if positives >= t.sensitivity_min_positives and f.sensitivity[0] < t.sensitivity_floor:
+        f.alerts.append(ServiceAlert("sensitivity-floor", "all", f.sensitivity[0], t.sensitivity_floor,
+                                     f"the classifier found {found} of {positives} lesions histology proved malignant "
+                                     f"({100 * f.sensitivity[0]:.1f} %, 95 % CI {100 * f.sensitivity[1]:.1f}-"
+                                     f"{100 * f.sensitivity[2]:.1f}), below the floor of "
+                                     f"{100 * t.sensitivity_floor:.0f} %"))
+    cutoff = (today - timedelta(days=t.unread_warn_days)).isoformat()
+    f.unread = dict(conn.execute(_UNREAD, (cutoff,)).fetchall())
+    for site, n in sorted(f.unread.items()):
+        f.alerts.append(ServiceAlert("fds-unread", site, n, t.unread_warn_days,
+                                     f"{site}: {n} referral{'s' if n != 1 else ''} open {t.unread_warn_days} days or "
+                                     "more after referral, nearing the 28-day standard"))
+    return f
+
+
+def add_gauges(reg, f: Figures) -> None:
+    """The figures and alerts as Prometheus gauges in ``reg`` (a ``CollectorRegistry``)."""
+    from prometheus_client import Gauge
+
+    share = Gauge("dermkiosk_service_cancer_share", "Share (0-1) of lesions the classifier calls cancer, per hub; "
+                  "window current = last 7 days, baseline = the weeks before", ["site", "window"], registry=reg)
+    over = Gauge("dermkiosk_service_override_share", "Share (0-1) of images sent with a quality override, per hub",
+                 ["site", "window"], registry=reg)
+    for gauge, figures in ((share, f.cancer_share), (over, f.override_share)):
+        for site, (b, c) in figures.items():
+            for window, v in (("baseline", b), ("current", c)):
+                if v is not None:
+                    gauge.labels(site, window).set(v / 100.0)
+    sens = Gauge("dermkiosk_service_sensitivity_histology", "Classifier sensitivity for malignancy against "
+                 "histology (0-1) over the monitoring window", registry=reg)
+    if f.sensitivity is not None:
+        sens.set(f.sensitivity[0])
+    Gauge("dermkiosk_service_histology_malignant_lesions", "Lesions histology proved malignant in the window",
+          registry=reg).set(f.sensitivity_positives)
+    unread = Gauge("dermkiosk_service_referrals_nearing_fds", "Open referrals nearing the 28-day standard, per hub",
+                   ["site"], registry=reg)
+    for site, n in f.unread.items():
+        unread.labels(site).set(n)
+    alert = Gauge("dermkiosk_service_alert", "1 while the service alert rule fires", ["alert", "subject"],
+                  registry=reg)
+    for a in f.alerts:
+        alert.labels(a.code, a.subject).set(1)
