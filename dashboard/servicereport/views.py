@@ -1,6 +1,7 @@
 """The ``/reports`` page: the service report for dermatologists and admins, its plots and its CSV tables.
 
-- ``GET /reports?from=YYYY-MM-DD&to=YYYY-MM-DD`` (default: the last 12 months): the report, figures whole;
+- ``GET /reports?from=YYYY-MM-DD&to=YYYY-MM-DD`` (default: the last 12 months): the service's alerts firing now
+  (:mod:`.monitor`) and the report, figures whole;
 - ``GET /reports/plots/<name>.png?from=..&to=..``: a plot, drawn server-side (the CSP stays ``img-src 'self'``);
 - ``GET /reports/<name>.csv?from=..&to=..``: a table with small cells suppressed (an export; audited).
 
@@ -20,7 +21,7 @@ from .. import audit
 from ..auth import role_required
 from ..clock import today_in_england
 from ..db import get_store
-from . import export, plots
+from . import export, monitor, plots
 from .compute import compute
 from .data import lesion_rows
 
@@ -79,9 +80,11 @@ def page():
         return render_template("reports.html", r=None, error=str(exc), start=request.args.get("from", ""),
                                end=request.args.get("to", "")), 422
     rep, took = report_for(start, end)
+    watch = monitor.evaluate(get_store().conn, today_in_england(),
+                             current_app.config.get("MONITORING") or monitor.MonitoringConfig())
     q = {"from": start.isoformat(), "to": end.isoformat()}
     src = {name: url_for("service_report.plot", name=name, **q) for name in plots.PLOTS}
-    return render_template("reports.html", **export.context(rep, False, src), seconds=took, error=None,
+    return render_template("reports.html", **export.context(rep, False, src), seconds=took, error=None, service_alerts=watch.alerts,
                            start=q["from"], end=q["to"], csv_names=[n[:-4] for n in export.CSV_NAMES])
 
 
