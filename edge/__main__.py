@@ -5,6 +5,7 @@
     python -m edge quality IMAGE... [--view dermoscopic]              # one JSON line per image
     python -m edge capture-demo --config X --cases N [--wait S]       # headless captures into the outbox
     python -m edge check-config --config X                            # validate a config file
+    python -m edge calibrate --config X STILL...                      # the quality gate's kiosk reference
 
 Exit codes: 0 fine, 1 a failure (an unreadable image, cases not delivered in time),
 2 a usage or configuration error (one message naming the file, the field and the problem).
@@ -137,6 +138,13 @@ def cmd_quality(args) -> int:
     return cli_main(args.images, view=args.view, settings=settings)
 
 
+def cmd_calibrate(args) -> int:
+    """Fit the quality gate's kiosk reference (colour, sharpness) on stills and write it into the config."""
+    from .quality.calibrate import cli
+
+    return cli(args.config, args.images, note=args.note, dry_run=args.dry_run)
+
+
 def cmd_capture_demo(args) -> int:
     """Capture N cases from the configured camera into the outbox (optionally send and wait)."""
     cfg = _load_config(args.config)
@@ -195,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--view", default="dermoscopic", choices=["dermoscopic", "close-up", "regional"])
     p.add_argument("--config", help="take the quality settings from this kiosk config")
     p.set_defaults(func=cmd_quality)
+    p = sub.add_parser("calibrate", help="fit the quality gate's colour and sharpness reference on this kiosk's "
+                                         "stills and write it into its config")
+    p.add_argument("--config", required=True, help="the kiosk config file to write the reference into")
+    p.add_argument("images", nargs="+", help="stills of normal skin through this kiosk's dermatoscope")
+    p.add_argument("--note", help="where and when (kept in the config)")
+    p.add_argument("--dry-run", action="store_true", help="print the reference, change nothing")
+    p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("capture-demo", help="capture N cases from the configured camera into the outbox")
     p.add_argument("--config", required=True)
     p.add_argument("--cases", type=int, default=1)

@@ -21,37 +21,50 @@ import numpy as np
 
 from wire.messages import Quality, QualityCheck
 
-from .analysis import DecodeError, decode, find_fov, focus_ratio, glare_fraction, segment_lesion
-from .settings import CHECKS, QualitySettings, ViewRules
+from .analysis import DecodeError, focus_ratio, fov_coverage, glare_fraction
+from .scene import Scene, scene, skin_chroma
+from .settings import CHECKS, KioskReference, QualitySettings, ViewRules
 
-__all__ = ["CHECKS", "QualitySettings", "ViewRules", "assess", "cli_main"]
+__all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
 
-MSG = {
+#: Every refusal message: what is wrong, the figure the rule tested (``{v}``) against its limit
+#: (``{lim}``), and what to change. The kiosk shows these words and the centre shows the same ones
+#: (they travel in the case's quality flags).
+MESSAGES = {
     "decode": "The file is not a readable image: take the picture again",
     "truncated": "The picture is incomplete (truncated file): take the picture again",
-    "fov": "The dermatoscope's field of view is off-centre or partly covered: press it flat on the skin, "
-           "centred, and tap again",
-    "focus": "Image is blurred: hold the dermatoscope still, check the focus and tap again",
-    "dark": "Image is too dark: check that the dermatoscope's light is on and tap again",
-    "bright": "Image is too bright: reduce the light or exposure and tap again",
-    "clip_white": "Parts of the image are burnt out white: reduce the light or exposure and tap again",
-    "clip_black": "Parts of the image are black: check the light and that nothing covers the lens, and tap again",
-    "glare": "Reflections (glare) on the skin: add contact fluid or use polarised light, and tap again",
-    "colour": "Colours look wrong (colour cast): check the lighting and white balance, and tap again",
-    "grey": "Colours look washed out: check the lighting and white balance, and tap again",
+    "fov": "The dermatoscope's field of view covers only {v:.0%} of the middle of the picture (needs {lim:.0%}): "
+           "press it flat on the skin, centred, and tap again",
+    "focus": "Image is blurred (sharpness {v:.0%} of this kiosk's normal, needs {lim:.0%}): hold the dermatoscope "
+             "still, check the focus and tap again",
+    "dark": "Image is too dark (skin brightness {v:.0f}, needs at least {lim:.0f}): check that the dermatoscope's "
+            "light is on and tap again",
+    "bright": "Image is too bright (skin brightness {v:.0f}, at most {lim:.0f}): reduce the light or exposure "
+              "and tap again",
+    "clip_white": "Parts of the image are burnt out white ({v:.1%} of the view, at most {lim:.1%}): reduce the "
+                  "light or exposure and tap again",
+    "clip_black": "Parts of the image are black ({v:.1%} of the view, at most {lim:.1%}): check the light and that "
+                  "nothing covers the lens, and tap again",
+    "glare": "Reflections (glare) cover {v:.1%} of the lesion and its surroundings (at most {lim:.1%}): add "
+             "contact fluid or use polarised light, and tap again",
+    "colour": "Colours look wrong ({direction} cast: {v:.1f} from this kiosk's normal colour, at most {lim:.1f}): "
+              "check the lighting and white balance, and tap again",
     "no_lesion": "No lesion found: centre the lesion in the view and tap again",
-    "small": "The lesion is too small in the picture: move closer and tap again",
-    "cut": "The lesion is cut by the edge of the picture: centre it in the view and tap again",
-    "offcentre": "The lesion is off-centre: move it to the middle of the view and tap again",
+    "small": "The lesion is too small in the picture ({v:.1%} of the view, needs {lim:.1%}): move closer and "
+             "tap again",
+    "cut": "The lesion is cut by the edge of the picture (cut {v:.2f}, at most {lim:.2f}): centre it in the view "
+           "and tap again",
 }
 
 
-def _check(value: float | None, ok: bool, fail_msg: str) -> QualityCheck:
+def _check(value: float | None, ok: bool, key: str, limit: float | None = None, **extra: str) -> QualityCheck:
+    """A check's result; the message quotes ``value`` as it is reported (rounded to 4 decimals)."""
     if value is not None:
         value = round(float(value), 4)
         if not math.isfinite(value):
             value = None
-    return QualityCheck(value=value, ok=bool(ok), message="ok" if ok else fail_msg)
+    msg = "ok" if ok else MESSAGES[key].format(v=value if value is not None else float("nan"), lim=limit, **extra)
+    return QualityCheck(value=value, ok=bool(ok), message=msg)
 
 
 def masked_median(gray: np.ndarray, mask: np.ndarray) -> float:
@@ -64,24 +77,20 @@ def masked_median(gray: np.ndarray, mask: np.ndarray) -> float:
     return float(np.searchsorted(np.cumsum(hist), total / 2.0))
 
 
-def colour_distance(lab: np.ndarray, skin: np.ndarray, rules: ViewRules) -> tuple[float, str, float]:
-    """Mahalanobis distance of the mean skin colour (a*, b*) from the reference, its direction and chroma.
+def cast_distance(chroma: tuple[float, float] | None, ref: KioskReference) -> tuple[float, str]:
+    """Mahalanobis distance of the skin's log-chromaticity from the kiosk's reference, and the cast's direction.
 
-    ``lab`` is OpenCV's 8-bit CIELAB (a* and b* offset by 128); ``skin`` a boolean mask. The
-    chroma is sqrt(a*^2 + b*^2) of the mean skin colour (``colour_max_chroma`` bounds it).
+    Direction of the shift (ln R/G, ln B/G): red (R up), blue (B up, or R down: cool), green
+    (R and B down together) or yellow (B down).
     """
-    if not skin.any():
-        return float("inf"), "colour", float("inf")
-    _, a, b, _ = cv2.mean(lab, mask=skin.astype(np.uint8))
-    a, b = a - 128.0, b - 128.0
-    d = np.array([a - rules.colour_ref[0], b - rules.colour_ref[1]])
-    dist = float(np.sqrt(d @ np.linalg.inv(np.array(rules.colour_cov)) @ d))
-    # The cast's direction: the hue angle of the shift from the reference (channel gains move
-    # skin towards about 30 deg for red, 100 yellow, 150 green, 255 blue on HAM10000).
+    if chroma is None:
+        return float("inf"), "colour"
+    d = np.array([chroma[0] - ref.chroma[0], chroma[1] - ref.chroma[1]])
+    dist = float(np.sqrt(d @ np.linalg.inv(np.array(ref.cov)) @ d))
     theta = float(np.degrees(np.arctan2(d[1], d[0]))) % 360.0
-    direction = "yellow" if 52 <= theta < 130 else "green" if 130 <= theta < 200 else \
-        "blue" if 200 <= theta < 300 else "red"
-    return dist, direction, float(np.hypot(a, b))
+    direction = "red" if theta < 60 or theta >= 315 else "blue" if theta < 180 else \
+        "green" if theta < 250 else "yellow"
+    return dist, direction
 
 
 def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Quality:
@@ -93,92 +102,91 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
     settings = settings or QualitySettings()
     rules = settings.rules(view)
     try:
-        work = decode(jpeg, settings.work_size, settings.focus_size, settings.analysis_size)
+        sc = scene(jpeg, settings, rules)
     except DecodeError as exc:
-        msg = MSG["truncated"] if "truncated" in str(exc) else MSG["decode"]
-        return Quality(ok=False, checks={"decode": _check(None, False, msg)})
+        key = "truncated" if "truncated" in str(exc) else "decode"
+        return Quality(ok=False, checks={"decode": _check(None, False, key)})
     enabled = set(rules.checks)
-    small = work.small
-    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
-    fov = find_fov(gray)
-    lesion = segment_lesion(small, fov, lab)
-    present = lesion.found and lesion.contrast >= rules.lesion_min_contrast
-    inside = fov.inner > 0
-    if present:
-        ring = cv2.dilate(lesion.mask, np.ones((5, 5), np.uint8))
-        skin = inside & (ring == 0)
-        if np.count_nonzero(skin) < 0.05 * np.count_nonzero(inside):
-            skin = inside
-    else:
-        skin = inside
-    checks: dict[str, QualityCheck] = {}
-
-    if "fov" in enabled:
-        ok = (not fov.present) or (fov.area >= rules.fov_min_area and fov.offset <= rules.fov_max_offset)
-        checks["fov"] = _check(fov.area, ok, MSG["fov"])
-
-    if "focus" in enabled:
-        fh, fw = work.focus.shape[:2]
-        s = min(small.shape[:2])
-        roi_small = cv2.erode(fov.inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (s // 20 | 1,) * 2))
-        if present:
-            x, y, bw, bh = cv2.boundingRect(lesion.mask)
-            pad_x, pad_y = bw // 4 + 2, bh // 4 + 2
-            box = np.zeros_like(roi_small)
-            box[max(0, y - pad_y):y + bh + pad_y, max(0, x - pad_x):x + bw + pad_x] = 255
-            roi_small = cv2.bitwise_and(roi_small, box)
-        roi = cv2.resize(roi_small, (fw, fh), interpolation=cv2.INTER_NEAREST)
-        value = focus_ratio(cv2.cvtColor(work.focus, cv2.COLOR_BGR2GRAY), roi) if roi.any() else 1.0
-        checks["focus"] = _check(value, value >= rules.focus_min, MSG["focus"])
-
-    if "exposure" in enabled:
-        value = masked_median(gray, skin)
-        msg = MSG["dark"] if value < rules.exposure_min else MSG["bright"]
-        checks["exposure"] = _check(value, rules.exposure_min <= value <= rules.exposure_max, msg)
-
-    if "clipping" in enabled:
-        n = max(int(np.count_nonzero(inside)), 1)
-        b, g, r = cv2.split(small)
-        brightest = cv2.max(cv2.max(b, g), r)
-        # burnt out: every channel saturated (no detail left); one channel saturated (the red of
-        # fair skin under a bright light, most often) loses colour, not detail: allowed over more.
-        white = float(np.count_nonzero(cv2.bitwise_and(cv2.inRange(small, (250, 250, 250), (255, 255, 255)),
-                                                       fov.inner))) / n
-        channel = float(np.count_nonzero(cv2.bitwise_and(cv2.inRange(brightest, 253, 255), fov.inner))) / n
-        black = float(np.count_nonzero(cv2.bitwise_and(cv2.inRange(gray, 0, 4), fov.inner))) / n
-        ok = white + black <= rules.clipping_max and channel + black <= rules.clipping_channel_max
-        msg = MSG["clip_white"] if max(white, channel) >= black else MSG["clip_black"]
-        checks["clipping"] = _check(white + black, ok, msg)
-
-    if "glare" in enabled:
-        value = glare_fraction(work.focus, fov.inner)
-        checks["glare"] = _check(value, value <= rules.glare_max, MSG["glare"])
-
-    if "colour" in enabled:
-        value, direction, chroma = colour_distance(lab, skin, rules)
-        msg = MSG["colour"].replace("(colour cast)", f"({direction} cast)")
-        ok = value <= rules.colour_max and chroma <= rules.colour_max_chroma
-        checks["colour"] = _check(value, ok, msg)
-
-    if "lesion" in enabled:
-        value = lesion.area if present else 0.0
-        ok = present and lesion.area >= rules.lesion_min_area
-        checks["lesion"] = _check(value, ok, MSG["no_lesion"] if not present else MSG["small"])
-
-    if "framing" in enabled:
-        if not present:
-            checks["framing"] = _check(None, False, MSG["no_lesion"])
-        else:
-            fills = lesion.area >= rules.framing_fill_area and lesion.offset <= rules.framing_fill_offset
-            cut = lesion.border > rules.framing_max_border and not fills
-            ok = not cut and lesion.offset <= rules.framing_max_offset
-            # Why it fails: "cut" once the lesion reaches the edge (over half the border limit, as every cut
-            # lesion is; an off-centre one that touches it is best described so too), else "off-centre".
-            touches = lesion.border > rules.framing_max_border / 2 and not fills
-            checks["framing"] = _check(lesion.offset, ok, MSG["cut"] if touches else MSG["offcentre"])
-
+    checks = {name: fn(sc, rules, settings) for name, fn in _CHECKS.items() if name in enabled}
     return Quality(ok=all(c.ok for c in checks.values()), checks=checks)
+
+
+def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    v = fov_coverage(sc.fov)
+    return _check(v, v >= rules.fov_min, "fov", rules.fov_min)
+
+
+def focus_value(sc: Scene) -> float:
+    """The focus ratio (``analysis.focus_ratio``) around the lesion, or over the field of view without one."""
+    focus, small = sc.work.focus, sc.work.small
+    fh, fw = focus.shape[:2]
+    s = min(small.shape[:2])
+    roi_small = cv2.erode(sc.fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 20 | 1,) * 2))
+    if sc.present:
+        roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc))
+    roi = cv2.resize(roi_small, (fw, fh), interpolation=cv2.INTER_NEAREST)
+    return focus_ratio(cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY), roi) if roi.any() else 1.0
+
+
+def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail
+    v = (focus_value(sc) - 1.0) / (settings.reference.focus - 1.0)
+    return _check(v, v >= rules.focus_min, "focus", rules.focus_min)
+
+
+def _around_lesion(sc: Scene) -> np.ndarray:
+    """The lesion's bounding box grown by a quarter of its size on each side (uint8 0/255)."""
+    x, y, bw, bh = cv2.boundingRect(sc.lesion.mask)
+    pad_x, pad_y = bw // 4 + 2, bh // 4 + 2
+    box = np.zeros_like(sc.fov.inner)
+    box[max(0, y - pad_y):y + bh + pad_y, max(0, x - pad_x):x + bw + pad_x] = 255
+    return box
+
+
+def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    v = masked_median(sc.gray, sc.skin)
+    if v < rules.exposure_min:
+        return _check(v, False, "dark", rules.exposure_min)
+    return _check(v, v <= rules.exposure_max, "bright", rules.exposure_max)
+
+
+def _clipping(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    inner = sc.fov.inner
+    n = max(cv2.countNonZero(inner), 1)
+    white = cv2.countNonZero(cv2.bitwise_and(cv2.inRange(sc.work.small, (250, 250, 250), (255, 255, 255)),
+                                             inner)) / n
+    black = cv2.countNonZero(cv2.bitwise_and(cv2.inRange(sc.gray, 0, 4), inner)) / n
+    v = max(white, black)
+    return _check(v, v <= rules.clipping_max, "clip_white" if white >= black else "clip_black", rules.clipping_max)
+
+
+def _glare(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    region = _around_lesion(sc) if sc.present else None
+    v = glare_fraction(sc.work.focus, sc.fov.inner, region_small=region)
+    return _check(v, v <= rules.glare_max, "glare", rules.glare_max)
+
+
+def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    v, direction = cast_distance(skin_chroma(sc), settings.reference)
+    return _check(v, v <= rules.colour_max, "colour", rules.colour_max, direction=direction)
+
+
+def _lesion(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    if not sc.present:
+        return _check(0.0, False, "no_lesion")
+    v = sc.lesion.area
+    return _check(v, v >= rules.lesion_min_area, "small", rules.lesion_min_area)
+
+
+def _framing(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    if not sc.present:
+        return _check(None, False, "no_lesion")
+    v = sc.lesion.cut
+    return _check(v, v <= rules.framing_max, "cut", rules.framing_max)
+
+
+_CHECKS = {"fov": _fov, "focus": _focus, "exposure": _exposure, "clipping": _clipping, "glare": _glare,
+           "colour": _colour, "lesion": _lesion, "framing": _framing}
 
 
 def cli_main(paths: list[str], view: str = "dermoscopic", settings: QualitySettings | None = None) -> int:

@@ -1,0 +1,136 @@
+"""The kiosk's reference (normal colour and sharpness), taken at installation.
+
+    python -m edge calibrate --config /etc/dermkiosk/kiosk.toml STILL... [--note TEXT] [--dry-run]
+
+The installer photographs normal skin through the kiosk's own dermatoscope and camera settings
+(fixed colour gains and exposure, as in ``[camera]``), in focus: at least ``MIN_IMAGES`` stills of
+different people and sites, lesions or plain skin. Each still is measured exactly as the gate
+measures a photograph (``scene.skin_chroma``: the skin's mean ln R/G, ln B/G; the focus check's
+ratio). Stills that are not fit to calibrate on (not an image, too dark or bright, no skin to
+measure) are named and left out. The reference (colour: mean and covariance, a floor on the spread so that a few very similar stills do not make a hair trigger;
+sharpness: the median focus ratio) is written into the config file as a
+``[quality.reference]`` table between two marker comments, replacing the previous one;
+the file is then loaded again and restored if it no longer validates. The signed config bundle
+(``python -m dashboard update sign-config``) delivers it like any other setting.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import DecodeError
+from .scene import scene, skin_chroma
+from .settings import KioskReference, QualitySettings
+
+MIN_IMAGES = 12
+#: Smallest standard deviation of each log-chromaticity axis the reference may claim (about 4 %).
+MIN_SD = 0.04
+BEGIN = "# --- kiosk reference: written by `python -m edge calibrate`; do not edit by hand ---"
+END = "# --- end of kiosk reference ---"
+
+
+def measure(data: bytes, settings: QualitySettings) -> tuple[float, float, float] | str:
+    """The still's skin log-chromaticity and focus ratio, or why it cannot be used for calibration."""
+    rules = settings.dermoscopic
+    try:
+        sc = scene(data, settings, rules)
+    except DecodeError as exc:
+        return f"not a readable image ({exc})"
+    from . import focus_value, masked_median  # the checks' own measures
+
+    level = masked_median(sc.gray, sc.skin)
+    if not rules.exposure_min <= level <= rules.exposure_max:
+        return f"skin brightness {level:.0f} outside {rules.exposure_min:.0f}-{rules.exposure_max:.0f}: " \
+               "fix the exposure first"
+    chroma = skin_chroma(sc)
+    if chroma is None:
+        return "no skin to measure"
+    return chroma[0], chroma[1], focus_value(sc)
+
+
+def fit_reference(samples: list[tuple[float, float, float]], note: str = "") -> KioskReference:
+    """Colour: mean and covariance of (ln R/G, ln B/G), the 5 % farthest left out, spread floored at
+    MIN_SD; sharpness: the median focus ratio."""
+    if len(samples) < MIN_IMAGES:
+        raise ValueError(f"{len(samples)} usable stills: at least {MIN_IMAGES} are needed")
+    focus = float(np.median([f for _, _, f in samples]))
+    if focus <= 1.05:
+        raise ValueError(f"the stills have almost no fine detail (median focus ratio {focus:.2f}): "
+                         "check the dermatoscope's focus")
+    x = np.asarray([(r, b) for r, b, _ in samples], float)
+    mu, cov = x.mean(axis=0), np.cov(x.T)
+    cov = cov + np.eye(2) * MIN_SD ** 2
+    r = lambda v: round(float(v), 5)  # noqa: E731
+    return KioskReference(chroma=(r(mu[0]), r(mu[1])), cov=((r(cov[0, 0]), r(cov[0, 1])), (r(cov[0, 1]), r(cov[1, 1]))),
+                          focus=round(focus, 3), images=len(samples), note=note[:200])
+
+
+def toml_block(ref: KioskReference) -> str:
+    """The ``[quality.reference]`` table, between the marker comments."""
+    (a, b), (_, d) = ref.cov
+    note = ref.note.replace("\\", "\\\\").replace('"', '\\"')
+    return (f"{BEGIN}\n[quality.reference]\n"
+            f"chroma = [{ref.chroma[0]}, {ref.chroma[1]}]   # mean skin ln(R/G), ln(B/G)\n"
+            f"cov = [[{a}, {b}], [{b}, {d}]]\n"
+            f"focus = {ref.focus}   # median focus ratio (sharpness) of the stills\n"
+            f"images = {ref.images}\n"
+            f'note = "{note}"\n{END}\n')
+
+
+def write_reference(config: Path, ref: KioskReference) -> None:
+    """Put ``ref`` into ``config`` (replacing an earlier calibration); restore the file if it no longer loads."""
+    from edge.config import ConfigError, load
+
+    original = config.read_text()
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
+    body = pattern.sub("", original).rstrip("\n")
+    config.write_text(body + "\n\n" + toml_block(ref))
+    try:
+        load(config, check_files=False)
+    except ConfigError as exc:
+        config.write_text(original)
+        raise ValueError(f"{config}: the calibrated file would not load ({exc}); left unchanged. "
+                         "Remove any hand-written [quality.reference] table and run again") from None
+
+
+def cli(config: str, images: list[str], note: str | None = None, dry_run: bool = False) -> int:
+    """``python -m edge calibrate``: measure the stills, fit, write into the config; 0 done, 1 refused."""
+    from edge.config import ConfigError, load
+
+    path = Path(config)
+    try:
+        settings = load(path, check_files=False).quality
+    except ConfigError as exc:
+        print(f"configuration error: {exc}")
+        return 2
+    samples = []
+    for name in images:
+        try:
+            got = measure(Path(name).read_bytes(), settings)
+        except OSError as exc:
+            got = f"cannot read the file: {exc.strerror or exc}"
+        if isinstance(got, str):
+            print(f"left out {name}: {got}")
+        else:
+            samples.append(got)
+    note = note or f"{len(samples)} stills, {_dt.date.today().isoformat()}"
+    try:
+        ref = fit_reference(samples, note)
+    except ValueError as exc:
+        print(f"calibration refused: {exc}; take more stills of normal skin through this dermatoscope")
+        return 1
+    print(toml_block(ref), end="")
+    if dry_run:
+        return 0
+    try:
+        write_reference(path, ref)
+    except ValueError as exc:
+        print(str(exc))
+        return 1
+    print(f"written to {path}: sign it into a config bundle (python -m dashboard update sign-config) "
+          "to deliver it to the kiosk")
+    return 0

@@ -1,0 +1,85 @@
+"""What every check looks at, measured once per frame: the working images, field of view, lesion and skin.
+
+``scene(jpeg, settings, rules)`` decodes the frame on the fixed path (``analysis.decode``), finds
+the dermatoscope's field of view and the lesion, and the skin around the lesion (the colour and
+exposure checks measure the skin, not the lesion). The calibration of the colour reference
+(``edge.quality.calibrate``) measures its stills through this same function, so that the
+reference and the check see the same pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .analysis import FieldOfView, LesionRegion, Working, decode, find_fov, segment_lesion
+from .settings import QualitySettings, ViewRules
+
+
+@dataclass
+class Scene:
+    """One frame's working images and regions (analysis size unless noted)."""
+
+    work: Working
+    gray: np.ndarray
+    lab: np.ndarray
+    fov: FieldOfView
+    lesion: LesionRegion
+    present: bool  # a lesion with enough contrast against the skin
+    skin: np.ndarray  # bool: the field of view without the lesion and a thin ring round it
+
+
+def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
+    """Decode ``jpeg`` and measure its regions; raises ``analysis.DecodeError`` if it is not an image."""
+    work = decode(jpeg, settings.work_size, settings.focus_size, settings.analysis_size)
+    small = work.small
+    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
+    fov = find_fov(gray)
+    lesion = segment_lesion(small, fov, lab)
+    present = lesion.found and lesion.contrast >= rules.lesion_min_contrast
+    inside = fov.inner > 0
+    # Not skin: a colour-calibration sticker or pen mark (CIELAB b* below -15 or chroma over 60), as
+    # long as it is a small part of the view (most of it so coloured is the skin under a cast).
+    a, b = lab[..., 1].astype(np.int16) - 128, lab[..., 2].astype(np.int16) - 128
+    marks = inside & ((b < -15) | (a * a + b * b > 3600))
+    if np.count_nonzero(marks) < 0.25 * np.count_nonzero(inside):
+        inside = inside & ~marks
+    skin = inside
+    if present:
+        ring = cv2.dilate(lesion.mask, np.ones((5, 5), np.uint8))
+        skin = inside & (ring == 0)
+        if np.count_nonzero(skin) < 0.05 * np.count_nonzero(inside):
+            skin = inside
+    return Scene(work, gray, lab, fov, lesion, present, skin)
+
+
+def skin_chroma(sc: Scene) -> tuple[float, float] | None:
+    """The skin's mean log-chromaticity (ln R/G, ln B/G) of ``sc``; None without skin to measure.
+
+    A colour cast (channel gains g_R, g_G, g_B) adds (ln g_R/g_G, ln g_B/g_G) to it, whatever the
+    skin's own colour, so the distance from a reference measures the cast itself.
+    """
+    m = sc.skin
+    if not m.any():
+        return None
+    b, g, r = (c[m] for c in cv2.split(sc.work.small))
+    # Per-pixel log ratios, averaged. A saturated channel hides how far a cast went (a red cast on
+    # fair skin clips red first): such a pixel's ratio counts CLIP_BEYOND further in the clipped
+    # channel's direction than observed. Burnt-out white pixels say nothing about colour: left out.
+    lr = _LOG[r] - _LOG[g]
+    lb = _LOG[b] - _LOG[g]
+    clip_r, clip_g, clip_b = r >= 250, g >= 250, b >= 250
+    lr += CLIP_BEYOND * (clip_r.astype(np.float32) - clip_g)
+    lb += CLIP_BEYOND * (clip_b.astype(np.float32) - clip_g)
+    keep = ~(clip_r & clip_g & clip_b)
+    if np.count_nonzero(keep) < 50:
+        return None
+    return float(lr[keep].mean()), float(lb[keep].mean())
+
+
+#: How much further (natural log) a saturated channel's ratio is taken to be than it reads.
+CLIP_BEYOND = 0.3
+_LOG = np.log(np.arange(256, dtype=np.float32) + 1.0)
