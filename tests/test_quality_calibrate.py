@@ -1,0 +1,122 @@
+"""The kiosk reference (normal colour and sharpness) taken at installation: `python -m edge calibrate`.
+
+Generated stills only: the reference is fitted on good ones, written into a copy of the demo kiosk
+config, read back by the kiosk's own config loader, and then decides what the gate calls a cast
+or a blur on that kiosk.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.__main__ import main as edge_main
+from edge.camera import synth
+from edge.config import load
+from edge.quality import QualitySettings, assess
+from edge.quality.calibrate import BEGIN, MIN_IMAGES, END, fit_reference, measure
+
+DEMO = Path(__file__).resolve().parents[1] / "firmware_config" / "kiosk.demo.toml"
+
+
+@lru_cache(maxsize=None)
+def still(seed: int, gains: tuple[float, float, float] | None = None) -> bytes:
+    img = synth.lesion_image(1200, 900, 300 + seed)
+    if gains is not None:
+        img = synth.degrade_cast(img, gains)
+    return synth.encode_jpeg(img)
+
+
+def stills(tmp_path: Path, n: int, gains=None) -> list[str]:
+    paths = []
+    for i in range(n):
+        p = tmp_path / f"cal-{i:02d}.jpg"
+        p.write_bytes(still(i, gains))
+        paths.append(str(p))
+    return paths
+
+
+@pytest.fixture
+def config(tmp_path) -> Path:
+    path = tmp_path / "kiosk.toml"
+    shutil.copy(DEMO, path)
+    return path
+
+
+def test_calibrate_writes_the_reference_the_kiosk_then_uses(config, tmp_path, capsys):
+    before = load(config, check_files=False).quality.reference
+    assert before.images == 0  # the built-in default
+    rc = edge_main(["calibrate", "--config", str(config), *stills(tmp_path, 14), "--note", "hub 3, installation"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    ref = load(config, check_files=False).quality.reference
+    assert ref.images == 14 and ref.note == "hub 3, installation"
+    assert ref.chroma != before.chroma and ref.focus > 1.0
+    # measured as the gate measures: the mean of the stills' own values
+    got = [measure(still(i), QualitySettings()) for i in range(14)]
+    assert np.allclose(ref.chroma, np.mean([g[:2] for g in got], axis=0), atol=1e-4)
+    assert ref.focus == pytest.approx(float(np.median([g[2] for g in got])), abs=1e-3)
+    text = config.read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    assert "sign-config" in out  # says how it reaches the kiosk
+    # a second calibration replaces the first, it does not add a table
+    assert edge_main(["calibrate", "--config", str(config), *stills(tmp_path, 12)]) == 0
+    assert config.read_text().count(BEGIN) == 1
+    assert load(config, check_files=False).quality.reference.images == 12
+
+
+def test_calibrated_kiosk_passes_its_normal_stills_and_catches_a_moderate_cast(tmp_path):
+    samples = [measure(still(i), QualitySettings()) for i in range(16)]
+    settings = QualitySettings(reference=fit_reference(samples, "test"))
+    for i in range(16, 20):  # stills the reference was not fitted on
+        q = assess(still(i), "dermoscopic", settings)
+        assert q.ok, {k: c for k, c in q.checks.items() if not c.ok}
+    # a cast of about 28 % (e^0.25) towards blue: the pooled default accepts it, this kiosk does not
+    cast = still(17, (float(np.exp(0.25)), 1.0, 1.0))
+    assert assess(cast, "dermoscopic").checks["colour"].ok
+    q = assess(cast, "dermoscopic", settings)
+    assert not q.checks["colour"].ok and "blue cast" in q.checks["colour"].message
+
+
+def test_unusable_stills_are_named_and_left_out_and_too_few_are_refused(config, tmp_path, capsys):
+    original = config.read_text()
+    good = stills(tmp_path, MIN_IMAGES - 1)
+    dark = tmp_path / "dark.jpg"
+    dark.write_bytes(synth.encode_jpeg(synth.degrade_exposure(synth.lesion_image(1200, 900, 3), -3)))
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not a picture")
+    rc = edge_main(["calibrate", "--config", str(config), *good, str(dark), str(junk), str(tmp_path / "gone.jpg")])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert f"left out {dark}: skin brightness" in out and "fix the exposure first" in out
+    assert f"left out {junk}: not a readable image" in out
+    assert "gone.jpg: cannot read the file" in out
+    assert f"calibration refused: {MIN_IMAGES - 1} usable stills: at least {MIN_IMAGES} are needed" in out
+    assert config.read_text() == original  # nothing written
+
+
+def test_dry_run_changes_nothing_and_a_clashing_table_is_refused(config, tmp_path, capsys):
+    original = config.read_text()
+    assert edge_main(["calibrate", "--config", str(config), "--dry-run", *stills(tmp_path, 12)]) == 0
+    assert "[quality.reference]" in capsys.readouterr().out
+    assert config.read_text() == original
+    config.write_text(original + "\n[quality.reference]\nfocus = 2.0\n")  # hand-written, outside the markers
+    clashing = config.read_text()
+    assert edge_main(["calibrate", "--config", str(config), *stills(tmp_path, 12)]) == 1
+    assert "left unchanged" in capsys.readouterr().out
+    assert config.read_text() == clashing
+
+
+def test_reference_is_validated():
+    with pytest.raises(ValueError, match="positive-definite"):
+        QualitySettings(reference={"cov": [[0.01, 0.02], [0.02, 0.01]]})
+    with pytest.raises(ValueError):
+        QualitySettings(reference={"focus": 0.9})
+    with pytest.raises(ValueError, match="at least"):
+        fit_reference([(0.3, 0.0, 2.0)] * (MIN_IMAGES - 1))
+    with pytest.raises(ValueError, match="no fine detail"):
+        fit_reference([(0.3, 0.0, 1.01)] * MIN_IMAGES)
