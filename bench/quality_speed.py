@@ -1,32 +1,55 @@
-"""Time the quality gate on a 12 MP frame, beside a full decode of the same JPEG.
+"""Time the quality gate on a 12 MP frame, against a reference operation timed in the same run.
 
     .venv/bin/python -m bench.quality_speed [--runs 30] [--width 4056 --height 3040]
 
-Goal: the whole gate (DCT-reduced decode + every dermoscopic check) in <= 60 ms.
-Uses a generated lesion image (no data needed); prints medians and 90th percentiles.
+Goal: the whole gate (DCT-reduced decode + every dermoscopic check) in <= 40 ms on this machine.
+The machine is shared, so the figure moves with the load: the gate and the reference operation
+(a full decode of the same JPEG, ``cv2.imdecode``) are timed interleaved, run by run, and the
+ratio of their medians is printed beside the milliseconds. With the full decode's quiet-machine
+figure (``QUIET_FULL_DECODE_MS``, measured on this machine when it was idle), the ratio gives
+the gate's quiet-machine equivalent. Uses a generated lesion image (no data needed).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import time
 
 import cv2
 import numpy as np
 
+from bench.timing import median_p90
 from edge.camera import synth
 from edge.quality import QualitySettings, assess
-from bench.timing import median_p90, timed
 from edge.quality.analysis import decode
+
+#: Full decode of the 4056x3040 q92 test frame on this build machine when idle (README's benchmark row).
+QUIET_FULL_DECODE_MS = 54.0
+GOAL_MS = 40.0
 
 
 def _fmt(name: str, ms: list[float]) -> str:
     med, p90 = median_p90(ms)
-    return f"  {name:<38} median {med:6.1f} ms   p90 {p90:6.1f} ms"
+    return f"  {name:<44} median {med:6.1f} ms   p90 {p90:6.1f} ms"
+
+
+def interleaved(fns: dict[str, object], runs: int) -> dict[str, list[float]]:
+    """Milliseconds of each function, called in turn ``runs`` times (after one warm-up call each)."""
+    for fn in fns.values():
+        fn()
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            out[k].append((time.perf_counter() - t) * 1000)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the gate's time on a 12 MP JPEG and a full decode's, in the same run."""
+    """Print the gate's time on a 12 MP JPEG, a full decode's, their ratio and the quiet-machine equivalent."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--width", type=int, default=4056)
@@ -37,19 +60,29 @@ def main(argv: list[str] | None = None) -> int:
     data = synth.encode_jpeg(img, args.quality)
     buf = np.frombuffer(data, np.uint8)
     s = QualitySettings()
+    load = os.getloadavg()[0]
     print(f"Quality gate speed: {args.width}x{args.height} JPEG q{args.quality} ({len(data) / 1e6:.1f} MB), "
-          f"{args.runs} runs, OpenCV {cv2.__version__} with {cv2.getNumThreads()} threads")
-    full = timed(lambda: cv2.imdecode(buf, cv2.IMREAD_COLOR), args.runs)
-    red = timed(lambda: decode(data, s.work_size, s.focus_size, s.analysis_size), args.runs)
-    gate = {v: timed(lambda v=v: assess(data, v, s), args.runs) for v in ("dermoscopic", "close-up", "regional")}
+          f"{args.runs} runs interleaved, OpenCV {cv2.__version__} with {cv2.getNumThreads()} threads, "
+          f"load average {load:.1f} on {os.cpu_count()} CPUs")
+    t = interleaved({
+        "full": lambda: cv2.imdecode(buf, cv2.IMREAD_COLOR),
+        "decode": lambda: decode(data, s.work_size, s.focus_size, s.analysis_size),
+        "dermoscopic": lambda: assess(data, "dermoscopic", s),
+        "close-up": lambda: assess(data, "close-up", s),
+        "regional": lambda: assess(data, "regional", s),
+    }, args.runs)
     w = decode(data, s.work_size, s.focus_size, s.analysis_size)
-    print(_fmt("full decode (cv2.IMREAD_COLOR)", full))
-    print(_fmt(f"gate decode path (1/{w.reduction} DCT + resize)", red))
-    for v, ms in gate.items():
-        print(_fmt(f"whole gate, {v}", ms))
-    ok = statistics.median(gate["dermoscopic"]) <= 60
-    print(f"  goal <= 60 ms for the whole gate: {'met' if ok else 'NOT met'}; "
-          f"full decode alone is {statistics.median(full) / statistics.median(red):.1f}x the gate's decode path")
+    print(_fmt("reference: full decode (cv2.IMREAD_COLOR)", t["full"]))
+    print(_fmt(f"gate decode path (1/{w.reduction} DCT + resize)", t["decode"]))
+    for v in ("dermoscopic", "close-up", "regional"):
+        print(_fmt(f"whole gate, {v}", t[v]))
+    gate, full = statistics.median(t["dermoscopic"]), statistics.median(t["full"])
+    ratio = gate / full
+    quiet = ratio * QUIET_FULL_DECODE_MS
+    print(f"  whole gate / full decode: {ratio:.2f} (same run); at the full decode's quiet-machine "
+          f"{QUIET_FULL_DECODE_MS:.0f} ms that is {quiet:.1f} ms")
+    print(f"  goal <= {GOAL_MS:.0f} ms: {'met' if gate <= GOAL_MS else 'NOT met'} as measured ({gate:.1f} ms), "
+          f"{'met' if quiet <= GOAL_MS else 'NOT met'} at the quiet-machine equivalent ({quiet:.1f} ms)")
     return 0
 
 

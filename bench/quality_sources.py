@@ -1,0 +1,95 @@
+"""The image sources the quality gate is measured on, each split into a fit part and a score part.
+
+    from bench.quality_sources import SOURCES, load_source
+
+Sources (``../shared/data``, see its README): ``ph2`` (PH2, 765x572 full frames, lesion masks),
+``isic2017`` (``isic-more`` rows of source isic2017, 256x256 squashed from about 4:3),
+``ham10000-masks`` (600x450 HAM10000 originals with the 150 expert masks) and ``ham10000``
+(224x224 centre squares). Each image is brought to a kiosk-like still: the long side 1600 px,
+a squashed square unsquashed to 4:3, a centre square kept square.
+
+The split into ``fit`` (reference colour, thresholds) and ``score`` (every figure printed) is by
+a hash of the image id, so it does not move with the evaluation's seed or with the folder's
+order: a figure on ``score`` never saw its images while anything was fitted.
+Nothing here writes images or anything derived from them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+SOURCES = ("ph2", "isic2017", "ham10000-masks", "ham10000")
+LONG_SIDE = 1600
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image of a source: where it is, its expert mask if any, and how to bring it to a still."""
+
+    source: str
+    key: str
+    image: Path
+    mask: Path | None
+    size: tuple[int, int]  # width, height of the kiosk-like still
+    native: int  # width of the source image (unsquashed): blur is graded in its pixels
+
+
+def part_of(key: str) -> str:
+    """``"fit"`` or ``"score"``: a fixed half of every source by a hash of the image id."""
+    return "fit" if hashlib.sha256(key.encode()).digest()[0] < 128 else "score"
+
+
+def _items(source: str, data: Path) -> list[Item]:
+    if source == "ph2":
+        ids = [r["image_id"] for r in csv.DictReader((data / "ph2" / "metadata.csv").open())]
+        return [Item(source, i, data / "ph2" / "images" / f"{i}.jpg", data / "ph2" / "masks" / f"{i}_lesion.png",
+                     (1600, 1196), 765) for i in ids]
+    if source == "isic2017":
+        rows = [r for r in csv.DictReader((data / "isic-more" / "metadata.csv").open()) if r["source"] == "isic2017"]
+        return [Item(source, r["isic_id"], data / "isic-more" / "images" / f"{r['isic_id']}.jpg", None, (1600, 1200), 341)
+                for r in rows]
+    if source == "ham10000-masks":
+        folder = data / "ham10000-masks"
+        return [Item(source, p.stem, p, folder / f"{p.stem}_expert.png", (1600, 1200), 600)
+                for p in sorted(folder.glob("ISIC_*.jpg"))]
+    if source == "ham10000":
+        folder = data / "ham10000" / "images"
+        return [Item(source, p.stem, p, None, (1200, 1200), 224) for p in sorted(folder.glob("*.jpg"))]
+    raise ValueError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
+
+
+def load_source(source: str, part: str, n: int | None, seed: int, data: Path = DEFAULT_DATA) -> list[Item]:
+    """Up to ``n`` items of ``source``'s ``part`` ("fit", "score" or "all"), sampled with ``seed``."""
+    items = _items(source, data)
+    if part != "all":
+        items = [it for it in items if part_of(it.key) == part]
+    items = [it for it in items if it.image.exists()]
+    if not items:
+        raise SystemExit(f"no images for source {source} under {data}")
+    if n is not None and n < len(items):
+        items = random.Random(f"{source}:{seed}").sample(items, n)
+    return items
+
+
+def still(item: Item) -> np.ndarray:
+    """The item's image as a BGR kiosk-like still (``item.size``, bicubic)."""
+    img = cv2.imread(str(item.image), cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit(f"cannot read {item.image}")
+    return cv2.resize(img, item.size, interpolation=cv2.INTER_CUBIC)
+
+
+def mask(item: Item) -> np.ndarray | None:
+    """The expert lesion mask at the still's size (bool), or None where the source has none."""
+    if item.mask is None or not item.mask.exists():
+        return None
+    m = cv2.imread(str(item.mask), cv2.IMREAD_GRAYSCALE)
+    return None if m is None else cv2.resize(m, item.size, interpolation=cv2.INTER_NEAREST) > 127
