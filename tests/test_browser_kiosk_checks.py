@@ -5,7 +5,6 @@ identifier in any URL the page ever asks for."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -15,22 +14,11 @@ from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthet
 from tests.kiosk_walk import KioskWalk, LesionEntry, PatientEntry
 from tests.test_browser_kiosk_flow import PRACTICES, SIZES, browser, kiosk, touch_page  # noqa: F401 (fixtures)
 from tests.test_kiosk_service import MODEL_DIR
+from tests.axe_kit import AXE, axe_violations
 from tests.web import ARTIFACTS, playwright_or_skip
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
 playwright_or_skip()
-
-AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-
-
-def axe_violations(page) -> list[str]:
-    """Serious or critical WCAG 2.2 AA violations axe-core finds on the page as it is now."""
-    if not page.evaluate("() => !!window.axe"):
-        page.add_script_tag(path=str(AXE))
-    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
-    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 @pytest.mark.parametrize("size", list(SIZES))

@@ -6,7 +6,6 @@ who does not see the first read until theirs is signed, axe-core (WCAG 2.2 AA) a
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -14,23 +13,13 @@ from dashboard import claims, create_app, sample
 from dashboard.readingconfig import ReadingConfig
 from dashboard.store import Store
 from tests.dashauth import PASSWORD, make_user
+from tests.axe_kit import AXE, axe_violations
 from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
 
 playwright_api = playwright_or_skip()
 
-AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 SIZES = {"1366x768": {"width": 1366, "height": 768}, "1920x1080": {"width": 1920, "height": 1080}}
 FIRST_WORDS = "Symmetric pattern, benign naevus; safety-net advice given."
-
-
-def axe_violations(page) -> list[str]:
-    """Serious or critical WCAG 2.2 AA violations axe-core finds on the page as it is now."""
-    if not page.evaluate("() => !!window.axe"):
-        page.add_script_tag(path=str(AXE))
-    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
-    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 @pytest.fixture

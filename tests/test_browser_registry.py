@@ -6,7 +6,6 @@ screenshots in tests/artifacts for a human look; the download arrives as a file,
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -16,20 +15,11 @@ from dashboard.pki import Pki
 from dashboard.registry import RegistryConfig
 from tests.dashauth import PASSWORD, make_user
 from tests.test_registry_pages import fill
+from tests.axe_kit import AXE, axe_violations
 from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
 
 playwright_api = playwright_or_skip()
-AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 VIEW = {"width": 1366, "height": 768}
-
-
-def axe_violations(page) -> list[str]:
-    """Serious or critical WCAG 2.2 AA violations axe-core finds on the page as it is now."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS)
-    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from dashboard import create_app, sample
 from dashboard.alerts import FleetConfig
 from dashboard.store import Store
 from tests.dashauth import PASSWORD, make_user
-from tests.test_browser_kiosk_checks import AXE, axe_violations
+from tests.axe_kit import AXE, axe_violations
 from tests.test_fleet_page import populate
 from tests.test_worklist import TODAY, save_referral
 from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
