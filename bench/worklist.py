@@ -70,11 +70,12 @@ def shape(rng: random.Random) -> tuple[int, str, bool]:
     return lesions, "V" if rng.random() < 0.05 else "II", rng.random() >= 0.03
 
 
-def referral(n: int, rng: random.Random, tmpl: dict, today, is_open: bool):
-    """Referral ``n``: a copy of a template with its own ids, patient, reference, date, hub and tiers."""
+def referral(n: int, rng: random.Random, tmpl: dict, today, is_open: bool, span_days: int = 730):
+    """Referral ``n``: a copy of a template with its own ids, patient, reference, date (a closed one 20 to
+    ``span_days`` days ago), hub and tiers."""
     lesions, fitz, ai = shape(rng)
     cases = tmpl[(lesions, fitz, ai)]
-    days_ago = rng.randint(0, 35) if is_open else rng.randint(20, 730)
+    days_ago = rng.randint(0, 35) if is_open else rng.randint(20, span_days)
     site = rng.choice(SITES)
     device = f"{site}-kiosk-{rng.randint(1, 2)}"
     ref_id = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-referral-{n}")
@@ -93,8 +94,9 @@ def referral(n: int, rng: random.Random, tmpl: dict, today, is_open: bool):
     return out, days_ago
 
 
-def build(root: Path, n: int, open_share: float = 0.08) -> tuple[list[str], float]:
-    """Make the store with ``n`` referrals; return the open referrals' keys and the seconds it took."""
+def build(root: Path, n: int, open_share: float = 0.08, span_days: int = 730) -> tuple[list[str], float]:
+    """Make the store with ``n`` referrals (closed ones dated over ``span_days``); return the open referrals' keys
+    and the seconds it took."""
     t0 = time.perf_counter()
     app = create_app({"DATABASE": str(root / "c.db"), "IMAGES_DIR": str(root / "images")})  # the dashboard's tables
     del app
@@ -108,7 +110,7 @@ def build(root: Path, n: int, open_share: float = 0.08) -> tuple[list[str], floa
     open_keys, batch, to_sign = [], [], []
     for i in range(n):
         is_open = rng.random() < open_share
-        cases, days_ago = referral(i, rng, tmpl, today, is_open)
+        cases, days_ago = referral(i, rng, tmpl, today, is_open, span_days)
         received = now - timedelta(days=max(days_ago - 1, 0), minutes=rng.randint(0, 600))
         batch += [(h, ims, received) for h, ims in cases]
         key = str(cases[0][0].referral.referral_id)

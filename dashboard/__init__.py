@@ -122,6 +122,9 @@ def ensure_schema(conn) -> None:
     from .store import histology as histology_tables
 
     histology_tables.ensure_schema(conn)
+    from .servicereport.data import ensure_indexes
+
+    ensure_indexes(conn)  # the service report's covering indexes
     from .fleet import SCHEMA as FLEET_SCHEMA
 
     conn.executescript(FLEET_SCHEMA)

@@ -37,10 +37,15 @@ from . import stats
 TIERS = ("cancer", "pre-cancer", "benign")
 HISTOLOGY = ("malignant", "indeterminate", "benign")
 _TIER_OF_TOP = {"Malignant": "cancer", "Indeterminate": "pre-cancer", "Benign": "benign"}
+_T_CODE = {None: -1, "cancer": 0, "pre-cancer": 1, "benign": 2}
+_H_CODE = {None: -1, "malignant": 0, "indeterminate": 1, "benign": 2}
+_MG_CODE = {m: i for i, m in enumerate(MANAGEMENT)}
 FITZ_GROUPS = {"I": "I-II", "II": "I-II", "III": "III-IV", "IV": "III-IV", "V": "V-VI", "VI": "V-VI"}
 DIMENSIONS = {"period": "Month", "hub": "Hub", "model": "Model version", "fitzpatrick": "Fitzpatrick group"}
 PAIRS = {"classifier_reader": ("Classifier", "Dermatologist"), "classifier_histology": ("Classifier", "Histology"),
          "reader_histology": ("Dermatologist", "Histology"), "first_second": ("First reader", "Second reader")}
+#: Below this many patients a count is a small cell (:mod:`.export` suppresses it): patients are counted exactly there.
+EXACT_BELOW = 5
 CANCER_LABELS = tuple(lab for lab, tier in TIER_OF_LABEL.items() if tier == "cancer")
 
 
@@ -145,11 +150,16 @@ class Report:
 
 
 class _Counter:
-    """Counts and distinct patients per group code, for one set of codes (one dimension)."""
+    """Counts and distinct patients per group code, for one set of codes (one dimension).
+
+    The distinct patients of a count are worked out exactly only where they could be fewer than
+    :data:`EXACT_BELOW` (the suppression threshold): elsewhere ``p`` is the lower bound ``ceil(n / most)``,
+    ``most`` being the most items any one patient has here, which already shows it is not a small cell."""
 
     def __init__(self, codes: np.ndarray, patients: np.ndarray, size: int):
         self.codes, self.patients, self.size = codes, patients, size
         self.width = int(patients.max()) + 1 if len(patients) else 1
+        self.most = int(np.bincount(patients).max()) if len(patients) else 1
 
     def cells(self, mask: np.ndarray | None = None, weights: np.ndarray | None = None) -> list[Cell]:
         """Per group: how many items ``mask`` keeps (or the sum of ``weights``) and their distinct patients."""
@@ -162,9 +172,15 @@ class _Counter:
             n = np.bincount(codes, weights=weights, minlength=self.size)
             codes, pats = codes[keep], pats[keep]
         else:
-            n = np.bincount(codes, minlength=self.size)
-        pairs = np.unique(codes.astype(np.int64) * self.width + pats)
-        p = np.bincount(pairs // self.width, minlength=self.size)
+            n = None
+        items = np.bincount(codes, minlength=self.size)
+        n = items if n is None else n
+        p = -(-items // self.most)
+        exact = items < EXACT_BELOW * self.most
+        if exact.any():
+            sel = exact[codes]
+            pairs = np.unique(codes[sel].astype(np.int64) * self.width + pats[sel])
+            p = np.where(exact, np.bincount(pairs // self.width, minlength=self.size), p)
         return [Cell(int(a), int(b)) for a, b in zip(n, p)]
 
 
@@ -191,15 +207,17 @@ def compute(rows: list[dict], start: date, end: date, *, as_of: date | None = No
     arr = {
         "images": np.fromiter((r["images"] for r in rows), dtype=np.float64, count=n),
         "overrides": np.fromiter((r["overrides"] for r in rows), dtype=np.float64, count=n),
-        "final": np.array([f is not None for f in finals], dtype=bool),
+        "final": np.fromiter((f is not None for f in finals), dtype=bool, count=n),
     }
-    outcome = {m: np.array([f is not None and f[1] == m for f in finals], dtype=bool) for m in MANAGEMENT}
-    known_hist = np.array([h in ("malignant", "benign") for h in hist], dtype=bool)
-    hist_pos = np.array([h == "malignant" for h in hist], dtype=bool)
+    mg_code = np.fromiter((_MG_CODE[f[1]] if f else -1 for f in finals), dtype=np.int8, count=n)
+    outcome = {m: mg_code == i for i, m in enumerate(MANAGEMENT)}
+    hist_code = np.fromiter((_H_CODE[h] for h in hist), dtype=np.int8, count=n)
+    known_hist = (hist_code == 0) | (hist_code == 2)
+    hist_pos = hist_code == 0
 
     def flags(values):
-        return (np.array([v is not None for v in values], dtype=bool),
-                np.array([v == "cancer" for v in values], dtype=bool))
+        code = np.fromiter((_T_CODE[v] for v in values), dtype=np.int8, count=n)
+        return code >= 0, code == 0
 
     (has_tier, tier_pos), (has_reader, reader_pos) = flags(tier), flags(reader)
     (has_first, first_pos), (has_second, second_pos) = flags(first), flags(second)
@@ -220,7 +238,7 @@ def compute(rows: list[dict], start: date, end: date, *, as_of: date | None = No
         else:
             out_groups[dim] = groups
     tables = {}
-    has_hist = np.array([h is not None for h in hist], dtype=bool)
+    has_hist = hist_code >= 0
     pairs = {"classifier_reader": ([t or "none" for t in tier], reader, has_reader),
              "classifier_histology": ([t or "none" for t in tier], hist, has_hist),
              "reader_histology": (reader, hist, has_reader & has_hist),

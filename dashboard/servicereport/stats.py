@@ -37,10 +37,19 @@ def working_days(starts: list[date], ends: list[date]) -> list[int]:
         return []
     lo, hi = min(starts), max(ends)
     hols = np.array(bank_holidays(lo, hi + timedelta(days=1)), dtype="datetime64[D]")
-    a = np.array(starts, dtype="datetime64[D]") + 1
-    b = np.array(ends, dtype="datetime64[D]") + 1
+    a = _days(starts) + 1
+    b = _days(ends) + 1
     out = np.busday_count(a, np.maximum(a, b), holidays=hols)
     return [int(x) for x in out]
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+def _days(days: list[date]) -> np.ndarray:
+    """Dates as ``datetime64[D]`` through their ordinals (far quicker than numpy's parsing of date objects)."""
+    return (np.fromiter((d.toordinal() for d in days), dtype=np.int64, count=len(days)) - _EPOCH).astype(
+        "datetime64[D]")
 
 
 def roc(scores: list[float], truths: list[bool]) -> dict | None:
