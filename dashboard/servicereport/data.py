@@ -9,7 +9,8 @@ a number private to one report (for counting patients, never shown).
 A case row holds its whole header JSON (a page of the database each), so a year
 of lesions is read through covering indexes (:data:`INDEXES`: the few columns a
 report needs, made by :func:`ensure_indexes`) and a handful of plain queries
-joined here by key, instead of one join that would visit every case's page.
+joined here by key, instead of one join that would visit every case's page. Without the indexes
+(a store not opened by the dashboard yet) the same queries still work, more slowly.
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ def lesion_rows(conn: sqlite3.Connection, start: date, end: date) -> list[dict]:
     A version-1 case (no referral) is a referral of its own, dated the day it was received (UTC)."""
     lo, hi = start.isoformat(), end.isoformat()
     refs = {rid: (d, nhs, fitz) for d, rid, nhs, fitz in conn.execute(
-        "SELECT referral_date, referral_id, nhs_number, fitzpatrick FROM referrals INDEXED BY referrals_report "
+        "SELECT referral_date, referral_id, nhs_number, fitzpatrick FROM referrals "
         "WHERE referral_date BETWEEN ? AND ?", (lo, hi))}
     lesions = []
     for rid, cid, site, risk, cmodel, model, images, received in conn.execute(
             "SELECT referral_id, case_id, site, risk, classification_model, model_version, image_count, received_at "
-            "FROM cases INDEXED BY cases_report"):
+            "FROM cases"):
         if rid is not None:
             ref = refs.get(rid)
             if ref is None:
@@ -64,7 +65,7 @@ def lesion_rows(conn: sqlite3.Connection, start: date, end: date) -> list[dict]:
     wanted = {lesion[0] for lesion in lesions}
     completed = dict(conn.execute("SELECT referral_key, completed_at FROM reading_state "
                                   "WHERE completed_at IS NOT NULL"))
-    overrides = dict(conn.execute("SELECT case_id, count(*) FROM case_images INDEXED BY case_images_override "
+    overrides = dict(conn.execute("SELECT case_id, count(*) FROM case_images "
                                   "WHERE override_reason IS NOT NULL GROUP BY case_id"))
     reads: dict[str, dict[str, tuple]] = {}
     for cid, kind, dx, mg, second_read, agrees in conn.execute(

@@ -52,7 +52,7 @@ def turnaround(report: Report, suppress: bool = False) -> bytes:
     ax.plot(x, [g.median() for g in months], marker="o", color="#1d4f91", label="median")
     ax.plot(x, [g.p90() for g in months], marker="s", linestyle="--", color="#b5470b", label="90th percentile")
     ax.set_ylabel("working days to decision")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(22.0, 1.1 * max(g.p90() for g in months)))
     ax.axhline(20, color="#555555", linewidth=0.8, linestyle=":")
     ax.text(0.01, 20, " 28 calendar days ≈ 20 working days", va="bottom", fontsize=8, color="#333333",
             transform=ax.get_yaxis_transform())
@@ -91,6 +91,7 @@ def concordance_by_model(report: Report, suppress: bool = False) -> bytes:
         _empty(fig, ax, "No signed lesions with a classifier result")
         return _png(fig)
     ax.set_xticks(range(len(models)), [g.name for g in models], fontsize=8, rotation=15)
+    ax.set_xlim(-0.6, len(models) - 0.4)
     ax.set_ylim(0, 105)
     ax.set_ylabel("% (Wilson 95 % interval)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
