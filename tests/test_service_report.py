@@ -211,7 +211,8 @@ def test_reports_page_and_csv_for_dermatologists_and_admins_only(seeded):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "Service report" in html and keys[12] in html and "12.5" in html
-    assert 'data-alert="fds-unread"' in html  # the unread referral of hub-b, open since January
+    assert 'data-alert="fds-unread"' in html  # hub-b: the unread referral, not the one sent back to re-image
+    assert "hub-b: 1 referral still waiting for a reader 21 days or more" in html
     assert "/reports/plots/turnaround.png?from=2026-01-01&amp;to=2026-01-31" in html
     png = derm.get("/reports/plots/roc.png?from=2026-01-01&to=2026-01-31")
     assert png.status_code == 200 and png.mimetype == "image/png" and png.data[:4] == b"\x89PNG"

@@ -13,8 +13,8 @@ sensitivity-floor   the classifier's sensitivity for malignancy against histolog
 override-jump       at a hub, the share of images sent with a quality override in the last 7 days exceeds the
                     hub's baseline share by more than ``override_points`` points (at least
                     ``override_min_images`` images in the week)
-fds-unread          referrals still open ``unread_warn_days`` or more days after their referral date (nearing the
-                    28-day standard), per hub
+fds-unread          referrals still waiting for a reader (first, second or third read) ``unread_warn_days`` or
+                    more days after their referral date (nearing the 28-day standard), per hub
 ==================  =============================================================================================
 
 Nothing is stored: an alert clears as soon as its condition no longer holds. The figures are read with a few
@@ -84,7 +84,10 @@ _SENSITIVITY = ("SELECT count(*), coalesce(sum(c.risk = 'cancer'), 0) FROM cases
                 "JOIN (SELECT case_id, max(id) AS id FROM histology GROUP BY case_id) l ON l.case_id = c.case_id "
                 "JOIN histology h ON h.id = l.id WHERE h.benign_malignant = 'malignant' AND c.risk IS NOT NULL "
                 "AND h.reported_on >= ?")
-_UNREAD = "SELECT site, count(*) FROM referral_summary WHERE closed = 0 AND referral_date <= ? GROUP BY site"
+#: Waiting for a reader (a referral sent back for new photographs waits for the hub instead).
+UNREAD_STATUSES = ("to-read", "second-read", "third-read")
+_UNREAD = ("SELECT site, count(*) FROM referral_summary WHERE status IN ('to-read', 'second-read', 'third-read') "
+           "AND referral_date <= ? GROUP BY site")
 
 
 def _shares(rows) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
@@ -134,8 +137,9 @@ def evaluate(conn, today: date, t: MonitoringConfig) -> Figures:
     f.unread = dict(conn.execute(_UNREAD, (cutoff,)).fetchall())
     for site, n in sorted(f.unread.items()):
         f.alerts.append(ServiceAlert("fds-unread", site, n, t.unread_warn_days,
-                                     f"{site}: {n} referral{'s' if n != 1 else ''} open {t.unread_warn_days} days or "
-                                     "more after referral, nearing the 28-day standard"))
+                                     f"{site}: {n} referral{'s' if n != 1 else ''} still waiting for a reader "
+                                     f"{t.unread_warn_days} days or more after referral, nearing the 28-day "
+                                     "standard"))
     return f
 
 
