@@ -113,8 +113,9 @@ def test_clipping_reports_the_value_it_tests_and_names_white_or_black():
     white[540:640, 200:1400] = 255  # ~7 % burnt out white: no detail left there
     q = assess(jpeg(white), "dermoscopic")
     c = q.checks["clipping"]
-    assert not c.ok and 0.05 < c.value < 0.10
-    assert c.message.startswith(f"Parts of the image are burnt out white ({c.value:.1%} of the view, at most 1.0%)")
+    assert not c.ok and 0.05 < c.value < 0.10 and rules.clipping_max < 0.05
+    assert c.message.startswith(f"Parts of the image are burnt out white ({c.value:.1%} of the view, "
+                                f"at most {rules.clipping_max:.1%})")
     black = img.copy()
     black[540:640, 200:1400] = 0
     c = assess(jpeg(black), "dermoscopic").checks["clipping"]
