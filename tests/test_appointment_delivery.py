@@ -8,35 +8,20 @@ kiosk's log holds none either.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from dashboard.ingest import Ingest
 from dashboard.store import Store
 from edge.service import KioskService
+from tests.sniff import sniff
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, fill_details, photograph, synthetic_nhs_number
 from tests.centre import centre_config
 from tests.test_kiosk_service import MODEL_DIR
 from wire.codec import sha256_hex
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
-
-
-def sniff(broker) -> tuple[mqtt.Client, list[str]]:
-    """A client subscribed to ``#`` that records every topic it sees."""
-    topics: list[str] = []
-    ready = threading.Event()
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sniffer", protocol=mqtt.MQTTv5)
-    c.on_connect = lambda cl, *a: (cl.subscribe("#", qos=0), ready.set())
-    c.on_message = lambda cl, ud, msg: topics.append(msg.topic)
-    c.connect(broker.host, broker.port)
-    c.loop_start()
-    assert ready.wait(5)
-    return c, topics
 
 
 def test_a_two_lesion_referral_reaches_the_centre_grouped(broker, tmp_path, caplog):

@@ -14,12 +14,9 @@ from __future__ import annotations
 import io
 import logging
 import os
-import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 from pypdf import PdfReader
 
 from dashboard import create_app
@@ -30,6 +27,7 @@ from dashboard.serviceconfig import ServiceConfig
 from dashboard.store import Store
 from edge.service import KioskService
 from edge.web import WebServer
+from tests.sniff import sniff
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthetic_nhs_number
 from tests.centre import centre_config
 from tests.dashauth import PASSWORD, make_user
@@ -45,19 +43,6 @@ DESK_SIZE = {"width": 1366, "height": 768}
 NAEVUS = "Benign:Benign melanocytic proliferations:Nevus"
 REASON = "Dermoscopic view blurred at the lesion's edge: retake with contact gel"
 REFERENCE = "E2E-20/2026"
-
-
-def sniff(broker) -> tuple[mqtt.Client, list[str]]:
-    """A client subscribed to every topic, recording each topic name that crosses the broker."""
-    seen: list[str] = []
-    ready = threading.Event()
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="e2e20-sniffer", protocol=mqtt.MQTTv5)
-    c.on_connect = lambda cl, *a: (cl.subscribe("#", qos=0), ready.set())
-    c.on_message = lambda cl, ud, msg: seen.append(msg.topic)
-    c.connect(broker.host, broker.port)
-    c.loop_start()
-    assert ready.wait(5), "sniffer did not connect"
-    return c, seen
 
 
 def until(predicate, timeout: float, what: str):

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from dashboard import create_app
 from dashboard.ingest import Ingest
 from dashboard.store import Store
 from edge.service import KioskService
 from edge.web import WebServer
+from tests.sniff import sniff
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthetic_nhs_number
 from tests.centre import centre_config
 from tests.dashauth import PASSWORD, make_user
@@ -40,19 +38,6 @@ LESIONS = [LesionEntry("front", "arm-left", detail="Forearm", size_mm="6", histo
                        checklist=("irregular_shape",)),
            LesionEntry("back", "torso")]
 DOB_TEXT = "01021950"   # as typed on the pad; 1 Feb 1950
-
-
-def sniff(broker) -> tuple[mqtt.Client, list[str]]:
-    """A client subscribed to every topic, recording each topic name that crosses the broker."""
-    topics: list[str] = []
-    ready = threading.Event()
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="e2e-sniffer", protocol=mqtt.MQTTv5)
-    c.on_connect = lambda cl, *a: (cl.subscribe("#", qos=0), ready.set())
-    c.on_message = lambda cl, ud, msg: topics.append(msg.topic)
-    c.connect(broker.host, broker.port)
-    c.loop_start()
-    assert ready.wait(5), "sniffer did not connect"
-    return c, topics
 
 
 def file_names(root) -> list[str]:

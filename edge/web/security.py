@@ -1,7 +1,7 @@
 """HTTP hardening of the kiosk page: the same headers as the centre's dashboard (dashboard/security.py).
 
-The kiosk must not import the dashboard (the two sides share only ``wire/``), so
-the policy is restated here and a test compares the two pages' headers:
+The kiosk must not import the dashboard (the two sides share only ``wire/``), so both take
+the policy from ``wire.webheaders``, and a test compares the two pages' headers:
 
 * a same-origin-only Content-Security-Policy with no inline script or style,
   ``frame-ancestors 'none'`` and ``X-Frame-Options: DENY``;
@@ -18,18 +18,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-       "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+from wire.webheaders import CSP, set_security_headers  # noqa: F401 (CSP: re-exported for the tests)
 
 
 def _headers(resp):
     h = resp.headers
-    h.setdefault("Content-Security-Policy", CSP)
-    h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("Referrer-Policy", "no-referrer")
-    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    set_security_headers(h)
     h["Cache-Control"] = "no-store"
     h["Pragma"] = "no-cache"
     return resp
