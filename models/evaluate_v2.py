@@ -5,7 +5,9 @@ leave-one-source-out beside in-distribution, PH2 as the external test, lesion cr
         --data ../shared/data
 
 ``--runs`` is what ``models.gpu_run`` wrote (``main.npz``: float probabilities of the main model on the
-mixed validation and test splits; ``loso-<S>.npz``: each LOSO model on its left-out source). The int8
+mixed validation and test splits; ``loso-<S>.npz``: each LOSO model on its left-out source; optionally
+``provenance.json``: the report's sentences on where these came from, keys ``float``, ``loso``, ``choice``).
+The int8
 figures come from the kiosk's own :class:`edge.classifier.Classifier` (same preprocessing) on the pack's
 images and, for PH2 and the HAM10000 frames with expert masks, on full frames as a kiosk takes them.
 Thresholds are chosen on the int8 outputs of the mixed validation split so that melanoma and malignant
@@ -172,6 +174,7 @@ def evaluate(model_dir: Path, pack: Path, runs: Path, data: Path) -> dict:
     src_all = meta["source"].astype(str)
     parts = split_grouped(meta["group"].astype(str), meta["label"], src_all, seed=0)
     main = np.load(runs / "main.npz")
+    prov = runs / "provenance.json"
     clf = Classifier(model_dir, threads=2)
     clf.manifest.input.crop = "centre-square"  # the pack's images are already the training canvas
     sets = {}
@@ -182,11 +185,14 @@ def evaluate(model_dir: Path, pack: Path, runs: Path, data: Path) -> dict:
         t0 = time.perf_counter()
         p8 = int8_on_images(clf, imgs)
         sets[name] = {"y": main[f"{name}_y"], "src": main[f"{name}_source"].astype(str), "int8": p8,
-                      "float": main[f"{name}_p"].astype(np.float32), "float_tta": main[f"{name}_p_tta"].astype(
-                          np.float32), "ms": (time.perf_counter() - t0) * 1000 / len(idx)}
+                      "float": main[f"{name}_p"].astype(np.float32),
+                      "ms": (time.perf_counter() - t0) * 1000 / len(idx)}
+        if f"{name}_p_tta" in main:  # absent where the float predictions were made without TTA (gpu_run --no-tta)
+            sets[name]["float_tta"] = main[f"{name}_p_tta"].astype(np.float32)
     val, test = sets["val"], sets["test"]
     thresholds, conf = choose_referral(val["y"], val["int8"], val["src"])
     res = {"thresholds": thresholds, "threshold_confidence": conf,
+           "provenance": json.loads(prov.read_text()) if prov.exists() else {},
            "split": {k: int(len(v)) for k, v in parts.items()},
            "split_by_source": {k: {s: int((src_all[v] == s).sum()) for s in np.unique(src_all)}
                                for k, v in parts.items()}}
@@ -197,7 +203,8 @@ def evaluate(model_dir: Path, pack: Path, runs: Path, data: Path) -> dict:
                      **{k: round(v, 4) for k, v in referral_stats(d["y"], d["int8"], thresholds).items()},
                      "float_balanced_accuracy": round(sf["balanced_accuracy"], 4),
                      **{f"float_{k}": v for k, v in aucs(d["y"], d["float"]).items()},
-                     **{f"float_tta_{k}": v for k, v in aucs(d["y"], d["float_tta"]).items()},
+                     **({f"float_tta_{k}": v for k, v in aucs(d["y"], d["float_tta"]).items()}
+                        if "float_tta" in d else {}),
                      "int8_float_top1_agreement": round(float((d["int8"].argmax(1) == d["float"].argmax(1)).mean()),
                                                         4),
                      "per_class_auc": {k: round(v, 4) for k, v in s8["auc"].items()},

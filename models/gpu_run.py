@@ -2,6 +2,8 @@
 
     python -m models.gpu_run all --pack .devdata/pack.npz --out OUT --budget 450       # everything, concurrently
     python -m models.gpu_run child --name main --pack ... --out OUT --steps 2000       # one run (make model)
+    python -m models.gpu_run all --runs main --pack ... --out OUT --budget 250         # the main model alone
+    python -m models.gpu_run predict --weights OUT/main-step1316.pt --pack ... --out DIR   # main.npz for weights
 
 ``all`` starts one process per run (``main``: trained on the lesion-grouped training split of every
 source; ``loso-<S>``: the same without source S, then predicting every image of S) and makes sure
@@ -19,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,13 +35,16 @@ LOSO_BUDGET_SHARE = 0.72  # the LOSO runs stop earlier; the main run has the GPU
 def parse_args(argv=None):
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=("all", "child"))
+    p.add_argument("mode", choices=("all", "child", "predict"))
+    p.add_argument("--weights", help="predict: the weights (.pt state dict) to predict with")
+    p.add_argument("--no-tta", action="store_true", help="predict: no 4-flip TTA probabilities (5x less work on a CPU)")
     p.add_argument("--pack", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--name", default="main", help="child: main or loso-<source>")
     p.add_argument("--runs", default="main,loso-ham10000,loso-isic2019-bcn,loso-isic2017")
     p.add_argument("--budget", type=float, default=0, help="seconds for everything (all) / this run's training")
     p.add_argument("--steps", type=int, default=0, help="train this many steps (schedule by steps, not time)")
+    p.add_argument("--stop-at", type=int, default=0, help="stop after this step (the --steps schedule cut short)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1.5e-3)
@@ -52,6 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=0, help="use N images of the pack (smoke tests)")
     p.add_argument("--threads", type=int, default=0, help="decode threads (0: CPUs / runs)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--keep-checks", action="store_true",
+                   help="main: also keep the EMA weights of each validation check (main-step<N>.pt)")
     return p.parse_args(argv)
 
 
@@ -67,9 +75,10 @@ def run_all(a) -> None:
         budget = a.budget * (LOSO_BUDGET_SHARE if r.startswith("loso") and len(runs) > 1 else 1.0)
         cmd = [sys.executable, "-m", "models.gpu_run", "child", "--name", r, "--pack", a.pack, "--out", a.out,
                "--budget", str(budget - 8), "--threads", str(threads)]
-        for k in ("steps", "size", "batch", "lr", "wd", "class_weight_power", "label_smoothing", "ema",
+        for k in ("steps", "stop_at", "size", "batch", "lr", "wd", "class_weight_power", "label_smoothing", "ema",
                   "lowres_p", "eval_every", "seed", "limit", "device"):
             cmd += [f"--{k.replace('_', '-')}", str(getattr(a, k))]
+        cmd += ["--keep-checks"] if a.keep_checks else []
         procs[r] = subprocess.Popen(cmd)
     hard = t0 + a.budget + 5 if a.budget else None
     while any(p.poll() is None for p in procs.values()):
@@ -206,7 +215,7 @@ def run_child(a) -> None:  # noqa: C901 - one linear training script
                     say(f"training for {train_budget:.0f} s")
             el = (time.time() - t_train) if t_train else 0.0
             frac = max(el / train_budget if train_budget else 0.0, step / a.steps if a.steps else 0.0)
-            if frac >= 1.0:
+            if frac >= 1.0 or (a.stop_at and step >= a.stop_at):
                 break
             f = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * frac))
             for g, b in zip(opt.param_groups, base):
@@ -235,6 +244,8 @@ def run_child(a) -> None:  # noqa: C901 - one linear training script
             if name == "main" and time.time() - last_eval > a.eval_every:
                 quick_eval("check")
                 save_weights()
+                if a.keep_checks:
+                    shutil.copyfile(out / "main.pt", out / f"main-step{step}.pt")
                 ema.eval()
                 last_eval = time.time()
         else:
@@ -246,11 +257,26 @@ def run_child(a) -> None:  # noqa: C901 - one linear training script
                 img_per_s=round((seen - a.batch) / max(1e-6, t_end - (t_train or t_end)), 1))
     say(f"trained {step} steps, {info['epochs']} epochs, {info['img_per_s']} img/s")
     save_weights()
+    write_predictions(ema, imgs, meta, labels, source, evals, dev, out / f"{name}.npz", info, say)
+    info["total_s"] = round(time.time() - t_start, 1)
+    (out / f"{name}.summary.json").write_text(json.dumps(info))
+    say("done")
+
+
+def write_predictions(model, imgs, meta, labels, source, evals, dev, path, info, say, tta: bool = True) -> None:
+    """Write ``path`` (.npz): probabilities without and (``tta``) with 4-flip TTA, indices, labels, sources."""
+    import torch
+
+    from models.data import LABELS
+    from models.metrics import summary
+    from models.train import predict
+
     res = {"labels": np.array(LABELS)}
     for k, idx in evals.items():
         x = torch.from_numpy(imgs[idx]).permute(0, 3, 1, 2)
-        res[f"{k}_p"] = predict(ema, x, dev, batch=512).astype(np.float16)
-        res[f"{k}_p_tta"] = predict(ema, x, dev, batch=512, tta=True).astype(np.float16)
+        res[f"{k}_p"] = predict(model, x, dev, batch=512).astype(np.float16)
+        if tta:
+            res[f"{k}_p_tta"] = predict(model, x, dev, batch=512, tta=True).astype(np.float16)
         res[f"{k}_idx"] = idx
         res[f"{k}_y"] = labels[idx]
         res[f"{k}_source"] = source[idx]
@@ -259,10 +285,37 @@ def run_child(a) -> None:  # noqa: C901 - one linear training script
         info[k] = {"balanced_accuracy": round(m["balanced_accuracy"], 4), "mel_auc": round(m["auc"]["mel"], 4),
                    "malignant_auc": round(m["malignant_auc"], 4)}
         say(f"{k}: {info[k]}")
-    np.savez_compressed(out / f"{name}.npz", **res)
-    info["total_s"] = round(time.time() - t_start, 1)
-    (out / f"{name}.summary.json").write_text(json.dumps(info))
-    say("done")
+    np.savez_compressed(path, **res)
+
+
+def run_predict(a) -> None:
+    """``main.npz`` (validation and test predictions) for saved weights, e.g. a run's check (``--weights``)."""
+    import torch
+
+    from models.data import LABELS
+    from models.net import EfficientNetLite0
+    from models.sources import decode_pack, pack_meta, split_grouped
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device("cuda" if (a.device == "auto" and torch.cuda.is_available()) else
+                       (a.device if a.device != "auto" else "cpu"))
+    torch.set_num_threads(max(1, a.threads or os.cpu_count() or 1))
+    m = pack_meta(a.pack)
+    labels, source = m["label"], m["source"].astype(str)
+    parts = split_grouped(m["group"].astype(str), labels, source, seed=0)
+    evals = {"val": parts["val"], "test": parts["test"]}
+    need = np.concatenate(list(evals.values()))
+    imgs = np.zeros((len(labels), a.size, a.size, 3), np.uint8)  # only the evaluated rows are decoded
+    imgs[need] = decode_pack(a.pack, a.size, a.threads, indices=need)[0]
+    model = EfficientNetLite0(len(LABELS))
+    model.load_state_dict({k: (v.float() if v.is_floating_point() else v)
+                           for k, v in torch.load(a.weights, map_location="cpu").items()})
+    model = model.to(dev).eval()
+    info = {"weights": str(a.weights)}
+    write_predictions(model, imgs, m, labels, source, evals, dev, out / "main.npz", info,
+                      lambda msg: print(f"{time.strftime('%H:%M:%S')} [predict] {msg}", flush=True), tta=not a.no_tta)
+    (out / "predict.summary.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def main(argv=None) -> None:
@@ -270,7 +323,7 @@ def main(argv=None) -> None:
     a = parse_args(argv)
     if os.environ.get("LITE0_WEIGHTS") is None and Path(".devdata/lite0.pth").exists():
         os.environ["LITE0_WEIGHTS"] = str(Path(".devdata/lite0.pth").resolve())
-    (run_all if a.mode == "all" else run_child)(a)
+    {"all": run_all, "child": run_child, "predict": run_predict}[a.mode](a)
 
 
 if __name__ == "__main__":
