@@ -21,7 +21,8 @@ import numpy as np
 
 from wire.messages import Quality, QualityCheck
 
-from .analysis import DecodeError, focus_ratio, fov_coverage, glare_fraction
+from .analysis import DecodeError, fov_coverage
+from .measures import focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_chroma
 from .settings import CHECKS, KioskReference, QualitySettings, ViewRules
 

@@ -1,0 +1,71 @@
+"""Focus and glare measurements of the quality gate (at the ``focus_size`` working image).
+
+``focus_ratio``: fine-to-coarse gradient energy in the worst direction; ``glare_fraction``: the
+share of a region under small saturated white blobs.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def focus_ratio(gray: np.ndarray, roi: np.ndarray) -> float:
+    """Fine-to-coarse gradient energy ratio in ``roi`` (same size as ``gray``): 1 = no fine detail.
+
+    Sobel gradient energy of the image (lightly smoothed, sigma 0.7 px, to keep noise and JPEG
+    artefacts out) divided by that of the image blurred further (sigma 2 px), in the worst
+    direction (motion blur only removes detail along the motion): the smallest generalised
+    eigenvalue of the two gradient structure tensors. Independent of contrast (both energies scale
+    alike) and, measured at a fixed image width, of the sensor's resolution. Sharp detail gives a high ratio; defocus and
+    motion blur remove the fine scales first and bring it towards 1.
+    """
+    # Work on the ROI's bounding box plus a margin wider than the blurs reach.
+    x0, y0, bw, bh = cv2.boundingRect(roi)
+    pad = 10
+    xa, ya = max(0, x0 - pad), max(0, y0 - pad)
+    xb, yb = min(gray.shape[1], x0 + bw + pad), min(gray.shape[0], y0 + bh + pad)
+    g = cv2.GaussianBlur(gray[ya:yb, xa:xb].astype(np.float32), (0, 0), 0.7)  # below sensor/JPEG noise
+    gb = cv2.GaussianBlur(g, (0, 0), 2.0)
+    m = (roi[ya:yb, xa:xb] > 0).astype(np.float32)
+
+    def moments(x: np.ndarray) -> tuple[float, float, float]:
+        """Masked sums of gx*gx, gy*gy and gx*gy."""
+        gx = cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3)
+        gxm = gx * m
+        return (float(cv2.sumElems(gxm * gx)[0]), float(cv2.sumElems(gy * gy * m)[0]),
+                float(cv2.sumElems(gxm * gy)[0]))
+
+    fxx, fyy, fxy = moments(g)
+    cxx, cyy, cxy = moments(gb)
+    # The worst direction exactly: the smallest generalised eigenvalue of the fine and coarse
+    # structure tensors (min over unit v of v'Fv / v'Cv).
+    fine = np.array([[fxx, fxy], [fxy, fyy]])
+    coarse = np.array([[cxx, cxy], [cxy, cyy]])
+    if np.linalg.det(coarse) <= 1e-9 * max(cxx * cyy, 1e-12):
+        best = fxx / cxx if cxx > 1e-6 else (fyy / cyy if cyy > 1e-6 else np.inf)
+    else:
+        best = float(np.min(np.real(np.linalg.eigvals(np.linalg.solve(coarse, fine)))))
+    return float(best) if np.isfinite(best) else 1.0
+
+
+def glare_fraction(focus_bgr: np.ndarray, fov_mask_small: np.ndarray, max_blob: float = 0.02,
+                   region_small: np.ndarray | None = None) -> float:
+    """Fraction of ``region_small`` (default: the field of view) covered by small, saturated, colourless
+    blobs (specular glare); blobs over ``max_blob`` of the field of view are burnt-out areas, not glare.
+    """
+    h, w = focus_bgr.shape[:2]
+    fov = cv2.resize(fov_mask_small, (w, h), interpolation=cv2.INTER_NEAREST)
+    region = fov if region_small is None else cv2.bitwise_and(
+        fov, cv2.resize(region_small, (w, h), interpolation=cv2.INTER_NEAREST))
+    white = cv2.bitwise_and(cv2.inRange(focus_bgr, (235, 235, 235), (255, 255, 255)), fov)
+    n_fov = max(cv2.countNonZero(fov), 1)
+    n_region = max(cv2.countNonZero(region), 1)
+    if cv2.countNonZero(white) == 0:
+        return 0.0
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(white, connectivity=8)
+    small = np.zeros(n, bool)
+    small[1:] = stats[1:, cv2.CC_STAT_AREA] <= max_blob * n_fov
+    glare = small[labels] & (region > 0)
+    return float(np.count_nonzero(glare)) / n_region
