@@ -22,6 +22,7 @@ import uuid
 from wire import topics
 from wire.outcome import LesionOutcome, Outcome
 
+from .background import StoreWorker
 from .store import handover as table
 
 log = logging.getLogger(__name__)
@@ -122,49 +123,23 @@ def _publish_all(broker, messages: list[tuple[str, str]], timeout: float) -> lis
     return out
 
 
-class Sender:
+class Sender(StoreWorker):
     """Sends the queued outcomes now (``kick()``) and every ``interval_s`` seconds, in its own thread."""
+
+    thread_name = "outcome-sender"
+    failure = "sending the queued outcomes failed; will try again"
+    join_s = 15.0
+    wait_first = True
 
     def __init__(self, database, images_dir, broker, interval_s: float):
         """Settings only; :meth:`start` starts the thread."""
-        self.database, self.images_dir, self.broker, self.interval_s = database, images_dir, broker, interval_s
-        self._wake, self._stop = threading.Event(), threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(database, images_dir, interval_s)
+        self.broker = broker
         self.last: dict[str, str] = {}
 
-    def start(self) -> "Sender":
-        """Start the thread (a daemon: it never holds the dashboard up)."""
-        self._thread = threading.Thread(target=self._run, name="outcome-sender", daemon=True)
-        self._thread.start()
-        return self
-
-    def kick(self) -> None:
-        """Send the queue now."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        """End the thread."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(15)
-
-    def _run(self) -> None:
-        from .store import Store
-
-        while not self._stop.is_set():
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                store = Store(self.database, self.images_dir)
-                try:
-                    self.last = flush(store.conn, self.broker)
-                finally:
-                    store.close()
-            except Exception:
-                log.exception("sending the queued outcomes failed; will try again")
+    def work(self, store) -> None:
+        """Send what is queued; ``last`` keeps what each outcome's try gave."""
+        self.last = flush(store.conn, self.broker)
 
 
 def init_app(app) -> None:

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 
 from . import audit
+from .background import StoreWorker
 from .exportfacts import ExportRefused, export_facts
 from .store import exports as table
 
@@ -118,47 +118,21 @@ def flush(conn, images_dir, pacs_cfg, fhir_cfg) -> dict[tuple[str, str], str]:
             for row in table.due(conn)}
 
 
-class Sender:
+class Sender(StoreWorker):
     """Sends the hand-over outbox now (:meth:`kick`) and every ``tick_s`` seconds, in its own daemon thread."""
+
+    thread_name = "hand-over-sender"
+    failure = "hand-over pass failed; will try again"
+    join_s = 30.0
 
     def __init__(self, database, images_dir, pacs_cfg, fhir_cfg, tick_s: float = 5.0):
         """Settings only; :meth:`start` starts the thread."""
-        self.database, self.images_dir = database, images_dir
-        self.pacs_cfg, self.fhir_cfg, self.tick_s = pacs_cfg, fhir_cfg, tick_s
-        self._wake, self._stop = threading.Event(), threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(database, images_dir, tick_s)
+        self.pacs_cfg, self.fhir_cfg = pacs_cfg, fhir_cfg
 
-    def start(self) -> "Sender":
-        """Start the thread."""
-        self._thread = threading.Thread(target=self._run, name="hand-over-sender", daemon=True)
-        self._thread.start()
-        return self
-
-    def kick(self) -> None:
-        """Send what is due now."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        """End the thread."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(30)
-
-    def _run(self) -> None:
-        from .store import Store
-
-        while not self._stop.is_set():
-            try:
-                store = Store(self.database, self.images_dir)
-                try:
-                    flush(store.conn, store.images_dir, self.pacs_cfg, self.fhir_cfg)
-                finally:
-                    store.close()
-            except Exception:  # noqa: BLE001 - the sender must outlive one bad pass
-                log.exception("hand-over pass failed; will try again")
-            self._wake.wait(self.tick_s)
-            self._wake.clear()
+    def work(self, store) -> None:
+        """Send what is due to the PACS and the FHIR server."""
+        flush(store.conn, store.images_dir, self.pacs_cfg, self.fhir_cfg)
 
 
 def on_signed(store, referral_key: str) -> None:
