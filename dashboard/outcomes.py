@@ -24,6 +24,7 @@ from wire.outcome import LesionOutcome, Outcome
 
 from .background import StoreWorker
 from .store import handover as table
+from .updates import broker_client
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +77,9 @@ def flush(conn, broker, timeout: float = 10.0) -> dict[str, str]:
 
 def _publish_all(broker, messages: list[tuple[str, str]], timeout: float) -> list[str]:
     """Publish ``(topic, payload)`` messages at QoS 1 and return each one's result from its PUBACK."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
     connected, done = threading.Event(), threading.Event()
     reasons: dict[int, object] = {}
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dermkiosk-outcome-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv5)
-    if broker.username:
-        client.username_pw_set(broker.username,
-                               broker.password_file.read_text().strip() if broker.password_file else None)
-    if broker.tls:
-        client.tls_set(ca_certs=str(broker.ca_file) if broker.ca_file else None,
-                       certfile=str(broker.cert_file) if broker.cert_file else None,
-                       keyfile=str(broker.key_file) if broker.key_file else None)
+    client = broker_client(broker, "dermkiosk-outcome")
     client.on_connect = lambda c, u, f, rc, p: connected.set() if not rc.is_failure else None
     mids: list[int] = []
 

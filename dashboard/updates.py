@@ -116,16 +116,13 @@ def sign_config(path: Path | str, key: Ed25519PrivateKey, devices: list[str], la
                         {CONFIG_FILE: Path(path).read_bytes()}, key, devices)
 
 
-def publish(broker, site: str, device: str, bundle: bytes, timeout: float = 30.0) -> None:
-    """Publish a bundle (QoS 1, not retained) on the device's ``update`` topic.
-
-    The kiosk's persistent session holds it while the kiosk is offline.
-    ``broker`` is a :class:`dashboard.config.BrokerConfig`.
-    """
+def broker_client(broker, prefix: str):
+    """An unconnected paho MQTT 5 client for the centre's publisher identity ``broker`` (a
+    :class:`dashboard.config.BrokerConfig`: user name and password file, TLS files), with a fresh client id."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dermkiosk-update-{uuid.uuid4().hex[:8]}",
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{prefix}-{uuid.uuid4().hex[:8]}",
                          protocol=mqtt.MQTTv5)
     if broker.username:
         client.username_pw_set(broker.username,
@@ -134,6 +131,16 @@ def publish(broker, site: str, device: str, bundle: bytes, timeout: float = 30.0
         client.tls_set(ca_certs=str(broker.ca_file) if broker.ca_file else None,
                        certfile=str(broker.cert_file) if broker.cert_file else None,
                        keyfile=str(broker.key_file) if broker.key_file else None)
+    return client
+
+
+def publish(broker, site: str, device: str, bundle: bytes, timeout: float = 30.0) -> None:
+    """Publish a bundle (QoS 1, not retained) on the device's ``update`` topic.
+
+    The kiosk's persistent session holds it while the kiosk is offline.
+    ``broker`` is a :class:`dashboard.config.BrokerConfig`.
+    """
+    client = broker_client(broker, "dermkiosk-update")
     client.connect(broker.host, broker.port, keepalive=30)
     client.loop_start()
     try:
