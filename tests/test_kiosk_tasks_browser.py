@@ -21,8 +21,9 @@ from edge.service import KioskService
 from edge.web import WebServer
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, fill_details, photograph, synthetic_nhs_number
 from tests.kiosk_walk import KioskWalk
+from tests.test_browser_kiosk_flow import browser  # noqa: F401 (the shared Chromium fixture)
 from tests.test_kiosk_service import MODEL_DIR
-from tests.web import ARTIFACTS, launch, playwright_or_skip
+from tests.web import ARTIFACTS, playwright_or_skip
 from wire import topics
 from wire.outcome import Outcome
 from wire.referral import format_nhs_number
@@ -83,16 +84,6 @@ def kiosk_with_task(tmp_path, broker):
             yield svc, server.url, nhs
         finally:
             server.stop()
-
-
-@pytest.fixture
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = launch(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.mark.parametrize("size", list(SIZES))
