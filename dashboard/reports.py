@@ -28,6 +28,7 @@ import functools
 import logging
 import random
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -250,6 +251,19 @@ def _form_version(form_version) -> int:
         raise StaleForm("The form has no valid version: reload the referral and sign again.") from None
 
 
+@contextmanager
+def _new_version(conn: sqlite3.Connection, key: str, user: str, expected_version: int, at: datetime):
+    """``user``'s claim checked, then one transaction in which the referral's form version moves on from
+    ``expected_version`` (StaleForm for a stale or replayed form); what the caller writes joins it."""
+    _require_claim(conn, key, user)
+    with transaction(conn):
+        try:
+            table.bump_version(conn, key, expected_version, at)
+        except table.StaleVersion:
+            raise StaleForm(_stale_message(conn, key)) from None
+        yield
+
+
 def _stale_message(conn: sqlite3.Connection, key: str) -> str:
     rows = table.reports_for(conn, key)
     if rows:
@@ -290,13 +304,8 @@ def sign(conn: sqlite3.Connection, key: str, case: dict, expected_lesions: int, 
         except ValueError as exc:
             raise ReportError(f"{exc}: it is sent to the hub's kiosk. Remove it.") from None
     expected_version = _form_version(form_version)
-    _require_claim(conn, key, user)
     at = _now(now)
-    with transaction(conn):
-        try:
-            table.bump_version(conn, key, expected_version, at)
-        except table.StaleVersion:
-            raise StaleForm(_stale_message(conn, key)) from None
+    with _new_version(conn, key, user, expected_version, at):
         reads = reads_by_case(table.reports_for(conn, key))
         mine = reads.get(case["case_id"], {})
         kind = next_kind(mine, user, settings)
@@ -337,13 +346,8 @@ def add_addendum(conn: sqlite3.Connection, key: str, case_id: str, user: str, fo
                           "Sign the report first.")
     if blind_to_first(reads, user):
         raise ReportError("Sign your own (second) read first: the first read stays hidden until then.")
-    _require_claim(conn, key, user)
     at = _now(now)
-    with transaction(conn):
-        try:
-            table.bump_version(conn, key, expected_version, at)
-        except table.StaleVersion:
-            raise StaleForm(_stale_message(conn, key)) from None
+    with _new_version(conn, key, user, expected_version, at):
         latest = [reads[k] for k in KINDS if k in reads][-1]
         return table.insert_addendum(conn, latest["id"], user, text, at)
 
