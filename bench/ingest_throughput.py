@@ -73,50 +73,9 @@ from dashboard.ingest import Ingest  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 from wire import codec, sending, topics  # noqa: E402
 from wire.messages import parse_acks  # noqa: E402
+from bench.proc_cpu import cpu_snapshot, file_creation_us, print_cpu  # noqa: E402
 
 RAW_TOPIC = "bench/raw"
-RAW_SUBSCRIBER = r"""
-import sys, threading, paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from dashboard.ingest import keep_large_buffers
-# The ingest's malloc setting, so that neither side pays for freshly mapped pages the other does not.
-keep_large_buffers()
-host, port, n, receive_maximum, total, warm = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
-                                               int(sys.argv[5]), int(sys.argv[6]))
-got = nbytes = 0
-PROGRESS = 8
-done = threading.Event()
-def on_message(c, u, m):
-    global got, nbytes
-    got += 1
-    if got % PROGRESS == 0:
-        print("+%d" % PROGRESS, flush=True)  # the bench's publisher keeps its window of cases from this
-    if got == warm:
-        print("warm", flush=True)
-        return
-    if got < warm:
-        return
-    nbytes += len(m.payload)  # paho has assembled (copied) every byte; all of them must arrive
-    if got == warm + n:
-        assert nbytes == total, (nbytes, total)
-        done.set()
-c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-sub", protocol=mqtt.MQTTv5)
-c.on_message = on_message
-c.on_subscribe = lambda *a: print("ready", flush=True)
-# The same kind of session as the ingest's: persistent, so the broker does the same bookkeeping.
-from paho.mqtt.properties import Properties
-from paho.mqtt.packettypes import PacketTypes
-props = Properties(PacketTypes.CONNECT)
-props.SessionExpiryInterval = 3600
-props.ReceiveMaximum = receive_maximum
-c.connect(host, port, clean_start=False, properties=props)
-c.subscribe("$share/bench/bench/raw", qos=1)  # a shared subscription, like the ingest's
-c.loop_start()
-done.wait()
-print("done", flush=True)
-sys.stdin.readline()  # the bench has read this process's CPU (its threads still alive); now stop
-c.loop_stop()
-"""
 
 
 def with_comment(jpeg: bytes, tag: bytes) -> bytes:
@@ -205,7 +164,7 @@ def run_raw(broker: Broker, frames: list, receive_maximum: int = 32, warmup: lis
 
     The ``warmup`` frames go first, untimed (the process reaches its steady memory footprint).
     """
-    sub = subprocess.Popen([sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(len(frames)),
+    sub = subprocess.Popen([sys.executable, str(ROOT / "bench" / "raw_subscriber.py"), broker.host, str(broker.port), str(len(frames)),
                             str(receive_maximum), str(sum(len(f) for _, f in frames)), str(len(warmup))],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert sub.stdout.readline().strip() == "ready"
@@ -325,88 +284,6 @@ def run_ingest(broker: Broker, frames: list, data: Path, client_id: str = "bench
             # the shared group would go on queueing a share for the retired process's session
             assert Ingest(load_config(data / f"{cid}.toml")).end_session(), f"could not end {cid}'s session"
 
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
-
-
-def thread_seconds(pid: int) -> dict[str, float]:
-    """User + system CPU time so far of each thread of a process, by thread id (Linux /proc)."""
-    out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out[task.name] = cpu_seconds_of(task / "stat")
-        except OSError:
-            continue  # exited meanwhile
-    return out
-
-
-def cpu_seconds_of(stat: Path) -> float:
-    """User + system CPU seconds from a /proc stat file."""
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def kernel_work() -> float:
-    """CPU seconds so far of kernel threads (writeback, journal, block completion) and of irq/softirq."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        if fields[1] == "2":  # a child of kthreadd
-            total += int(fields[11]) + int(fields[12])
-    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    return (total + int(cpu[5]) + int(cpu[6])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_snapshot(broker: Broker, *pids: int) -> tuple[float, ...]:
-    """CPU seconds so far of the consumer process, the broker, this (publishing) process, the whole machine,
-    then the clock, then kernel threads + irq/softirq."""
-    me = os.times()
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    # user, system, irq, softirq, steal: not idle, not iowait, not niced (other people's background jobs)
-    busy = sum(int(x) for i, x in enumerate(fields[:8]) if i not in (1, 3, 4)) / os.sysconf("SC_CLK_TCK")
-    threads = {}
-    for pid in pids:
-        threads.update(thread_seconds(pid))
-    return (sum(cpu_seconds(pid) for pid in pids), cpu_seconds(broker.proc.pid), me.user + me.system, busy,
-            time.monotonic(), kernel_work(), threads)
-
-
-def print_cpu(phase: str, consumer: str, before: tuple, after: tuple, n: int) -> float:
-    """Print CPU milliseconds per case of the consumer, the broker, the publisher, the kernel's threads and
-    interrupts and the machine in one phase; return the phase's own CPU per case (all but the machine)."""
-    c, b, p, m, _, k = ((a - z) / n * 1000 for a, z in zip(after[:6], before[:6]))
-    cores = (after[3] - before[3]) / (after[4] - before[4])
-    threads = sorted(((t - before[6].get(tid, 0.0)) / n * 1000 for tid, t in after[6].items()), reverse=True)
-    print(f"  {phase} CPU per case: {consumer} {c:.2f} ms, broker {b:.2f} ms, publisher {p:.2f} ms, "
-          f"kernel threads+irq {k:.2f} ms = {c + b + p + k:.2f} ms; "
-          f"machine (not niced) {m:.2f} ms ({cores:.1f} of {os.cpu_count()} cores); "
-          f"{consumer}'s threads " + " ".join(f"{t:.2f}" for t in threads if t >= 0.005), flush=True)
-    return c + b + p + k
-
-
-def file_creation_us(folder: Path, n: int = 300) -> float:
-    """CPU microseconds to create one empty file in ``folder`` (a new folder; its files stay until the bench ends).
-
-    The ingest creates a file per image. On ext4 without a journal (this build VM's disk) the
-    kernel does not reuse an inode freed in the last minute (or six, while its inode table block
-    is dirty): each new file's inode is searched for past every such one of its block group
-    (``recently_deleted`` in ``fs/ext4/ialloc.c``). After the test suite or a previous bench has
-    deleted thousands of files nearby, that costs 100-400 us per file instead of 10-20, up to a
-    third of the ingest's CPU; a journalled ext4, as a centre's, never does this search. The bench
-    flags its data folder ``chattr +T`` so that each run's store lands in a block group of its own
-    (ext4's Orlov allocator spreads such a folder's subfolders as it does top-level ones): 163 -> ~40
-    us per file right after a previous run.
-    """
-    folder.mkdir()
-    t0 = time.thread_time()
-    for i in range(n):
-        os.close(os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-    return (time.thread_time() - t0) / n * 1e6
 
 
 def main() -> None:
