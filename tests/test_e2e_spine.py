@@ -157,7 +157,7 @@ def test_kiosk_process_killed_with_cases_in_flight_resumes_exactly_once(tmp_path
 
     from tests.broker import free_port
 
-    from tests.test_link import announce
+    from tests.link_kit import announce
 
     ingest, store = centre
     ingest.stop()                                   # the centre is away: cases stay sent/queued

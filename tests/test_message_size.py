@@ -19,7 +19,8 @@ from edge.service import KioskService
 from edge.web import create_app
 from tests.broker import Broker
 from tests.test_kiosk_service import MODEL_DIR, config
-from tests.test_link import FakeCentre, wait_for
+from tests.link_kit import FakeCentre
+from tests.polling import wait_for
 from tests.test_outbox import jpeg, make_case
 from wire import topics
 from wire.codec import encode_case

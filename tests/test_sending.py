@@ -8,7 +8,7 @@ import os
 import paho.mqtt.client as mqtt
 
 from edge.link import Link
-from tests.test_link import DEVICE, SITE, settings
+from tests.link_kit import DEVICE, SITE, settings
 from tests.test_receive import Recorder, publish_set, publisher_for
 from wire import sending
 
