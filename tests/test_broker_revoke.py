@@ -15,7 +15,7 @@ from cryptography import x509
 
 from dashboard.pki import KIOSK_DAYS, Pki
 from tests.broker import Broker
-from tests.test_tls import Client, clients, kiosk, t  # noqa: F401  (clients: fixture)
+from tests.tls_kit import Client, clients, kiosk, t  # noqa: F401  (clients: fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from tests.test_tls import Client, clients, ingest_client, kiosk, t  # noqa: F401  (clients: fixture)
+from tests.tls_kit import Client, clients, ingest_client, kiosk, t  # noqa: F401  (clients: fixture)
 from wire import topics
 
 SHARED_CASES = topics.subscription(topics.CASE, topics.INGEST_SHARE_GROUP)   # $share/ingest/dermkiosk/v1/+/+/case

@@ -25,7 +25,7 @@ from edge.service import KioskService
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, fill_details, photograph, synthetic_nhs_number
 from tests.test_broker_subscribe import reason_codes
 from tests.test_kiosk_service import MODEL_DIR
-from tests.test_tls import Client, clients, kiosk  # noqa: F401  (clients: fixture)
+from tests.tls_kit import Client, clients, kiosk  # noqa: F401  (clients: fixture)
 from wire import topics
 from wire.outcome import Outcome
 

@@ -132,7 +132,7 @@ def test_lean_client_receives_exactly_what_paho_receives(broker):
 
 
 def test_lean_client_over_tls_with_the_centres_certificates(tls_broker, test_pki):
-    from tests.test_tls import SITE
+    from tests.tls_kit import SITE
 
     ingest = test_pki.ingest_broker(tls_broker)
     kiosk = test_pki.kiosk_broker(tls_broker, "kiosk-a")

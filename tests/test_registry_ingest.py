@@ -22,7 +22,7 @@ from tests import polling
 from tests.centre import centre_config
 from tests.dashauth import logged_in
 from tests.test_fleet_page import health
-from tests.test_tls import Client, clients, kiosk  # noqa: F401  (clients: fixture)
+from tests.tls_kit import Client, clients, kiosk  # noqa: F401  (clients: fixture)
 from wire import topics
 from wire.messages import Acks, Status
 

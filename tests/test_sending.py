@@ -58,7 +58,7 @@ def test_over_tls_with_a_kiosks_certificate(tls_broker, test_pki):
     given = piecewise(pub, 16_384)
     try:
         sub.subscribe("dermkiosk/v1/+/+/case")
-        from tests.test_tls import SITE as TLS_SITE
+        from tests.tls_kit import SITE as TLS_SITE
 
         sent = [os.urandom(n) for n in (5, 1_500_000, 4_000_000)]
         for payload in sent:

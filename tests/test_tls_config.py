@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from tests.broker import Broker
-from tests.test_tls import Client, t
+from tests.tls_kit import Client, t
 
 ROOT = Path(__file__).resolve().parents[1]
 CENTRE = ROOT / "firmware_config" / "mosquitto.centre.conf"
