@@ -35,12 +35,20 @@ def working_days(starts: list[date], ends: list[date]) -> list[int]:
     :func:`dashboard.clock.working_days_between`), for many pairs at once."""
     if not starts:
         return []
-    lo, hi = min(starts), max(ends)
+    return [int(x) for x in busdays(_days(starts), _days(ends))]
+
+
+def busdays(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """:func:`working_days` on arrays of days since 1970-01-01 (integers or ``datetime64[D]``)."""
+    a = np.asarray(starts).astype("datetime64[D]")
+    b = np.asarray(ends).astype("datetime64[D]")
+    if not len(a):
+        return np.zeros(0, np.int64)
+    lo, hi = a.min().astype(date), b.max().astype(date)
     hols = np.array(bank_holidays(lo, hi + timedelta(days=1)), dtype="datetime64[D]")
-    a = _days(starts) + 1
-    b = _days(ends) + 1
-    out = np.busday_count(a, np.maximum(a, b), holidays=hols)
-    return [int(x) for x in out]
+    a = a + 1
+    b = b + 1
+    return np.busday_count(a, np.maximum(a, b), holidays=hols).astype(np.int64)
 
 
 _EPOCH = date(1970, 1, 1).toordinal()
