@@ -9,7 +9,8 @@ the CSV files, the written HTML and its plots are suppressed.
 Files written by :func:`write`: ``report.html`` (with ``turnaround.png``,
 ``concordance_by_model.png``, ``roc.png``), ``summary.csv`` (one row overall and
 per month, hub, model version and Fitzpatrick group), ``concordance.csv`` (the
-four confusion tables), ``breaches.csv`` (by referral key) and ``roc.csv``.
+four confusion tables), ``breaches.csv`` (by referral key) and ``roc.csv`` (AUC of the malignancy and melanoma
+curves against histology, for all lesions and per model version).
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ class Formatter:
             return {"p": MARK, "low": MARK, "high": MARK, "n": MARK}
         return {"p": f"{100 * w[0]:.1f}", "low": f"{100 * w[1]:.1f}", "high": f"{100 * w[2]:.1f}", "n": str(den.n)}
 
+    def roc(self, curve: dict | None) -> list[str]:
+        """A ROC curve's ``[AUC, positives, negatives]`` as text: empty without a curve, ``*`` when either side has
+        fewer than 5 lesions (exports)."""
+        if curve is None:
+            return ["", "", ""]
+        if self.suppress and min(curve["positives"], curve["negatives"]) < SMALL:
+            return [MARK, MARK, MARK]
+        return [f"{curve['auc']:.3f}", str(curve["positives"]), str(curve["negatives"])]
+
 
 def summary_header() -> list[str]:
     """The columns of ``summary.csv``."""
@@ -120,19 +130,14 @@ def csv_tables(report: Report, suppress: bool = True) -> dict[str, str]:
             for (a, b), cell in sorted(table.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))]
     breaches = [[b["referral_key"], b["hub"], b["referral_date"], b["state"], b["calendar_days"], b["working_days"]]
                 for b in report.breaches]
-    roc = []
-    for name, curve in report.roc.items():
-        if curve is None:
-            roc.append([name, "", "", ""])
-        elif suppress and min(curve["positives"], curve["negatives"]) < SMALL:
-            roc.append([name, MARK, MARK, MARK])
-        else:
-            roc.append([name, f"{curve['auc']:.3f}", curve["positives"], curve["negatives"]])
+    roc = [["all", name, *f.roc(curve)] for name, curve in report.roc.items()]
+    roc += [[model, name, *f.roc(curve)] for model, curves in report.roc_by_model.items()
+            for name, curve in curves.items()]
     return {"summary.csv": _csv(summary_header(), summary),
             "concordance.csv": _csv(["pair", "test", "reference", "lesions"], conc),
             "breaches.csv": _csv(["referral_key", "hub", "referral_date", "state", "calendar_days", "working_days"],
                                  breaches),
-            "roc.csv": _csv(["curve", "auc", "positives", "negatives"], roc)}
+            "roc.csv": _csv(["model", "curve", "auc", "positives", "negatives"], roc)}
 
 
 def context(report: Report, suppress: bool, plot_src: dict[str, str]) -> dict:

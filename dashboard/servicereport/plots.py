@@ -4,7 +4,8 @@
   share within it on a second axis;
 - ``concordance_by_model``: the classifier's sensitivity and specificity for malignancy per model version,
   against the dermatologist and against histology, with Wilson 95 % intervals;
-- ``roc``: malignancy and melanoma ROC curves against histology, with their AUC.
+- ``roc``: malignancy and melanoma ROC curves against histology, with their AUC; beside them the malignancy curve
+  per model version.
 
 With ``suppress`` (exports), a month or model version with fewer than 5 patients behind a figure is left out.
 """
@@ -26,7 +27,8 @@ NAMES = {"turnaround": "Turnaround by month", "concordance_by_model": "Classifie
 ALT = {"turnaround": "Line chart of median and 90th percentile working days from referral to decision per month.",
        "concordance_by_model": "Classifier sensitivity and specificity for malignancy per model version, "
                                "with 95% intervals.",
-       "roc": "ROC curves of the classifier against histology for malignancy and melanoma."}
+       "roc": "ROC curves of the classifier against histology for malignancy and melanoma, and for malignancy per "
+              "model version."}
 
 
 def _png(fig: Figure) -> bytes:
@@ -99,27 +101,42 @@ def concordance_by_model(report: Report, suppress: bool = False) -> bytes:
     return _png(fig)
 
 
-def roc(report: Report, suppress: bool = False) -> bytes:
-    """ROC curves for malignancy and melanoma against histology (PNG)."""
-    fig = Figure(figsize=(4.2, 3.6))
-    ax = fig.add_subplot()
-    drawn = False
-    for name, colour in (("malignancy", "#1d4f91"), ("melanoma", "#b5470b")):
-        c = report.roc.get(name)
-        if c is None or (suppress and min(c["positives"], c["negatives"]) < SMALL):
-            continue
-        drawn = True
-        ax.plot(c["fpr"], c["tpr"], color=colour, label=f"{name} (AUC {c['auc']:.2f}, {c['positives']} positive)")
-    if not drawn:
-        _empty(fig, ax, "Not enough lesions with histology")
-        return _png(fig)
+def _roc_axes(ax, curves: list[tuple[str, dict, str, str]], title: str) -> bool:
+    """Draw ``(label, curve, colour, style)`` ROC curves on ``ax``; False when there was none to draw."""
+    if not curves:
+        _empty(None, ax, "Not enough lesions with histology")
+        return False
+    for label, c, colour, style in curves:
+        ax.plot(c["fpr"], c["tpr"], color=colour, linestyle=style,
+                label=f"{label} (AUC {c['auc']:.2f}, {c['positives']} positive)")
     ax.plot([0, 1], [0, 1], color="#888888", linestyle=":", linewidth=0.8)
     ax.set_xlabel("1 − specificity")
     ax.set_ylabel("sensitivity")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.legend(loc="lower right", fontsize=7)
-    ax.set_title("Classifier vs histology", fontsize=11)
+    ax.set_title(title, fontsize=11)
+    return True
+
+
+def roc(report: Report, suppress: bool = False) -> bytes:
+    """ROC curves against histology (PNG): malignancy and melanoma for all lesions (left), malignancy per model
+    version (right)."""
+    fig = Figure(figsize=(8.4, 3.6))
+    left, right = fig.subplots(1, 2)
+
+    def shown(c):
+        return c is not None and not (suppress and min(c["positives"], c["negatives"]) < SMALL)
+
+    _roc_axes(left, [(name, report.roc.get(name), colour, "-") for name, colour in
+                     (("malignancy", "#1d4f91"), ("melanoma", "#b5470b")) if shown(report.roc.get(name))],
+              "Classifier vs histology")
+    palette = ("#1d4f91", "#b5470b", "#2e7d32", "#6a1b9a", "#00838f", "#5d4037")
+    styles = ("-", "--", "-.", ":")
+    per_model = [(model, curves["malignancy"]) for model, curves in report.roc_by_model.items()
+                 if shown(curves.get("malignancy"))]
+    _roc_axes(right, [(model, c, palette[i % len(palette)], styles[i // len(palette) % len(styles)])
+                      for i, (model, c) in enumerate(per_model)], "Malignancy by model version")
     return _png(fig)
 
 
