@@ -7,7 +7,10 @@ Per kiosk it adds to the health rules (:mod:`dashboard.alerts`) its quarantined 
 within ``quarantine_window_s``, malformed health or status) and its certificate's expiry from the
 PKI's index (``[registry] pki_dir``).
 
-The page also shows the centre's own free disk space (images and database), read
+The page also shows the service's own alerts (:mod:`dashboard.servicereport.monitor`: the classifier's cancer
+calls drifting per hub, its sensitivity against histology below the floor, a hub's quality overrides jumping,
+referrals nearing the 28-day standard unread), on the thresholds of the ``[monitoring]`` config section, and the
+centre's own free disk space (images and database), read
 by the dashboard process itself, so that it is known even when the ingest cannot
 record anything. Charts are inline SVG drawn on the server (:mod:`dashboard.charts`): no script,
 no external resource (CSP ``default-src 'self'``).
@@ -22,6 +25,8 @@ from pathlib import Path
 from flask import Blueprint, current_app, render_template
 
 from . import registry
+from .clock import today_in_england
+from .servicereport import monitor
 from .alerts import DeviceState, FleetConfig, backlog_age_s, disk_used_pct, evaluate, presence
 from .charts import sparkline  # noqa: F401  (re-exported)
 from .fleetdata import (INGEST_STALE_S, SCHEMA, _dt, centre_disks, device_states, ensure_schema,  # noqa: F401
@@ -112,7 +117,10 @@ def _fleet_page():
               "alerts": sum(len(r["alerts"]) for r in rows) + len(strangers)}
     ingests = ingest_states(store, now)
     disks = app_centre_disks(t)
+    service = monitor.evaluate(store.conn, today_in_england(now),
+                               current_app.config.get("MONITORING") or monitor.MonitoringConfig())
     return render_template("fleet.html", rows=rows, now=now, t=t, counts=counts, strangers=strangers,
+                           service_alerts=service.alerts, service_titles=monitor.TITLES,
                            require=reg.require_registration,
                            updates=recent_updates(store), ingests=ingests, disks=disks,
                            ingest_running=any(i["state"] == "running" for i in ingests))

@@ -31,6 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import stats
 
 RULES = ("cancer-drift", "sensitivity-floor", "override-jump", "fds-unread")
+#: Each rule's short title on the pages (``/fleet``, ``/reports``).
+TITLES = {"cancer-drift": "Classifier cancer calls drifting", "sensitivity-floor": "Sensitivity against histology "
+          "below the floor", "override-jump": "Quality overrides jumped", "fds-unread": "Referrals nearing 28 days "
+          "unread"}
 
 
 class MonitoringConfig(BaseModel):
