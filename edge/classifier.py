@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.camera.replay import jpeg_size
+from edge.colour import DEFAULT_POWER, apply_colour
 from wire.messages import LABELS, TIER_OF_LABEL, Classification, tier_for
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "lesion"
@@ -51,6 +52,9 @@ class InputSpec(_Strict):
     #: centre square where none is found
     crop: Literal["centre-square", "lesion-square"] = "centre-square"
     crop_margin: float = Field(default=1.5, ge=1.0, le=4.0)
+    #: colour constancy on the resized RGB canvas (``edge.colour``), the same function as in training
+    colour: Literal["none", "shades-of-gray"] = "none"
+    colour_power: float = Field(default=DEFAULT_POWER, ge=1.0, le=16.0)
     mean: float
     std: float
     dtype: Literal["int8", "uint8"]
@@ -163,6 +167,18 @@ def lesion_square(bgr: np.ndarray, margin: float = 1.5) -> tuple[int, int, int]:
     return x0, y0, side
 
 
+def square_canvas(bgr: np.ndarray, size: int, box: tuple[int, int, int]) -> np.ndarray:
+    """The square ``box`` (x0, y0, side) of a BGR image as a ``size`` x ``size`` RGB uint8 canvas.
+
+    Area averaging where the square is shrunk, bilinear where it is enlarged; the training side
+    (``models.sources.to_canvas``) resizes the same way.
+    """
+    x0, y0, s = box
+    sq = bgr[y0:y0 + s, x0:x0 + s]
+    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
+    return cv2.cvtColor(cv2.resize(sq, (size, size), interpolation=interp), cv2.COLOR_BGR2RGB)
+
+
 class Classifier:
     """The int8 lesion classifier. Thread-safe: calls are serialised on one interpreter."""
 
@@ -199,12 +215,14 @@ class Classifier:
         s = min(h, w)
         return (w - s) // 2, (h - s) // 2, s
 
+    def canvas(self, bgr: np.ndarray) -> np.ndarray:
+        """The RGB uint8 (S, S, 3) image the model sees: the manifest's crop, resize and colour constancy."""
+        spec = self.manifest.input
+        return apply_colour(square_canvas(bgr, self.size, self.crop_box(bgr)), spec.colour, spec.colour_power)
+
     def preprocess(self, bgr: np.ndarray) -> np.ndarray:
-        """BGR image of any size -> the model's quantized (1, S, S, 3) input (square crop, area resize)."""
-        x0, y0, s = self.crop_box(bgr)
-        sq = bgr[y0:y0 + s, x0:x0 + s]
-        interp = cv2.INTER_AREA if s > self.size else cv2.INTER_LINEAR
-        rgb = cv2.cvtColor(cv2.resize(sq, (self.size, self.size), interpolation=interp), cv2.COLOR_BGR2RGB)
+        """BGR image of any size -> the model's quantized (1, S, S, 3) input (:meth:`canvas`, quantized)."""
+        rgb = self.canvas(bgr)
         spec = self.manifest.input
         # q = x_norm / scale + zp with x_norm = (x - mean) / std, done in one affine step
         a = 1.0 / (spec.std * spec.scale)

@@ -140,17 +140,32 @@ def to_square(rgb: np.ndarray, source: str, size: int) -> np.ndarray:
     the square (squashed) ones are kept whole, their aspect left to the training augmentation
     (random anisotropic scaling) rather than guessed.
     """
+    return to_canvas(rgb, size)
+
+
+def to_canvas(rgb: np.ndarray, size: int, box=None, colour: str = "none") -> np.ndarray:
+    """An RGB image as the model's ``size`` x ``size`` canvas, the kiosk's way (``edge.classifier``).
+
+    ``box`` (x0, y0, side): the square to take, e.g. the kiosk's lesion square
+    (``edge.classifier.lesion_square``, stored per pack image by ``models.canvas boxes``); None: the
+    centre square. Then the kiosk's resize (area down, bilinear up) and its colour constancy
+    (``edge.colour.apply_colour``: ``none`` or ``shades-of-gray``), the same functions in the same order.
+    """
     import cv2
 
+    from edge.colour import apply_colour
+
     h, w = rgb.shape[:2]
-    if h != w:
+    if box is None:
         s = min(h, w)
-        y0, x0 = (h - s) // 2, (w - s) // 2
-        rgb = rgb[y0:y0 + s, x0:x0 + s]
-    s = rgb.shape[0]
+        box = ((w - s) // 2, (h - s) // 2, s)
+    x0, y0, s = (int(v) for v in box)
+    if not (s > 0 and 0 <= x0 and 0 <= y0 and x0 + s <= w and y0 + s <= h):
+        raise ValueError(f"crop box {box} does not lie inside a {w}x{h} image")
+    sq = rgb[y0:y0 + s, x0:x0 + s]
     if s != size:
-        rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_LINEAR)
-    return np.ascontiguousarray(rgb)
+        sq = cv2.resize(sq, (size, size), interpolation=cv2.INTER_AREA if s > size else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(apply_colour(np.ascontiguousarray(sq), colour))
 
 
 def pack_meta(path: Path | str) -> dict:
@@ -159,8 +174,13 @@ def pack_meta(path: Path | str) -> dict:
     return {k: z[k] for k in ("isic_id", "label", "group", "source", "labels")}
 
 
-def decode_pack(path: Path | str, size: int, threads: int = 0, indices=None) -> tuple[np.ndarray, dict]:
-    """Decode a pack (or only its images at ``indices``) into uint8 (N, size, size, 3) RGB, and its metadata."""
+def decode_pack(path: Path | str, size: int, threads: int = 0, indices=None, boxes=None,
+                colour: str = "none") -> tuple[np.ndarray, dict]:
+    """Decode a pack (or only its images at ``indices``) into uint8 (N, size, size, 3) RGB, and its metadata.
+
+    ``boxes``: (N_pack, 3) squares (x0, y0, side) per pack image (``models.canvas.load_boxes``), else
+    the centre square; ``colour``: the colour constancy of :func:`to_canvas`.
+    """
     import cv2
 
     z = np.load(path)
@@ -172,7 +192,7 @@ def decode_pack(path: Path | str, size: int, threads: int = 0, indices=None) -> 
     def dec(j: int) -> None:
         i = idx[j]
         bgr = cv2.imdecode(data[off[i]:off[i + 1]], cv2.IMREAD_COLOR)
-        out[j] = to_square(bgr[:, :, ::-1], str(meta["source"][i]), size)
+        out[j] = to_canvas(bgr[:, :, ::-1], size, None if boxes is None else boxes[i], colour)
 
     cv2.setNumThreads(1)
     with ThreadPoolExecutor(threads or os.cpu_count() or 2) as ex:
