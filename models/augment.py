@@ -2,7 +2,8 @@
 
 Beside what :func:`models.train.augment` does for the first model (rotation through any angle, flips,
 scale, translation, brightness, contrast, saturation, white balance, gamma, defocus blur), this one
-handles on purpose how the sources differ from what the kiosk sees:
+handles on purpose how the sources differ from what the kiosk sees (and, as an option of a run,
+mixes images: :func:`mix_batch`):
 
 - **aspect ratio**: BCN20000, ISIC 2017 and MSK images were squashed from wider originals to a
   square; a random anisotropic scaling (aspect 3:4 to 4:3) makes the model indifferent to it instead
@@ -83,3 +84,31 @@ def augment_v2(x: torch.Tensor, size: int, gen: torch.Generator | None = None,
     xb = F.conv2d(F.pad(xb, (0, 0, 2, 2), mode="reflect"), k.view(1, 1, 5, 1).repeat(3, 1, 1, 1), groups=3)
     x = torch.where((u(n) < 0.15).view(n, 1, 1, 1), xb, x)  # occasional defocus blur
     return (x * 255.0 - MEAN) / STD
+
+
+def mix_batch(x: torch.Tensor, gen: torch.Generator | None, rng, mixup: float = 0.0, cutmix: float = 0.0,
+              p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """Mixup or CutMix of a normalised NCHW batch with a permutation of itself (one draw per batch).
+
+    With probability ``p`` the batch is mixed: CutMix (Yun et al., 2019) where only ``cutmix`` > 0 or
+    on a coin toss where both are, else mixup (Zhang et al., 2018); the mixing weight is drawn from
+    Beta(alpha, alpha). Returns the batch, the permutation (None: not mixed) and ``lam``, the share of
+    the loss that goes to each image's own label (for CutMix the share of its pixels that stayed).
+    ``rng`` (numpy Generator) makes the host-side draws; ``gen`` the permutation on the batch's device.
+    """
+    if (mixup <= 0 and cutmix <= 0) or rng.random() >= p:
+        return x, None, 1.0
+    n = x.shape[0]
+    perm = torch.randperm(n, device=x.device, generator=gen)
+    use_cut = cutmix > 0 and (mixup <= 0 or rng.random() < 0.5)
+    lam = float(rng.beta(cutmix, cutmix) if use_cut else rng.beta(mixup, mixup))
+    if not use_cut:
+        return lam * x + (1 - lam) * x[perm], perm, lam
+    h, w = x.shape[-2:]
+    ch, cw = int(round(h * math.sqrt(1 - lam))), int(round(w * math.sqrt(1 - lam)))
+    cy, cx = int(rng.integers(0, h)), int(rng.integers(0, w))
+    y0, y1 = max(0, cy - ch // 2), min(h, cy + ch - ch // 2)
+    x0, x1 = max(0, cx - cw // 2), min(w, cx + cw - cw // 2)
+    out = x.clone()
+    out[:, :, y0:y1, x0:x1] = x[perm][:, :, y0:y1, x0:x1]
+    return out, perm, 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
