@@ -1,4 +1,5 @@
-"""Histology back from the pathology lab, per lesion: entered on the referral page or imported from a CSV.
+"""Histology back from the pathology lab, per lesion: entered on the referral page (dermatologists), on the
+histology page of a referral found by its reference (admins and dermatologists), or imported from a CSV.
 
 A result names the diagnosis from the ISIC hierarchy (``isic-metadata``'s
 ``DiagnosisEnum``), benign / malignant / indeterminate (it must agree with the
@@ -202,6 +203,29 @@ def import_csv(conn, data: bytes | str, user: str, role: str = "", *, remote_add
     audit.append(conn, actor=user, role=role, action="histology.import", target="csv",
                  detail=result.summary(), remote_addr=remote_addr)
     return result
+
+
+def find_referrals(conn, reference: str, user: str, role: str, *, remote_addr: str = "") -> list[dict]:
+    """The referrals a pathology report's referral reference (e-RS UBRN or the GP's reference; spaces and hyphens
+    in it ignored) names, newest first, each ``{key, site, referral_date, lesions}``. :class:`HistologyError` for
+    an empty or over-long reference. The search is audited with what it found, never the reference itself."""
+    text = (reference or "").strip()
+    if not text:
+        raise HistologyError("Referral reference: type the reference on the pathology report (the e-RS UBRN or the "
+                             "GP's reference).")
+    if len(text) > MAX_REF:
+        raise HistologyError(f"Referral reference: at most {MAX_REF} characters ({len(text)}).")
+    compact = "".join(text.split()).replace("-", "")
+    found = table.referrals_by_reference(conn, [text, compact])
+    audit.append(conn, actor=user, role=role, action="histology.find",
+                 target=found[0]["key"] if len(found) == 1 else "referrals", detail=f"{len(found)} found",
+                 remote_addr=remote_addr)
+    return found
+
+
+def referral_lesions(conn, key: str) -> list[dict]:
+    """The lesions of referral ``key`` for the histology page (empty when no such referral)."""
+    return table.referral_lesions(conn, key)
 
 
 def lesion_results(conn, key: str) -> dict[str, list[dict]]:

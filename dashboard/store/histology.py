@@ -94,3 +94,33 @@ def case_key(conn: sqlite3.Connection, case_id: str) -> str | None:
     """The referral key of a stored lesion, or None when no such lesion."""
     r = conn.execute("SELECT coalesce(referral_id, case_id) FROM cases WHERE case_id = ?", (case_id,)).fetchone()
     return r[0] if r else None
+
+
+def referrals_by_reference(conn: sqlite3.Connection, references: list[str]) -> list[dict]:
+    """The referrals whose reference (e-RS UBRN or the GP's) is one of ``references`` (compared upper-cased), as
+    ``{key, site, referral_date, lesions}``, newest first; a version-1 case counts as a referral of its own."""
+    refs = sorted({r.upper() for r in references if r})
+    if not refs:
+        return []
+    marks = ",".join("?" * len(refs))
+    rows = conn.execute(
+        f"SELECT r.referral_id, r.site, r.referral_date, (SELECT count(*) FROM cases c WHERE c.referral_id = "
+        f"r.referral_id) FROM referrals r WHERE upper(r.reference) IN ({marks}) UNION ALL "
+        f"SELECT case_id, site, substr(received_at, 1, 10), 1 FROM cases WHERE referral_id IS NULL AND "
+        f"upper(referral_ref) IN ({marks}) ORDER BY 3 DESC, 1", refs + refs).fetchall()
+    return [dict(zip(("key", "site", "referral_date", "lesions"), r)) for r in rows]
+
+
+def referral_lesions(conn: sqlite3.Connection, key: str) -> list[dict]:
+    """The lesions of referral ``key`` (a referral id, or a version-1 case's id), by lesion index: case id, lesion
+    id, body site, laterality, site detail, hub and referral date (a version-1 case: the day it was received)."""
+    cols = ("case_id", "lesion_id", "body_site", "laterality", "site_detail", "site", "referral_date")
+    rows = conn.execute(
+        "SELECT c.case_id, c.lesion_id, c.body_site, c.laterality, c.site_detail, c.site, r.referral_date "
+        "FROM cases c JOIN referrals r ON r.referral_id = c.referral_id WHERE c.referral_id = ? "
+        "ORDER BY c.lesion_index, c.received_at", (key,)).fetchall()
+    if not rows:
+        rows = conn.execute("SELECT case_id, lesion_id, body_site, laterality, site_detail, site, "
+                            "substr(received_at, 1, 10) FROM cases WHERE case_id = ? AND referral_id IS NULL",
+                            (key,)).fetchall()
+    return [dict(zip(cols, r)) for r in rows]
