@@ -55,9 +55,11 @@ def test_fleet_page_shows_the_service_alerts_firing(shifted):
     text = panel(logged_in(shifted, "it.one", "it"))
     assert 'data-alert="cancer-drift" data-subject="hub-a"' in text
     assert 'data-alert="cancer-drift" data-subject="hub-b"' not in text
-    assert "hub-a: the classifier called 50.0 % of lesions cancer in the last 7 days (20 lesions) against 10.0 %" in text
+    assert ("hub-a: the classifier called 50.0 % of lesions cancer in the last 7 days (20 lesions) against 10.0 %"
+            in text)
     # the baseline weeks' referrals (10 to 48 days old) wait for a reader: nearing the 28-day standard, per hub
-    assert 'data-alert="fds-unread" data-subject="hub-a"' in text and 'data-alert="fds-unread" data-subject="hub-b"' in text
+    assert 'data-alert="fds-unread" data-subject="hub-a"' in text
+    assert 'data-alert="fds-unread" data-subject="hub-b"' in text
     assert "Classifier cancer calls drifting" in text and 'id="count-service-alerts">3 firing' in text
 
 
