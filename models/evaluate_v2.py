@@ -125,8 +125,8 @@ def full_frames(data: Path):
     return out
 
 
-def crop_study(model_dir: Path, data: Path, thresholds: dict, margins=(1.25, 1.5, 2.0)) -> dict:
-    """Centre square vs lesion-centred square on full frames (int8, the kiosk's Classifier)."""
+def crop_study(model_dir: Path, data: Path, thresholds: dict, margins=(1.25, 1.5, 2.0), colour: str = "none") -> dict:
+    """Centre square vs lesion-centred square on full frames (int8, the kiosk's Classifier, the model's ``colour``)."""
     from edge.classifier import Classifier
 
     res = {}
@@ -135,6 +135,7 @@ def crop_study(model_dir: Path, data: Path, thresholds: dict, margins=(1.25, 1.5
         for crop, margin in [("centre-square", None)] + [("lesion-square", m) for m in margins]:
             clf = Classifier(model_dir, threads=2)
             clf.manifest.input.crop = crop
+            clf.manifest.input.colour = colour
             if margin:
                 clf.manifest.input.crop_margin = margin
             t0 = time.perf_counter()
@@ -166,22 +167,29 @@ def paired_auc_ci(pos: np.ndarray, a: np.ndarray, b: np.ndarray, boots: int = 20
             "p_not_better": round(float(np.mean(np.array(d) <= 0)), 3)}
 
 
-def evaluate(model_dir: Path, pack: Path, runs: Path, data: Path) -> dict:
-    """Everything the report and the manifest need."""
+def evaluate(model_dir: Path, pack: Path, runs: Path, data: Path, crop: str = "centre", colour: str = "none",
+             boxes: Path = Path(".devdata/lesion_boxes.npz")) -> dict:
+    """Everything the report and the manifest need; ``crop`` and ``colour``: the canvas the model was trained on."""
     from edge.classifier import Classifier
 
     meta = pack_meta(pack)
+    box = None
+    if crop == "lesion":
+        from models.canvas import load_boxes
+
+        box = load_boxes(boxes, meta["isic_id"])
     src_all = meta["source"].astype(str)
     parts = split_grouped(meta["group"].astype(str), meta["label"], src_all, seed=0)
     main = np.load(runs / "main.npz")
     prov = runs / "provenance.json"
     clf = Classifier(model_dir, threads=2)
-    clf.manifest.input.crop = "centre-square"  # the pack's images are already the training canvas
+    clf.manifest.input.crop = "centre-square"  # the pack's images are made into the training canvas below
+    clf.manifest.input.colour = "none"
     sets = {}
     for name in ("val", "test"):
         idx = main[f"{name}_idx"]
         assert np.array_equal(idx, parts[name]), "the runs' split is not this pack's split"
-        imgs, _ = decode_pack(pack, 224, indices=idx)
+        imgs, _ = decode_pack(pack, 224, indices=idx, boxes=box, colour=colour)
         t0 = time.perf_counter()
         p8 = int8_on_images(clf, imgs)
         sets[name] = {"y": main[f"{name}_y"], "src": main[f"{name}_source"].astype(str), "int8": p8,
@@ -228,10 +236,12 @@ def evaluate(model_dir: Path, pack: Path, runs: Path, data: Path) -> dict:
         both_p = np.concatenate([val["float"], test["float"]])
         m = np.isin(np.concatenate([val["src"], test["src"]]), members)
         res["loso"][fold] = {"left_out": list(members), "n": int(len(y)), "heldout": aucs(y, p),
-                             "heldout_tta": aucs(y, z["heldout_p_tta"].astype(np.float32)),
+                             **({"heldout_tta": aucs(y, z["heldout_p_tta"].astype(np.float32))}
+                                if "heldout_p_tta" in z else {}),
                              "heldout_balanced_accuracy": round(summary(y, p)["balanced_accuracy"], 4),
                              "in_distribution": {"n": int(m.sum()), **aucs(both_y[m], both_p[m])}}
-    res["crop_study"] = crop_study(model_dir, data, thresholds)
+    res["crop_study"] = crop_study(model_dir, data, thresholds, colour=colour)
+    res["canvas"] = {"crop": crop, "colour": colour}
     res["timing_ms_per_image_eval_loop"] = {"int8": round(test["ms"], 2)}
     res["_sets"] = sets
     return res
@@ -244,8 +254,10 @@ def main(argv=None) -> None:
     p.add_argument("--pack", default=".devdata/pack.npz")
     p.add_argument("--runs", default="models/work/gpu1")
     p.add_argument("--data", default="../shared/data")
+    p.add_argument("--crop", choices=("centre", "lesion"), default="centre", help="the model's training canvas")
+    p.add_argument("--colour", choices=("none", "shades-of-gray"), default="none", help="the model's colour constancy")
     a = p.parse_args(argv)
-    res = evaluate(Path(a.model_dir), Path(a.pack), Path(a.runs), Path(a.data))
+    res = evaluate(Path(a.model_dir), Path(a.pack), Path(a.runs), Path(a.data), a.crop, a.colour)
     res.pop("_sets")
     print(json.dumps({k: v for k, v in res.items() if k != "crop_study"}, indent=2))
 

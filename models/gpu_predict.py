@@ -1,6 +1,7 @@
 """Predictions of the second model's GPU runs: each run's outputs, saved weights, and probability-averaged ensembles.
 
     python -m models.gpu_run predict --weights OUT/main-step1316.pt --pack ... --out DIR   # main.npz for weights
+    python -m models.gpu_predict extract OUT/preds.npz reg-sog=main --out DIR   # a plan run as main.npz
 
 :func:`write_predictions` writes a run's ``<name>.npz`` (probabilities of each evaluated split, without
 and optionally with 4-flip TTA, with indices, labels, sources and ids; PH2's canvases where given) and
@@ -120,3 +121,43 @@ def run_predict(a) -> None:
                       lambda msg: print(f"{time.strftime('%H:%M:%S')} [predict] {msg}", flush=True),
                       tta=not a.no_tta, ph2=ph2)
     (out / "predict.summary.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def extract(preds: Path | str, pairs: list[str], out: Path | str) -> list[Path]:
+    """Split a plan's ``preds.npz`` into per-run files for ``models.evaluate_v2`` / ``models.build --runs``.
+
+    ``pairs``: ``RUN=NAME`` (e.g. ``reg-sog=main``, ``loso-isic2017-reg-sog=loso-isic2017``): the run's
+    arrays are written to ``out/NAME.npz`` under their own keys.
+    """
+    z = np.load(preds)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for pair in pairs:
+        run, _, name = pair.partition("=")
+        keys = [k for k in z.files if k.startswith(f"{run}__")]
+        if not keys or not name:
+            raise SystemExit(f"{preds}: no run {run!r} (it has {sorted({k.split('__')[0] for k in z.files})}); "
+                             "pairs are RUN=NAME")
+        np.savez_compressed(out / f"{name}.npz", **{k[len(run) + 2:]: z[k] for k in keys})
+        written.append(out / f"{name}.npz")
+    return written
+
+
+def main(argv=None) -> None:
+    """CLI: ``extract`` (a plan's predictions as per-run files)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=extract.__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("extract")
+    e.add_argument("preds")
+    e.add_argument("pairs", nargs="+", help="RUN=NAME, e.g. reg-sog=main loso-isic2017-reg-sog=loso-isic2017")
+    e.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    for f in extract(a.preds, a.pairs, a.out):
+        print(f)
+
+
+if __name__ == "__main__":
+    main()

@@ -200,12 +200,21 @@ def decode_pack(path: Path | str, size: int, threads: int = 0, indices=None, box
     return out, meta
 
 
-def pack_training_images(path: Path | str, n: int, seed: int, size: int) -> np.ndarray:
-    """``n`` images (uint8 NHWC RGB) drawn (seeded) from the lesion-grouped training split of a pack."""
+def pack_training_images(path: Path | str, n: int, seed: int, size: int, crop: str = "centre",
+                         colour: str = "none", boxes: Path | str = ".devdata/lesion_boxes.npz") -> np.ndarray:
+    """``n`` canvases (uint8 NHWC RGB) drawn (seeded) from the lesion-grouped training split of a pack.
+
+    ``crop`` (centre or lesion: the squares in ``boxes``) and ``colour``: the model's canvas.
+    """
     m = pack_meta(path)
     train = split_grouped(m["group"].astype(str), m["label"], m["source"].astype(str), seed=0)["train"]
     pick = np.sort(np.random.default_rng(seed).choice(train, size=min(n, len(train)), replace=False))
-    return decode_pack(path, size, indices=pick)[0]
+    box = None
+    if crop == "lesion":
+        from models.canvas import load_boxes
+
+        box = load_boxes(boxes, m["isic_id"])
+    return decode_pack(path, size, indices=pick, boxes=box, colour=colour)[0]
 
 
 def main(argv=None) -> None:
