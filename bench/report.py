@@ -5,7 +5,7 @@
 Builds the store with :func:`bench.worklist.build` (the ingest's ``Store.save_cases`` and the readers'
 ``dashboard.reports.sign``; here every referral dated within the last 365 days), adds histology to one lesion in
 eight of the signed ones through :mod:`dashboard.store.histology` (a third of them malignant), then times what
-``python -m dashboard report`` does for the year: the one query per lesion, every figure, the CSV tables with
+``python -m dashboard report`` does for the year: the columnar read of every lesion, every figure, the CSV tables with
 suppression, the three plots and the HTML, written to a folder. Prints, last, ``report_s=X n=N``
 (goal: at most 5 s here).
 """

@@ -120,6 +120,11 @@ def test_admin_histology_in_chromium_with_axe(env):
             page.on("request", lambda req: urls.append(req.url))
             log_in(page, f"{base}/histology/find", "ad-histo", PASSWORD)
             page.wait_for_url("**/histology/find")
+            page.fill("#find-reference", "NO-SUCH-REF")
+            page.click("form.histology-find button[type=submit]")
+            assert "No stored referral has this reference" in page.locator("#find-error").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "histology_find_error_1280.png"))
+            assert axe_violations(page) == []
             page.fill("#find-reference", REF)
             page.click("form.histology-find button[type=submit]")
             page.wait_for_url("**/histology/referrals/**")
@@ -143,6 +148,6 @@ def test_admin_histology_in_chromium_with_axe(env):
             page.screenshot(path=str(ARTIFACTS / "histology_admin_1280.png"))
             assert axe_violations(page) == []
             assert table.current(store.conn, l1)["entered_by"] == "ad-histo"
-            assert not [u for u in urls if REF.lower() in u.lower()]
+            assert not [u for u in urls if REF.lower() in u.lower() or "no-such-ref" in u.lower()]
         finally:
             browser.close()
