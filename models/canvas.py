@@ -49,7 +49,22 @@ def compute_boxes(pack: Path | str, margin: float = MARGIN, limit: int = 0) -> d
     for i in tqdm(range(n), desc="lesion squares", mininterval=5):
         bgr = cv2.imdecode(data[off[i]:off[i + 1]], cv2.IMREAD_COLOR)
         boxes[i] = lesion_square(bgr, margin)
-    return {"isic_id": ids[:n], "box": boxes, "margin": np.float32(margin)}
+    return {"isic_id": ids[:n], "box": boxes, "margin": np.float32(margin), "segmentation": segmentation_digest()}
+
+
+def segmentation_digest() -> str:
+    """SHA-256 of the kiosk code that finds the lesion square (``edge/classifier.py``, ``edge/quality/*.py``).
+
+    Stored with the boxes: boxes made by other code than the checkout's describe other crops
+    (``models/gpu_session.sh`` says so before training on them).
+    """
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent / "edge"
+    h = hashlib.sha256()
+    for f in [root / "classifier.py", *sorted((root / "quality").glob("*.py"))]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 def load_boxes(path: Path | str, isic_ids: np.ndarray) -> np.ndarray:
@@ -133,6 +148,7 @@ def main(argv=None) -> None:
     ph = sub.add_parser("ph2", help="PH2 as the kiosk's canvases (centre and lesion square)")
     ph.add_argument("--data", default="../shared/data")
     ph.add_argument("--out", default=".devdata/ph2.npz")
+    ph.add_argument("--quality", type=int, default=90, help="WebP quality (85 saves ~1 MB of the transfer)")
     lh = sub.add_parser("lite0-body", help="the ImageNet weights without their head")
     lh.add_argument("--out", default=".devdata/lite0-body.pth")
     a = p.parse_args(argv)
@@ -143,7 +159,7 @@ def main(argv=None) -> None:
         side_share = res["box"][:, 2]
         print(f"{a.out}: {len(side_share)} boxes, median side {int(np.median(side_share))} px")
     elif a.cmd == "ph2":
-        res = ph2_canvases(a.data)
+        res = ph2_canvases(a.data, quality=a.quality)
         np.savez(a.out, **res)
         print(f"{a.out}: {len(res['label'])} images, {Path(a.out).stat().st_size / 1e6:.2f} MB")
     else:

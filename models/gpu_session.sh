@@ -33,6 +33,10 @@ from models.gpu_run import read_plan
 from models.sources import pack_meta
 plan = read_plan(sys.argv[1])
 load_boxes(".devdata/lesion_boxes.npz", pack_meta(".devdata/pack.npz")["isic_id"])
+made_by = str(np.load(".devdata/lesion_boxes.npz").get("segmentation", "unknown"))
+if made_by != models.canvas.segmentation_digest():
+    print("WARNING: .devdata/lesion_boxes.npz was made by other lesion-segmentation code than this tree's "
+          "(edge/classifier.py, edge/quality): reg-lesion trains on those older squares")
 assert "pydantic" not in sys.modules, "the training side must not need the kiosk's pydantic"
 if sys.argv[2] == "1":
     assert torch.cuda.is_available(), "no CUDA device"
