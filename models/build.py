@@ -13,6 +13,9 @@ A second run (the main model alone, 2,497 steps, ``--keep-checks``) gave a mid-s
 that scored higher on the mixed validation (melanoma AUC 0.854 vs 0.846) but lower on PH2, the
 untouched external clinic (0.808 vs 0.850): it was not shipped, since surviving other clinics is
 the point of this model (``--stop-at`` and ``predict`` in ``models.gpu_run`` came from that run).
+A variant trained on another canvas (``gpu_run --crop lesion`` / ``--colour shades-of-gray``, e.g. a
+run of ``models/plans/h200.json``) is built with the same ``--crop`` / ``--colour`` here: they reach
+the conversion's calibration images, the evaluation's canvases and the manifest's ``input``.
 """
 
 from __future__ import annotations
