@@ -154,7 +154,7 @@ def run_all(a) -> None:
 
 
 def read_plan(path: Path | str) -> dict:
-    """A plan: ``runs`` (name, kind, args, share), ``common`` args, ``ensembles``, ``weights``; errors name what to fix."""
+    """A plan: ``runs`` (name, kind, args, share), ``common`` args, ``ensembles``, ``weights``."""
     plan = json.loads(Path(path).read_text())
     names = [r.get("name") for r in plan.get("runs", [])]
     if not names or len(set(names)) != len(names) or not all(names):
