@@ -42,10 +42,10 @@ MESSAGES = {
             "light is on and tap again",
     "bright": "Image is too bright (skin brightness {v:.0f}, at most {lim:.0f}): reduce the light or exposure "
               "and tap again",
-    "clip_white": "Parts of the image are burnt out white ({v:.1%} of the view, at most {lim:.1%}): reduce the "
-                  "light or exposure and tap again",
-    "clip_black": "Parts of the image are black ({v:.1%} of the view, at most {lim:.1%}): check the light and that "
-                  "nothing covers the lens, and tap again",
+    "clip_white": "Parts of the image are burnt out white ({v:.1%} of the lesion and its surroundings, at most "
+                  "{lim:.1%}): reduce the light or exposure and tap again",
+    "clip_black": "Parts of the image are black ({v:.1%} of the lesion and its surroundings, at most {lim:.1%}): "
+                  "check the light and that nothing covers the lens, and tap again",
     "glare": "Reflections (glare) cover {v:.1%} of the lesion and its surroundings (at most {lim:.1%}): add "
              "contact fluid or use polarised light, and tap again",
     "colour": "Colours look wrong ({direction} cast: {v:.1f} from this kiosk's normal colour, at most {lim:.1f}): "
@@ -126,7 +126,12 @@ def focus_value(sc: Scene) -> float:
     if sc.present:
         roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc))
     roi = cv2.resize(roi_small, (fw, fh), interpolation=cv2.INTER_NEAREST)
-    return focus_ratio(cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY), roi) if roi.any() else 1.0
+    if not roi.any():
+        return 1.0
+    # only the ROI's box (and the blurs' margin, as focus_ratio takes it) is converted to grey
+    x, y, bw, bh = cv2.boundingRect(roi)
+    xa, ya, xb, yb = max(0, x - 10), max(0, y - 10), min(fw, x + bw + 10), min(fh, y + bh + 10)
+    return focus_ratio(cv2.cvtColor(focus[ya:yb, xa:xb], cv2.COLOR_BGR2GRAY), roi[ya:yb, xa:xb])
 
 
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
@@ -152,11 +157,13 @@ def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings) -> Quality
 
 
 def _clipping(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-    inner = sc.fov.inner
-    n = max(cv2.countNonZero(inner), 1)
+    # over the lesion and its surroundings (the field of view without a lesion), as glare: a
+    # burnt-out patch of pale skin at the rim of the view hides nothing the dermatologist reads
+    region = cv2.bitwise_and(_around_lesion(sc), sc.fov.inner) if sc.present else sc.fov.inner
+    n = max(cv2.countNonZero(region), 1)
     white = cv2.countNonZero(cv2.bitwise_and(cv2.inRange(sc.work.small, (250, 250, 250), (255, 255, 255)),
-                                             inner)) / n
-    black = cv2.countNonZero(cv2.bitwise_and(cv2.inRange(sc.gray, 0, 4), inner)) / n
+                                             region)) / n
+    black = cv2.countNonZero(cv2.bitwise_and(cv2.inRange(sc.gray, 0, 4), region)) / n
     v = max(white, black)
     return _check(v, v <= rules.clipping_max, "clip_white" if white >= black else "clip_black", rules.clipping_max)
 

@@ -9,6 +9,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+#: The focus ratio's two scales (Gaussian sigma, pixels at ``focus_size``): fine detail just above
+#: sensor and JPEG noise, against the coarse structure. Measured at 800 px wide: at 500 px (a 1/8
+#: DCT decode of a 12 MP frame, 5 ms faster) even rescaled scales miss most moderate defocus.
+FINE_SIGMA = 0.7
+COARSE_SIGMA = 2.0
+
 
 def focus_ratio(gray: np.ndarray, roi: np.ndarray) -> float:
     """Fine-to-coarse gradient energy ratio in ``roi`` (same size as ``gray``): 1 = no fine detail.
@@ -25,8 +31,8 @@ def focus_ratio(gray: np.ndarray, roi: np.ndarray) -> float:
     pad = 10
     xa, ya = max(0, x0 - pad), max(0, y0 - pad)
     xb, yb = min(gray.shape[1], x0 + bw + pad), min(gray.shape[0], y0 + bh + pad)
-    g = cv2.GaussianBlur(gray[ya:yb, xa:xb].astype(np.float32), (0, 0), 0.7)  # below sensor/JPEG noise
-    gb = cv2.GaussianBlur(g, (0, 0), 2.0)
+    g = cv2.GaussianBlur(gray[ya:yb, xa:xb].astype(np.float32), (0, 0), FINE_SIGMA)  # below sensor/JPEG noise
+    gb = cv2.GaussianBlur(g, (0, 0), COARSE_SIGMA)
     m = (roi[ya:yb, xa:xb] > 0).astype(np.float32)
 
     def moments(x: np.ndarray) -> tuple[float, float, float]:
@@ -50,22 +56,38 @@ def focus_ratio(gray: np.ndarray, roi: np.ndarray) -> float:
     return float(best) if np.isfinite(best) else 1.0
 
 
-def glare_fraction(focus_bgr: np.ndarray, fov_mask_small: np.ndarray, max_blob: float = 0.02,
+#: A saturated blob larger than this share of the field of view is a burnt-out area, not a
+#: specular reflection.
+MAX_GLARE_BLOB = 0.02
+#: A glare pixel is saturated in all three channels (a specular reflection is as bright as the
+#: sensor goes; bright pale skin, as in PH2's frames, stays below it).
+GLARE_LEVEL = 250
+
+
+def glare_fraction(focus_bgr: np.ndarray, fov_mask_small: np.ndarray, max_blob: float | None = None,
                    region_small: np.ndarray | None = None) -> float:
     """Fraction of ``region_small`` (default: the field of view) covered by small, saturated, colourless
     blobs (specular glare); blobs over ``max_blob`` of the field of view are burnt-out areas, not glare.
+
+    The saturated pixels are first opened with a 3x3 disc: thin bright lines (the rims of air
+    bubbles in the contact fluid, reflections along hairs) hide nothing and are not glare.
     """
+    max_blob = MAX_GLARE_BLOB if max_blob is None else max_blob
     h, w = focus_bgr.shape[:2]
     fov = cv2.resize(fov_mask_small, (w, h), interpolation=cv2.INTER_NEAREST)
     region = fov if region_small is None else cv2.bitwise_and(
         fov, cv2.resize(region_small, (w, h), interpolation=cv2.INTER_NEAREST))
-    white = cv2.bitwise_and(cv2.inRange(focus_bgr, (235, 235, 235), (255, 255, 255)), fov)
+    white = cv2.bitwise_and(cv2.inRange(focus_bgr, (GLARE_LEVEL,) * 3, (255, 255, 255)), fov)
     n_fov = max(cv2.countNonZero(fov), 1)
     n_region = max(cv2.countNonZero(region), 1)
     if cv2.countNonZero(white) == 0:
         return 0.0
+    white = cv2.morphologyEx(white, cv2.MORPH_OPEN, _DISC3)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(white, connectivity=8)
     small = np.zeros(n, bool)
     small[1:] = stats[1:, cv2.CC_STAT_AREA] <= max_blob * n_fov
     glare = small[labels] & (region > 0)
     return float(np.count_nonzero(glare)) / n_region
+
+
+_DISC3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))

@@ -42,10 +42,11 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
     present = lesion.found and lesion.contrast >= rules.lesion_min_contrast
     inside = fov.inner > 0
     # Not skin: a colour-calibration sticker or pen mark (CIELAB b* below -15 or chroma over 60), as
-    # long as it is a small part of the view (most of it so coloured is the skin under a cast).
+    # long as it is under 40 % of the view (most of it so coloured is the skin under a cast; a
+    # calibration sticker can cover over a quarter of a frame).
     a, b = lab[..., 1].astype(np.int16) - 128, lab[..., 2].astype(np.int16) - 128
     marks = inside & ((b < -15) | (a * a + b * b > 3600))
-    if np.count_nonzero(marks) < 0.25 * np.count_nonzero(inside):
+    if np.count_nonzero(marks) < 0.4 * np.count_nonzero(inside):
         inside = inside & ~marks
     skin = inside
     if present:
@@ -62,24 +63,19 @@ def skin_chroma(sc: Scene) -> tuple[float, float] | None:
     A colour cast (channel gains g_R, g_G, g_B) adds (ln g_R/g_G, ln g_B/g_G) to it, whatever the
     skin's own colour, so the distance from a reference measures the cast itself.
     """
-    m = sc.skin
-    if not m.any():
+    # Only pixels with no saturated channel: a saturated channel hides the pixel's colour (a red
+    # cast on fair skin clips red first), so the cast is read where it can still be seen.
+    small = sc.work.small
+    keep = cv2.bitwise_and(cv2.inRange(small, (0, 0, 0), (SATURATED - 1,) * 3), sc.skin.view(np.uint8))
+    n = cv2.countNonZero(keep)
+    if n < 50:
         return None
-    b, g, r = (c[m] for c in cv2.split(sc.work.small))
-    # Per-pixel log ratios, averaged. A saturated channel hides how far a cast went (a red cast on
-    # fair skin clips red first): such a pixel's ratio counts CLIP_BEYOND further in the clipped
-    # channel's direction than observed. Burnt-out white pixels say nothing about colour: left out.
-    lr = _LOG[r] - _LOG[g]
-    lb = _LOG[b] - _LOG[g]
-    clip_r, clip_g, clip_b = r >= 250, g >= 250, b >= 250
-    lr += CLIP_BEYOND * (clip_r.astype(np.float32) - clip_g)
-    lb += CLIP_BEYOND * (clip_b.astype(np.float32) - clip_g)
-    keep = ~(clip_r & clip_g & clip_b)
-    if np.count_nonzero(keep) < 50:
-        return None
-    return float(lr[keep].mean()), float(lb[keep].mean())
+    # mean(ln R - ln G) = mean(ln R) - mean(ln G): each channel's histogram over the kept pixels
+    means = [float(cv2.calcHist([small], [c], keep, [256], [0, 256]).ravel().astype(np.float64) @ _LOG) / n
+             for c in range(3)]
+    return means[2] - means[1], means[0] - means[1]
 
 
-#: How much further (natural log) a saturated channel's ratio is taken to be than it reads.
-CLIP_BEYOND = 0.3
-_LOG = np.log(np.arange(256, dtype=np.float32) + 1.0)
+#: A channel at or above this level is saturated: the pixel's colour is not known.
+SATURATED = 250
+_LOG = np.log(np.arange(256, dtype=np.float64) + 1.0)
