@@ -39,6 +39,8 @@ def test_admin_finds_the_referral_by_reference_and_records_a_result(env):
     app, store, cases = env
     key, l1, l2 = str(cases[0][0].referral.referral_id), str(cases[0][0].case_id), str(cases[1][0].case_id)
     admin = logged_in(app, "ad.one", "admin")
+    home = admin.get("/reports").get_data(as_text=True)
+    assert '<a href="/histology/find" >Histology</a>' in home  # in the admin's navigation
     page = admin.get("/histology/find").get_data(as_text=True)
     token = csrf_token(page)
     r = admin.post("/histology/find", data={"csrf_token": token, "reference": " gp-77-abc "})  # case, spaces
@@ -73,7 +75,7 @@ def test_admin_form_errors_are_shown_beside_the_lesion_with_what_was_typed(env):
     r = admin.post(f"/referrals/{key}/histology/{l1}", data=form)
     html = r.get_data(as_text=True)
     assert r.status_code == 422
-    assert "Histology not recorded: benign_malignant: &#39;malignant&#39; contradicts the diagnosis" in html
+    assert "Histology not recorded: <strong>Benign or malignant</strong>: &#39;malignant&#39; contradicts the diagnosis" in html
     assert 'name="benign_malignant" aria-invalid="true" aria-describedby="histo-err-1"' in html
     assert 'value="PATH-82"' in html and f'value="{NAEVUS}" selected' in html
     assert '<details class="histology-form" open>' in html
@@ -136,7 +138,8 @@ def test_admin_histology_in_chromium_with_axe(env):
             page.fill("#histo-ref-1", "PATH-90")
             page.click("#histology-L1 button[type=submit]")
             error = page.locator("#histo-err-1")
-            assert error.is_visible() and "contradicts the diagnosis" in error.inner_text()
+            error.wait_for(state="visible")  # the refused form comes back as a new page (422)
+            assert "contradicts the diagnosis" in error.inner_text()
             assert page.input_value("#histo-ref-1") == "PATH-90"
             page.locator("#histo-err-1").scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "histology_admin_error_1280.png"))
