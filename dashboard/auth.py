@@ -54,6 +54,7 @@ class WebUser(UserMixin):
 
     @property
     def is_active(self) -> bool:
+        """Whether the account may sign in (an admin can disable it)."""
         return self.user.active
 
     def __getattr__(self, name):

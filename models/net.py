@@ -43,7 +43,8 @@ def _same_pad(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
 class ConvSame(nn.Conv2d):
     """Conv2d with TensorFlow SAME padding."""
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
+        """The convolution of ``x`` padded as TensorFlow's SAME does."""
         return super().forward(_same_pad(x, self.kernel_size[0], self.stride[0]))
 
 
@@ -64,7 +65,8 @@ class MBConv(nn.Module):
         self.skip = s == 1 and cin == cout
         self.drop_connect = drop_connect
 
-    def forward(self, x):  # noqa: D102
+    def forward(self, x):
+        """The block's output: expand, depthwise, project, and the residual when shapes allow."""
         y = x
         if self.expand:
             y = F.relu6(self._bn0(self._expand_conv(y)))
@@ -103,7 +105,8 @@ class EfficientNetLite0(nn.Module):
         x = F.relu6(self._bn1(self._conv_head(x)))
         return x.mean((2, 3))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits for a batch of normalised images."""
         return self._fc(self._dropout(self.features(x)))
 
 
