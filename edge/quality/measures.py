@@ -73,15 +73,16 @@ def glare_fraction(focus_bgr: np.ndarray, fov_mask_small: np.ndarray, max_blob: 
     bubbles in the contact fluid, reflections along hairs) hide nothing and are not glare.
     """
     max_blob = MAX_GLARE_BLOB if max_blob is None else max_blob
+    white = cv2.inRange(focus_bgr, (GLARE_LEVEL,) * 3, (255, 255, 255))
+    if cv2.countNonZero(white) == 0:  # the usual case: nothing saturated at all
+        return 0.0
     h, w = focus_bgr.shape[:2]
     fov = cv2.resize(fov_mask_small, (w, h), interpolation=cv2.INTER_NEAREST)
     region = fov if region_small is None else cv2.bitwise_and(
         fov, cv2.resize(region_small, (w, h), interpolation=cv2.INTER_NEAREST))
-    white = cv2.bitwise_and(cv2.inRange(focus_bgr, (GLARE_LEVEL,) * 3, (255, 255, 255)), fov)
+    white = cv2.bitwise_and(white, fov)
     n_fov = max(cv2.countNonZero(fov), 1)
     n_region = max(cv2.countNonZero(region), 1)
-    if cv2.countNonZero(white) == 0:
-        return 0.0
     white = cv2.morphologyEx(white, cv2.MORPH_OPEN, _DISC3)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(white, connectivity=8)
     small = np.zeros(n, bool)
