@@ -18,7 +18,7 @@ from edge.__main__ import main as edge_main
 from edge.camera import synth
 from edge.config import load
 from edge.quality import QualitySettings, assess
-from edge.quality.calibrate import BEGIN, MIN_IMAGES, END, fit_reference, measure
+from edge.quality.calibrate import BEGIN, MIN_IMAGES, END, colour_outliers, fit_reference, measure
 
 DEMO = Path(__file__).resolve().parents[1] / "firmware_config" / "kiosk.demo.toml"
 
@@ -123,3 +123,19 @@ def test_reference_is_validated():
         fit_reference([(0.3, 0.0, 2.0)] * (MIN_IMAGES - 1))
     with pytest.raises(ValueError, match="no fine detail"):
         fit_reference([(0.3, 0.0, 1.01)] * MIN_IMAGES)
+
+
+def test_an_odd_still_is_left_out_of_the_colour_fit_and_named(config, tmp_path, capsys):
+    paths = stills(tmp_path, 14)
+    odd = tmp_path / "odd.jpg"
+    odd.write_bytes(still(20, (1.6, 1.0, 0.7)))  # taken under another light: strongly blue
+    samples = [measure(Path(p).read_bytes(), QualitySettings()) for p in [*paths, str(odd)]]
+    assert [i for i, _ in colour_outliers(samples)] == [14]
+    with_odd, without = fit_reference(samples), fit_reference(samples[:14])
+    assert with_odd.chroma == without.chroma and with_odd.cov == without.cov and with_odd.images == 15
+    rc = edge_main(["calibrate", "--config", str(config), *paths, str(odd), "--dry-run"])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"left out of the colour fit {odd}: its skin colour is " in out, out
+    # A blue cast the odd still would have hidden is still caught by the reference fitted without it.
+    settings = QualitySettings(reference=with_odd)
+    assert not assess(still(21, (1.35, 1.0, 0.8)), "dermoscopic", settings).checks["colour"].ok

@@ -7,7 +7,9 @@ The installer photographs normal skin through the kiosk's own dermatoscope and c
 different people and sites, lesions or plain skin. Each still is measured exactly as the gate
 measures a photograph (``scene.skin_chroma``: the skin's mean ln R/G, ln B/G; the focus check's
 ratio). Stills that are not fit to calibrate on (not an image, too dark or bright, no skin to
-measure) are named and left out. The reference (colour: mean and covariance, widened by
+measure) are named and left out, and so, from the colour fit only, is a still whose colour lies
+over ``OUTLIER_DISTANCE`` from all the others' (one odd still would widen the spread and let real
+casts pass). The reference (colour: mean and covariance, widened by
 ``MIN_SD`` so that a few dozen similar stills do not make a hair trigger; sharpness: the median
 focus ratio) is written into the config file as a ``[quality.reference]`` table between two
 marker comments, replacing the previous one;
@@ -55,16 +57,43 @@ def measure(data: bytes, settings: QualitySettings) -> tuple[float, float, float
     return chroma[0], chroma[1], focus_value(sc)
 
 
+#: A still whose colour lies further than this (Mahalanobis distance, as the colour check measures)
+#: from the other stills' is left out of the fit: one odd still (a sticker filling the view, a
+#: mostly burnt-out frame) would widen the spread and let real casts pass.
+OUTLIER_DISTANCE = 3.5
+
+
+def colour_outliers(samples: list[tuple[float, float, float]]) -> list[tuple[int, float]]:
+    """(index, distance) of the stills whose colour is unlike the others' (over ``OUTLIER_DISTANCE``),
+    each measured against the mean and covariance of all the others."""
+    x = np.asarray([(r, b) for r, b, _ in samples], float)
+    out = []
+    for i in range(len(x)):
+        rest = np.delete(x, i, axis=0)
+        if len(rest) < 3:
+            break
+        d = x[i] - rest.mean(axis=0)
+        cov = np.cov(rest.T) + np.eye(2) * 1e-6
+        dist = float(np.sqrt(d @ np.linalg.solve(cov, d)))
+        if dist > OUTLIER_DISTANCE:
+            out.append((i, dist))
+    return out
+
+
 def fit_reference(samples: list[tuple[float, float, float]], note: str = "") -> KioskReference:
-    """Colour: mean and covariance of (ln R/G, ln B/G), MIN_SD added to the spread of each axis;
-    sharpness: the median focus ratio."""
+    """Colour: mean and covariance of (ln R/G, ln B/G) without the ``colour_outliers``, MIN_SD added
+    to the spread of each axis; sharpness: the median focus ratio of all the stills."""
     if len(samples) < MIN_IMAGES:
         raise ValueError(f"{len(samples)} usable stills: at least {MIN_IMAGES} are needed")
     focus = float(np.median([f for _, _, f in samples]))
     if focus <= 1.05:
         raise ValueError(f"the stills have almost no fine detail (median focus ratio {focus:.2f}): "
                          "check the dermatoscope's focus")
-    x = np.asarray([(r, b) for r, b, _ in samples], float)
+    odd = {i for i, _ in colour_outliers(samples)}
+    colour = [s for i, s in enumerate(samples) if i not in odd]
+    if len(colour) < MIN_IMAGES:
+        raise ValueError(f"only {len(colour)} stills agree on the skin's colour: at least {MIN_IMAGES} are needed")
+    x = np.asarray([(r, b) for r, b, _ in colour], float)
     mu, cov = x.mean(axis=0), np.cov(x.T)
     cov = cov + np.eye(2) * MIN_SD ** 2
     r = lambda v: round(float(v), 5)  # noqa: E731
@@ -110,7 +139,7 @@ def cli(config: str, images: list[str], note: str | None = None, dry_run: bool =
     except ConfigError as exc:
         print(f"configuration error: {exc}")
         return 2
-    samples = []
+    samples, used = [], []
     for name in images:
         try:
             got = measure(Path(name).read_bytes(), settings)
@@ -120,6 +149,10 @@ def cli(config: str, images: list[str], note: str | None = None, dry_run: bool =
             print(f"left out {name}: {got}")
         else:
             samples.append(got)
+            used.append(name)
+    for i, dist in colour_outliers(samples):
+        print(f"left out of the colour fit {used[i]}: its skin colour is {dist:.1f} from the other stills' "
+              f"(over {OUTLIER_DISTANCE}); check it was taken with the kiosk's own light and settings")
     note = note or f"{len(samples)} stills, {_dt.date.today().isoformat()}"
     try:
         ref = fit_reference(samples, note)
