@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     args_in = sys.argv[1:] if argv is None else list(argv)
     if args_in[:1] == ["pki"]:  # certificates: no centre config needed (python -m dashboard pki --help)
-        from .pki import main as pki_main
+        from .pkicli import main as pki_main
 
         return pki_main(args_in[1:])
     if args_in[:1] == ["update"]:  # signed update bundles (python -m dashboard update --help)

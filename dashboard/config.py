@@ -20,11 +20,37 @@ from wire import topics, tomlconfig
 
 from .alerts import FleetConfig
 from .hospitalconfig import FhirConfig, PacsConfig
-from .registry import RegistryConfig
 from .readingconfig import ReadingConfig
 from .serviceconfig import ServiceConfig
 from .servicereport.monitor import MonitoringConfig
 from .worklistconfig import WorklistConfig
+
+
+class BrokerAdmin(BaseModel):
+    """The broker-admin identity (``pki issue-broker-admin``) the registry registers kiosks at the broker with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^mqtts://[^/]+$")
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+class RegistryConfig(BaseModel):
+    """The ``[registry]`` section of the centre config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Cases from a kiosk that is not registered are quarantined. Off only while migrating a centre
+    #: that had no registry: they are then stored, and the kiosk is still shown as unregistered.
+    require_registration: bool = True
+    #: The PKI folder (``python -m dashboard pki --dir``) whose ``index.json`` seeds registrations
+    #: and gives the fleet page each kiosk's certificate expiry. Only the index is read.
+    pki_dir: Path | None = None
+    #: The broker-admin identity (``pki issue-broker-admin``): url, ca_file, cert_file, key_file.
+    #: Set, registering a kiosk registers it at the broker too, bound to its hub.
+    broker: BrokerAdmin | None = None
 
 
 class _Section(BaseModel):

@@ -389,10 +389,3 @@ class Pki:
         crl = b.sign(ca_key, hashes.SHA256())
         _write_public(self.crl_path, crl.public_bytes(serialization.Encoding.PEM))
         return self.crl_path
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m dashboard pki ...`` (see :func:`dashboard.pkicli.main`)."""
-    from .pkicli import main as cli_main
-
-    return cli_main(argv)

@@ -12,7 +12,7 @@ import pytest
 from dashboard import create_app
 from dashboard.alerts import FleetConfig
 from dashboard.pki import Pki
-from dashboard.registry import RegistryConfig
+from dashboard.config import RegistryConfig
 from tests.dashauth import PASSWORD, make_user
 from tests.test_registry_pages import fill
 from tests.axe_kit import AXE, axe_violations

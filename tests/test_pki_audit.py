@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from dashboard import audit
-from dashboard.pki import main as pki_main
+from dashboard.pkicli import main as pki_main
 
 
 def centre_config(tmp_path):

@@ -18,7 +18,7 @@ from dashboard import audit, counters, create_app, fleet, registry
 from dashboard.alerts import FleetConfig
 from dashboard.intake import handle_case, handle_kiosk_message
 from dashboard.pki import Pki
-from dashboard.registry import RegistryConfig
+from dashboard.config import RegistryConfig
 from dashboard.sample import make_frame
 from dashboard.store import Store
 from tests.dashauth import csrf_token, logged_in
