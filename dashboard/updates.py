@@ -107,7 +107,7 @@ def sign_model(model_dir: Path | str, key: Ed25519PrivateKey, devices: list[str]
 
 def sign_config(path: Path | str, key: Ed25519PrivateKey, devices: list[str], label: str | None = None) -> bytes:
     """A config bundle of one kiosk TOML file (validated here first)."""
-    from edge.config import load
+    from wire.kioskconfig import load
 
     cfg = load(path, check_files=False)          # ConfigError names the field
     if cfg.device_id not in devices:

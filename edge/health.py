@@ -28,6 +28,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from wire import topics
+from wire.kioskconfig.kiosk import HealthSettings  # noqa: F401 (the [health] settings, used by callers)
 from wire.messages import Health
 
 log = logging.getLogger("edge.health")
@@ -45,14 +46,6 @@ THROTTLE_BITS = {
 }
 #: Bits that mean "the kiosk is being held back right now".
 THROTTLED_NOW_MASK = 0xF
-
-
-class HealthSettings(BaseModel):
-    """How often the kiosk reports its health."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    interval_s: float = Field(30.0, ge=1, le=3600)
 
 
 def decode_throttled(bits: int) -> list[str]:

@@ -44,10 +44,11 @@ from pydantic import ValidationError
 from wire import topics
 from wire.durable import fsync_dir, write_new
 from wire.messages import UpdateManifest, UpdateResult
+from wire.kioskconfig.kiosk import UpdateSettings
 from wire.staff import STAFF_FILE, StaffRoster
 
 from .bundle import UpdateError, load_public_key, peek_manifest, read_bundle, verify_bundle
-from .config import CONFIG_FILE, ConfigError, UpdateSettings, config_override_path, effective_config_path, load
+from .config import CONFIG_FILE, ConfigError, config_override_path, effective_config_path, load
 from .modelstore import MODEL_FILES, ModelStore, self_test
 
 __all__ = ["UpdateSettings", "config_override_path", "effective_config_path", "Updater", "UpdateError",

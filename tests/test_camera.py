@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from edge.camera import Camera, CameraError, Frame, open_camera
 from edge.camera.replay import ReplayCamera, jpeg_size
-from edge.camera.settings import CameraSettings
+from wire.kioskconfig.camera import CameraSettings
 from edge.camera import synth
 from wire import tomlconfig
 

@@ -19,7 +19,7 @@ from datetime import datetime
 import cv2
 import numpy as np
 
-from .settings import CameraSettings, OpenCVSettings, Picamera2Settings, ReplaySettings
+from wire.kioskconfig.camera import CameraSettings, OpenCVSettings, Picamera2Settings, ReplaySettings
 
 __all__ = [
     "Camera", "CameraError", "CameraSettings", "Frame", "OpenCVSettings", "Picamera2Settings",

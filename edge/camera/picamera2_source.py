@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from . import Camera, CameraError, Frame, encode_preview, encode_still
-from .settings import CameraSettings
+from wire.kioskconfig.camera import CameraSettings
 
 MISSING = ("picamera2 is not installed: on the Pi install apt's python3-picamera2 and create the venv "
            "with --system-site-packages (see the README's Pi notes)")

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from . import Camera, CameraError, Frame, encode_preview, encode_still
-from .settings import CameraSettings
+from wire.kioskconfig.camera import CameraSettings
 from .synth import lesion_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
