@@ -19,12 +19,12 @@ import sys
 import cv2
 import numpy as np
 
+from wire.kioskconfig.quality import CHECKS, KioskReference, QualitySettings, ViewRules
 from wire.messages import Quality, QualityCheck
 
 from .analysis import DecodeError, fov_coverage
 from .measures import focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_chroma
-from .settings import CHECKS, KioskReference, QualitySettings, ViewRules
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
 

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from wire.kioskconfig.quality import KioskReference, QualitySettings
+
 from .analysis import DecodeError
 from .scene import scene, skin_chroma
-from .settings import KioskReference, QualitySettings
 
 MIN_IMAGES = 12
 #: Added to each log-chromaticity axis's standard deviation (in quadrature, about 5 %): a reference

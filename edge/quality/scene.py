@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from wire.kioskconfig.quality import QualitySettings, ViewRules
+
 from .analysis import FieldOfView, LesionRegion, Working, decode, find_fov, segment_lesion
-from .settings import QualitySettings, ViewRules
 
 
 @dataclass

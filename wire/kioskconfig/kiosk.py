@@ -16,10 +16,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edge.quality import QualitySettings
 from wire import tomlconfig
 from wire.kioskconfig.broker import BrokerSettings
 from wire.kioskconfig.camera import CameraSettings
+from wire.kioskconfig.quality import QualitySettings
 from wire.messages import VIEWS
 from wire.referral import MAX_LESIONS, normalise_ods_code
 from wire.topics import check_id
