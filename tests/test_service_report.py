@@ -212,6 +212,7 @@ def test_reports_page_and_csv_for_dermatologists_and_admins_only(seeded):
     html = page.get_data(as_text=True)
     assert "Service report" in html and keys[12] in html and "12.5" in html
     assert 'data-alert="fds-unread"' in html  # hub-b: the unread referral, not the one sent back to re-image
+    assert "<strong>Referrals nearing 28 days unread</strong>: hub-b" in html  # the fleet page's words
     assert "hub-b: 1 referral still waiting for a reader 21 days or more" in html
     assert "/reports/plots/turnaround.png?from=2026-01-01&amp;to=2026-01-31" in html
     png = derm.get("/reports/plots/roc.png?from=2026-01-01&to=2026-01-31")

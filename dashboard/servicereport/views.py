@@ -84,7 +84,8 @@ def page():
                              current_app.config.get("MONITORING") or monitor.MonitoringConfig())
     q = {"from": start.isoformat(), "to": end.isoformat()}
     src = {name: url_for("service_report.plot", name=name, **q) for name in plots.PLOTS}
-    return render_template("reports.html", **export.context(rep, False, src), seconds=took, error=None, service_alerts=watch.alerts,
+    return render_template("reports.html", **export.context(rep, False, src), seconds=took, error=None,
+                           service_alerts=watch.alerts, service_titles=monitor.TITLES,
                            start=q["from"], end=q["to"], csv_names=[n[:-4] for n in export.CSV_NAMES])
 
 
