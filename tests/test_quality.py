@@ -11,6 +11,7 @@ from edge.camera import synth
 from edge.quality import QualitySettings, assess
 from edge.quality.analysis import decode
 from edge.quality.calibrate import fit_reference, measure
+from edge.quality.measures import glare_fraction
 from wire.messages import Quality
 
 SEEDS = (0, 1, 2)
@@ -138,6 +139,37 @@ def test_reflections_away_from_the_lesion_pass(seed):
     # The same few reflections that fail over the lesion pass in a corner of the field: nothing hidden.
     q = assess(jpeg(synth.degrade_glare(good(seed), 8, 16, seed=3, region=(0.15, 0.1, 0.3, 0.25))), "dermoscopic")
     assert q.checks["glare"].ok and q.checks["glare"].value == 0.0
+
+
+def test_saturated_specks_in_pale_burnt_out_skin_are_not_glare_but_reflections_are():
+    """PH2's bright frames: a broad near-white hot spot of pale skin, speckled with saturated pixels, or
+    one running to the rim of the view, is not glare; the same specks on darker skin, and small
+    reflections, are."""
+    skin = np.zeros((600, 800, 3), np.uint8)
+    skin[:] = (170, 180, 215)
+    fov = np.full((300, 400), 255, np.uint8)
+
+    def specks(img, y0, y1, x0, x1):
+        for y in range(y0 + 4, y1 - 4, 12):
+            for x in range(x0 + 4, x1 - 4, 12):
+                img[y:y + 4, x:x + 4] = 255
+        return img
+
+    broad = skin.copy()
+    broad[100:400, 200:600] = 242  # 25 % of the view, near-white
+    assert glare_fraction(specks(broad, 100, 400, 200, 600), fov) == 0.0
+    at_rim = skin.copy()
+    at_rim[250:330, 0:60] = 242  # small, but reaching the rim of the view
+    assert glare_fraction(specks(at_rim, 250, 330, 0, 60), fov) == 0.0
+    # the same specks on skin that is not near-white are reflections
+    darker = specks(skin.copy(), 100, 400, 200, 600)
+    assert glare_fraction(darker, fov) > 0.02
+    # a few small reflections (a saturated disc with a bright halo) on the skin are glare
+    spots = skin.copy()
+    for cx in (300, 400, 500):
+        synth.cv2.circle(spots, (cx, 300), 9, (245, 245, 245), -1)
+        synth.cv2.circle(spots, (cx, 300), 6, (255, 255, 255), -1)
+    assert glare_fraction(spots, fov) > 0.0005
 
 
 def test_mild_blur_passes_and_strong_blur_scores_lower():

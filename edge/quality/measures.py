@@ -62,6 +62,10 @@ MAX_GLARE_BLOB = 0.02
 #: A glare pixel is saturated in all three channels (a specular reflection is as bright as the
 #: sensor goes; bright pale skin, as in PH2's frames, stays below it).
 GLARE_LEVEL = 250
+#: Near-white (all three channels at least this): the patch a saturated speck lies in. A reflection
+#: is a small near-white patch in darker surroundings; pale skin under the light's hot spot is a
+#: broad one, or one running to the rim of the view, speckled with saturated pixels.
+ZONE_LEVEL = 235
 
 
 def glare_fraction(focus_bgr: np.ndarray, fov_mask_small: np.ndarray, max_blob: float | None = None,
@@ -69,8 +73,11 @@ def glare_fraction(focus_bgr: np.ndarray, fov_mask_small: np.ndarray, max_blob: 
     """Fraction of ``region_small`` (default: the field of view) covered by small, saturated, colourless
     blobs (specular glare); blobs over ``max_blob`` of the field of view are burnt-out areas, not glare.
 
-    The saturated pixels are first opened with a 3x3 disc: thin bright lines (the rims of air
-    bubbles in the contact fluid, reflections along hairs) hide nothing and are not glare.
+    Saturated pixels lying in a near-white (``ZONE_LEVEL``) patch larger than ``max_blob`` of the
+    field of view, or one reaching its rim, are left out: that is pale skin burnt out under the
+    light's hot spot (the clipping check's business; PH2's frames often show one at the rim), not a
+    reflection. The rest are opened with a 3x3 disc: thin bright lines (the rims of air bubbles in
+    the contact fluid, reflections along hairs) hide nothing and are not glare.
     """
     max_blob = MAX_GLARE_BLOB if max_blob is None else max_blob
     white = cv2.inRange(focus_bgr, (GLARE_LEVEL,) * 3, (255, 255, 255))
@@ -83,6 +90,18 @@ def glare_fraction(focus_bgr: np.ndarray, fov_mask_small: np.ndarray, max_blob: 
     white = cv2.bitwise_and(white, fov)
     n_fov = max(cv2.countNonZero(fov), 1)
     n_region = max(cv2.countNonZero(region), 1)
+    # Saturated specks within a broad near-white patch (pale skin under the light's hot spot, as
+    # at the rim of PH2's frames) are that patch burnt out (clipping's business), not reflections:
+    # a reflection is a small white patch against darker surroundings.
+    bright = cv2.bitwise_and(cv2.inRange(focus_bgr, (ZONE_LEVEL,) * 3, (255, 255, 255)), fov)
+    nz, zl, zs, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
+    broad = np.zeros(nz, bool)
+    broad[1:] = zs[1:, cv2.CC_STAT_AREA] > max_blob * n_fov
+    rim = cv2.subtract(fov, cv2.erode(fov, _DISC3, iterations=2, borderType=cv2.BORDER_CONSTANT, borderValue=0))
+    broad[np.unique(zl[rim > 0])] = True
+    broad[0] = False
+    if broad.any():
+        white[broad[zl]] = 0
     white = cv2.morphologyEx(white, cv2.MORPH_OPEN, _DISC3)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(white, connectivity=8)
     small = np.zeros(n, bool)
