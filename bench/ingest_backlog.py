@@ -22,10 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest_throughput import publisher, with_comment  # noqa: E402
-
+from bench.publish_kit import publisher, with_comment  # noqa: E402
 from dashboard import sample  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 from wire import codec, topics  # noqa: E402
