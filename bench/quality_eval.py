@@ -71,9 +71,30 @@ def cut(img: np.ndarray, lesion: np.ndarray | None, outside: float, rng: random.
         if 1.0 - inside.mean() >= outside:
             m = np.float32([[1, 0, dx * t], [0, 1, dy * t]])
             moved = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            moved = _no_mirrored_lesion(moved, img, lesion, fov, m)
             moved[~fov] = img[~fov]
             return moved
     return None
+
+
+def _no_mirrored_lesion(moved: np.ndarray, img: np.ndarray, lesion: np.ndarray, fov: np.ndarray,
+                        m: np.ndarray) -> np.ndarray:
+    """The strip the shift leaves is filled with the mirrored margin; where that mirror holds the lesion
+    (a lesion near the far edge), paint it over with the skin's median colour, feathered: otherwise the
+    "cut" still shows a whole copy of the lesion, which the gate rightly passes."""
+    h, w = img.shape[:2]
+    flags = dict(flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+    mirrored = cv2.warpAffine(lesion.astype(np.uint8), m, (w, h), **flags) > 0
+    valid = cv2.warpAffine(np.ones((h, w), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    copy = (mirrored & ~valid).astype(np.uint8)
+    if not copy.any():
+        return moved
+    pad = max(3, w // 60)
+    copy = cv2.dilate(copy, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pad + 1,) * 2)) & ~valid
+    skin = np.median(img[fov & ~lesion], axis=0) if np.any(fov & ~lesion) else np.median(img.reshape(-1, 3), axis=0)
+    a = cv2.GaussianBlur(copy.astype(np.float32), (0, 0), pad / 2)[..., None]
+    return np.clip(moved * (1 - a) + skin * a, 0, 255).astype(np.uint8)
 
 
 def blur(img: np.ndarray, item: Item, native_px: float) -> np.ndarray:
