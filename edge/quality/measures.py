@@ -92,22 +92,26 @@ def glare_fraction(focus_bgr: np.ndarray, fov_mask_small: np.ndarray, max_blob: 
     n_region = max(cv2.countNonZero(region), 1)
     # Saturated specks within a broad near-white patch (pale skin under the light's hot spot, as
     # at the rim of PH2's frames) are that patch burnt out (clipping's business), not reflections:
-    # a reflection is a small white patch against darker surroundings.
-    bright = cv2.bitwise_and(cv2.inRange(focus_bgr, (ZONE_LEVEL,) * 3, (255, 255, 255)), fov)
+    # a reflection is a small white patch against darker surroundings. The patches are found at the
+    # field of view mask's (analysis) size: a quarter of the pixels.
+    fov_s = fov_mask_small
+    sh, sw = fov_s.shape[:2]
+    bright = cv2.bitwise_and(cv2.inRange(cv2.resize(focus_bgr, (sw, sh), interpolation=cv2.INTER_AREA),
+                                         (ZONE_LEVEL,) * 3, (255, 255, 255)), fov_s)
     nz, zl, zs, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
-    broad = np.zeros(nz, bool)
-    broad[1:] = zs[1:, cv2.CC_STAT_AREA] > max_blob * n_fov
-    rim = cv2.subtract(fov, cv2.erode(fov, _DISC3, iterations=2, borderType=cv2.BORDER_CONSTANT, borderValue=0))
-    broad[np.unique(zl[rim > 0])] = True
-    broad[0] = False
+    broad = np.zeros(nz, np.uint8)
+    broad[1:] = zs[1:, cv2.CC_STAT_AREA] > max_blob * max(cv2.countNonZero(fov_s), 1)
+    rim = cv2.subtract(fov_s, cv2.erode(fov_s, _DISC3, borderType=cv2.BORDER_CONSTANT, borderValue=0))
+    broad[np.unique(zl[rim > 0])] = 1
+    broad[0] = 0
     if broad.any():
-        white[broad[zl]] = 0
+        zone = cv2.resize(broad[zl], (w, h), interpolation=cv2.INTER_NEAREST)
+        white = cv2.bitwise_and(white, cv2.compare(zone, 0, cv2.CMP_EQ))
     white = cv2.morphologyEx(white, cv2.MORPH_OPEN, _DISC3)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(white, connectivity=8)
-    small = np.zeros(n, bool)
-    small[1:] = stats[1:, cv2.CC_STAT_AREA] <= max_blob * n_fov
-    glare = small[labels] & (region > 0)
-    return float(np.count_nonzero(glare)) / n_region
+    for k in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] > max_blob * n_fov) + 1:  # rare: burnt-out areas
+        white[labels == k] = 0
+    return float(cv2.countNonZero(cv2.bitwise_and(white, region))) / n_region
 
 
 _DISC3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
