@@ -10,7 +10,8 @@ sharpness) is calibrated on
 ``--fit-n`` stills of the fit half (``edge.quality.calibrate``, as an installer would), and the
 figures are taken on ``--n`` stills of the score half (``--part fit`` prints them on the fit half:
 that is what the thresholds were chosen on). ``--seed`` draws the sample and the degradations'
-randomness: seed 0 is the default run, 1 and 2 are held out (never looked at while tuning).
+randomness: seed 0 is the default run, 1, 2 and 3 other samples (README, "The quality gate", says
+which of them each round looked at while tuning).
 
 Printed per source: the false-reject rate of each check and of the whole gate on the originals
 (with the calibrated reference, and with the built-in default one of an uncalibrated kiosk); the detection

@@ -37,8 +37,10 @@ framing       <= 0.5          <= 0.5          --
   level <= 4), whichever is larger; the message names which.
 * ``glare``: the fraction of the lesion and its surroundings (its bounding box grown by a quarter
   each side; the field of view without a lesion) covered by small white blobs saturated in all
-  three channels (>= 250), thin lines (bubble rims, hairs) opened away: glare that hides the
-  lesion, not PH2's bright pale skin nor a bubble in the contact fluid beside it.
+  three channels (>= 250), thin lines (bubble rims, hairs) opened away, leaving out specks within a
+  broad near-white patch (all channels >= 235, over 2 % of the view) or one reaching the view's rim:
+  glare that hides the lesion, not PH2's pale skin burnt out under the light's hot spot (clipping's
+  business) nor a bubble in the contact fluid beside it.
 * ``colour``: Mahalanobis distance of the skin's mean log-chromaticity (ln R/G, ln B/G: a colour
   cast, a change of channel gains, shifts it by the same amount whatever the skin), over the skin
   pixels with no channel saturated (>= 250: their colour is unknown), from this kiosk's reference
