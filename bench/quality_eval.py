@@ -1,7 +1,7 @@
 """Evaluate the quality gate per source on good originals and on graded degradations of them.
 
     .venv/bin/python -m bench.quality_eval [--n 60] [--fit-n 40] [--seed 0] [--sources ph2,isic2017,...]
-                                           [--part score] [--jobs 2] [--skip-masks]
+                                           [--part score] [--jobs 2] [--skip-masks] [--uncalibrated]
 
 Sources (``bench.quality_sources``): PH2, ISIC 2017, the HAM10000 images with expert masks and
 the HAM10000 centre squares, each brought to a kiosk-like still and split by a hash of the image
@@ -9,7 +9,8 @@ id into a fit half and a score half. Per source, the kiosk's reference (normal c
 sharpness) is calibrated on
 ``--fit-n`` stills of the fit half (``edge.quality.calibrate``, as an installer would), and the
 figures are taken on ``--n`` stills of the score half (``--part fit`` prints them on the fit half:
-that is what the thresholds were chosen on). ``--seed`` draws the sample and the degradations'
+that is what the thresholds were chosen on). ``--uncalibrated`` scores everything with the built-in
+default reference instead, as a kiosk that was never calibrated would (``python -m edge quality``). ``--seed`` draws the sample and the degradations'
 randomness: seed 0 is the default run, 1, 2 and 3 other samples (README, "The quality gate", says
 which of them each round looked at while tuning).
 
@@ -182,7 +183,7 @@ def calibrated(source: str, fit_n: int, seed: int, data: Path) -> QualitySetting
 def eval_source(source: str, args, writer) -> dict:
     """Print one source's false rejects and detection rates; return them for the summary."""
     t0 = time.time()
-    settings = calibrated(source, args.fit_n, args.seed, args.data)
+    settings = QualitySettings() if args.uncalibrated else calibrated(source, args.fit_n, args.seed, args.data)
     items = load_source(source, args.part, args.n, args.seed, args.data)
     only = set(args.only.split(",")) - {""}
     jobs = [(it, settings, args.seed * 100003 + i, only) for i, it in enumerate(items)]
@@ -194,8 +195,10 @@ def eval_source(source: str, args, writer) -> dict:
     fr_default = {c: sum(not r["default"].checks[c].ok for r in results) / n for c in ("colour", "focus")}
     fr_default_gate = sum(not r["default"].ok for r in results) / n
     ref = settings.reference
+    how = "the built-in default (uncalibrated)" if args.uncalibrated else \
+        f"calibrated on {ref.images} stills of the fit half"
     print(f"\n== {source}: {n} originals of the {args.part} half (seed {args.seed}); kiosk reference "
-          f"calibrated on {ref.images} stills of the fit half: chroma ({ref.chroma[0]:.3f}, {ref.chroma[1]:.3f}), "
+          f"{how}: chroma ({ref.chroma[0]:.3f}, {ref.chroma[1]:.3f}), "
           f"focus {ref.focus:.2f}")
     print("  false rejects on the originals: " + ", ".join(f"{c} {100 * v:.1f} %" for c, v in fr.items()))
     print(f"  whole gate {100 * fr_gate:.1f} %   (with the built-in default reference instead: gate "
@@ -249,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sources", default=",".join(SOURCES))
     ap.add_argument("--part", default="score", choices=["score", "fit"])
     ap.add_argument("--skip-masks", action="store_true")
+    ap.add_argument("--uncalibrated", action="store_true",
+                    help="score originals and degradations with the built-in default reference, as an "
+                         "uncalibrated kiosk (`python -m edge quality` without --config) would")
     ap.add_argument("--only", default="", help="comma-separated degradation families (default: all)")
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "quality_eval.csv")
