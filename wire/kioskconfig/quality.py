@@ -45,7 +45,8 @@ framing       <= 0.5          <= 0.5          --
   cast, a change of channel gains, shifts it by the same amount whatever the skin), over the skin
   pixels with no channel saturated (>= 250: their colour is unknown), from this kiosk's reference
   (``[quality.reference]``, taken at installation with ``python -m edge calibrate``). The default
-  reference is the pooled one of every source, with their spread: it accepts any clinic's normal
+  reference is the equal-weight mixture of every source's skin colour (each clinic's spread plus the
+  spread between clinics, ``python -m bench.quality_pooled``): it accepts those clinics' normal
   lighting and catches only strong casts.
 * ``lesion``: a region clearly different from the skin (colour difference >= ``lesion_min_contrast``
   delta E), as a fraction of the field of view, at least ``lesion_min_area``. Close-up views allow
@@ -118,8 +119,11 @@ class KioskReference(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    chroma: tuple[float, float] = (0.278, -0.028)
-    cov: tuple[tuple[float, float], tuple[float, float]] = ((0.04, 0.006), (0.006, 0.015))
+    #: The built-in default: the equal-weight mixture of PH2's, ISIC 2017's and HAM10000's skin colours
+    #: (each source's mean and covariance, plus the spread of the source means), fitted on their fit
+    #: halves by ``python -m bench.quality_pooled``; every source counts once, whatever its size.
+    chroma: tuple[float, float] = (0.255, -0.058)
+    cov: tuple[tuple[float, float], tuple[float, float]] = ((0.0196, 0.0014), (0.0014, 0.0137))
     #: Median focus ratio of this kiosk's normal stills (``analysis.focus_ratio``: 1 = no fine detail).
     focus: float = Field(1.8, gt=1.0, le=20.0)
     #: How many stills the reference was fitted on (0: the built-in default).
