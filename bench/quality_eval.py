@@ -99,6 +99,57 @@ def _no_mirrored_lesion(moved: np.ndarray, img: np.ndarray, lesion: np.ndarray, 
     return np.clip(moved * (1 - a) + skin * a, 0, 255).astype(np.uint8)
 
 
+def _field(img: np.ndarray) -> tuple[np.ndarray, tuple[float, float], float]:
+    """The still's field of view (bool, full size): its own vignette where it has one, else a centred
+    circle as wide as the shorter side (a normal dermatoscope's, which the gate passes); and that
+    circle's centre and radius in pixels."""
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (400, round(400 * h / w)), interpolation=cv2.INTER_AREA)
+    fov = find_fov(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+    circle = np.zeros((h, w), np.uint8)
+    cv2.circle(circle, (w // 2, h // 2), min(h, w) // 2, 1, -1)
+    own = cv2.resize(fov.mask, (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    field = own & (circle > 0) if not fov.present else own
+    r = float(np.sqrt(np.count_nonzero(field) / np.pi))
+    return field, ((w - 1) / 2, (h - 1) / 2), r
+
+
+def _black(img: np.ndarray, keep: np.ndarray, rng: random.Random) -> np.ndarray:
+    """``img`` with everything outside ``keep`` (float 0..1, feathered) the vignette's near-black."""
+    dark = np.random.default_rng(rng.randrange(10**6)).integers(0, 8, img.shape, dtype=np.uint8)
+    k = keep[..., None]
+    return np.clip(img * k + dark * (1 - k), 0, 255).astype(np.uint8)
+
+
+def shifted(img: np.ndarray, offset: float, rng: random.Random) -> np.ndarray:
+    """The dermatoscope pushed to one side: its round field of view (the still's own, or a centred one as
+    wide as the shorter side) moves ``offset`` of half the shorter side off the frame's centre in a random
+    direction, with the skin it shows; the frame's edge cuts it where it reaches beyond."""
+    h, w = img.shape[:2]
+    field, _, _ = _field(img)
+    a = rng.uniform(0, 2 * np.pi)
+    d = offset * min(h, w) / 2
+    m = np.float32([[1, 0, d * np.cos(a)], [0, 1, d * np.sin(a)]])
+    moved = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    keep = cv2.warpAffine(field.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return _black(moved, cv2.GaussianBlur(keep, (0, 0), max(1.0, min(h, w) / 200)), rng)
+
+
+def tilted(img: np.ndarray, depth: float, rng: random.Random) -> np.ndarray:
+    """The dermatoscope tilted, not pressed flat: on a random side, a dark cap ``depth`` of the field of
+    view's diameter deep (cut off by a straight chord, softened a little) covers its round field of view
+    (the still's own, or a centred one as wide as the shorter side)."""
+    h, w = img.shape[:2]
+    field, (cx, cy), r = _field(img)
+    a = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    along = (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a)  # distance from the centre towards the cap
+    chord = r * (1 - 2 * depth)
+    keep = np.clip((chord - along) / max(2.0, r / 20), 0, 1) * field
+    return _black(img, cv2.GaussianBlur(keep.astype(np.float32), (0, 0), max(1.0, min(h, w) / 200)), rng)
+
+
 def blur(img: np.ndarray, item: Item, native_px: float) -> np.ndarray:
     """Defocus of ``native_px`` pixels (Gaussian sigma) of the source image, at the still's scale."""
     return synth.degrade_blur(img, native_px * item.size[0] / item.native)
@@ -125,6 +176,10 @@ DEGRADATIONS = [
                         "strong": lambda im, it, m, r: synth.degrade_glare(im, 20, 24, r.randrange(10**6))}),
     *[(f"cast_{d}", "colour", {"moderate": lambda im, it, m, r, d=d: cast(im, d, 0.25),
                                "strong": lambda im, it, m, r, d=d: cast(im, d, 0.4)}) for d in CAST_DIRS],
+    ("shifted", "fov", {"moderate": lambda im, it, m, r: shifted(im, 0.3, r),
+                        "strong": lambda im, it, m, r: shifted(im, 0.5, r)}),
+    ("tilted", "fov", {"moderate": lambda im, it, m, r: tilted(im, 0.2, r),
+                       "strong": lambda im, it, m, r: tilted(im, 0.35, r)}),
     ("cut", "framing+lesion", {"moderate": lambda im, it, m, r: cut(im, m, 0.25, r),
                                "strong": lambda im, it, m, r: cut(im, m, 0.5, r)}),
 ]
