@@ -196,13 +196,34 @@ def test_12mp_uses_dct_reduced_decode_and_passes():
     assert assess(data, "dermoscopic").ok
 
 
-def test_dermatoscope_off_centre_or_small_field_of_view():
+def test_dermatoscope_pushed_to_one_side_is_refused():
     q = assess(jpeg(synth.lesion_image(1600, 1200, 1, vignette_centre=(0.8, 0.5))), "dermoscopic")
     assert "fov" in failed(q) and "press it flat" in q.checks["fov"].message
     assert q.checks["fov"].value < QualitySettings().dermoscopic.fov_min
-    q = assess(jpeg(synth.lesion_image(1600, 1200, 1, vignette_radius=0.4)), "dermoscopic")
-    assert "fov" in failed(q)
-    assert q.checks["fov"].value < 0.6
+    # the same round field, centred, passes
+    assert assess(jpeg(synth.lesion_image(1600, 1200, 1)), "dermoscopic").checks["fov"].value == 1.0
+
+
+def test_dermatoscope_tilted_field_cut_by_a_chord_is_refused():
+    img = synth.lesion_image(1600, 1200, 1, vignette_radius=0.6)  # round field as wide as the shorter side
+    assert assess(jpeg(img), "dermoscopic").checks["fov"].ok
+    img[:, :520] = 3  # a dark cap over the left quarter of the field (not pressed flat on that side)
+    q = assess(jpeg(img), "dermoscopic")
+    assert "fov" in failed(q) and "cut off" in q.checks["fov"].message
+    assert q.checks["fov"].value < QualitySettings().dermoscopic.fov_min
+
+
+@pytest.mark.parametrize("radius", [0.4, 0.5, 0.6])
+def test_small_round_centred_field_of_view_passes(radius):
+    # BCN20000's optics: a field 0.67 to 1.0 of the shorter side wide inside a black vignette
+    q = assess(jpeg(synth.lesion_image(1600, 1200, 1, vignette_radius=radius, size=0.1)), "dermoscopic")
+    assert q.checks["fov"].ok and q.checks["fov"].value >= 0.99, q.checks["fov"]
+
+
+def test_field_of_view_too_small_to_read_is_refused():
+    q = assess(jpeg(synth.lesion_image(1600, 1200, 1, vignette_radius=0.25, size=0.08)), "dermoscopic")
+    assert "fov" in failed(q)  # 500 px wide: 0.42 of the shorter side
+    assert q.checks["fov"].value < 0.8
     assert f"covers only {q.checks['fov'].value:.0%} of the middle" in q.checks["fov"].message
 
 

@@ -88,7 +88,7 @@ def _degraded_set():
             synth.degrade_exposure(base, 2.5), synth.degrade_glare(base, 12, 22, seed=5),
             synth.degrade_cast(base, (0.8, 1.2, 0.8)), synth.lesion_image(1600, 1200, 2, vignette=False,
                                                                         centre=(0.9, 0.5), size=0.2),
-            synth.lesion_image(1600, 1200, 1, size=0.03), synth.lesion_image(1600, 1200, 1, vignette_radius=0.4)]
+            synth.lesion_image(1600, 1200, 1, size=0.03), synth.lesion_image(1600, 1200, 1, vignette_radius=0.25)]
 
 
 def test_every_refusal_quotes_the_value_its_rule_tested_and_says_what_to_change():

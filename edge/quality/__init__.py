@@ -34,8 +34,8 @@ __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess",
 MESSAGES = {
     "decode": "The file is not a readable image: take the picture again",
     "truncated": "The picture is incomplete (truncated file): take the picture again",
-    "fov": "The dermatoscope's field of view covers only {v:.0%} of the middle of the picture (needs {lim:.0%}): "
-           "press it flat on the skin, centred, and tap again",
+    "fov": "The dermatoscope's field of view is off-centre, cut off or too small (it covers only {v:.0%} of the "
+           "middle of the picture, needs {lim:.0%}): press it flat on the skin, centred, and tap again",
     "focus": "Image is blurred (sharpness {v:.0%} of this kiosk's normal, needs {lim:.0%}): hold the dermatoscope "
              "still, check the focus and tap again",
     "dark": "Image is too dark (skin brightness {v:.0f}, needs at least {lim:.0f}): check that the dermatoscope's "

@@ -85,7 +85,8 @@ def find_fov(gray: np.ndarray) -> FieldOfView:
     h, w = gray.shape
     s = min(h, w)
     centre = gray[h // 4:3 * h // 4, w // 4:3 * w // 4]
-    thr = float(min(40.0, 0.35 * np.median(centre)))
+    lit = centre[centre > 15]  # a small field leaves the vignette's black in the middle half too
+    thr = float(min(40.0, 0.35 * np.median(lit if lit.size > centre.size // 10 else centre)))
     cs = max(2, s // 25)
     corners = [gray[:cs, :cs], gray[:cs, -cs:], gray[-cs:, :cs], gray[-cs:, -cs:]]
     dark_corners = sum(float(c.mean()) < thr for c in corners)
@@ -352,10 +353,21 @@ def one_sided(contact: np.ndarray, fov: FieldOfView, mask: np.ndarray | None = N
     return float(max(0.0, max(frac[k] * room[k % 2] - frac[(k + 2) % 4] for k in range(4))))
 
 
-def fov_coverage(fov: FieldOfView, disc: float = 0.9) -> float:
-    """Fraction of the frame's central disc (diameter ``disc`` times the shorter side) inside the field of view."""
+def fov_coverage(fov: FieldOfView, disc: float = 0.9, smallest: float = 0.6) -> float:
+    """Fraction of a disc centred on the frame inside the field of view; the disc is ``disc`` times the field's size.
+
+    The field's size is the diameter of a circle of its area, as a fraction of the frame's shorter
+    side, clipped to ``smallest``..1. A round field of view centred on the frame passes at any
+    normal size (1.0, as does a frame without a vignette); one pushed to a side, or cut by a dark
+    chord (a dermatoscope tilted, not pressed flat), leaves part of the centred disc outside; a
+    field under about 0.85 x ``smallest`` of the shorter side (too small to read) cannot cover
+    the disc of the smallest size.
+    """
     h, w = fov.mask.shape
+    s = min(h, w)
+    inside = cv2.countNonZero(fov.mask)
+    size = float(np.clip(2.0 * np.sqrt(inside / np.pi) / s, smallest, 1.0))
     centre = np.zeros_like(fov.mask)
-    cv2.circle(centre, (w // 2, h // 2), max(1, int(disc * min(h, w) / 2)), 255, -1)
+    cv2.circle(centre, (w // 2, h // 2), max(1, int(disc * size * s / 2)), 255, -1)
     n = cv2.countNonZero(centre)
     return float(cv2.countNonZero(cv2.bitwise_and(centre, fov.mask))) / max(n, 1)

@@ -12,7 +12,7 @@ see ``bench/quality_eval.py`` and README, "The quality gate"):
 ============  ==============  ==============  ==============
 check         dermoscopic     close-up        regional
 ============  ==============  ==============  ==============
-fov           >= 0.9          --              --
+fov           >= 0.95         --              --
 focus         >= 0.3          >= 0.3          >= 0.25
 exposure      100..235        100..235        100..235
 clipping      <= 5 %          <= 5 %          <= 3 %
@@ -22,9 +22,13 @@ lesion        >= 0.5 % of FOV >= 0.3 %        --
 framing       <= 0.5          <= 0.5          --
 ============  ==============  ==============  ==============
 
-* ``fov`` (dermoscopic only): the fraction of the frame's central disc (diameter 0.9 times the
-  shorter side) that lies inside the dermatoscope's field of view (the part not covered by its dark
-  vignette). A small field of view and one pushed to a side both lower it; no vignette gives 1.0.
+* ``fov`` (dermoscopic only): the fraction of a disc centred on the frame that lies inside the
+  dermatoscope's field of view (the part not covered by its dark vignette); the disc is 0.9 times the
+  field's own size (the diameter of a circle of its area, clipped to 0.6..1 of the shorter side). A
+  round field centred on the frame gives 1.0 at any normal size (BCN20000's small circle in a black
+  vignette), as does a frame without a vignette; a field pushed to one side (off-centre, cut by the
+  frame's edge) or cut by a dark chord (tilted, not pressed flat) lowers it, and so does a field
+  under about half the shorter side wide, too small to read.
 * ``focus``: sharpness as a share of this kiosk's normal: (r - 1) / (reference focus - 1), where r
   is the fine-to-coarse gradient energy ratio around the lesion at a fixed scale (the frame scaled
   to ``focus_size`` pixels wide) in the worst direction (motion blur), independent of the lesion's
@@ -73,7 +77,7 @@ class ViewRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     checks: list[str] = Field(default_factory=lambda: list(CHECKS))
-    fov_min: float = Field(0.9, ge=0, le=1)
+    fov_min: float = Field(0.95, ge=0, le=1)
     #: Sharpness as a fraction of this kiosk's normal (``[quality.reference] focus``), at least this.
     #: Below 0.15 the check would pass strongly blurred images (they score about 0.03-0.2).
     focus_min: float = Field(0.3, ge=0.15, le=1.0)
