@@ -12,11 +12,8 @@ suppression, the three plots and the HTML, written to a folder. Prints, last, ``
 
 from __future__ import annotations
 
-import argparse
 import random
-import shutil
 import sys
-import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -24,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.worklist import build  # noqa: E402
+from bench.worklist import build, store_arguments, store_root  # noqa: E402
 from dashboard.clock import today_in_england  # noqa: E402
 from dashboard.servicereport import export  # noqa: E402
 from dashboard.servicereport.compute import compute  # noqa: E402
@@ -58,15 +55,8 @@ def add_histology(store: Store, share: float = 0.125, seed: int = 22) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Build (or reuse with --dir) the store, time the year's report, print the figures."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--referrals", type=int, default=100_000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--dir", type=Path, help="build here (kept), or reuse a store built here before")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary store")
-    args = ap.parse_args(argv)
-    root = args.dir or Path(tempfile.mkdtemp(prefix="dermkiosk-report-"))
-    root.mkdir(parents=True, exist_ok=True)
-    try:
+    args = store_arguments(__doc__.split("\n\n")[0], runs=3).parse_args(argv)
+    with store_root(args, "dermkiosk-report-") as root:
         if not (root / "c.db").exists():
             _, seconds = build(root, args.referrals, span_days=364)
             store = Store(root / "c.db", root / "images")
@@ -92,9 +82,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runs: {', '.join(f'{t:.2f}' for t in times)} s")
         store.close()
         print(f"report_s={min(times):.2f} n={n}")
-    finally:
-        if not (args.dir or args.keep):
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

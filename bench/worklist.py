@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -185,17 +187,32 @@ def measure(root: Path, open_keys: list[str], runs: int) -> tuple[list[float], l
     return worklist_ms, page_ms
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Build (or reuse with --dir) the store, time the pages, print the figures."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def store_arguments(description: str, runs: int) -> argparse.ArgumentParser:
+    """The command line of a bench over a seeded store: --referrals, --runs, --dir (build or reuse), --keep."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--referrals", type=int, default=100_000)
-    ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--runs", type=int, default=runs)
     ap.add_argument("--dir", type=Path, help="build here (kept), or reuse a store built here before")
     ap.add_argument("--keep", action="store_true", help="keep the temporary store")
-    args = ap.parse_args(argv)
-    root = args.dir or Path(tempfile.mkdtemp(prefix="dermkiosk-worklist-"))
+    return ap
+
+
+@contextmanager
+def store_root(args: argparse.Namespace, prefix: str) -> Iterator[Path]:
+    """The folder of the bench's store: ``--dir`` (kept), else a temporary one removed afterwards unless ``--keep``."""
+    root = args.dir or Path(tempfile.mkdtemp(prefix=prefix))
     root.mkdir(parents=True, exist_ok=True)
     try:
+        yield root
+    finally:
+        if not (args.dir or args.keep):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build (or reuse with --dir) the store, time the pages, print the figures."""
+    args = store_arguments(__doc__.split("\n\n")[0], runs=60).parse_args(argv)
+    with store_root(args, "dermkiosk-worklist-") as root:
         if (root / "c.db").exists():
             s = Store(root / "c.db", root / "images")
             n = s.conn.execute("SELECT count(*) FROM referral_summary").fetchone()[0]
@@ -218,9 +235,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {len(ms)} runs, p50 {ms_sorted[len(ms) // 2]:.1f} ms, p95 {p95(ms):.1f} ms, "
                   f"max {ms_sorted[-1]:.1f} ms")
         print(f"worklist_p95_ms={p95(worklist_ms):.1f} referral_page_p95_ms={p95(page_ms):.1f} n={n}")
-    finally:
-        if not (args.dir or args.keep):
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
