@@ -15,11 +15,11 @@ import pytest
 
 from dashboard import create_app, sample
 from dashboard.store import Store
-from tests.axe_kit import AXE, axe_violations
+from tests.axe_kit import axe_violations, require_axe
 from tests.dashauth import PASSWORD, make_user
-from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
+from tests.web import ARTIFACTS, chromium, log_in, playwright_or_skip, serve
 
-playwright_api = playwright_or_skip()
+playwright_or_skip()  # the whole module needs Chromium
 VIEW = {"width": 1366, "height": 768}
 ROLES = {"dr.axe": "dermatologist", "it.axe": "it", "admin.axe": "admin"}
 
@@ -51,8 +51,7 @@ NOT_PAGES = ("/static/", "/images/", ".csv", ".png", ".pdf", ".json", "/metrics"
 
 
 def test_every_dashboard_page_for_every_role_passes_axe(served):
-    if not AXE.exists():
-        pytest.skip("axe-core is not installed: `make deps-axe` (make test does it)")
+    require_axe()
     base, rules, referral_key, v1_case = served
     params = {"case_id": v1_case, "key": referral_key}
     urls = []
@@ -62,28 +61,24 @@ def test_every_dashboard_page_for_every_role_passes_axe(served):
         urls.append(re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: params[m.group(1)], rule))
     found: dict[str, list[str]] = {}
     checked: set[str] = set()
-    with playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            page = browser.new_context(viewport=VIEW, bypass_csp=True).new_page()   # bypass: axe is injected
-            page.goto(f"{base}/login")
-            found["login"] = axe_violations(page)
-            for user, role in ROLES.items():
-                page = browser.new_context(viewport=VIEW, bypass_csp=True).new_page()
-                log_in(page, f"{base}/account", user, PASSWORD)
-                page.wait_for_url("**/account")
-                for url in urls:
-                    response = page.goto(f"{base}{url}")
-                    if response.status in (403, 404) or "/login" in page.url:
-                        continue
-                    assert response.status == 200, (role, url, response.status)
-                    page.wait_for_load_state("networkidle")
-                    found[f"{role} {url}"] = axe_violations(page)
-                    checked.add(url)
-                    name = re.sub(r"[^a-z0-9]+", "_", url.lower()).strip("_")[:40] or "root"
-                    page.screenshot(path=str(ARTIFACTS / f"axe_{role}_{name}.png"))
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_context(viewport=VIEW, bypass_csp=True).new_page()   # bypass: axe is injected
+        page.goto(f"{base}/login")
+        found["login"] = axe_violations(page)
+        for user, role in ROLES.items():
+            page = browser.new_context(viewport=VIEW, bypass_csp=True).new_page()
+            log_in(page, f"{base}/account", user, PASSWORD)
+            page.wait_for_url("**/account")
+            for url in urls:
+                response = page.goto(f"{base}{url}")
+                if response.status in (403, 404) or "/login" in page.url:
+                    continue
+                assert response.status == 200, (role, url, response.status)
+                page.wait_for_load_state("networkidle")
+                found[f"{role} {url}"] = axe_violations(page)
+                checked.add(url)
+                name = re.sub(r"[^a-z0-9]+", "_", url.lower()).strip("_")[:40] or "root"
+                page.screenshot(path=str(ARTIFACTS / f"axe_{role}_{name}.png"))
     assert set(urls) == checked, f"pages no role could open: {sorted(set(urls) - checked)}"
     assert len(checked) >= 12, checked
     bad = {name: v for name, v in found.items() if v}

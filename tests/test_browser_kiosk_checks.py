@@ -14,7 +14,7 @@ from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthet
 from tests.kiosk_walk import KioskWalk, LesionEntry, PatientEntry
 from tests.test_browser_kiosk_flow import PRACTICES, SIZES, browser, kiosk, touch_page  # noqa: F401 (fixtures)
 from tests.test_kiosk_service import MODEL_DIR
-from tests.axe_kit import AXE, axe_violations
+from tests.axe_kit import axe_violations, require_axe
 from tests.web import ARTIFACTS, playwright_or_skip
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
@@ -23,8 +23,7 @@ playwright_or_skip()
 
 @pytest.mark.parametrize("size", list(SIZES))
 def test_axe_on_every_kiosk_screen(kiosk, browser, size):  # noqa: F811
-    if not AXE.exists():
-        pytest.skip("axe-core is not installed: `make deps-axe` (make test does it)")
+    require_axe()
     svc, url = kiosk
     # axe-core is injected as an inline script: this context alone lets it past the page's CSP
     page = browser.new_context(viewport=SIZES[size], has_touch=True, bypass_csp=True).new_page()

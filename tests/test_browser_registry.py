@@ -15,10 +15,10 @@ from dashboard.pki import Pki
 from dashboard.config import RegistryConfig
 from tests.dashauth import PASSWORD, make_user
 from tests.test_registry_pages import fill
-from tests.axe_kit import AXE, axe_violations
-from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
+from tests.axe_kit import axe_violations, require_axe
+from tests.web import ARTIFACTS, chromium, log_in, playwright_or_skip, serve
 
-playwright_api = playwright_or_skip()
+playwright_or_skip()  # the whole module needs Chromium
 VIEW = {"width": 1366, "height": 768}
 
 
@@ -35,55 +35,50 @@ def served(tmp_path):
 
 
 def test_fleet_kiosks_and_quarantine_pages_in_chromium(served, tmp_path):
-    if not AXE.exists():
-        pytest.skip("axe-core is not installed: `make deps-axe` (make test does it)")
-    with playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            # axe-core is injected as an inline script: this context alone lets it past the page's CSP
-            ctx = browser.new_context(viewport=VIEW, bypass_csp=True, accept_downloads=True)
-            page = ctx.new_page()
-            log_in(page, f"{served}/fleet", "admin-b", PASSWORD)
-            page.wait_for_url("**/fleet")
-            stranger = page.locator("#unregistered")
-            assert stranger.is_visible() and "kiosk-zz" in stranger.inner_text()
-            assert stranger.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(253, 232, 230)"
-            for code in ("clock-sync", "malformed", "quarantine"):
-                assert page.locator(f"#kiosk-kiosk-n1 [data-alert={code}]").is_visible(), code
-            assert page.locator("#kiosk-kiosk-n2 [data-alert=certificate]").is_visible()
-            assert page.locator("section.kiosk").count() == 2
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "fleet_registry_1366.png"), full_page=False)
-            found = {"fleet": axe_violations(page)}
+    require_axe()
+    with chromium() as browser:
+        # axe-core is injected as an inline script: this context alone lets it past the page's CSP
+        ctx = browser.new_context(viewport=VIEW, bypass_csp=True, accept_downloads=True)
+        page = ctx.new_page()
+        log_in(page, f"{served}/fleet", "admin-b", PASSWORD)
+        page.wait_for_url("**/fleet")
+        stranger = page.locator("#unregistered")
+        assert stranger.is_visible() and "kiosk-zz" in stranger.inner_text()
+        assert stranger.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(253, 232, 230)"
+        for code in ("clock-sync", "malformed", "quarantine"):
+            assert page.locator(f"#kiosk-kiosk-n1 [data-alert={code}]").is_visible(), code
+        assert page.locator("#kiosk-kiosk-n2 [data-alert=certificate]").is_visible()
+        assert page.locator("section.kiosk").count() == 2
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "fleet_registry_1366.png"), full_page=False)
+        found = {"fleet": axe_violations(page)}
 
-            page.goto(f"{served}/devices")
-            assert "kiosk-zz" in page.locator("#unregistered").inner_text()
-            page.fill("#device", "kiosk-zz")
-            page.fill("#site", "Hub X")                               # the browser refuses it before sending
-            page.locator("#register-kiosk button[type=submit]").click()
-            assert page.evaluate("() => document.querySelector('#site').validity.patternMismatch")
-            page.fill("#site", "hub-x")                               # no certificate, none in the PKI for it
-            page.locator("#register-kiosk button[type=submit]").click()
-            page.wait_for_selector("#register-error")
-            assert "expected certificate" in page.inner_text("#register-error")
-            assert page.input_value("#site") == "hub-x" and page.input_value("#device") == "kiosk-zz"
-            page.screenshot(path=str(ARTIFACTS / "devices_register_error_1366.png"), full_page=True)
-            found["devices"] = axe_violations(page)
+        page.goto(f"{served}/devices")
+        assert "kiosk-zz" in page.locator("#unregistered").inner_text()
+        page.fill("#device", "kiosk-zz")
+        page.fill("#site", "Hub X")                               # the browser refuses it before sending
+        page.locator("#register-kiosk button[type=submit]").click()
+        assert page.evaluate("() => document.querySelector('#site').validity.patternMismatch")
+        page.fill("#site", "hub-x")                               # no certificate, none in the PKI for it
+        page.locator("#register-kiosk button[type=submit]").click()
+        page.wait_for_selector("#register-error")
+        assert "expected certificate" in page.inner_text("#register-error")
+        assert page.input_value("#site") == "hub-x" and page.input_value("#device") == "kiosk-zz"
+        page.screenshot(path=str(ARTIFACTS / "devices_register_error_1366.png"), full_page=True)
+        found["devices"] = axe_violations(page)
 
-            page.goto(f"{served}/quarantine")
-            rows = page.locator("#quarantine tbody tr")
-            assert rows.count() == 3
-            assert "registered for hub hub-north, not hub-south" in page.locator("[data-code=wrong-hub]").inner_text()
-            page.screenshot(path=str(ARTIFACTS / "quarantine_1366.png"), full_page=False)
-            found["quarantine"] = axe_violations(page)
-            with page.expect_download() as dl:
-                page.locator("[data-code=wrong-hub] a.small-button").click()
-            d = dl.value
-            assert d.suggested_filename.startswith("quarantine-") and d.suggested_filename.endswith(".bin")
-            saved = tmp_path / "dl.bin"
-            d.save_as(saved)
-            assert saved.read_bytes()[:4] == b"DKC1"                 # the case frame as it arrived
-            assert page.url.endswith("/quarantine")                  # not rendered: the page stays
-            assert {k: v for k, v in found.items() if v} == {}
-        finally:
-            browser.close()
+        page.goto(f"{served}/quarantine")
+        rows = page.locator("#quarantine tbody tr")
+        assert rows.count() == 3
+        assert "registered for hub hub-north, not hub-south" in page.locator("[data-code=wrong-hub]").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "quarantine_1366.png"), full_page=False)
+        found["quarantine"] = axe_violations(page)
+        with page.expect_download() as dl:
+            page.locator("[data-code=wrong-hub] a.small-button").click()
+        d = dl.value
+        assert d.suggested_filename.startswith("quarantine-") and d.suggested_filename.endswith(".bin")
+        saved = tmp_path / "dl.bin"
+        d.save_as(saved)
+        assert saved.read_bytes()[:4] == b"DKC1"                 # the case frame as it arrived
+        assert page.url.endswith("/quarantine")                  # not rendered: the page stays
+        assert {k: v for k, v in found.items() if v} == {}

@@ -14,10 +14,10 @@ from dashboard import create_app
 from dashboard.clock import today_in_england
 from dashboard.servicereport.monitor import MonitoringConfig
 from dashboard.store import Store
+from tests.axe_kit import axe_violations, require_axe
 from tests.dashauth import PASSWORD, logged_in, make_user
-from tests.test_browser_kiosk_checks import AXE, axe_violations
 from tests.test_service_monitor import put
-from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
+from tests.web import ARTIFACTS, chromium, log_in, serve
 
 
 def seed_shift(store, today) -> None:
@@ -76,23 +76,17 @@ def test_fleet_page_without_referrals_has_none_firing(app):
 
 
 def test_fleet_service_alerts_in_chromium_with_axe(shifted):
-    playwright_api = playwright_or_skip()
-    if not AXE.exists():
-        pytest.skip("axe-core is not installed: `make deps-axe` (make test does it)")
+    require_axe()
     make_user(shifted.config["DATABASE"], shifted.config["IMAGES_DIR"], "it-alerts", "it")
     ARTIFACTS.mkdir(exist_ok=True)
-    with serve(shifted) as base, playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            # axe-core is injected as a script: this context bypasses the CSP for that only
-            page = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True).new_page()
-            log_in(page, f"{base}/fleet", "it-alerts", PASSWORD)
-            page.wait_for_url("**/fleet")
-            items = page.locator("#service-alerts li[data-alert]")
-            assert items.count() == 3 and items.first.is_visible()
-            box = page.locator("#service-alerts").bounding_box()
-            assert box and box["x"] + box["width"] <= 1280  # long messages wrap inside the page
-            page.screenshot(path=str(ARTIFACTS / "fleet_service_alerts_1280.png"))
-            assert axe_violations(page) == []
-        finally:
-            browser.close()
+    with serve(shifted) as base, chromium() as browser:
+        # axe-core is injected as a script: this context bypasses the CSP for that only
+        page = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True).new_page()
+        log_in(page, f"{base}/fleet", "it-alerts", PASSWORD)
+        page.wait_for_url("**/fleet")
+        items = page.locator("#service-alerts li[data-alert]")
+        assert items.count() == 3 and items.first.is_visible()
+        box = page.locator("#service-alerts").bounding_box()
+        assert box and box["x"] + box["width"] <= 1280  # long messages wrap inside the page
+        page.screenshot(path=str(ARTIFACTS / "fleet_service_alerts_1280.png"))
+        assert axe_violations(page) == []

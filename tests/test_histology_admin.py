@@ -10,9 +10,9 @@ import pytest
 from dashboard import create_app, sample
 from dashboard.store import Store
 from dashboard.store import histology as table
+from tests.axe_kit import axe_violations, require_axe
 from tests.dashauth import PASSWORD, csrf_token, logged_in, make_user
-from tests.test_browser_kiosk_checks import AXE, axe_violations
-from tests.web import ARTIFACTS, launch, log_in, playwright_or_skip, serve
+from tests.web import ARTIFACTS, chromium, log_in, serve
 
 MEL = "Malignant:Malignant melanocytic proliferations (Melanoma):Melanoma Invasive"
 NAEVUS = "Benign:Benign melanocytic proliferations:Nevus"
@@ -106,51 +106,45 @@ def test_find_errors_and_several_referrals_with_one_reference(env):
 
 
 def test_admin_histology_in_chromium_with_axe(env):
-    playwright_api = playwright_or_skip()
-    if not AXE.exists():
-        pytest.skip("axe-core is not installed: `make deps-axe` (make test does it)")
+    require_axe()
     app, store, cases = env
     l1 = str(cases[0][0].case_id)
     make_user(app.config["DATABASE"], app.config["IMAGES_DIR"], "ad-histo", "admin")
     ARTIFACTS.mkdir(exist_ok=True)
-    with serve(app) as base, playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        try:
-            # axe-core is injected as a script: this context bypasses the CSP for that only
-            page = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True).new_page()
-            urls: list[str] = []
-            page.on("request", lambda req: urls.append(req.url))
-            log_in(page, f"{base}/histology/find", "ad-histo", PASSWORD)
-            page.wait_for_url("**/histology/find")
-            page.fill("#find-reference", "NO-SUCH-REF")
-            page.click("form.histology-find button[type=submit]")
-            assert "No stored referral has this reference" in page.locator("#find-error").inner_text()
-            page.screenshot(path=str(ARTIFACTS / "histology_find_error_1280.png"))
-            assert axe_violations(page) == []
-            page.fill("#find-reference", REF)
-            page.click("form.histology-find button[type=submit]")
-            page.wait_for_url("**/histology/referrals/**")
-            assert page.locator(".histology-lesion").count() == 2
-            page.locator(".histology-form summary").first.click()
-            page.select_option("#histo-dx-1", NAEVUS)
-            page.select_option("#histo-bm-1", "malignant")
-            page.fill("#histo-date-1", "2026-02-03")
-            page.fill("#histo-ref-1", "PATH-90")
-            page.click("#histology-L1 button[type=submit]")
-            error = page.locator("#histo-err-1")
-            error.wait_for(state="visible")  # the refused form comes back as a new page (422)
-            assert "contradicts the diagnosis" in error.inner_text()
-            assert page.input_value("#histo-ref-1") == "PATH-90"
-            page.locator("#histo-err-1").scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "histology_admin_error_1280.png"))
-            assert axe_violations(page) == []
-            page.select_option("#histo-bm-1", "")
-            page.click("#histology-L1 button[type=submit]")
-            page.wait_for_url("**#histology")
-            assert "Benign" in page.locator("#histology-L1 .histology-result").inner_text()
-            page.screenshot(path=str(ARTIFACTS / "histology_admin_1280.png"))
-            assert axe_violations(page) == []
-            assert table.current(store.conn, l1)["entered_by"] == "ad-histo"
-            assert not [u for u in urls if REF.lower() in u.lower() or "no-such-ref" in u.lower()]
-        finally:
-            browser.close()
+    with serve(app) as base, chromium() as browser:
+        # axe-core is injected as a script: this context bypasses the CSP for that only
+        page = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True).new_page()
+        urls: list[str] = []
+        page.on("request", lambda req: urls.append(req.url))
+        log_in(page, f"{base}/histology/find", "ad-histo", PASSWORD)
+        page.wait_for_url("**/histology/find")
+        page.fill("#find-reference", "NO-SUCH-REF")
+        page.click("form.histology-find button[type=submit]")
+        assert "No stored referral has this reference" in page.locator("#find-error").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "histology_find_error_1280.png"))
+        assert axe_violations(page) == []
+        page.fill("#find-reference", REF)
+        page.click("form.histology-find button[type=submit]")
+        page.wait_for_url("**/histology/referrals/**")
+        assert page.locator(".histology-lesion").count() == 2
+        page.locator(".histology-form summary").first.click()
+        page.select_option("#histo-dx-1", NAEVUS)
+        page.select_option("#histo-bm-1", "malignant")
+        page.fill("#histo-date-1", "2026-02-03")
+        page.fill("#histo-ref-1", "PATH-90")
+        page.click("#histology-L1 button[type=submit]")
+        error = page.locator("#histo-err-1")
+        error.wait_for(state="visible")  # the refused form comes back as a new page (422)
+        assert "contradicts the diagnosis" in error.inner_text()
+        assert page.input_value("#histo-ref-1") == "PATH-90"
+        page.locator("#histo-err-1").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "histology_admin_error_1280.png"))
+        assert axe_violations(page) == []
+        page.select_option("#histo-bm-1", "")
+        page.click("#histology-L1 button[type=submit]")
+        page.wait_for_url("**#histology")
+        assert "Benign" in page.locator("#histology-L1 .histology-result").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "histology_admin_1280.png"))
+        assert axe_violations(page) == []
+        assert table.current(store.conn, l1)["entered_by"] == "ad-histo"
+        assert not [u for u in urls if REF.lower() in u.lower() or "no-such-ref" in u.lower()]

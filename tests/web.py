@@ -40,6 +40,18 @@ def launch(p):
 
 
 @contextlib.contextmanager
+def chromium():
+    """Debian's Chromium, headless, closed afterwards (skips where Playwright or Chromium is missing)."""
+    api = playwright_or_skip()
+    with api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
 def serve(app):
     """Serve a WSGI app on 127.0.0.1 at a free port; yields its base URL, stops it afterwards."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
