@@ -19,13 +19,20 @@ NAEVUS = "Benign:Benign melanocytic proliferations:Nevus"
 HEADER = "referral_reference,lesion_id,diagnosis,benign_malignant,confirm_type,report_date,report_reference\n"
 
 
-@pytest.fixture
-def env(tmp_path):
+def referral_env(tmp_path, seed: int, **referral):
+    """The app and a store on fresh files in ``tmp_path``, with one two-lesion referral stored in it
+    (``sample.make_referral(seed, lesions=2, **referral)``); the caller closes the store."""
     app = create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images"), "TESTING": True})
     store = Store(tmp_path / "c.db", tmp_path / "images")
-    cases = sample.make_referral(71, lesions=2)
+    cases = sample.make_referral(seed, lesions=2, **referral)
     for h, ims in cases:
         store.save_case(h, ims)
+    return app, store, cases
+
+
+@pytest.fixture
+def env(tmp_path):
+    app, store, cases = referral_env(tmp_path, 71)
     yield app, store, cases
     store.close()
 

@@ -7,25 +7,19 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import create_app, sample
-from dashboard.store import Store
+from dashboard import sample
 from dashboard.store import histology as table
 from tests.axe_kit import axe_violations, require_axe
 from tests.dashauth import PASSWORD, csrf_token, logged_in, make_user
+from tests.test_histology import MEL, NAEVUS, referral_env
 from tests.web import ARTIFACTS, chromium, log_in, serve
 
-MEL = "Malignant:Malignant melanocytic proliferations (Melanoma):Melanoma Invasive"
-NAEVUS = "Benign:Benign melanocytic proliferations:Nevus"
 REF = "GP-77-ABC"
 
 
 @pytest.fixture
 def env(tmp_path):
-    app = create_app({"DATABASE": str(tmp_path / "c.db"), "IMAGES_DIR": str(tmp_path / "images"), "TESTING": True})
-    store = Store(tmp_path / "c.db", tmp_path / "images")
-    cases = sample.make_referral(81, lesions=2, reference=REF, site="hub-east")
-    for h, ims in cases:
-        store.save_case(h, ims)
+    app, store, cases = referral_env(tmp_path, 81, reference=REF, site="hub-east")
     yield app, store, cases
     store.close()
 
