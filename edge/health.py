@@ -25,10 +25,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from wire import topics
-from wire.kioskconfig.kiosk import HealthSettings  # noqa: F401 (the [health] settings, used by callers)
 from wire.messages import Health
 
 log = logging.getLogger("edge.health")
