@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from edge.camera import synth
-from edge.quality import QualitySettings, assess
+from edge.quality import QualitySettings, assess, masked_median
 from edge.quality.analysis import decode
 from edge.quality.calibrate import fit_reference, measure
 from edge.quality.measures import glare_fraction
+from edge.quality.scene import scene
 from wire.messages import Quality
 
 SEEDS = (0, 1, 2)
@@ -97,6 +98,21 @@ def test_overexposure_is_caught_by_exposure_and_clipping(seed):
     q = assess(jpeg(synth.degrade_exposure(good(seed), 2.5)), "dermoscopic")
     assert {"exposure", "clipping"} <= failed(q)
     assert "too bright" in q.checks["exposure"].message and "burnt out white" in q.checks["clipping"].message
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_over_exposure_that_burns_out_the_skins_red_is_too_bright(seed):
+    # +1.5 stops: the skin's grey level stays moderate (the grey-median rule passed it, and nothing is
+    # white) while its brightest channel, red, is clipped over most of it: the skin's colour is lost.
+    img = synth.degrade_exposure(good(seed), 1.5)
+    settings = QualitySettings()
+    sc = scene(jpeg(img), settings, settings.dermoscopic)
+    assert masked_median(sc.gray, sc.skin) < 235 and masked_median(sc.work.small[..., 2], sc.skin) >= 254
+    assert assess(jpeg(good(seed)), "dermoscopic").checks["exposure"].ok
+    q = assess(jpeg(img), "dermoscopic")
+    check = q.checks["exposure"]
+    assert q.checks["clipping"].ok and not check.ok and check.value >= 254
+    assert f"skin brightness {check.value:.0f} in its brightest colour, at most 253" in check.message
 
 
 def test_clipping_reports_the_value_it_tests_and_names_white_or_black():

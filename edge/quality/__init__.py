@@ -38,10 +38,10 @@ MESSAGES = {
            "middle of the picture, needs {lim:.0%}): press it flat on the skin, centred, and tap again",
     "focus": "Image is blurred (sharpness {v:.0%} of this kiosk's normal, needs {lim:.0%}): hold the dermatoscope "
              "still, check the focus and tap again",
-    "dark": "Image is too dark (skin brightness {v:.0f}, needs at least {lim:.0f}): check that the dermatoscope's "
-            "light is on and tap again",
-    "bright": "Image is too bright (skin brightness {v:.0f}, at most {lim:.0f}): reduce the light or exposure "
-              "and tap again",
+    "dark": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f}): check "
+            "that the dermatoscope's light is on and tap again",
+    "bright": "Image is too bright (skin brightness {v:.0f} in its brightest colour, at most {lim:.0f}: the skin's "
+              "colour is burnt out): reduce the light or exposure and tap again",
     "clip_white": "Parts of the image are burnt out white ({v:.1%} of the lesion and its surroundings, at most "
                   "{lim:.1%}): reduce the light or exposure and tap again",
     "clip_black": "Parts of the image are black ({v:.1%} of the lesion and its surroundings, at most {lim:.1%}): "
@@ -117,14 +117,21 @@ def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck
     return _check(v, v >= rules.fov_min, "fov", rules.fov_min)
 
 
+#: The focus check's region around the lesion is at least this share of the frame's shorter side
+#: each way: a small lesion's own box holds too little detail for a steady ratio (ISIC 2017's small
+#: lesions in 256-px images), and the skin beside it lies in the same plane under the contact plate.
+FOCUS_LEAST = 0.35
+
+
 def focus_value(sc: Scene) -> float:
-    """The focus ratio (``analysis.focus_ratio``) around the lesion, or over the field of view without one."""
+    """The focus ratio (``analysis.focus_ratio``) around the lesion (its box grown by a quarter, and to at
+    least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one."""
     focus, small = sc.work.focus, sc.work.small
     fh, fw = focus.shape[:2]
     s = min(small.shape[:2])
     roi_small = cv2.erode(sc.fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 20 | 1,) * 2))
     if sc.present:
-        roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc))
+        roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc, FOCUS_LEAST))
     roi = cv2.resize(roi_small, (fw, fh), interpolation=cv2.INTER_NEAREST)
     if not roi.any():
         return 1.0
@@ -140,17 +147,34 @@ def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityChe
     return _check(v, v >= rules.focus_min, "focus", rules.focus_min)
 
 
-def _around_lesion(sc: Scene) -> np.ndarray:
-    """The lesion's bounding box grown by a quarter of its size on each side (uint8 0/255)."""
+def _around_lesion(sc: Scene, least: float = 0.0) -> np.ndarray:
+    """The lesion's bounding box grown by a quarter of its size on each side (uint8 0/255), and to at
+    least ``least`` of the frame's shorter side each way, centred on the lesion."""
     x, y, bw, bh = cv2.boundingRect(sc.lesion.mask)
     pad_x, pad_y = bw // 4 + 2, bh // 4 + 2
+    side = int(least * min(sc.fov.inner.shape))
+    pad_x, pad_y = max(pad_x, (side - bw + 1) // 2), max(pad_y, (side - bh + 1) // 2)
     box = np.zeros_like(sc.fov.inner)
     box[max(0, y - pad_y):y + bh + pad_y, max(0, x - pad_x):x + bw + pad_x] = 255
     return box
 
 
+
+def skin_brightness(sc: Scene) -> float:
+    """The exposure check's value: the median, over the skin, of each pixel's brightest colour channel (0-255).
+
+    Skin is brightest in red. Under-exposed, even that channel is dim; over-exposed, it is clipped
+    (255) over most of the skin, so the skin's colour (redness, the pigment's hue) is lost while
+    its grey level can still look moderate: one value tested at both ends. Darker skin is redder
+    than pale skin (its red stands further above its grey), so this is no harder on it than the grey
+    level was.
+    """
+    small = sc.work.small
+    return masked_median(cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2]), sc.skin)
+
+
 def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-    v = masked_median(sc.gray, sc.skin)
+    v = skin_brightness(sc)
     if v < rules.exposure_min:
         return _check(v, False, "dark", rules.exposure_min)
     return _check(v, v <= rules.exposure_max, "bright", rules.exposure_max)

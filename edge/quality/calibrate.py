@@ -46,9 +46,9 @@ def measure(data: bytes, settings: QualitySettings) -> tuple[float, float, float
         sc = scene(data, settings, rules)
     except DecodeError as exc:
         return f"not a readable image ({exc})"
-    from . import focus_value, masked_median  # the checks' own measures
+    from . import focus_value, skin_brightness  # the checks' own measures
 
-    level = masked_median(sc.gray, sc.skin)
+    level = skin_brightness(sc)
     if not rules.exposure_min <= level <= rules.exposure_max:
         return f"skin brightness {level:.0f} outside {rules.exposure_min:.0f}-{rules.exposure_max:.0f}: " \
                "fix the exposure first"

@@ -13,8 +13,8 @@ see ``bench/quality_eval.py`` and README, "The quality gate"):
 check         dermoscopic     close-up        regional
 ============  ==============  ==============  ==============
 fov           >= 0.95         --              --
-focus         >= 0.3          >= 0.3          >= 0.25
-exposure      100..235        100..235        100..235
+focus         >= 0.35         >= 0.35         >= 0.25
+exposure      130..253        130..253        130..253
 clipping      <= 5 %          <= 5 %          <= 3 %
 glare         <= 0.4 %        <= 0.4 %        --
 colour        <= 3.5          <= 3.5          <= 4.5
@@ -34,8 +34,11 @@ framing       <= 0.5          <= 0.5          --
   to ``focus_size`` pixels wide) in the worst direction (motion blur), independent of the lesion's
   contrast. Blur brings r towards 1 and the value towards 0; optics and sensors differ in their
   normal r (PH2 about 6, HAM10000 about 2.8), hence the kiosk's own reference.
-* ``exposure``: median brightness (0-255) of the skin around the lesion, within
-  ``exposure_min``..``exposure_max``.
+* ``exposure``: the skin's brightness in its brightest colour channel (red, for skin): the median
+  over the skin around the lesion of each pixel's largest channel (0-255), within
+  ``exposure_min``..``exposure_max``. Under-exposed, even red is dim; over-exposed, it is clipped
+  over most of the skin (254-255) and the skin's colour is lost, though its grey level can look
+  moderate (the grey median passed most +1-stop copies).
 * ``clipping``: the fraction of the lesion and its surroundings (as for glare; the field of view
   without a lesion) that is burnt out white (all three channels >= 250) or clipped black (grey
   level <= 4), whichever is larger; the message names which.
@@ -80,9 +83,11 @@ class ViewRules(BaseModel):
     fov_min: float = Field(0.95, ge=0, le=1)
     #: Sharpness as a fraction of this kiosk's normal (``[quality.reference] focus``), at least this.
     #: Below 0.15 the check would pass strongly blurred images (they score about 0.03-0.2).
-    focus_min: float = Field(0.3, ge=0.15, le=1.0)
-    exposure_min: float = Field(100.0, ge=0, le=255)
-    exposure_max: float = Field(235.0, ge=0, le=255)
+    focus_min: float = Field(0.35, ge=0.15, le=1.0)
+    #: The skin's brightness in its brightest colour channel (median, 0-255): at least this ...
+    exposure_min: float = Field(130.0, ge=0, le=255)
+    #: ... and at most this (254-255: the brightest channel is clipped over half of the skin or more).
+    exposure_max: float = Field(253.0, ge=0, le=255)
     clipping_max: float = Field(0.05, ge=0, le=1)
     glare_max: float = Field(0.004, ge=0, le=1)
     #: Largest Mahalanobis distance from the kiosk's colour reference (``[quality.reference]``): 3.5,
