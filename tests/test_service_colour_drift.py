@@ -1,0 +1,66 @@
+"""The ``colour-drift`` service alert on a real SQLite store: a kiosk whose dermoscopic photographs all lie further
+from its calibrated colour than usual (none refused one by one) fires; a normal kiosk, an old drift and too few
+photographs stay quiet; the median is on ``/metrics``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+
+from dashboard import metrics, sample
+from dashboard.alerts import FleetConfig
+from dashboard.servicereport import monitor
+from tests.test_service_monitor import store  # noqa: F401  (the store fixture)
+from wire.messages import Quality, QualityCheck
+
+TODAY = date(2026, 3, 2)
+NOW = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
+
+
+def photograph(store, seed: int, device: str, colour: float, days_ago: int) -> None:
+    """One referral from ``device`` whose one dermoscopic photograph's colour check reads ``colour``."""
+    at = NOW - timedelta(days=days_ago)
+    [(h, ims)] = sample.make_referral(seed, device=device, images_per_lesion=1, taken_at=at)
+    q = Quality(ok=colour <= 3.5, checks={"colour": QualityCheck(value=colour, ok=colour <= 3.5, message="ok")})
+    h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": q})]})
+    store.save_case(h, ims, received_at=at)
+
+
+def distances(rng, n: int, shift: float) -> list[float]:
+    """Colour distances of ``n`` photographs: the length of a 2-D standard normal offset by ``shift`` (a cast of
+    that many standard deviations), as the colour check measures under its calibration; none over 3.5."""
+    v = np.hypot(rng.normal(shift, 1.0, 4 * n), rng.normal(0.0, 1.0, 4 * n))
+    return [round(float(x), 3) for x in v[v <= 3.5][:n]]
+
+
+def test_a_kiosk_whose_colour_drifted_alerts_while_no_photograph_was_refused(store):  # noqa: F811
+    rng = np.random.default_rng(7)
+    seed = 0
+    for device, shift, days in (("kiosk-a", 0.0, 1), ("kiosk-b", 2.5, 1), ("kiosk-c", 2.5, 20)):
+        for i, d in enumerate(distances(rng, 24, shift)):
+            seed += 1
+            photograph(store, seed, device, d, days + i % 5)
+    f = monitor.evaluate(store.conn, TODAY, monitor.MonitoringConfig())
+    assert set(f.colour) == {"kiosk-a", "kiosk-b"}  # kiosk-c's photographs are older than 7 days
+    assert f.colour["kiosk-a"][0] == 24 and f.colour["kiosk-a"][1] < 1.75 < f.colour["kiosk-b"][1]
+    drift = [a for a in f.alerts if a.code == "colour-drift"]
+    assert [a.subject for a in drift] == ["kiosk-b"]
+    assert drift[0].value == f.colour["kiosk-b"][1] and "last 24 dermoscopic photographs" in drift[0].message
+    assert "recalibrate" in drift[0].message and monitor.TITLES["colour-drift"]
+    # too few photographs in the week, or a higher threshold: quiet
+    for t in (monitor.MonitoringConfig(colour_drift_min_images=25), monitor.MonitoringConfig(colour_drift_median=3.0)):
+        assert not [a for a in monitor.evaluate(store.conn, TODAY, t).alerts if a.code == "colour-drift"]
+    text = metrics.render(store, NOW, FleetConfig()).decode()
+    assert f'dermkiosk_service_colour_distance_median{{device="kiosk-b"}} {f.colour["kiosk-b"][1]}' in text
+    assert 'dermkiosk_service_alert{alert="colour-drift",subject="kiosk-b"} 1.0' in text
+
+
+def test_photographs_without_a_colour_value_are_left_out(store):  # noqa: F811
+    # the centre's sample cases carry no colour check (older kiosks, close-up views): nothing to measure
+    for i in range(25):
+        [(h, ims)] = sample.make_referral(100 + i, device="kiosk-d", images_per_lesion=1,
+                                          taken_at=NOW - timedelta(days=1))
+        store.save_case(h, ims, received_at=NOW - timedelta(days=1))
+    f = monitor.evaluate(store.conn, TODAY, monitor.MonitoringConfig())
+    assert f.colour == {} and not [a for a in f.alerts if a.code == "colour-drift"]
