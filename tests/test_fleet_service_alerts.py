@@ -1,12 +1,12 @@
 """The service's alerts (dashboard.servicereport.monitor) on the IT fleet page, over a real SQLite store whose
 referrals are saved by ``Store.save_case``: a seeded shift in hub-a's cancer calls (10 % over the baseline weeks,
-50 % in the last 7 days) and referrals unread 21 days or more fire; the thresholds come from the app's
+50 % in the last 7 days), referrals unread 21 days or more and a kiosk whose photographs' colour drifted fire; the thresholds come from the app's
 ``MONITORING`` config; an empty store shows none firing. In Chromium at 1280x800: the panel is visible, axe-core
 finds no serious or critical violation; screenshot tests/artifacts/fleet_service_alerts_1280.png."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -16,6 +16,7 @@ from dashboard.servicereport.monitor import MonitoringConfig
 from dashboard.store import Store
 from tests.axe_kit import axe_violations, require_axe
 from tests.dashauth import PASSWORD, logged_in, make_user
+from tests.test_service_colour_drift import seed_drifting_kiosk
 from tests.test_service_monitor import put
 from tests.web import ARTIFACTS, chromium, log_in, serve
 
@@ -41,6 +42,7 @@ def app(tmp_path):
 def shifted(app):
     store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"])
     seed_shift(store, today_in_england())
+    seed_drifting_kiosk(store, "kiosk-7", datetime.now(timezone.utc))
     store.close()
     return app
 
@@ -60,11 +62,13 @@ def test_fleet_page_shows_the_service_alerts_firing(shifted):
     # the baseline weeks' referrals (10 to 48 days old) wait for a reader: nearing the 28-day standard, per hub
     assert 'data-alert="fds-unread" data-subject="hub-a"' in text
     assert 'data-alert="fds-unread" data-subject="hub-b"' in text
-    assert "Classifier cancer calls drifting" in text and 'id="count-service-alerts">3 firing' in text
+    assert 'data-alert="colour-drift" data-subject="kiosk-7"' in text and "Kiosk colour drifting" in text
+    assert "kiosk-7: the skin in its last 24 dermoscopic photographs (7 days) lies a median" in text
+    assert "Classifier cancer calls drifting" in text and 'id="count-service-alerts">4 firing' in text
 
 
 def test_fleet_service_alerts_follow_the_monitoring_config(shifted):
-    shifted.config["MONITORING"] = MonitoringConfig(drift_points=45, unread_warn_days=60)
+    shifted.config["MONITORING"] = MonitoringConfig(drift_points=45, unread_warn_days=60, colour_drift_median=3.0)
     text = panel(logged_in(shifted, "it.one", "it"))
     assert "data-alert=" not in text and "None firing." in text
 
@@ -85,7 +89,7 @@ def test_fleet_service_alerts_in_chromium_with_axe(shifted):
         log_in(page, f"{base}/fleet", "it-alerts", PASSWORD)
         page.wait_for_url("**/fleet")
         items = page.locator("#service-alerts li[data-alert]")
-        assert items.count() == 3 and items.first.is_visible()
+        assert items.count() == 4 and items.first.is_visible()
         box = page.locator("#service-alerts").bounding_box()
         assert box and box["x"] + box["width"] <= 1280  # long messages wrap inside the page
         page.screenshot(path=str(ARTIFACTS / "fleet_service_alerts_1280.png"))

@@ -18,13 +18,20 @@ TODAY = date(2026, 3, 2)
 NOW = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
 
 
-def photograph(store, seed: int, device: str, colour: float, days_ago: int) -> None:
-    """One referral from ``device`` whose one dermoscopic photograph's colour check reads ``colour``."""
-    at = NOW - timedelta(days=days_ago)
+def photograph(store, seed: int, device: str, colour: float, at: datetime) -> None:
+    """One referral from ``device``, photographed and received at ``at``, whose one dermoscopic photograph's colour
+    check reads ``colour``."""
     [(h, ims)] = sample.make_referral(seed, device=device, images_per_lesion=1, taken_at=at)
     q = Quality(ok=colour <= 3.5, checks={"colour": QualityCheck(value=colour, ok=colour <= 3.5, message="ok")})
     h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": q})]})
     store.save_case(h, ims, received_at=at)
+
+
+def seed_drifting_kiosk(store, device: str, now: datetime, first_seed: int = 5000) -> None:
+    """24 photographs from ``device`` over the last 5 days whose colour lies 2.5 standard deviations off its
+    calibrated normal (a cast from the kiosk), none of them refused."""
+    for i, d in enumerate(distances(np.random.default_rng(3), 24, 2.5)):
+        photograph(store, first_seed + i, device, d, now - timedelta(days=i % 5, hours=1))
 
 
 def distances(rng, n: int, shift: float) -> list[float]:
@@ -40,7 +47,7 @@ def test_a_kiosk_whose_colour_drifted_alerts_while_no_photograph_was_refused(sto
     for device, shift, days in (("kiosk-a", 0.0, 1), ("kiosk-b", 2.5, 1), ("kiosk-c", 2.5, 20)):
         for i, d in enumerate(distances(rng, 24, shift)):
             seed += 1
-            photograph(store, seed, device, d, days + i % 5)
+            photograph(store, seed, device, d, NOW - timedelta(days=days + i % 5))
     f = monitor.evaluate(store.conn, TODAY, monitor.MonitoringConfig())
     assert set(f.colour) == {"kiosk-a", "kiosk-b"}  # kiosk-c's photographs are older than 7 days
     assert f.colour["kiosk-a"][0] == 24 and f.colour["kiosk-a"][1] < 1.75 < f.colour["kiosk-b"][1]
