@@ -31,13 +31,15 @@ CASTS = ("cast_red", "cast_blue", "cast_green", "cast_yellow")
 
 def read_colour(path: Path) -> dict[str, dict[str, list[float]]]:
     """``{source: {variant: [colour distance, ...]}}`` from a ``bench.quality_eval`` CSV (variant
-    ``original`` or ``cast_<direction>_<grade>``)."""
+    ``original`` or ``cast_<direction>_<grade>``); a photograph whose colour could not be read (no skin left
+    unsaturated) counts as infinitely far, as it does at the centre."""
     out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     with path.open(newline="") as fh:
         for row in csv.DictReader(fh):
             if row["variant"] == "original" or row["variant"].startswith("cast_"):
-                if row["colour"] not in ("", "None"):
-                    out[row["source"]][row["variant"]].append(float(row["colour"]))
+                # no value: no skin left unsaturated to read (a strong cast burns out a channel), as far as can be
+                out[row["source"]][row["variant"]].append(float(row["colour"]) if row["colour"] not in ("", "None")
+                                                          else float("inf"))
     return out
 
 
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--csv", type=Path, default=Path(__file__).resolve().parent / "out" / "quality_eval.csv")
     ap.add_argument("--images", type=int, default=20, help="photographs in the window (default 20)")
-    ap.add_argument("--limit", type=float, default=2.0, help="median colour distance that alerts (default 2.0)")
+    ap.add_argument("--limit", type=float, default=1.75, help="median colour distance that alerts (default 1.75, "
+                                                              "the centre's colour_drift_median)")
     ap.add_argument("--runs", type=int, default=2000)
     args = ap.parse_args(argv)
     data = read_colour(args.csv)

@@ -63,6 +63,16 @@ def test_a_kiosk_whose_colour_drifted_alerts_while_no_photograph_was_refused(sto
     assert 'dermkiosk_service_alert{alert="colour-drift",subject="kiosk-b"} 1.0' in text
 
 
+def test_a_colour_check_that_could_not_read_the_skin_counts_as_far(store):  # noqa: F811
+    # a strong cast burns out a channel over the skin: the check runs but has no value; most such: an alert
+    for i in range(20):
+        photograph(store, 400 + i, "kiosk-e", float("nan") if i < 12 else 1.0, NOW - timedelta(days=1))
+    f = monitor.evaluate(store.conn, TODAY, monitor.MonitoringConfig())
+    assert f.colour["kiosk-e"] == (20, float("inf"))
+    [alert] = [a for a in f.alerts if a.code == "colour-drift"]
+    assert "could not be read in most of them" in alert.message
+
+
 def test_photographs_without_a_colour_value_are_left_out(store):  # noqa: F811
     # the centre's sample cases carry no colour check (older kiosks, close-up views): nothing to measure
     for i in range(25):
