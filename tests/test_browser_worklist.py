@@ -6,17 +6,16 @@ fleet page and the audit log. Screenshots in tests/artifacts/worklist_*.png."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 import pytest
 
-from dashboard import create_app, sample
+from dashboard import create_app
 from dashboard.alerts import FleetConfig
 from dashboard.store import Store
 from tests.dashauth import PASSWORD, make_user
 from tests.axe_kit import axe_violations, require_axe
 from tests.test_fleet_page import populate
-from tests.test_worklist import TODAY, save_referral
+from tests.test_worklist import save_referral
 from tests.web import ARTIFACTS, chromium, log_in, playwright_or_skip, serve
 from wire.referral import format_nhs_number
 

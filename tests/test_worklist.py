@@ -16,7 +16,11 @@ from dashboard.worklistconfig import WorklistConfig
 from tests.dashauth import csrf_token, logged_in
 from wire.referral import format_nhs_number
 
-TODAY = clock.today_in_england()
+
+def today():
+    """Today in England, read when a test saves its referrals (not when the module is collected: a suite that
+    runs across midnight would otherwise date them a day before the pages it checks)."""
+    return clock.today_in_england()
 
 
 @pytest.fixture
@@ -39,7 +43,7 @@ def derm(app):
 def save_referral(store, seed, *, days_ago=3, risks=("benign",), site="site-1", **kw):
     """A referral of ``len(risks)`` lesions with these classifier tiers, referred ``days_ago`` days ago."""
     cases = sample.make_referral(seed, lesions=len(risks), site=site, **kw)
-    ref_date = TODAY - timedelta(days=days_ago)
+    ref_date = today() - timedelta(days=days_ago)
     out = []
     for (h, ims), risk in zip(cases, risks):
         update = {"referral": h.referral.model_copy(update={"referral_date": ref_date})}
@@ -77,7 +81,7 @@ def test_most_severe_lesion_first_full_review_never_benign_then_the_clock(derm, 
     assert "Day 25 of 28 · 3 days left" in row_of(html, pre) and "clock-warn-2" in row_of(html, pre)
     assert "Day 20 of 28" in row_of(html, benign_old) and "clock-warn-1" in row_of(html, benign_old)
     assert "Day 0 of 28 · 28 days left" in row_of(html, benign_new) and "clock-ok" in row_of(html, benign_new)
-    wd = clock.working_days_between(TODAY - timedelta(days=20), TODAY)
+    wd = clock.working_days_between(today() - timedelta(days=20), today())
     assert f"{wd} working day{'s' if wd != 1 else ''} · due" in row_of(html, benign_old)
 
 
