@@ -49,6 +49,9 @@ def cut(img: np.ndarray, lesion: np.ndarray | None, outside: float, rng: random.
     ys, xs = np.nonzero(lesion[::4, ::4])
     ys, xs = ys * 4, xs * 4
     dx, dy = [(-1, 0), (1, 0), (0, -1), (0, 1)][rng.randrange(4)]
+    skin = skin_colour(img, fov, lesion)
+    if skin is None:
+        return None  # the lesion fills the view: there is no skin to show beside it
     for t in range(0, max(w, h), 8):
         nx, ny = xs + dx * t, ys + dy * t
         inside = (nx >= 0) & (nx < w) & (ny >= 0) & (ny < h)
@@ -56,9 +59,7 @@ def cut(img: np.ndarray, lesion: np.ndarray | None, outside: float, rng: random.
         if 1.0 - inside.mean() >= outside:
             m = np.float32([[1, 0, dx * t], [0, 1, dy * t]])
             moved = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            if skin_colour(img, fov, lesion) is None:
-                return None  # the lesion fills the view: there is no skin to show beside it
-            moved = _plain_skin_where_unseen(moved, img, lesion, fov, m, rng)
+            moved = _plain_skin_where_unseen(moved, skin, fov, m, rng)
             moved[~fov] = img[~fov]
             return moved
     return None
@@ -76,21 +77,18 @@ def skin_colour(img: np.ndarray, fov: np.ndarray, lesion: np.ndarray) -> np.ndar
     return np.median(img[keep], axis=0).astype(np.float32)
 
 
-def _plain_skin_where_unseen(moved: np.ndarray, img: np.ndarray, lesion: np.ndarray, fov: np.ndarray,
-                             m: np.ndarray, rng: random.Random) -> np.ndarray:
-    """``moved`` with plain skin (median colour, fine grain; feathered seam) wherever its content did not
-    come from well inside the still's field of view: the uncovered strip, the vignette and the rim's
+def _plain_skin_where_unseen(moved: np.ndarray, skin: np.ndarray, fov: np.ndarray, m: np.ndarray,
+                             rng: random.Random) -> np.ndarray:
+    """``moved`` with plain skin (the colour ``skin``, fine grain; feathered seam) wherever its content did not
+    come from well inside the still's field of view ``fov``: the uncovered strip, the vignette and the rim's
     fall-off that slid inwards."""
-    h, w = img.shape[:2]
+    h, w = moved.shape[:2]
     s = min(h, w)
     well_inside = cv2.erode(fov.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (s // 12 | 1,) * 2))
     seen = cv2.warpAffine(well_inside if not fov.all() else np.ones((h, w), np.uint8), m, (w, h),
                           flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     unseen = (seen == 0).astype(np.float32)
     if not unseen.any():
-        return moved
-    skin = skin_colour(img, fov, lesion)
-    if skin is None:
         return moved
     grain = np.random.default_rng(rng.randrange(10**6)).normal(0.0, 4.0, (h, w, 1)).astype(np.float32)
     plain = skin[None, None, :] + cv2.GaussianBlur(grain, (0, 0), 1.0)[..., None]

@@ -28,6 +28,7 @@ grouped queries over the referrals of the window, never a patient identifier.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -171,9 +172,7 @@ def _colour_drift(conn, since: date, t: MonitoringConfig, f: Figures) -> None:
         # a check without a value could not read the skin's colour at all (a cast burning out a channel)
         values.setdefault(device, []).append(float("inf") if v is None else float(v))
     for device, vs in sorted(values.items()):
-        vs.sort()
-        mid = len(vs) // 2
-        median = vs[mid] if len(vs) % 2 else (vs[mid - 1] + vs[mid]) / 2
+        median = statistics.median(vs)  # not stats.percentile: numpy's interpolation turns inf into nan
         f.colour[device] = (len(vs), median)
         if len(vs) >= t.colour_drift_min_images and median > t.colour_drift_median:
             far = f"lies a median {median:.2f} from its calibrated normal colour, above {t.colour_drift_median:g}" \
