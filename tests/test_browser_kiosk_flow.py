@@ -11,11 +11,11 @@ from edge.web import WebServer
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthetic_nhs_number
 from tests.kiosk_walk import KioskWalk, LesionEntry, PatientEntry
 from tests.test_kiosk_service import MODEL_DIR
-from tests.web import ARTIFACTS, launch, playwright_or_skip
+from tests.web import ARTIFACTS, chromium, playwright_or_skip
 from wire.codec import decode_case
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
-playwright_api = playwright_or_skip()
+playwright_or_skip()  # the whole module needs Chromium
 
 SIZES = {"800x480": {"width": 800, "height": 480}, "1280x720": {"width": 1280, "height": 720}}
 PRACTICES = [{"ods": "A81001", "name": "Riverside Surgery"}, {"ods": "B82005", "name": "Hill Street Practice"}]
@@ -38,12 +38,8 @@ def kiosk(tmp_path):
 
 @pytest.fixture
 def browser():
-    with playwright_api.sync_playwright() as p:
-        b = launch(p)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def touch_page(browser, size: str):
