@@ -16,6 +16,8 @@ import numpy as np
 
 from edge.camera.replay import jpeg_size
 
+from .markers import is_marker, skin_marks
+
 
 class DecodeError(ValueError):
     """The bytes are not an image that can be decoded."""
@@ -257,6 +259,11 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     vals = ch[inside]
     if vals.size < 100:
         return empty
+    # the threshold is taken on the view without stickers and pen marks: a large saturated sticker
+    # would pull it towards itself and shrink the lesion
+    plain = inside & ~skin_marks(lab)
+    if np.count_nonzero(plain) >= 0.6 * vals.size:
+        vals = ch[plain]
     thr, _ = cv2.threshold(vals.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     cand = ((ch <= thr) & inside).astype(np.uint8)
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
@@ -271,17 +278,13 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     band = cv2.erode(fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 10 | 1,) * 2)) == 0
     on_band = np.bincount(labels[band].ravel(), minlength=n)[1:] / np.maximum(stats[1:, cv2.CC_STAT_AREA], 1)
     score = np.where((d > 0.6) & (on_band > RIM_SHARE), 0.0, score)
-    # A colour-calibration sticker or a pen mark is not a lesion: bluer than any skin lesion
-    # (CIELAB b* below -15), or a bright saturated orange (b* over 60 at L* over 65; a pale
-    # orange-brown naevus, as in PH2, reaches about 55 at 62).
+    # A colour-calibration sticker or a pen mark is not a lesion (``markers.is_marker``).
     # Checked in order of score until one passes (usually the first): no need to measure them all.
     best = 0
     for k in np.argsort(-score, kind="stable"):
         if score[k] <= 0:
             break
-        l_k, _, b_k, _ = cv2.mean(lab, mask=(labels == k + 1).view(np.uint8))
-        l_k, b_k = l_k * (100 / 255), b_k - 128.0
-        if not (b_k < -15 or (b_k > 60 and l_k > 65)):
+        if not is_marker(lab, (labels == k + 1).view(np.uint8)):
             best = int(k) + 1
             break
     if not best:

@@ -17,6 +17,7 @@ import numpy as np
 from wire.kioskconfig.quality import QualitySettings, ViewRules
 
 from .analysis import FieldOfView, LesionRegion, Working, decode, find_fov, segment_lesion
+from .markers import skin_marks
 
 
 @dataclass
@@ -45,8 +46,7 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
     # Not skin: a colour-calibration sticker or pen mark (CIELAB b* below -15 or chroma over 60), as
     # long as it is under 40 % of the view (most of it so coloured is the skin under a cast; a
     # calibration sticker can cover over a quarter of a frame).
-    a, b = lab[..., 1].astype(np.int16) - 128, lab[..., 2].astype(np.int16) - 128
-    marks = inside & ((b < -15) | (a * a + b * b > 3600))
+    marks = inside & skin_marks(lab)
     if np.count_nonzero(marks) < 0.4 * np.count_nonzero(inside):
         inside = inside & ~marks
     skin = inside

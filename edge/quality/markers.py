@@ -1,0 +1,76 @@
+"""What is on the skin but is neither lesion nor skin: colour-calibration stickers and pen marks.
+
+Clinics put round colour stickers (orange, yellow, red, green, blue; some rings of two colours)
+beside a lesion to identify the photograph or to check its colour, and draw round a lesion with a
+surgical marker. The lesion segmentation must not take one for the lesion (a sticker at the edge of
+the view would be "a lesion cut by the edge"), and the skin's colour and brightness must not
+include them. The rules are in CIELAB (OpenCV's 8-bit encoding: L* scaled to 0-255, a* and b*
+offset by 128), as measured on ISIC 2017's stickers against PH2's, HAM10000's and ISIC 2017's
+lesions (README, "The quality gate").
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+#: No skin lesion is this blue (b*) or this green (a*): blue and green stickers, blue or green pen.
+BLUE_B = -15.0
+GREEN_A = -15.0
+#: A bright saturated orange beyond a pale orange-brown naevus (PH2's reach about b* 55 at L* 62).
+ORANGE_B, ORANGE_L = 60.0, 65.0
+#: A warm sticker (orange, yellow, salmon): at least this light, this saturated (chroma) and this
+#: yellow (b*: red and purple vascular lesions lie below) ...
+WARM_L, WARM_CHROMA, WARM_B = 50.0, 45.0, 30.0
+#: ... beside the lesion, not where the photographer aims (its centre at least this far from the
+#: frame's, in halves of the shorter side: a sticker in the middle would hide the lesion) ...
+STICKER_OFFSET = 0.5
+#: ... and die-cut (its outline convex: area over its convex hull's at least this) or printed flat
+#: (its lightness's standard deviation inside at most this); lesions as saturated have an irregular
+#: outline and a pigment network, globules or vessels inside.
+STICKER_SOLIDITY = 0.98
+STICKER_FLAT_L = 3.0
+
+
+def skin_marks(lab: np.ndarray) -> np.ndarray:
+    """Boolean mask of the pixels coloured like a sticker or pen mark rather than skin: b* below
+    ``BLUE_B`` or chroma over 60 (the skin's colour and brightness leave them out)."""
+    a, b = lab[..., 1].astype(np.int16) - 128, lab[..., 2].astype(np.int16) - 128
+    return (b < BLUE_B) | (a * a + b * b > 3600)
+
+
+def is_marker(lab: np.ndarray, blob: np.ndarray) -> bool:
+    """Whether the blob (uint8 mask, nonzero inside) of the CIELAB image ``lab`` is a sticker or pen
+    mark rather than a lesion: blue or green; a bright saturated orange; or a bright saturated warm
+    colour away from the middle of the frame that is convex or flat (see the constants)."""
+    l_mean, a_mean, b_mean, _ = cv2.mean(lab, mask=blob)
+    l_mean, a_mean, b_mean = l_mean * (100 / 255), a_mean - 128.0, b_mean - 128.0
+    if b_mean < BLUE_B or a_mean < GREEN_A or (b_mean > ORANGE_B and l_mean > ORANGE_L):
+        return True
+    if l_mean < WARM_L or b_mean < WARM_B or np.hypot(a_mean, b_mean) < WARM_CHROMA:
+        return False
+    m = cv2.moments(blob, binaryImage=True)
+    h, w = blob.shape
+    if not m["m00"] or np.hypot(m["m10"] / m["m00"] - (w - 1) / 2, m["m01"] / m["m00"] - (h - 1) / 2) \
+            < STICKER_OFFSET * min(h, w) / 2:
+        return False
+    return _solidity(blob) >= STICKER_SOLIDITY or _lightness_sd(lab, blob) <= STICKER_FLAT_L
+
+
+def _solidity(blob: np.ndarray) -> float:
+    """Area of the blob's largest outline over its convex hull's (1: convex)."""
+    contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return 0.0
+    c = max(contours, key=cv2.contourArea)
+    hull = cv2.contourArea(cv2.convexHull(c))
+    return float(cv2.contourArea(c) / hull) if hull > 0 else 0.0
+
+
+def _lightness_sd(lab: np.ndarray, blob: np.ndarray) -> float:
+    """Standard deviation of L* (0-100) inside the blob, its outline's soft edge left out."""
+    core = cv2.erode(blob, np.ones((5, 5), np.uint8))
+    if cv2.countNonZero(core) < 20:
+        core = blob
+    _, sd = cv2.meanStdDev(np.ascontiguousarray(lab[..., 0]), mask=core)
+    return float(sd[0, 0]) * (100 / 255)
