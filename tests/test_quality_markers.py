@@ -4,6 +4,8 @@ Clinics stick a round colour label beside the lesion (ISIC 2017's photographs ho
 salmon, green and blue ones, some rings of two colours). Before the warm-sticker and green rules, an
 orange, salmon or green sticker cut by the edge of the frame was taken for a lesion cut by the edge
 and the photograph refused for framing (the yellow one was already caught as a bright orange).
+The last test: a faint patch of uneven skin that outscores the lesion by its size gives way to the
+lesion in the middle (``segment_lesion``'s ``min_contrast``).
 """
 
 from __future__ import annotations
@@ -112,3 +114,23 @@ def test_the_skin_measured_leaves_the_sticker_out():
     sc = scene(jpeg(with_sticker(good, STICKERS["orange"])), s, s.dermoscopic)
     h, w = sc.skin.shape
     assert not sc.skin[int(h * 0.45), int(w * 0.93)]  # inside the sticker
+
+
+def test_a_faint_patch_beside_the_lesion_gives_way_to_the_lesion_in_the_middle():
+    # Uneven skin (a large patch barely darker than the rest, over 6 delta E short) outscores a small
+    # lesion by its size; the lesion in the middle, which does stand out, is the one measured.
+    from edge.quality.analysis import find_fov, segment_lesion
+
+    rng = np.random.default_rng(1)
+    img = np.full((300, 400, 3), (150, 170, 205), np.float32)
+    patch = np.zeros((300, 400), np.uint8)
+    cv2.ellipse(patch, (310, 150), (60, 110), 0, 0, 360, 255, -1)
+    patch = cv2.GaussianBlur(patch, (0, 0), 8).astype(np.float32)[..., None] / 255
+    img = img * (1 - 0.07 * patch)
+    cv2.circle(img, (200, 150), 16, (110, 130, 175), -1)
+    img = np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+    fov = find_fov(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    first = segment_lesion(img, fov)  # no contrast asked for: the best-scoring blob, the patch
+    assert first.contrast < 6 and first.centre[0] > 240
+    lesion = segment_lesion(img, fov, min_contrast=6.0)
+    assert lesion.contrast >= 6 and abs(lesion.centre[0] - 200) < 10 and abs(lesion.centre[1] - 150) < 10

@@ -17,6 +17,7 @@ import numpy as np
 from edge.camera.replay import jpeg_size
 
 from .markers import is_marker, skin_marks
+from .region import LesionRegion, describe, no_lesion
 
 
 class DecodeError(ValueError):
@@ -129,20 +130,6 @@ def find_fov(gray: np.ndarray) -> FieldOfView:
 
 # --- lesion ----------------------------------------------------------------------------------------
 
-@dataclass
-class LesionRegion:
-    """The segmented lesion at analysis size."""
-
-    mask: np.ndarray  # uint8 0/255
-    found: bool
-    area: float  # fraction of the field of view
-    contrast: float  # colour difference lesion vs skin, CIELAB delta E
-    centre: tuple[float, float]  # x, y in pixels at analysis size
-    offset: float  # centroid distance from the frame's centre / half the shorter side
-    border: float  # outline along the frame's / field of view's edge over the equal-area disc's circumference
-    cut: float = 0.0  # how much of the lesion is cut on one side (``one_sided``: the framing check's value)
-
-
 def lesion_channel(small: np.ndarray, lab: np.ndarray | None = None, blurred: np.ndarray | None = None) -> np.ndarray:
     """The channel the lesion is segmented on: lightness L*, smoothed over the pigment network.
 
@@ -172,6 +159,12 @@ COLOUR_WEIGHT = 3.0
 #: A far-off blob with more than this share of its area in the rim band of the field of view is
 #: the optics' shading, not a lesion (a lesion cut by the edge has most of its area further in).
 RIM_SHARE = 0.3
+
+#: At most this many blobs, best-scoring first, are considered for the lesion.
+MAX_CANDIDATES = 5
+#: A blob taken instead of a faint best one lies within this distance of the frame's centre (in halves
+#: of the shorter side): where the photographer aims, not a ruler or hair at the side.
+FALLBACK_REACH = 0.5
 
 
 def _median_u8(ch: np.ndarray, mask: np.ndarray) -> float:
@@ -235,9 +228,11 @@ def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return b, ym - b * xm
 
 
-def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None = None) -> LesionRegion:
+def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None = None,
+                   min_contrast: float = 0.0) -> LesionRegion:
     """Otsu threshold of the smoothed, shading-corrected lightness inside the field of view; the most
-    central large blob.
+    central large blob that is neither sticker nor pen mark, or, where that one differs from the skin
+    by under ``min_contrast`` (CIELAB delta E), the best-placed blob near the middle that does.
 
     ``lab``: ``small`` already converted to OpenCV's 8-bit CIELAB (saves a conversion).
     """
@@ -255,7 +250,7 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
         lab = cv2.merge([cv2.multiply(lab[..., 0], gain, dtype=cv2.CV_8U), lab[..., 1], lab[..., 2]])
     if COLOUR_WEIGHT and inside.any():
         ch = colour_weighted(ch, blurred, inside, COLOUR_WEIGHT)
-    empty = LesionRegion(np.zeros((h, w), np.uint8), False, 0.0, 0.0, (w / 2, h / 2), 0.0, 0.0)
+    empty = no_lesion((h, w))
     vals = ch[inside]
     if vals.size < 100:
         return empty
@@ -278,82 +273,24 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     band = cv2.erode(fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 10 | 1,) * 2)) == 0
     on_band = np.bincount(labels[band].ravel(), minlength=n)[1:] / np.maximum(stats[1:, cv2.CC_STAT_AREA], 1)
     score = np.where((d > 0.6) & (on_band > RIM_SHARE), 0.0, score)
-    # A colour-calibration sticker or a pen mark is not a lesion (``markers.is_marker``).
-    # Checked in order of score until one passes (usually the first): no need to measure them all.
-    best = 0
+    # A colour-calibration sticker or a pen mark is not a lesion (``markers.is_marker``). Blobs are
+    # described in order of score until one passes (usually the first): no need to measure them all.
+    # Where the best is too faint to be a lesion (under ``min_contrast`` from the skin: a diffuse
+    # shadow, uneven skin), a blob in the middle of the view that does stand out is taken instead.
+    first, tried = None, 0
     for k in np.argsort(-score, kind="stable"):
-        if score[k] <= 0:
+        if score[k] <= 0 or tried == MAX_CANDIDATES:
             break
-        if not is_marker(lab, (labels == k + 1).view(np.uint8)):
-            best = int(k) + 1
-            break
-    if not best:
-        return empty
-    mask = np.where(labels == best, 255, 0).astype(np.uint8)
-    # fill holes (regression structures, light blotches inside the lesion)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(mask, contours, -1, 255, -1)
-    mask = cv2.bitwise_and(mask, fov.mask)
-    n_px = int(np.count_nonzero(mask))
-    fov_px = max(int(np.count_nonzero(fov.mask)), 1)
-    if n_px == 0:
-        return empty
-    ring = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 8 | 1,) * 2))
-    skin = (ring == 0) & inside
-    if np.count_nonzero(skin) < 50:
-        skin = (mask == 0) & inside
-    contrast = 0.0
-    if np.count_nonzero(skin) >= 50:
-        scale = np.array([100.0 / 255.0, 1.0, 1.0])
-        in_lesion = np.array(cv2.mean(lab, mask=mask)[:3]) * scale
-        in_skin = np.array(cv2.mean(lab, mask=skin.astype(np.uint8))[:3]) * scale
-        contrast = float(np.linalg.norm(in_lesion - in_skin))
-    m = cv2.moments(mask, binaryImage=True)
-    cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
-    offset = float(np.hypot(cx - (w - 1) / 2, cy - (h - 1) / 2) / (s / 2))
-    outline = mask > 0
-    outline &= cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0
-    edge = cv2.dilate((fov.inner == 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    # Length of outline along the edge over the circumference of a disc of the lesion's area: a
-    # ragged outline (hairs, a faint margin) does not dilute it as it would a fraction of the outline.
-    contact = outline & edge
-    border = min(1.0, float(np.count_nonzero(contact)) / (2.0 * np.sqrt(np.pi * n_px)))
-    return LesionRegion(mask, True, n_px / fov_px, contrast, (cx, cy), offset, border,
-                        one_sided(contact, fov, mask))
-
-
-def one_sided(contact: np.ndarray, fov: FieldOfView, mask: np.ndarray | None = None) -> float:
-    """How much of the lesion is cut on one side: 0 (untouched, or cut alike on opposite sides) .. 1.
-
-    The contact pixels are split into the four sides of the field of view (by their angle from
-    its centre). On each side, the contact's length (the rows, or columns, it spans) over the
-    lesion's extent along that side (its bounding box's height, or width) is about 1 when the
-    lesion is cut across its width, small when it only touches the edge. The value is the largest
-    of (a side's fraction - the opposite side's): a lesion larger than the view, spanning it from
-    one side to the other, has nothing to gain from re-aiming and scores about 0.
-    """
-    ys, xs = np.nonzero(contact)
-    if xs.size == 0:
-        return 0.0
-    m = cv2.moments(fov.mask, binaryImage=True)
-    h, w = contact.shape
-    cx, cy = (m["m10"] / m["m00"], m["m01"] / m["m00"]) if m["m00"] else ((w - 1) / 2, (h - 1) / 2)
-    if mask is None:
-        bx, by, bw, bh = cv2.boundingRect(contact.astype(np.uint8))
-    else:
-        bx, by, bw, bh = cv2.boundingRect(mask)
-    fx, fy, fw, fh = cv2.boundingRect(fov.mask)
-    room = [float(np.clip((0.9 - bw / max(fw, 1)) / 0.4, 0.0, 1.0)), float(np.clip((0.9 - bh / max(fh, 1)) / 0.4, 0.0, 1.0))]
-    ang = np.degrees(np.arctan2(ys - cy, xs - cx)) % 360.0
-    side = ((ang + 45.0) // 90.0).astype(int) % 4  # 0 right, 1 bottom, 2 left, 3 top
-    frac = np.zeros(4)
-    for k in range(4):
-        sel = side == k
-        if sel.any():
-            along = ys[sel] if k in (0, 2) else xs[sel]
-            frac[k] = min(1.0, np.unique(along).size / max(bh if k in (0, 2) else bw, 1))
-    # sides 0/2 (right/left) are re-aimed along x (room[0]), 1/3 (bottom/top) along y (room[1])
-    return float(max(0.0, max(frac[k] * room[k % 2] - frac[(k + 2) % 4] for k in range(4))))
+        if first is not None and d[k] > FALLBACK_REACH:
+            continue
+        blob = (labels == k + 1).view(np.uint8)
+        if is_marker(lab, blob):
+            continue
+        region, tried = describe(blob, lab, fov.mask, inside), tried + 1
+        if region.contrast >= min_contrast:
+            return region
+        first = first or region
+    return first or empty
 
 
 def fov_coverage(fov: FieldOfView, disc: float = 0.9, smallest: float = 0.6) -> float:

@@ -40,7 +40,7 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
     fov = find_fov(gray)
-    lesion = segment_lesion(small, fov, lab)
+    lesion = segment_lesion(small, fov, lab, rules.lesion_min_contrast)
     present = lesion.found and lesion.contrast >= rules.lesion_min_contrast
     inside = fov.inner > 0
     # Not skin: a colour-calibration sticker or pen mark (CIELAB b* below -15 or chroma over 60), as
