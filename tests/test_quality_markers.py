@@ -108,12 +108,18 @@ def test_a_textured_irregular_orange_brown_blob_beside_the_middle_is_a_lesion():
     assert not is_marker(cv2.cvtColor(img, cv2.COLOR_BGR2Lab), blob)
 
 
-def test_the_skin_measured_leaves_the_sticker_out():
+@pytest.mark.parametrize("name", sorted(STICKERS))
+def test_the_skin_measured_leaves_the_sticker_out(name):
+    # A salmon or green sticker is not saturated enough for the pixel rule (chroma over 60): it is left
+    # out because the segmentation passed it over as a sticker. Counted as skin, it would move the
+    # skin's colour, and a calibration still holding one would move the kiosk's reference.
     good = small_lesion(3)
     s = QualitySettings()
-    sc = scene(jpeg(with_sticker(good, STICKERS["orange"])), s, s.dermoscopic)
+    sc = scene(jpeg(with_sticker(good, STICKERS[name])), s, s.dermoscopic)
     h, w = sc.skin.shape
-    assert not sc.skin[int(h * 0.45), int(w * 0.93)]  # inside the sticker
+    sticker = np.zeros((h, w), np.uint8)
+    cv2.circle(sticker, (int(w * 0.9), int(h * 0.45)), int(0.3 * min(h, w)) - 2, 255, -1)
+    assert np.count_nonzero(sc.skin & (sticker > 0)) < 0.02 * np.count_nonzero(sticker)
 
 
 def test_a_faint_patch_beside_the_lesion_gives_way_to_the_lesion_in_the_middle():

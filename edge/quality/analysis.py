@@ -277,7 +277,7 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     # described in order of score until one passes (usually the first): no need to measure them all.
     # Where the best is too faint to be a lesion (under ``min_contrast`` from the skin: a diffuse
     # shadow, uneven skin), a blob in the middle of the view that does stand out is taken instead.
-    first, tried = None, 0
+    first, tried, markers = None, 0, None
     for k in np.argsort(-score, kind="stable"):
         if score[k] <= 0 or tried == MAX_CANDIDATES:
             break
@@ -285,12 +285,16 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
             continue
         blob = (labels == k + 1).view(np.uint8)
         if is_marker(lab, blob):
+            markers = blob * 255 if markers is None else cv2.bitwise_or(markers, blob * 255)
             continue
         region, tried = describe(blob, lab, fov.mask, inside), tried + 1
         if region.contrast >= min_contrast:
-            return region
+            first = region
+            break
         first = first or region
-    return first or empty
+    found = first or empty
+    found.markers = markers
+    return found
 
 
 def fov_coverage(fov: FieldOfView, disc: float = 0.9, smallest: float = 0.6) -> float:

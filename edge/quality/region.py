@@ -26,6 +26,7 @@ class LesionRegion:
     offset: float  # centroid distance from the frame's centre / half the shorter side
     border: float  # outline along the frame's / field of view's edge over the equal-area disc's circumference
     cut: float = 0.0  # how much of the lesion is cut on one side (``one_sided``: the framing check's value)
+    markers: np.ndarray | None = None  # uint8 0/255: blobs passed over as stickers or pen marks (neither lesion nor skin)
 
 
 def no_lesion(shape: tuple[int, int]) -> LesionRegion:

@@ -49,6 +49,8 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
     marks = inside & skin_marks(lab)
     if np.count_nonzero(marks) < 0.4 * np.count_nonzero(inside):
         inside = inside & ~marks
+    if lesion.markers is not None:  # the stickers the segmentation passed over, with their soft edge
+        inside = inside & (cv2.dilate(lesion.markers, np.ones((5, 5), np.uint8)) == 0)
     skin = inside
     if present:
         ring = cv2.dilate(lesion.mask, np.ones((5, 5), np.uint8))
