@@ -229,12 +229,13 @@ def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None = None,
-                   min_contrast: float = 0.0) -> LesionRegion:
+                   min_contrast: float = 0.0, marks: np.ndarray | None = None) -> LesionRegion:
     """Otsu threshold of the smoothed, shading-corrected lightness inside the field of view; the most
     central large blob that is neither sticker nor pen mark, or, where that one differs from the skin
     by under ``min_contrast`` (CIELAB delta E), the best-placed blob near the middle that does.
 
-    ``lab``: ``small`` already converted to OpenCV's 8-bit CIELAB (saves a conversion).
+    ``lab``: ``small`` already converted to OpenCV's 8-bit CIELAB (saves a conversion); ``marks``: its
+    ``markers.skin_marks`` already taken (saves taking them again).
     """
     h, w = small.shape[:2]
     s = min(h, w)
@@ -256,7 +257,7 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
         return empty
     # the threshold is taken on the view without stickers and pen marks: a large saturated sticker
     # would pull it towards itself and shrink the lesion
-    plain = inside & ~skin_marks(lab)
+    plain = inside & ~(skin_marks(lab) if marks is None else marks)
     if np.count_nonzero(plain) >= 0.6 * vals.size:
         vals = ch[plain]
     thr, _ = cv2.threshold(vals.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)

@@ -40,13 +40,14 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
     fov = find_fov(gray)
-    lesion = segment_lesion(small, fov, lab, rules.lesion_min_contrast)
+    sticker_coloured = skin_marks(lab)
+    lesion = segment_lesion(small, fov, lab, rules.lesion_min_contrast, sticker_coloured)
     present = lesion.found and lesion.contrast >= rules.lesion_min_contrast
     inside = fov.inner > 0
     # Not skin: a colour-calibration sticker or pen mark (CIELAB b* below -15 or chroma over 60), as
     # long as it is under 40 % of the view (most of it so coloured is the skin under a cast; a
     # calibration sticker can cover over a quarter of a frame).
-    marks = inside & skin_marks(lab)
+    marks = inside & sticker_coloured
     if np.count_nonzero(marks) < 0.4 * np.count_nonzero(inside):
         inside = inside & ~marks
     if lesion.markers is not None:  # the stickers the segmentation passed over, with their soft edge
