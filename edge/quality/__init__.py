@@ -22,7 +22,7 @@ import numpy as np
 from wire.kioskconfig.quality import CHECKS, KioskReference, QualitySettings, ViewRules
 from wire.messages import Quality, QualityCheck
 
-from .analysis import DecodeError, fov_coverage
+from .analysis import DecodeError, fov_coverage, masked_median
 from .measures import focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_chroma
 
@@ -66,16 +66,6 @@ def _check(value: float | None, ok: bool, key: str, limit: float | None = None, 
             value = None
     msg = "ok" if ok else MESSAGES[key].format(v=value if value is not None else float("nan"), lim=limit, **extra)
     return QualityCheck(value=value, ok=bool(ok), message=msg)
-
-
-def masked_median(gray: np.ndarray, mask: np.ndarray) -> float:
-    """Median of the uint8 image ``gray`` where the boolean ``mask`` is set (0 if empty)."""
-    m = mask.astype(np.uint8)
-    hist = cv2.calcHist([gray], [0], m, [256], [0, 256]).ravel()
-    total = hist.sum()
-    if total == 0:
-        return 0.0
-    return float(np.searchsorted(np.cumsum(hist), total / 2.0))
 
 
 def cast_distance(chroma: tuple[float, float] | None, ref: KioskReference) -> tuple[float, str]:
@@ -157,7 +147,6 @@ def _around_lesion(sc: Scene, least: float = 0.0) -> np.ndarray:
     box = np.zeros_like(sc.fov.inner)
     box[max(0, y - pad_y):y + bh + pad_y, max(0, x - pad_x):x + bw + pad_x] = 255
     return box
-
 
 
 def skin_brightness(sc: Scene) -> float:

@@ -167,16 +167,18 @@ MAX_CANDIDATES = 5
 FALLBACK_REACH = 0.5
 
 
-def _median_u8(ch: np.ndarray, mask: np.ndarray) -> float:
+def masked_median(ch: np.ndarray, mask: np.ndarray, empty: float = 0.0) -> float:
+    """Median of the uint8 image ``ch`` where the boolean ``mask`` is set (``empty`` if it is nowhere set)."""
     hist = cv2.calcHist([ch], [0], mask.astype(np.uint8), [256], [0, 256]).ravel()
-    return float(np.searchsorted(np.cumsum(hist), hist.sum() / 2.0)) if hist.sum() else 128.0
+    total = hist.sum()
+    return float(np.searchsorted(np.cumsum(hist), total / 2.0)) if total else empty
 
 
 def colour_weighted(ch: np.ndarray, blurred: np.ndarray, inside: np.ndarray, weight: float) -> np.ndarray:
     """``ch`` lowered by ``weight`` times how much more yellow (b*) and red (a*) than the skin's median
     each pixel of the smoothed CIELAB image ``blurred`` is."""
     a, b = np.ascontiguousarray(blurred[..., 1]), np.ascontiguousarray(blurred[..., 2])
-    a0, b0 = _median_u8(a, inside), _median_u8(b, inside)
+    a0, b0 = masked_median(a, inside, 128.0), masked_median(b, inside, 128.0)  # none: neutral
     extra = cv2.add(cv2.subtract(b, b0), cv2.subtract(a, a0), dtype=cv2.CV_16S)  # saturating: >= 0 each
     out = ch.astype(np.int16) - (weight * extra).astype(np.int16)
     return np.clip(out, 0, 255).astype(np.uint8)
