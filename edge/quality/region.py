@@ -73,11 +73,11 @@ def describe(blob: np.ndarray, lab: np.ndarray, fov_mask: np.ndarray, inner: np.
                         one_sided(contact, fov_mask, mask))
 
 
-def one_sided(contact: np.ndarray, fov_mask: np.ndarray, mask: np.ndarray | None = None) -> float:
+def one_sided(contact: np.ndarray, fov_mask: np.ndarray, mask: np.ndarray) -> float:
     """How much of the lesion is cut on one side: 0 (untouched, or cut alike on opposite sides) .. 1.
 
-    The contact pixels are split into the four sides of the field of view ``fov_mask`` (by their
-    angle from its centre). On each side, the contact's length (the rows, or columns, it spans) over
+    ``contact``: where the outline of the lesion ``mask`` runs along the edge of the field of view
+    ``fov_mask``. The contact pixels are split into its four sides (by their angle from its centre). On each side, the contact's length (the rows, or columns, it spans) over
     the lesion's extent along that side (its bounding box's height, or width) is about 1 when the
     lesion is cut across its width, small when it only touches the edge. The value is the largest
     of (a side's fraction - the opposite side's): a lesion larger than the view, spanning it from
@@ -89,11 +89,8 @@ def one_sided(contact: np.ndarray, fov_mask: np.ndarray, mask: np.ndarray | None
     m = cv2.moments(fov_mask, binaryImage=True)
     h, w = contact.shape
     cx, cy = (m["m10"] / m["m00"], m["m01"] / m["m00"]) if m["m00"] else ((w - 1) / 2, (h - 1) / 2)
-    if mask is None:
-        bx, by, bw, bh = cv2.boundingRect(contact.astype(np.uint8))
-    else:
-        bx, by, bw, bh = cv2.boundingRect(mask)
-    fx, fy, fw, fh = cv2.boundingRect(fov_mask)
+    _, _, bw, bh = cv2.boundingRect(mask)
+    _, _, fw, fh = cv2.boundingRect(fov_mask)
     room = [float(np.clip((0.9 - bw / max(fw, 1)) / 0.4, 0.0, 1.0)), float(np.clip((0.9 - bh / max(fh, 1)) / 0.4, 0.0, 1.0))]
     ang = np.degrees(np.arctan2(ys - cy, xs - cx)) % 360.0
     side = ((ang + 45.0) // 90.0).astype(int) % 4  # 0 right, 1 bottom, 2 left, 3 top
