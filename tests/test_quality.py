@@ -204,6 +204,26 @@ def test_focus_is_scale_normalised():
     assert abs(fa - fb) / fb < 0.15, (fa, fb)
 
 
+def test_uncalibrated_kiosk_expects_a_camera_frames_sharpness_and_less_of_a_thumbnail():
+    """Without a calibration a camera frame is held to the built-in camera normal, an archive thumbnail
+    (under ``THUMBNAIL_SIDE`` px) to the thumbnail one; a calibrated kiosk has one normal for both."""
+    from wire.kioskconfig.quality import THUMBNAIL_SIDE, KioskReference
+
+    ref = KioskReference()
+    assert ref.normal_focus((1600, 1200)) == ref.focus > ref.focus_thumbnail == ref.normal_focus((256, 256))
+    assert ref.normal_focus((THUMBNAIL_SIDE, 300)) == ref.focus
+    # blurred 3 px: sharp enough by the old single default (1.8: ratio 1.6 is 0.75 of it), not for a camera
+    blurred = assess(jpeg(synth.degrade_blur(good(0), 3)), "dermoscopic").checks["focus"]
+    assert not blurred.ok and "blurred" in blurred.message
+    assert blurred.value * (ref.focus - 1) / (ref.focus_thumbnail - 1) >= 0.35
+    # the good frame as a 320-px thumbnail passes against the thumbnail normal
+    for seed in SEEDS:
+        thumb = synth.cv2.resize(good(seed), (320, 240), interpolation=synth.cv2.INTER_AREA)
+        assert assess(jpeg(thumb), "dermoscopic").checks["focus"].ok, seed
+    cal = calibrated().reference
+    assert cal.focus_thumbnail == cal.focus and cal.images == 14
+
+
 def test_12mp_uses_dct_reduced_decode_and_passes():
     data = jpeg(synth.lesion_image(4056, 3040, 8))
     w = decode(data, 800, 800, 400)

@@ -27,7 +27,7 @@ def test_settings_view_tables_keep_their_view_defaults(tmp_path):
     assert s.regional.checks == ["focus"] and s.regional.focus_min == QualitySettings().regional.focus_min
     assert s.dermoscopic == QualitySettings().dermoscopic
     # stricter focus rule now fails a mildly blurred image in close-up only
-    blurred = jpeg(synth.degrade_blur(good(0), 3))
+    blurred = jpeg(synth.degrade_blur(good(0), 1.5))
     assert assess(blurred, "dermoscopic", s).checks["focus"].ok
     assert not assess(blurred, "close-up", s).checks["focus"].ok
 

@@ -133,7 +133,7 @@ def focus_value(sc: Scene) -> float:
 
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail
-    v = (focus_value(sc) - 1.0) / (settings.reference.focus - 1.0)
+    v = (focus_value(sc) - 1.0) / (settings.reference.normal_focus(sc.work.full_size) - 1.0)
     return _check(v, v >= rules.focus_min, "focus", rules.focus_min)
 
 

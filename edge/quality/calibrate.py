@@ -99,7 +99,8 @@ def fit_reference(samples: list[tuple[float, float, float]], note: str = "") -> 
     cov = cov + np.eye(2) * MIN_SD ** 2
     r = lambda v: round(float(v), 5)  # noqa: E731
     return KioskReference(chroma=(r(mu[0]), r(mu[1])), cov=((r(cov[0, 0]), r(cov[0, 1])), (r(cov[0, 1]), r(cov[1, 1]))),
-                          focus=round(focus, 3), images=len(samples), note=note[:200])
+                          focus=round(focus, 3), focus_thumbnail=round(focus, 3), images=len(samples),
+                          note=note[:200])
 
 
 def toml_block(ref: KioskReference) -> str:
@@ -110,6 +111,7 @@ def toml_block(ref: KioskReference) -> str:
             f"chroma = [{ref.chroma[0]}, {ref.chroma[1]}]   # mean skin ln(R/G), ln(B/G)\n"
             f"cov = [[{a}, {b}], [{b}, {d}]]\n"
             f"focus = {ref.focus}   # median focus ratio (sharpness) of the stills\n"
+            f"focus_thumbnail = {ref.focus_thumbnail}   # the same, whatever the frame's size\n"
             f"images = {ref.images}\n"
             f'note = "{note}"\n{END}\n')
 

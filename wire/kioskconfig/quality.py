@@ -33,7 +33,9 @@ framing       <= 0.5          <= 0.5          --
   is the fine-to-coarse gradient energy ratio around the lesion at a fixed scale (the frame scaled
   to ``focus_size`` pixels wide) in the worst direction (motion blur), independent of the lesion's
   contrast. Blur brings r towards 1 and the value towards 0; optics and sensors differ in their
-  normal r (PH2 about 6, HAM10000 about 2.8), hence the kiosk's own reference.
+  normal r (PH2 about 6, HAM10000 about 2.8), hence the kiosk's own reference. Uncalibrated, a
+  camera frame is held to the built-in camera normal (3.0) and a thumbnail under ``THUMBNAIL_SIDE``
+  pixels (an archive image, measured at its own size) to a softer one (1.8).
 * ``exposure``: the skin's brightness in its brightest colour channel (red, for skin): the median
   over the skin around the lesion of each pixel's largest channel (0-255), within
   ``exposure_min``..``exposure_max``. Under-exposed, even red is dim; over-exposed, it is clipped
@@ -117,6 +119,12 @@ VIEW_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+#: A frame with a longer side under this many pixels is a thumbnail (archive images of 84-256 px), not
+#: a camera frame: it holds no detail finer than its own pixels, so an uncalibrated kiosk expects less
+#: sharpness of it (``KioskReference.focus_thumbnail``).
+THUMBNAIL_SIDE = 400
+
+
 class KioskReference(BaseModel):
     """This kiosk's normal photographs: skin colour (mean log-chromaticity ln R/G, ln B/G, and its
     covariance) and sharpness (median focus ratio), through its own dermatoscope and camera.
@@ -134,11 +142,23 @@ class KioskReference(BaseModel):
     chroma: tuple[float, float] = (0.255, -0.058)
     cov: tuple[tuple[float, float], tuple[float, float]] = ((0.0196, 0.0014), (0.0014, 0.0137))
     #: Median focus ratio of this kiosk's normal stills (``analysis.focus_ratio``: 1 = no fine detail).
-    focus: float = Field(1.8, gt=1.0, le=20.0)
+    #: The built-in 3.0 is a camera frame's (at least ``THUMBNAIL_SIDE`` pixels on its longer side,
+    #: measured reduced to ``focus_size``): PH2's fit half scores 3.5-8, HAM10000's 600-px images
+    #: 1.9-4.5, so at 0.35 of it (a ratio of 1.7) none of them is refused, and their strongly
+    #: defocused copies (1.1-1.5) are.
+    focus: float = Field(3.0, gt=1.0, le=20.0)
+    #: The same for a frame under ``THUMBNAIL_SIDE`` pixels (an archive thumbnail, measured at its
+    #: own size: ISIC 2017's 256-px and HAM10000's 224-px squares score 1.3-3.5), built-in 1.8. A
+    #: calibration sets it to the kiosk's own median, as ``focus``.
+    focus_thumbnail: float = Field(1.8, gt=1.0, le=20.0)
     #: How many stills the reference was fitted on (0: the built-in default).
     images: int = Field(0, ge=0)
     #: When and where it was taken (free text, for the record).
     note: str = Field("built-in default: pooled over PH2, ISIC 2017 and HAM10000", max_length=200)
+
+    def normal_focus(self, frame_size: tuple[int, int]) -> float:
+        """This kiosk's normal focus ratio for a frame of ``frame_size`` (width, height) pixels."""
+        return self.focus if max(frame_size) >= THUMBNAIL_SIDE else self.focus_thumbnail
 
     @model_validator(mode="after")
     def _positive_definite(self) -> "KioskReference":
