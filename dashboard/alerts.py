@@ -20,6 +20,8 @@ malformed     a health, status or update-result message of it was malformed (qua
               within ``quarantine_window_s``
 certificate   its certificate (the registered one, from the PKI's index) expires within
               ``cert_expiry_days`` (30 days; critical once expired), or is no longer live
+calibration   it reports that its quality gate was never calibrated (it runs on the built-in
+              colour and sharpness reference: ``python -m edge calibrate`` at installation)
 ============  ==========================================================================
 
 An alert clears by itself as soon as the condition no longer holds: nothing is
@@ -38,7 +40,7 @@ from wire.messages import Health
 #: ``vcgencmd get_throttled`` bits meaning "held back right now" (under-voltage, capped, throttled, soft limit).
 THROTTLED_NOW_MASK = 0xF
 RULES = ("offline", "disk", "temperature", "throttled", "backlog", "clock", "clock-sync", "model", "quarantine",
-         "malformed", "certificate")
+         "malformed", "certificate", "calibration")
 
 
 class FleetConfig(BaseModel):
@@ -175,6 +177,9 @@ def evaluate(d: DeviceState, now: datetime, t: FleetConfig) -> list[Alert]:
     if d.malformed:
         out.append(Alert("malformed", "warning", f"{d.malformed} malformed health/status message(s) in the last "
                                                  f"{window}: see the quarantine"))
+    if h is not None and h.calibration == "":
+        out.append(Alert("calibration", "warning", "quality gate not calibrated (built-in colour and sharpness "
+                                                   "reference): run python -m edge calibrate, send the config"))
     if d.cert_problem:
         out.append(Alert("certificate", "warning", d.cert_problem))
     elif d.cert_expires_at is not None:

@@ -249,7 +249,17 @@ def collect(service, sensors: Sensors, interval_s: float, now: datetime | None =
         classifier_latency_ms=getattr(service, "classifier_latency_ms", None),
         model_version=service.model_version, software_version=software_version(),
         clock_synced=sensors.clock_synced(),
+        calibration=calibration_note(cfg),
     )
+
+
+def calibration_note(cfg) -> str | None:
+    """The kiosk's quality reference as health reports it: the calibration's note, "" if never calibrated."""
+    quality = getattr(cfg, "quality", None)
+    if quality is None:
+        return None
+    ref = quality.reference
+    return (ref.note or "calibrated") if ref.images else ""
 
 
 class HealthMonitor:

@@ -64,6 +64,8 @@ def test_silent_kiosk_is_stale_then_offline():
      dict(throttled_bits=0x50000, throttled=["under-voltage-occurred", "throttled-occurred"])),
     ("backlog", dict(outbox_depth=3, outbox_oldest_s=3590.0), dict(outbox_depth=3, outbox_oldest_s=3500.0)),
     ("model", dict(model_version="m-0"), dict(model_version="m-1")),
+    ("calibration", dict(calibration=""), dict(calibration="hub 3, 2026-12-04")),
+    ("calibration", dict(calibration=""), dict(calibration=None)),            # an older kiosk: not reported
 ])
 def test_health_rule_fires_and_clears(code, bad, good):
     fired = state(health=health(**bad), health_at=NOW - timedelta(seconds=30))

@@ -41,13 +41,14 @@ def populate(database, images_dir, now: datetime | None = None) -> datetime:
         for i in range(48):                       # every 30 min over the last day
             t = now - timedelta(minutes=30 * (47 - i))
             fleet.record_health(store, "hub-north", health("kiosk-0001", t, cpu_temp_c=48 + 6 * (i % 6) / 5,
-                                                           load1=0.2 + (i % 5) / 10), t)
+                                                           load1=0.2 + (i % 5) / 10,
+                                                           calibration="hub north, 2026-12-01"), t)
             fleet.record_health(store, "hub-north", health(
                 "kiosk-0002", t + timedelta(minutes=4), cpu_temp_c=70 + i * 0.25, disk_free_mb=6000 - i * 100,
                 outbox_depth=i // 8, outbox_oldest_s=(i // 8) * 900.0 or None,
                 throttled_bits=0x50005 if i > 44 else 0,
                 throttled=["under-voltage-now", "throttled-now", "under-voltage-occurred", "throttled-occurred"]
-                if i > 44 else []), t)
+                if i > 44 else [], calibration=""), t)
             if i < 30:
                 fleet.record_health(store, "hub-south", health("kiosk-0003", t, model_version="lesion-v0"), t)
         for dev, site in (("kiosk-0001", "hub-north"), ("kiosk-0002", "hub-north")):
@@ -84,10 +85,15 @@ def test_fleet_page_for_it(app):
     html = r.get_data(as_text=True)
     assert 'id="kiosk-kiosk-0001" data-presence="online"' in html
     assert 'id="kiosk-kiosk-0003" data-presence="offline"' in html
-    for code in ("disk", "throttled", "backlog"):
-        assert f'data-alert="{code}"' in html.split('id="kiosk-kiosk-0002"')[1].split("</section>")[0]
+    second = html.split('id="kiosk-kiosk-0002"')[1].split("</section>")[0]
+    for code in ("disk", "throttled", "backlog", "calibration"):
+        assert f'data-alert="{code}"' in second
+    assert "NOT calibrated" in second and "python -m edge calibrate" in second
+    first = html.split('id="kiosk-kiosk-0001"')[1].split("</section>")[0]
+    assert "calibrated: hub north, 2026-12-01" in first and 'data-alert="calibration"' not in first
     gone = html.split('id="kiosk-kiosk-0003"')[1].split("</section>")[0]
     assert 'data-alert="offline"' in gone and 'data-alert="model"' in gone
+    assert 'data-alert="calibration"' not in gone             # an older kiosk does not report it
     assert html.count("<polyline") >= 8                       # charts drawn server-side
     assert "<script" not in html
     assert "bad signature" in html and "self-test passed" in html

@@ -66,6 +66,10 @@ def test_report_of_a_running_kiosk(tmp_path):
     assert r.camera_connected and not r.link_connected
     assert r.classifier_latency_ms and r.classifier_latency_ms > 0
     assert r.model_version == service.model_version and r.software_version
+    assert r.calibration == ""                            # never calibrated: the built-in quality reference
+    calibrated = cfg.model_copy(update={"quality": cfg.quality.model_copy(update={
+        "reference": cfg.quality.reference.model_copy(update={"images": 14, "note": "hub h, 2026-12-05"})})})
+    assert health.calibration_note(calibrated) == "hub h, 2026-12-05"
     usage = os.statvfs(tmp_path)
     assert abs(r.disk_free_mb - usage.f_bavail * usage.f_frsize / 2**20) < 64
     assert abs((datetime.now(timezone.utc) - r.at).total_seconds()) < 10

@@ -251,6 +251,9 @@ class Health(_Strict):
     software_version: str = ""
     #: NTP synchronisation as the kiosk's OS reports it (None: unknown).
     clock_synced: bool | None = None
+    #: Its quality gate's reference (``[quality.reference]``): the calibration's note (where and when it
+    #: was taken), "" while it runs on the built-in default (never calibrated); None: not reported.
+    calibration: str | None = Field(None, max_length=200)
 
 
 class UpdateManifest(_Strict):
