@@ -100,3 +100,24 @@ def test_sensitivity_floor_unread_override_and_gauges(store):
     assert 'dermkiosk_service_alert{alert="override-jump",subject="hub-d"} 1.0' in text
     assert "dermkiosk_service_sensitivity_histology 0.5" in text
     assert 'dermkiosk_service_referrals_nearing_fds{site="hub-c"} 6.0' in text
+
+
+def test_the_window_is_searched_by_received_date_and_keeps_a_case_received_the_evening_before(store):
+    """The lesion and image counts reach the window through the cases' received_at index (no full scan of a
+    year's cases), and a case photographed just after midnight in summer (received 23:30 UTC the day before its
+    referral date) still counts on its referral date."""
+    t = monitor.MonitoringConfig()
+    first = TODAY - timedelta(days=6) - timedelta(weeks=t.baseline_weeks)      # the window's first day
+    h = put(store, 1, first, "cancer", images=2)
+    store.conn.execute("UPDATE cases SET received_at=? WHERE case_id=?",
+                       (f"{first - timedelta(days=1)}T23:30:00+00:00", str(h.case_id)))
+    before = put(store, 2, first - timedelta(days=1), "cancer")                 # the day before the window
+    store.conn.execute("UPDATE cases SET received_at=? WHERE case_id=?",
+                       (f"{first - timedelta(days=1)}T09:00:00+00:00", str(before.case_id)))
+    store.conn.commit()
+    f = monitor.evaluate(store.conn, TODAY, t)
+    assert f.cancer_share["hub-a"] == (100.0, None)
+    assert f.override_share["hub-a"][0] is not None
+    span = ("2026-01-01", "2026-03-02", "2026-02-24", "2025-12-31")
+    plan = " | ".join(row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + monitor._WINDOW, span))
+    assert "SEARCH c USING INDEX cases_received" in plan and "USING INDEX case_images_override" in plan, plan
