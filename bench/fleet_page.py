@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     with store_root(args, "dermkiosk-fleet-") as root:
         if (root / "c.db").exists():
             print(f"reusing {root}")
-            n = Store(root / "c.db", root / "images").conn.execute("SELECT count(*) FROM referral_summary").fetchone()[0]
+            store = Store(root / "c.db", root / "images")
+            n = store.conn.execute("SELECT count(*) FROM referral_summary").fetchone()[0]
+            store.close()
         else:
             _, seconds = build(root, args.referrals)
             n = args.referrals

@@ -253,12 +253,10 @@ def collect(service, sensors: Sensors, interval_s: float, now: datetime | None =
     )
 
 
-def calibration_note(cfg) -> str | None:
-    """The kiosk's quality reference as health reports it: the calibration's note, "" if never calibrated."""
-    quality = getattr(cfg, "quality", None)
-    if quality is None:
-        return None
-    ref = quality.reference
+def calibration_note(cfg) -> str:
+    """The kiosk's quality reference (``cfg.quality.reference``) as health reports it: the calibration's
+    note, "" if never calibrated."""
+    ref = cfg.quality.reference
     return (ref.note or "calibrated") if ref.images else ""
 
 

@@ -91,7 +91,7 @@ class Figures:
 # images (``image_count``, saved with the case's image rows) and images sent with a quality override (through the
 # partial index of overrides). ``c.received_at >= ?4`` (the day before ?1) only narrows the search to the window
 # through the cases' received_at index (a full scan took 1.4 s warm and 23 s cold on a year of 140,000 cases; now
-# 0.2 s warm): a kiosk refuses a referral date after its own today, so a case is received on or after its referral
+# 0.3 s warm): a kiosk refuses a referral date after its own today, so a case is received on or after its referral
 # date, or the evening before in UTC.
 _WINDOW = ("SELECT c.site, coalesce(r.referral_date, date(c.received_at)) >= ?3 AS cur, count(c.risk), "
            "coalesce(sum(c.risk = 'cancer'), 0), coalesce(sum(c.image_count), 0), "

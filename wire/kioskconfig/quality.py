@@ -143,12 +143,12 @@ class KioskReference(BaseModel):
     cov: tuple[tuple[float, float], tuple[float, float]] = ((0.0196, 0.0014), (0.0014, 0.0137))
     #: Median focus ratio of this kiosk's normal stills (``analysis.focus_ratio``: 1 = no fine detail).
     #: The built-in 3.0 is a camera frame's (at least ``THUMBNAIL_SIDE`` pixels on its longer side,
-    #: measured reduced to ``focus_size``): PH2's fit half scores 3.5-8, HAM10000's 600-px images
-    #: 1.9-4.5, so at 0.35 of it (a ratio of 1.7) none of them is refused, and their strongly
-    #: defocused copies (1.1-1.5) are.
+    #: measured reduced to ``focus_size``): the fit halves' stills of PH2 score 3.45-10, of HAM10000's
+    #: 600-px images 1.86-5.6, so at 0.35 of it (a ratio of 1.7) none of them is refused, and their
+    #: strongly defocused copies (1.1-1.5) are.
     focus: float = Field(3.0, gt=1.0, le=20.0)
     #: The same for a frame under ``THUMBNAIL_SIDE`` pixels (an archive thumbnail, measured at its
-    #: own size: ISIC 2017's 256-px and HAM10000's 224-px squares score 1.3-3.5), built-in 1.8. A
+    #: own size: ISIC 2017's 256-px and HAM10000's 224-px squares score 1.2-6.9), built-in 1.8. A
     #: calibration sets it to the kiosk's own median, as ``focus``.
     focus_thumbnail: float = Field(1.8, gt=1.0, le=20.0)
     #: How many stills the reference was fitted on (0: the built-in default).
