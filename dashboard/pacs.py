@@ -1,7 +1,7 @@
 """The hand-over to the hospital: every signed referral's DICOM objects to the PACS, its FHIR Bundle to the record.
 
 An outbox (``hospital_exports``, :mod:`dashboard.store.exports`) with one row per referral and
-destination. At sign-off :func:`on_signed` (registered with :func:`dashboard.reports.register_on_signed`)
+destination. At sign-off :func:`on_signed` (registered with :func:`dashboard.readhooks.register_on_signed`)
 queues the referral for each configured destination and wakes the :class:`Sender`, a thread of the
 dashboard that also wakes every ``tick_s`` seconds. Each pass (:func:`flush`):
 
@@ -159,7 +159,7 @@ def sender_of(app) -> Sender | None:
 
 def start(app) -> None:
     """Create the outbox table, listen for sign-offs, and start the app's sender when a destination is configured."""
-    from . import reports
+    from . import readhooks
     from .store import Store
 
     store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"], app.config.get("QUARANTINE_DIR"))
@@ -167,7 +167,7 @@ def start(app) -> None:
         table.ensure_schema(store.conn)
     finally:
         store.close()
-    reports.register_on_signed(app, on_signed)
+    readhooks.register_on_signed(app, on_signed)
     if configured(app.config.get("PACS"), app.config.get("FHIR")):
         app.extensions[_SENDER] = Sender(app.config["DATABASE"], app.config["IMAGES_DIR"], app.config.get("PACS"),
                                          app.config.get("FHIR"), float(app.config.get("HAND_OVER_TICK_S", 5.0))).start()

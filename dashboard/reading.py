@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from . import audit, claims, readnext, referralview, reports
+from . import audit, claims, readhooks, readnext, referralview, reports
 from .auth import role_required
 from .db import get_store
 
@@ -89,7 +89,7 @@ def sign_report(key: str, case_id: str):
     flash(message)
     if done.completed:
         audit.record("referral.signed", resolved["key"], "every lesion's report is final")
-        for problem in reports.on_signed(store, resolved["key"]):
+        for problem in readhooks.on_signed(store, resolved["key"]):
             flash(f"The referral is signed, but a follow-up step failed: {problem}", "error")
     return redirect(url_for("reading.referral_page", key=resolved["key"]) + f"#lesion-{case_id}")
 
@@ -109,6 +109,13 @@ def add_addendum(key: str, case_id: str):
         status = 409 if isinstance(exc, (reports.StaleForm, reports.ClaimRefused)) else 422
         return _render(resolved, error=str(exc), error_case=case_id, form=dict(f), status=status)
     audit.record("addendum.add", resolved["key"], f"case {case_id}: addendum {addendum_id}")
+    problems = readhooks.on_amended(get_store(), resolved["key"])
+    for problem in problems:
+        flash(f"The addendum is kept, but a follow-up step failed: {problem}", "error")
+    if reports.referral_signed(get_store().conn, resolved["key"]) and not problems:
+        audit.record("letters.amended", resolved["key"], f"GP letter made again with addendum {addendum_id}")
+        flash("Addendum added. The GP letter was made again with it (marked as amended).")
+        return redirect(url_for("reading.referral_page", key=resolved["key"]) + f"#lesion-{case_id}")
     flash("Addendum added.")
     return redirect(url_for("reading.referral_page", key=resolved["key"]) + f"#lesion-{case_id}")
 

@@ -18,8 +18,8 @@ Every signature raises the referral key's version in the same transaction
 version (two readers at once, a replayed form) is refused and changes
 nothing. Before anything is written the reader must hold the referral's claim
 (:func:`dashboard.claims.require_claim`). When a referral's reading becomes
-final, :func:`on_signed` runs the listeners registered with
-:func:`register_on_signed` (letters, the outcome to the hub).
+final, the view runs the sign-off listeners (:mod:`dashboard.readhooks`: letters, the outcome to
+the hub, the PACS); an addendum after that runs the amendment listeners (the GP letter made again).
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ STATES = {"to-read": "To read", "second-read": "Second read needed", "third-read
 TIER_OF_DIAGNOSIS = {"Malignant": "cancer", "Indeterminate": "pre-cancer", "Benign": "benign"}
 DIAGNOSES = frozenset(d.value for d in DiagnosisEnum)
 MAX_TEXT = 4000
-_HOOKS = "dermkiosk.on_signed"
 
 
 class ReportError(ValueError):
@@ -350,32 +349,6 @@ def add_addendum(conn: sqlite3.Connection, key: str, case_id: str, user: str, fo
     with _new_version(conn, key, user, expected_version, at):
         latest = [reads[k] for k in KINDS if k in reads][-1]
         return table.insert_addendum(conn, latest["id"], user, text, at)
-
-
-# --- the sign-off hook -------------------------------------------------------------------------------------------
-
-def register_on_signed(app, fn) -> None:
-    """Call ``fn(store, referral_key)`` after each commit that makes a referral's reading final."""
-    app.extensions.setdefault(_HOOKS, []).append(fn)
-
-
-def on_signed(store, referral_key: str) -> list[str]:
-    """Run the registered sign-off listeners for ``referral_key``; return the errors (each logged), if any.
-
-    The signatures are committed before: a listener that fails (a letter that cannot be made) loses nothing
-    and is named in the answer, so the reader is told.
-    """
-    from flask import current_app
-
-    errors = []
-    for fn in current_app.extensions.get(_HOOKS, []):
-        try:
-            fn(store, referral_key)
-        except Exception as exc:  # noqa: BLE001 - a listener's failure must not undo or hide the signatures
-            log.exception("sign-off listener %s failed for referral key %s", getattr(fn, "__name__", fn),
-                          referral_key)
-            errors.append(f"{getattr(fn, '__name__', 'listener')}: {exc}")
-    return errors
 
 
 def referral_signed(conn: sqlite3.Connection, key: str) -> bool:

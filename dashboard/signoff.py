@@ -1,10 +1,11 @@
-"""What happens at sign-off: the letters are made and the outcome goes to the hub's kiosk.
+"""What happens at sign-off (the letters are made, the outcome goes to the hub's kiosk) and after an addendum.
 
-:func:`on_signed` is the listener registered with :func:`dashboard.reports.register_on_signed`: when a
+:func:`on_signed` is the listener registered with :func:`dashboard.readhooks.register_on_signed`: when a
 referral's reading becomes final it makes and stores the GP and patient letters (:mod:`dashboard.letters`)
 and queues the outcome for the kiosk that sent the referral (:mod:`dashboard.outcomes`), whose sender
-publishes it at once and again until the broker takes it. :func:`init_app` creates the hand-over
-tables, serves the letters (:mod:`dashboard.letters_views`), registers the listener and starts the sender.
+publishes it at once and again until the broker takes it. :func:`on_amended` makes the GP letter again when
+an addendum follows sign-off. :func:`init_app` creates the hand-over tables, serves the letters
+(:mod:`dashboard.letters_views`), registers both listeners and starts the sender.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 
 from flask import current_app
 
-from . import letters, letters_views, outcomes, reports
+from . import letters, letters_views, outcomes, readhooks
 from .handover import signed_referral
 from .store import Store
 from .store import handover as table
@@ -32,6 +33,16 @@ def on_signed(store, referral_key: str) -> None:
     outcomes.kick(current_app)
 
 
+def on_amended(store, referral_key: str) -> None:
+    """The amendment listener: an addendum after sign-off makes the GP letter again (a new revision, marked as
+    amended, with the addendum). The patient letter, which carries no addenda, and the outcome sent to the hub
+    (the signed plan, which an addendum cannot change) stand."""
+    signed = signed_referral(store.conn, referral_key)
+    service = current_app.config.get("SERVICE") or letters.default_service()
+    made = letters.make_and_store(store.conn, signed, service, kinds=("gp",))
+    log.info("referral key %s amended: GP letter revision %d made", signed.key, made["gp"])
+
+
 def init_app(app) -> None:
     """Create the hand-over tables, serve the letters, listen for sign-offs and start the outcome sender."""
     store = Store(app.config["DATABASE"], app.config["IMAGES_DIR"], app.config.get("QUARANTINE_DIR"))
@@ -40,5 +51,6 @@ def init_app(app) -> None:
     finally:
         store.close()
     app.register_blueprint(letters_views.bp)
-    reports.register_on_signed(app, on_signed)
+    readhooks.register_on_signed(app, on_signed)
+    readhooks.register_on_amended(app, on_amended)
     outcomes.init_app(app)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import queue
+import re
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -25,12 +26,14 @@ from dashboard.readingconfig import ReadingConfig
 from dashboard.serviceconfig import ServiceConfig
 from dashboard.store import Store
 from dashboard.store import handover as table
-from tests.dashauth import logged_in
+from tests.dashauth import csrf_token, logged_in
 from tests.test_reading_reports import BENIGN_NAEVUS, save, sign, with_risk
 from wire import topics
 from wire.outcome import parse_outcome
 from wire.referral import format_nhs_number
 
+EARLY = "Dermoscopy reviewed with a colleague: agree, regular network."
+ADDENDUM = "Histology from the GP's excision: compound naevus, completely excised."
 REASON = "Regional view missing the lesion's border: retake the close-up with a ruler"
 SERVICE = ServiceConfig(name="Northtown Teledermatology", phone="01632 960555", email="derm@example.nhs.uk")
 
@@ -81,6 +84,11 @@ def test_signoff_makes_the_letters_and_sends_the_outcome_to_the_kiosk(tmp_path, 
         assert "No letters yet" in derm.get(f"/referrals/{key}").get_data(as_text=True)
         assert sign(derm, key, str(h1.case_id), BENIGN_NAEVUS, "discharge", "Regular network.").status_code == 302
         assert derm.get(f"/referrals/{key}/letters/patient.pdf").status_code == 409      # one lesion still open
+        page = derm.get(f"/referrals/{key}").get_data(as_text=True)                   # an addendum before sign-off
+        version = re.search(r'name="version" value="(\d+)"', page).group(1)
+        assert derm.post(f"/referrals/{key}/lesions/{h1.case_id}/addendum", data={
+            "csrf_token": csrf_token(page), "version": version, "addendum": EARLY}).status_code == 302
+        assert table.letter_list(store.conn, key) == []                               # no letter made for it
         assert sign(derm, key, str(h2.case_id), BENIGN_NAEVUS, "re-image", REASON).status_code == 302
 
         # The letters: stored with the referral, on the page, downloadable.
@@ -111,6 +119,25 @@ def test_signoff_makes_the_letters_and_sends_the_outcome_to_the_kiosk(tmp_path, 
         assert table.pending_outcomes(store.conn) == []
         assert table.outcome_state(store.conn, key)["published_at"]
         assert "Outcome to the hub" in derm.get(f"/referrals/{key}").get_data(as_text=True)
+        assert "AMENDED" not in gp_text and EARLY in gp_text         # the letters made at sign-off hold it
+
+        # An addendum after sign-off: the GP letter is made again (revision 2, marked amended, with the
+        # addendum); the patient letter and the outcome the hub holds stand.
+        page = derm.get(f"/referrals/{key}").get_data(as_text=True)
+        version = re.search(r'name="version" value="(\d+)"', page).group(1)
+        r = derm.post(f"/referrals/{key}/lesions/{h1.case_id}/addendum", follow_redirects=True,
+                      data={"csrf_token": csrf_token(page), "version": version, "addendum": ADDENDUM})
+        assert r.status_code == 200 and "GP letter was made again" in r.get_data(as_text=True)
+        assert {(x["kind"], x["revision"]) for x in table.letter_list(store.conn, key)} == \
+            {("gp", 1), ("gp", 2), ("patient", 1)}
+        amended = pdf_text(derm.get(f"/referrals/{key}/letters/gp.pdf").data)
+        assert "AMENDED LETTER" in amended and "addendum to the report on lesion L1 " in amended
+        assert ADDENDUM in amended and "Signed by dr.hand" in amended and f"Referral: {ref}" in amended
+        assert ADDENDUM not in pdf_text(derm.get(f"/referrals/{key}/letters/patient.pdf").data)
+        assert table.pending_outcomes(store.conn) == []                      # nothing new queued for the hub
+        assert got.empty()
+        actions = [row[0] for row in store.conn.execute("SELECT action FROM audit_log WHERE target = ?", (key,))]
+        assert "addendum.add" in actions and "letters.amended" in actions
     finally:
         kiosk.disconnect()
         kiosk.loop_stop()

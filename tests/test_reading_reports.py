@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from dashboard import create_app, reports, sample
+from dashboard import create_app, readhooks, reports, sample
 from dashboard.readingconfig import ReadingConfig
 from dashboard.store import Store
 from dashboard.store import reports as table
@@ -154,7 +154,7 @@ def test_second_read_rules(make_app, store, risk, fitz, diagnosis, management, s
 def test_second_read_blind_then_disagreement_to_the_named_lead(make_app, store):
     app = make_app(lead="dr.lead")
     signed_keys = []
-    reports.register_on_signed(app, lambda st, k: signed_keys.append((k, reports.referral_signed(st.conn, k))))
+    readhooks.register_on_signed(app, lambda st, k: signed_keys.append((k, reports.referral_signed(st.conn, k))))
     [(h, ims)] = sample.make_referral(64)
     key, cid = save(store, [(with_risk(h, "cancer"), ims)]), str(h.case_id)
     one = logged_in(app, "dr.one", "dermatologist")

@@ -1,8 +1,9 @@
 """The GP letter and the patient letter of a signed referral, as PDF, stored with the referral.
 
-:func:`make_and_store` runs at sign-off (:func:`dashboard.signoff.on_signed`) and stores a new
-revision of each letter (``letters`` table, :mod:`dashboard.store.handover`); :func:`letter`
-returns the newest, refusing a referral that is not signed off yet with :class:`NotSigned`.
+:func:`make_and_store` runs at sign-off (:func:`dashboard.signoff.on_signed`; the GP letter again
+after an addendum, :func:`dashboard.signoff.on_amended`) and stores a new revision of each letter
+(``letters`` table, :mod:`dashboard.store.handover`); :func:`letter` returns the newest, refusing a
+referral that is not signed off yet with :class:`NotSigned`.
 Layout: :mod:`.pdf` (ReportLab); words: :mod:`.wording`.
 """
 
@@ -29,9 +30,9 @@ def make(signed, service, kind: str) -> bytes:
     return MAKERS[kind](signed, service)
 
 
-def make_and_store(conn, signed, service) -> dict[str, int]:
-    """Make both letters and store them as new revisions; returns ``{kind: revision}``."""
-    return {kind: table.add_letter(conn, signed.key, kind, make(signed, service, kind)) for kind in KINDS}
+def make_and_store(conn, signed, service, kinds=tuple(KINDS)) -> dict[str, int]:
+    """Make the letters ``kinds`` (both by default) and store each as a new revision; returns ``{kind: revision}``."""
+    return {kind: table.add_letter(conn, signed.key, kind, make(signed, service, kind)) for kind in kinds}
 
 
 def letter(conn, referral_key: str, kind: str, service=None) -> dict:

@@ -66,6 +66,9 @@ def _build(story: list, title: str) -> bytes:
 def gp_letter(signed, service) -> bytes:
     """The letter to the referring GP practice: every lesion's diagnosis, plan and reader's note."""
     story = _letterhead(service, "Teledermatology outcome: letter to the referring GP")
+    notice = wording.amended_notice(signed)
+    if notice:
+        story += [_p(notice, SUB), Spacer(1, 4)]
     story += [_p(f"To: the GP practice {signed.practice_ods}" if signed.practice_ods else "To: the referring GP"),
               Spacer(1, 4), *_identity(signed),
               _p(f"Thank you for this referral. A consultant dermatologist has read the photographs of "

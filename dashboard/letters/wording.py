@@ -8,6 +8,8 @@ classifier's tier and model version.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 #: What happens next, for the patient, by management code (wire.outcome.MANAGEMENT).
 PATIENT_NEXT = {
     "urgent-2ww": ("We have referred you urgently to a skin specialist (dermatology) clinic. The hospital should "
@@ -69,7 +71,8 @@ def gp_lesion(les) -> list[str]:
         lines.append(("Reader's reason for new photographs: " if les.management == "re-image" else "Reader's note: ")
                      + les.text)
     for a in les.addenda:
-        lines.append(f"Addendum ({a.get('author', '')}, {str(a.get('added_at', ''))[:16]}): {a.get('text', '')}")
+        when = str(a.get("added_at", ""))[:16].replace("T", " ")
+        lines.append(f"Addendum ({a.get('author', '')}, {when} UTC): {a.get('text', '')}")
     if les.management == "discharge":
         lines.append(GP_SAFETY_NETTING)
     if les.risk:
@@ -80,3 +83,23 @@ def gp_lesion(les) -> list[str]:
         lines.append(ai + (f", model {les.model}" if les.model else "") + ".")
     lines.append(f"Signed by {les.reader} on {les.signed_at[:16].replace('T', ' ')} UTC.")
     return lines
+
+
+def amended_labels(signed) -> list[str]:
+    """The lesions (labels) that gained an addendum after the referral was signed off: the letters made then
+    did not hold it, so the GP letter made now is an amended one (:class:`dashboard.handover.SignedReferral`)."""
+    done = signed.signed_at
+    return [les.label for les in signed.lesions
+            if any(datetime.fromisoformat(str(a.get("added_at"))) > done for a in les.addenda if a.get("added_at"))]
+
+
+def amended_notice(signed) -> str | None:
+    """The GP letter's opening line when it is an amended one, else None."""
+    labels = amended_labels(signed)
+    if not labels:
+        return None
+    which = " and ".join(labels)
+    return (f"AMENDED LETTER: it replaces the letter of {signed.signed_at:%d %B %Y}. After sign-off the dermatologist "
+            f"added an addendum to the report on lesion{'s' if len(labels) > 1 else ''} {which} (below); the "
+            "diagnosis and plan signed then stand unless the addendum says otherwise.")
+
