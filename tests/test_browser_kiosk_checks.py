@@ -158,6 +158,8 @@ def test_failed_shot_sent_with_a_reason_in_place(tmp_path, browser):  # noqa: F8
             assert page.locator("#verdict .check-failed").count() >= 1
             assert "retake" in page.locator("#verdict").inner_text().lower()
             assert page.locator("#preview").is_visible() and page.locator("#capture").is_visible()
+            verdict = walk.audit("failed_verdict")
+            assert verdict.small == [] and page.locator("#verdict .check-failed").first.is_visible()
             walk.tap("#capture")                                  # a second shot of the same view
             page.wait_for_selector("#panel:not([aria-busy]) .shot[data-shot='2']")
             walk.tap("#override summary")
