@@ -132,6 +132,8 @@ def test_signoff_makes_the_letters_and_sends_the_outcome_to_the_kiosk(tmp_path, 
             {("gp", 1), ("gp", 2), ("patient", 1)}
         amended = pdf_text(derm.get(f"/referrals/{key}/letters/gp.pdf").data)
         assert "AMENDED LETTER" in amended and "addendum to the report on lesion L1 " in amended
+        links = derm.get(f"/referrals/{key}").get_data(as_text=True)
+        assert "GP letter (PDF, revision 2, amended after sign-off" in links and "Patient letter (PDF, revision 1," in links
         assert ADDENDUM in amended and "Signed by dr.hand" in amended and f"Referral: {ref}" in amended
         assert ADDENDUM not in pdf_text(derm.get(f"/referrals/{key}/letters/patient.pdf").data)
         assert table.pending_outcomes(store.conn) == []                      # nothing new queued for the hub
