@@ -40,7 +40,8 @@ from bench.quality_sources import DEFAULT_DATA, SOURCES, Item, load_source, mask
 from edge.camera import synth
 from edge.quality import CHECKS, QualitySettings, assess
 from edge.quality.calibrate import fit_reference, measure
-from edge.quality.analysis import decode, find_fov, segment_lesion
+from edge.quality.analysis import decode
+from edge.quality.scene import find_lesion
 
 def caught(q, in_charge: str) -> bool:
     """The degradation is detected if any of the checks in charge fails."""
@@ -53,8 +54,8 @@ def lesion_for_cut(item: Item, img: np.ndarray, settings: QualitySettings) -> np
     if m is not None:
         return m
     work = decode(synth.encode_jpeg(img), settings.work_size, settings.focus_size, settings.analysis_size)
-    les = segment_lesion(work.small, find_fov(cv2.cvtColor(work.small, cv2.COLOR_BGR2GRAY)))
-    if not les.found or les.contrast < settings.dermoscopic.lesion_min_contrast:
+    _, les, _, present = find_lesion(work.small, settings.dermoscopic)
+    if not present:
         return None
     return cv2.resize(les.mask, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
 
@@ -137,14 +138,14 @@ def eval_source(source: str, args, writer) -> dict:
 def iou_report(args) -> None:
     """Segmentation IoU against the expert masks: PH2 and HAM10000 (score half and all), median and 10th pct."""
     s = QualitySettings()
-    print("\nLesion segmentation (edge.quality.analysis.segment_lesion) vs expert masks:")
+    print("\nLesion segmentation (edge.quality.scene.find_lesion, as the gate and the crop use it) vs expert masks:")
     for source in ("ph2", "ham10000-masks"):
         for part in ("score", "all"):
             ious = []
             for it in load_source(source, part, None, 0, args.data):
                 img, g = still(it), mask(it)
                 work = decode(synth.encode_jpeg(img), s.work_size, s.focus_size, s.analysis_size)
-                les = segment_lesion(work.small, find_fov(cv2.cvtColor(work.small, cv2.COLOR_BGR2GRAY)))
+                _, les, _, _ = find_lesion(work.small, s.dermoscopic)
                 ours = cv2.resize(les.mask, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
                 union = np.count_nonzero(ours | g)
                 ious.append(np.count_nonzero(ours & g) / union if union else 1.0)

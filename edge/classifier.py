@@ -143,21 +143,23 @@ CROP_MIN_SIDE = 0.35
 def lesion_square(bgr: np.ndarray, margin: float = 1.5) -> tuple[int, int, int]:
     """A square (x0, y0, side) in ``bgr`` centred on the segmented lesion, inside the frame.
 
-    The lesion is found with the quality gate's own segmentation (``edge.quality.analysis``:
-    field of view, shading-corrected Otsu threshold, the most central large blob) at
-    ``CROP_ANALYSIS_WIDTH``; the side is ``margin`` times the longer side of its bounding box,
-    between ``CROP_MIN_SIDE`` and all of the frame's shorter side, shifted to lie inside the
-    frame. No lesion found: the centre square.
+    The lesion is the quality gate's own (``edge.quality.scene.find_lesion``: field of view,
+    shading-corrected Otsu threshold, stickers and pen marks passed over, the most central large
+    blob that stands out from the skin) at ``CROP_ANALYSIS_WIDTH``; the side is ``margin`` times the
+    longer side of its bounding box, between ``CROP_MIN_SIDE`` and all of the frame's shorter side,
+    shifted to lie inside the frame. No lesion found (none that the gate would call one): the centre
+    square.
     """
-    from edge.quality.analysis import _shrink, find_fov, segment_lesion
+    from edge.quality.analysis import _shrink
+    from edge.quality.scene import find_lesion
 
     h, w = bgr.shape[:2]
     short = min(h, w)
     centre = ((w - short) // 2, (h - short) // 2, short)
     small = _shrink(bgr, CROP_ANALYSIS_WIDTH)
     f = w / small.shape[1]
-    lesion = segment_lesion(small, find_fov(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)))
-    if not lesion.found:
+    _, lesion, _, present = find_lesion(small)
+    if not present:
         return centre
     x, y, bw, bh = cv2.boundingRect(lesion.mask)
     side = int(round(min(short, max(CROP_MIN_SIDE * short, margin * max(bw, bh) * f))))

@@ -4,8 +4,8 @@ Clinics stick a round colour label beside the lesion (ISIC 2017's photographs ho
 salmon, green and blue ones, some rings of two colours). Before the warm-sticker and green rules, an
 orange, salmon or green sticker cut by the edge of the frame was taken for a lesion cut by the edge
 and the photograph refused for framing (the yellow one was already caught as a bright orange).
-The last test: a faint patch of uneven skin that outscores the lesion by its size gives way to the
-lesion in the middle (``segment_lesion``'s ``min_contrast``).
+Then a faint patch of uneven skin that outscores the lesion by its size gives way to the lesion in
+the middle (``segment_lesion``'s ``min_contrast``), and the classifier's crop is the gate's lesion.
 """
 
 from __future__ import annotations
@@ -122,11 +122,9 @@ def test_the_skin_measured_leaves_the_sticker_out(name):
     assert np.count_nonzero(sc.skin & (sticker > 0)) < 0.02 * np.count_nonzero(sticker)
 
 
-def test_a_faint_patch_beside_the_lesion_gives_way_to_the_lesion_in_the_middle():
-    # Uneven skin (a large patch barely darker than the rest, over 6 delta E short) outscores a small
-    # lesion by its size; the lesion in the middle, which does stand out, is the one measured.
-    from edge.quality.analysis import find_fov, segment_lesion
-
+def faint_patch_beside_a_lesion() -> np.ndarray:
+    """Uneven skin (a large patch barely darker than the rest, over 6 delta E short, right of the middle)
+    beside a small lesion in the middle (200, 150) that does stand out; 400x300."""
     rng = np.random.default_rng(1)
     img = np.full((300, 400, 3), (150, 170, 205), np.float32)
     patch = np.zeros((300, 400), np.uint8)
@@ -134,9 +132,31 @@ def test_a_faint_patch_beside_the_lesion_gives_way_to_the_lesion_in_the_middle()
     patch = cv2.GaussianBlur(patch, (0, 0), 8).astype(np.float32)[..., None] / 255
     img = img * (1 - 0.07 * patch)
     cv2.circle(img, (200, 150), 16, (110, 130, 175), -1)
-    img = np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+    return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_a_faint_patch_beside_the_lesion_gives_way_to_the_lesion_in_the_middle():
+    # The patch outscores the small lesion by its size; the lesion in the middle is the one measured.
+    from edge.quality.analysis import find_fov, segment_lesion
+
+    img = faint_patch_beside_a_lesion()
     fov = find_fov(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
     first = segment_lesion(img, fov)  # no contrast asked for: the best-scoring blob, the patch
     assert first.contrast < 6 and first.centre[0] > 240
     lesion = segment_lesion(img, fov, min_contrast=6.0)
     assert lesion.contrast >= 6 and abs(lesion.centre[0] - 200) < 10 and abs(lesion.centre[1] - 150) < 10
+
+
+@pytest.mark.parametrize("still", ["orange sticker", "green sticker", "faint patch"])
+def test_the_classifiers_crop_is_the_gates_lesion(still):
+    """``edge.classifier.lesion_square`` segments as the gate does (``scene.find_lesion``): the crop is centred
+    on the lesion in the middle, not on a sticker at the edge nor on a faint patch of skin that outscores it."""
+    from edge.classifier import lesion_square
+
+    img = faint_patch_beside_a_lesion() if still == "faint patch" else \
+        with_sticker(small_lesion(3), STICKERS[still.split()[0]])
+    x0, y0, side = lesion_square(img)
+    h, w = img.shape[:2]
+    assert abs(x0 + side / 2 - w / 2) < 0.1 * w and abs(y0 + side / 2 - h / 2) < 0.1 * h
+    sc = scene(jpeg(img), QualitySettings(), QualitySettings().dermoscopic)
+    assert sc.present and abs(sc.lesion.centre[0] / sc.lesion.mask.shape[1] - (x0 + side / 2) / w) < 0.02

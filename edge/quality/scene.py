@@ -33,16 +33,29 @@ class Scene:
     skin: np.ndarray  # bool: the field of view without the lesion and a thin ring round it
 
 
+def find_lesion(small: np.ndarray, rules: ViewRules | None = None, gray: np.ndarray | None = None,
+                lab: np.ndarray | None = None) -> tuple[FieldOfView, LesionRegion, np.ndarray, bool]:
+    """The gate's lesion in a BGR image at the analysis size: (field of view, lesion, the sticker- and
+    pen-coloured pixels, whether the lesion stands out from the skin by ``rules.lesion_min_contrast``).
+
+    The one segmentation the checks, the bench's masks comparison and the classifier's crop all use.
+    """
+    rules = rules or ViewRules()
+    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if gray is None else gray
+    lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab) if lab is None else lab
+    fov = find_fov(gray)
+    sticker_coloured = skin_marks(lab)
+    lesion = segment_lesion(small, fov, lab, rules.lesion_min_contrast, sticker_coloured)
+    return fov, lesion, sticker_coloured, lesion.found and lesion.contrast >= rules.lesion_min_contrast
+
+
 def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
     """Decode ``jpeg`` and measure its regions; raises ``analysis.DecodeError`` if it is not an image."""
     work = decode(jpeg, settings.work_size, settings.focus_size, settings.analysis_size)
     small = work.small
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
-    fov = find_fov(gray)
-    sticker_coloured = skin_marks(lab)
-    lesion = segment_lesion(small, fov, lab, rules.lesion_min_contrast, sticker_coloured)
-    present = lesion.found and lesion.contrast >= rules.lesion_min_contrast
+    fov, lesion, sticker_coloured, present = find_lesion(small, rules, gray, lab)
     inside = fov.inner > 0
     # Not skin: a colour-calibration sticker or pen mark (CIELAB b* below -15 or chroma over 60), as
     # long as it is under 40 % of the view (most of it so coloured is the skin under a cast; a
