@@ -66,6 +66,27 @@ def make_classification(seed: int = 0, model: str = "lesion-test-1") -> Classifi
     return Classification(probabilities=probs, risk=risk, model=model)
 
 
+#: What the kiosk's quality gate says of a blurred still (``edge.quality.MESSAGES["focus"]`` at a sharpness of
+#: 12 % against the default limit 35 %): the sample cases carry the gate's own check names and words, as real
+#: ones do (``tests/test_quality_words.py`` holds the two together).
+BLURRED = ("Image is blurred (sharpness 12% of this kiosk's normal, needs 35%): hold the dermatoscope still, check "
+           "the focus and tap again")
+
+
+def gate_result(blurred: bool, sharpness: float = 0.94) -> Quality:
+    """A dermoscopic quality result as the kiosk's gate sends it: every check passed, or focus failed (blurred)."""
+    checks = {"fov": QualityCheck(value=1.0, ok=True, message="ok"),
+              "focus": QualityCheck(value=0.12, ok=False, message=BLURRED) if blurred
+              else QualityCheck(value=sharpness, ok=True, message="ok"),
+              "exposure": QualityCheck(value=212.0, ok=True, message="ok"),
+              "clipping": QualityCheck(value=0.0, ok=True, message="ok"),
+              "glare": QualityCheck(value=0.0012, ok=True, message="ok"),
+              "colour": QualityCheck(value=1.4, ok=True, message="ok"),
+              "lesion": QualityCheck(value=0.08, ok=True, message="ok"),
+              "framing": QualityCheck(value=0.0, ok=True, message="ok")}
+    return Quality(ok=not blurred, checks=checks)
+
+
 def make_case(seed: int = 0, *, site: str = "site-1", device: str = "kiosk-1", n_images: int = 2,
               images: list[bytes] | None = None, seq: int | None = None,
               case_id: uuid.UUID | None = None) -> tuple[CaseHeader, list[bytes]]:
@@ -78,10 +99,7 @@ def make_case(seed: int = 0, *, site: str = "site-1", device: str = "kiosk-1", n
     for i, data in enumerate(images):
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         h, w = arr.shape[:2] if arr is not None else (480, 640)
-        q = Quality(ok=True, checks={
-            "sharpness": QualityCheck(value=round(120.0 + seed % 50, 1), ok=True, message="sharp"),
-            "exposure": QualityCheck(value=0.52, ok=True, message="well exposed"),
-        })
+        q = gate_result(False, sharpness=round(0.8 + (seed % 50) / 100, 2))
         metas.append(ImageMeta(view=views[i % 3], captured_at=t0 + timedelta(seconds=i), sha256=codec.sha256_hex(data),
                                length=len(data), width=w, height=h, quality=q,
                                classification=make_classification(seed * 7 + i) if i == 0 else None))
@@ -161,10 +179,7 @@ def make_referral(seed: int = 0, *, lesions: int = 1, site: str = "site-1", devi
         metas = []
         for i, data in enumerate(images):
             failed = override and n == 1 and views[i % 3] == "close-up"
-            q = Quality(ok=not failed, checks={
-                "sharpness": QualityCheck(value=45.0 if failed else 130.0, ok=not failed,
-                                          message="blurred: hold the camera still" if failed else "sharp"),
-                "exposure": QualityCheck(value=0.5, ok=True, message="well exposed")})
+            q = gate_result(failed)
             ov = Override(reason="patient-could-not-stay-still", by=photographer, at=t + timedelta(seconds=i)) \
                 if failed else None
             metas.append(ShotMeta(view=views[i % 3], captured_at=t + timedelta(seconds=i),

@@ -194,7 +194,7 @@ def test_case_page_shows_images_result_quality_and_device(client, store):
         assert f"{100 * p:.1f} %" in html and f">{label}</abbr>" in html
     assert f'class="badge risk-{h.classification.risk}"' in html
     assert h.classification.model in html
-    assert "sharpness" in html and "quality passed" in html
+    assert "focus" in html and "quality passed" in html
     assert "kiosk-1" in html and "site-1" in html
     assert "Decision support only; not a medical device" in html
     assert r.headers["Cache-Control"] == "no-store"
@@ -211,14 +211,13 @@ def test_case_page_without_classification_or_quality(client, store):
 
 
 def test_failed_quality_check_is_marked(client, store):
-    from wire.messages import Quality, QualityCheck
-
     h, ims = sample.make_case(72, n_images=1)
-    q = Quality(ok=False, checks={"sharpness": QualityCheck(value=12.0, ok=False, message="blurred: hold still")})
+    q = sample.gate_result(True)
     h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": q})]})
     store.save_case(h, ims)
     html = client.get(f"/cases/{h.case_id}").get_data(as_text=True)
-    assert "quality failed" in html and "blurred: hold still" in html and '<tr class="fail">' in html
+    assert "quality failed" in html and '<tr class="fail">' in html
+    assert "Image is blurred (sharpness 12% of this kiosk&#39;s normal, needs 35%)" in html
 
 
 def test_html_is_escaped(client, store):

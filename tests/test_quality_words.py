@@ -125,6 +125,17 @@ def test_the_centre_shows_the_kiosk_s_words():
     assert any("Image is blurred (sharpness" in f for f in flags)
 
 
+def test_the_sample_cases_speak_the_gate_s_words():
+    """The demo's and the tests' sample cases (``dashboard.sample``) carry the gate's check names and its message."""
+    from dashboard import sample
+
+    q = sample.gate_result(True)
+    assert set(q.checks) == set(QualitySettings().dermoscopic.checks)
+    limit = QualitySettings().dermoscopic.focus_min
+    assert q.checks["focus"].message == MESSAGES["focus"].format(v=q.checks["focus"].value, lim=limit)
+    assert sample.gate_result(False).ok and all(c.message == "ok" for c in sample.gate_result(False).checks.values())
+
+
 def test_classifier_crop_still_uses_the_gate_s_segmentation():
     from edge.classifier import lesion_square
 
