@@ -118,7 +118,9 @@ def test_signoff_makes_the_letters_and_sends_the_outcome_to_the_kiosk(tmp_path, 
         assert nhs.encode() not in payload and ref.encode() not in payload
         assert table.pending_outcomes(store.conn) == []
         assert table.outcome_state(store.conn, key)["published_at"]
-        assert "Outcome to the hub" in derm.get(f"/referrals/{key}").get_data(as_text=True)
+        page = derm.get(f"/referrals/{key}").get_data(as_text=True)
+        assert "Outcome to the hub" in page
+        assert "not configured at this centre" in page and 'id="hand-over-send"' not in page  # nothing to send to
         assert "AMENDED" not in gp_text and EARLY in gp_text         # the letters made at sign-off hold it
 
         # An addendum after sign-off: the GP letter is made again (revision 2, marked amended, with the

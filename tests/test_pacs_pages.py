@@ -48,6 +48,7 @@ def test_it_page_shows_states_without_images_or_patient(tmp_path):
         ref_page = derm.get(f"/referrals/{key}").get_data(as_text=True)
         assert re.search(r'id="hand-over-fhir" data-state="(queued|failed)"', ref_page)
         assert 'id="hand-over-pacs" data-state="off"' in ref_page and "not configured at this centre" in ref_page
+        assert 'id="hand-over-send"' in ref_page                          # one destination is configured
     finally:
         pacs.sender_of(app).stop()
         store.close()
