@@ -74,10 +74,12 @@ def test_a_colour_check_that_could_not_read_the_skin_counts_as_far(store):  # no
 
 
 def test_photographs_without_a_colour_value_are_left_out(store):  # noqa: F811
-    # the centre's sample cases carry no colour check (older kiosks, close-up views): nothing to measure
+    # photographs whose quality result has no colour check (older kiosks, views without one): nothing to measure
     for i in range(25):
         [(h, ims)] = sample.make_referral(100 + i, device="kiosk-d", images_per_lesion=1,
                                           taken_at=NOW - timedelta(days=1))
-        store.save_case(h, ims, received_at=NOW - timedelta(days=1))
+        no_colour = [m.model_copy(update={"quality": m.quality.model_copy(update={
+            "checks": {k: c for k, c in m.quality.checks.items() if k != "colour"}})}) for m in h.images]
+        store.save_case(h.model_copy(update={"images": no_colour}), ims, received_at=NOW - timedelta(days=1))
     f = monitor.evaluate(store.conn, TODAY, monitor.MonitoringConfig())
     assert f.colour == {} and not [a for a in f.alerts if a.code == "colour-drift"]
