@@ -1,6 +1,6 @@
 """Fit the uncalibrated kiosk's built-in colour reference, pooled over sources, on their fit halves.
 
-    .venv/bin/python -m bench.quality_pooled [--n 600] [--sources ph2,isic2017,ham10000] [--leave-one-out]
+    .venv/bin/python -m bench.quality_pooled [--n 600] [--sources ph2,isic2017,ham10000,bcn20000] [--leave-one-out]
 
 A kiosk that has not been calibrated (``python -m edge calibrate``) judges colour against the
 built-in ``KioskReference`` of ``wire/kioskconfig/quality.py``. This fits it as an equal-weight
@@ -19,8 +19,10 @@ also saturates channels and moves which pixels count as skin. Only fit halves ar
 
 ``--leave-one-out`` measures how the pooling generalises to a clinic it never saw: for each source, the
 mixture of the *other* sources' fit halves judges this source's score half (false rejects of its
-originals, and the shifted casts it still catches), beside the mixture of all of them; BCN20000
-(Barcelona, never fitted on: 84-px squares, where colour is still measured) is judged the same way.
+originals, and the shifted casts it still catches), beside the mixture of all of them. The sources are
+four clinics: PH2 (Porto), ISIC 2017 (mostly New York), HAM10000 (Vienna, Queensland) and BCN20000
+(Barcelona: 84-px squares, where colour is still measured); a source given only in ``HELD_OUT`` and not in
+``--sources`` is judged against the mixture of all.
 The last line: ``loso_colour_false_rejects SOURCE=X% ...``.
 """
 
@@ -100,11 +102,11 @@ def rates(x: np.ndarray, mean: np.ndarray, cov: np.ndarray, limit: float) -> tup
 
 def leave_one_out(sources: list[str], n: int, limit: float) -> dict[str, float]:
     """Per source: the mixture fitted on the *other* sources' fit halves judges this source's score half (a
-    clinic the built-in reference never saw), beside the mixture of all of them; BCN20000 (never fitted on)
-    against the mixture of all. Both spreads (``mixture``). Returns the predictive spread's false rejects of
-    each source left out (BCN20000: of the mixture of all)."""
+    clinic the built-in reference never saw), beside the mixture of all of them; a ``HELD_OUT`` source not
+    among ``sources`` against the mixture of all. Both spreads (``mixture``). Returns the predictive spread's
+    false rejects of each source left out."""
     fit = {s: chroma_of(s, n, "fit") for s in sources}
-    scored = {s: chroma_of(s, n, "score") for s in (*sources, *HELD_OUT)}
+    scored = {s: chroma_of(s, n, "score") for s in dict.fromkeys((*sources, *HELD_OUT))}
     print(f"\nLeave one source out: the built-in colour reference pooled without a source judges that source's "
           f"score half (limit {limit});\ncasts as shifts of its skin colours, mean over red/blue/green/yellow; "
           "'all': the reference pooled over every source, as shipped")
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     """Fit and print the pooled reference and how it scores the fit halves against the current one."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=600, help="fit-half images per source (default 600)")
-    ap.add_argument("--sources", default="ph2,isic2017,ham10000")
+    ap.add_argument("--sources", default="ph2,isic2017,ham10000,bcn20000")
     ap.add_argument("--leave-one-out", action="store_true",
                     help="instead: how the pooled reference judges a clinic it was not fitted on (score halves)")
     args = ap.parse_args(argv)
