@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from .reports import referral_signed
-
 log = logging.getLogger(__name__)
 
 _HOOKS = "dermkiosk.on_signed"
@@ -39,9 +37,10 @@ def on_signed(store, referral_key: str) -> list[str]:
 
 
 def on_amended(store, referral_key: str) -> list[str]:
-    """Run the amendment listeners (the GP letter made again) for a signed-off ``referral_key``; nothing before
-    sign-off (the letters made then hold every addendum). Returns the errors, as :func:`on_signed`."""
-    return _run_listeners(_AMEND_HOOKS, store, referral_key) if referral_signed(store.conn, referral_key) else []
+    """Run the amendment listeners (the GP letter made again) after an addendum to ``referral_key``, which the
+    caller has checked is signed off (before that, the letters made at sign-off hold every addendum; a listener
+    run too early fails with ``NotSigned`` and is named). Returns the errors, as :func:`on_signed`."""
+    return _run_listeners(_AMEND_HOOKS, store, referral_key)
 
 
 def _run_listeners(hook: str, store, referral_key: str) -> list[str]:

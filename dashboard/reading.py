@@ -109,14 +109,18 @@ def add_addendum(key: str, case_id: str):
         status = 409 if isinstance(exc, (reports.StaleForm, reports.ClaimRefused)) else 422
         return _render(resolved, error=str(exc), error_case=case_id, form=dict(f), status=status)
     audit.record("addendum.add", resolved["key"], f"case {case_id}: addendum {addendum_id}")
-    problems = readhooks.on_amended(get_store(), resolved["key"])
+    store = get_store()
+    if not reports.referral_signed(store.conn, resolved["key"]):
+        flash("Addendum added.")       # no letter yet: the letters made at sign-off will hold it
+        return redirect(url_for("reading.referral_page", key=resolved["key"]) + f"#lesion-{case_id}")
+    problems = readhooks.on_amended(store, resolved["key"])
     for problem in problems:
         flash(f"The addendum is kept, but a follow-up step failed: {problem}", "error")
-    if reports.referral_signed(get_store().conn, resolved["key"]) and not problems:
+    if problems:
+        flash("Addendum added.")
+    else:
         audit.record("letters.amended", resolved["key"], f"GP letter made again with addendum {addendum_id}")
         flash("Addendum added. The GP letter was made again with it (marked as amended).")
-        return redirect(url_for("reading.referral_page", key=resolved["key"]) + f"#lesion-{case_id}")
-    flash("Addendum added.")
     return redirect(url_for("reading.referral_page", key=resolved["key"]) + f"#lesion-{case_id}")
 
 
