@@ -66,12 +66,14 @@ def mixture(samples: list[np.ndarray], spread: str = "predictive") -> tuple[np.n
     means = np.array([s.mean(axis=0) for s in samples])
     within = np.mean([np.cov(s.T) for s in samples], axis=0)
     k = len(means)
-    if spread == "plug-in" or k < 2:
-        between = np.cov(means.T, bias=True) if k > 1 else np.zeros((2, 2))
-    elif spread == "predictive":
-        between = np.eye(2) * np.trace(np.cov(means.T)) / 2 * (1 + 1 / k)
-    else:
+    if spread not in ("predictive", "plug-in"):
         raise ValueError(f"unknown spread {spread!r}: predictive or plug-in")
+    if k < 2:
+        between = np.zeros((2, 2))
+    elif spread == "plug-in":
+        between = np.cov(means.T, bias=True)
+    else:
+        between = np.eye(2) * np.trace(np.cov(means.T)) / 2 * (1 + 1 / k)
     return means.mean(axis=0), within + between
 
 
@@ -116,8 +118,7 @@ def leave_one_out(sources: list[str], n: int, limit: float) -> dict[str, float]:
     for spread in ("plug-in", "predictive"):
         every = mixture(list(fit.values()), spread)
         for s, x in scored.items():
-            others = [fit[o] for o in sources if o != s]
-            left = rates(x, *mixture(others, spread), limit) if len(others) < len(sources) else None
+            left = rates(x, *mixture([fit[o] for o in sources if o != s], spread), limit) if s in fit else None
             fr, mod, strong = rates(x, *every, limit)
             shown = f"{left[0]:5.1f} %, {left[1]:5.1f} / {left[2]:5.1f} %" if left else "(never fitted on)"
             print(f"  {spread:<11} {s:<10} {len(x):>4}   {shown:<50} {fr:5.1f} %, {mod:5.1f} / {strong:5.1f} %")
