@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ref = fit_reference(samples, f"{len(samples)} images of {args.folder.name}")
     print(f"{len(samples)} images from {args.folder} ({left_out} left out)")
     print(toml_block(ref), end="")
-    dist = np.array([cast_distance((r, b), ref)[0] for r, b, _ in samples])
-    sharp = np.array([(f - 1.0) / (ref.focus - 1.0) for _, _, f in samples])
+    dist = np.array([cast_distance((s.r, s.b, s.lightness), ref)[0] for s in samples])
+    sharp = np.array([(s.focus - 1.0) / (ref.focus - 1.0) for s in samples])
     print("colour distance percentiles 90/95/97/99: " + ", ".join(f"{x:.2f}" for x in np.percentile(dist, [90, 95, 97, 99])))
     print("relative sharpness percentiles 1/3/5/10: " + ", ".join(f"{x:.2f}" for x in np.percentile(sharp, [1, 3, 5, 10])))
     return 0

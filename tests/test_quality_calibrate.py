@@ -59,9 +59,11 @@ def test_calibrate_writes_the_reference_the_kiosk_then_uses(config, tmp_path, ca
     ref = load(config, check_files=False).quality.reference
     assert ref.images == 14 and ref.note == "hub 3, installation"
     assert ref.chroma != before.chroma and ref.focus > 1.0
-    # measured as the gate measures: the mean of the stills' own values
+    # measured as the gate measures: the mean of the stills' own values (those that agree on the colour)
     got = [measure(still(i), QualitySettings()) for i in range(14)]
-    assert np.allclose(ref.chroma, np.mean([g[:2] for g in got], axis=0), atol=1e-4)
+    odd = {i for i, _ in colour_outliers(got)}
+    assert np.allclose(ref.chroma, np.mean([g[:2] for i, g in enumerate(got) if i not in odd], axis=0), atol=1e-4)
+    assert ref.lightness == pytest.approx(np.mean([g.lightness for i, g in enumerate(got) if i not in odd]), abs=1e-4)
     assert ref.focus == pytest.approx(float(np.median([g[2] for g in got])), abs=1e-3)
     text = config.read_text()
     assert text.count(BEGIN) == 1 and text.count(END) == 1
@@ -119,6 +121,8 @@ def test_reference_is_validated():
         QualitySettings(reference={"cov": [[0.01, 0.02], [0.02, 0.01]]})
     with pytest.raises(ValueError):
         QualitySettings(reference={"focus": 0.9})
+    with pytest.raises(ValueError, match="slope must lie within"):
+        QualitySettings(reference={"lightness": 5.0, "lightness_sd": 0.1, "slope": [4.0, 0.0]})
     with pytest.raises(ValueError, match="at least"):
         fit_reference([(0.3, 0.0, 2.0)] * (MIN_IMAGES - 1))
     with pytest.raises(ValueError, match="no fine detail"):
@@ -139,3 +143,44 @@ def test_an_odd_still_is_left_out_of_the_colour_fit_and_named(config, tmp_path, 
     # A blue cast the odd still would have hidden is still caught by the reference fitted without it.
     settings = QualitySettings(reference=with_odd)
     assert not assess(still(21, (1.35, 1.0, 0.8)), "dermoscopic", settings).checks["colour"].ok
+
+
+#: Darker skin as melanin makes it: ln gain per unit of pigment in blue, green and red (green and blue absorbed
+#: more than red, so darker skin is also redder: ln R/G rises 0.35 per unit while ln G falls 0.85).
+MELANIN = (-1.0, -0.85, -0.5)
+PALE = [s for s in range(300, 500) if np.random.default_rng(s).integers(len(synth.SKIN_TONES)) == 0]
+
+
+def skin(seed: int, melanin: float, gains: tuple[float, float, float] | None = None) -> bytes:
+    """A generated still of the palest generated skin with ``melanin`` more pigment (and a cast of ``gains``)."""
+    img = synth.degrade_cast(synth.lesion_image(1200, 900, seed), tuple(float(np.exp(e * melanin)) for e in MELANIN))
+    return synth.encode_jpeg(img if gains is None else synth.degrade_cast(img, gains))
+
+
+def test_a_darker_patient_is_expected_redder_and_a_cast_is_still_caught():
+    # The kiosk is calibrated on 16 people with pale to light skin (0 to 0.3 units of pigment) ...
+    samples = [measure(skin(PALE[i], (i % 4) * 0.1), QualitySettings()) for i in range(16)]
+    ref = fit_reference(samples, "hub 3")
+    assert ref.lightness is not None and ref.slope[0] < -0.2  # darker (lower lightness) is redder
+    settings = QualitySettings(reference=ref)
+    flat = QualitySettings(reference=ref.model_copy(update={"lightness": None, "slope": (0.0, 0.0)}))
+    # ... then a patient with darker skin than any of them (0.9 units): the rule before (colour alone) took
+    # their skin for a red cast; now it is the colour expected of skin that dark.
+    darker = skin(PALE[20], 0.9)
+    before = assess(darker, "dermoscopic", flat).checks["colour"]
+    assert not before.ok and "red cast" in before.message
+    now = assess(darker, "dermoscopic", settings)
+    assert now.ok, {k: c.message for k, c in now.checks.items() if not c.ok}
+    # Casts on skin like the stills' are caught as before: red (which pigment does not explain without the
+    # darkening that goes with it), blue, green, yellow.
+    for gains, word in (((1.0, 1.0, float(np.exp(0.4))), "red"), ((float(np.exp(0.25)), 1.0, 1.0), "blue"),
+                        ((1.0, float(np.exp(0.177)), 1.0), "green"), ((float(np.exp(-0.25)), 1.0, 1.0), "yellow")):
+        check = assess(skin(PALE[21], 0.1, gains), "dermoscopic", settings).checks["colour"]
+        assert not check.ok and f"{word} cast" in check.message, (word, check.message)
+    # Paler skin than the stills' is held to their mean colour, not carried along the slope (a green cast
+    # brightens green as paler skin does), and so is skin within one standard deviation darker than theirs
+    # (the stills' own spread of colour holds it); beyond that the slope is followed.
+    assert ref.expected(ref.lightness + 0.3) == (ref.chroma, 1.0)
+    assert ref.expected(ref.lightness - 0.9 * ref.lightness_sd) == (ref.chroma, 1.0)
+    (r, _), grow = ref.expected(ref.lightness - 0.3)
+    assert r == pytest.approx(ref.chroma[0] + (ref.lightness_sd - 0.3) * ref.slope[0]) and grow > 1.0

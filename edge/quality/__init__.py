@@ -24,7 +24,7 @@ from wire.messages import Quality, QualityCheck
 
 from .analysis import DecodeError, fov_coverage, masked_median
 from .measures import focus_ratio, glare_fraction
-from .scene import Scene, scene, skin_chroma
+from .scene import Scene, scene, skin_colour
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
 
@@ -68,16 +68,20 @@ def _check(value: float | None, ok: bool, key: str, limit: float | None = None, 
     return QualityCheck(value=value, ok=bool(ok), message=msg)
 
 
-def cast_distance(chroma: tuple[float, float] | None, ref: KioskReference) -> tuple[float, str]:
-    """Mahalanobis distance of the skin's log-chromaticity from the kiosk's reference, and the cast's direction.
+def cast_distance(colour: tuple[float, ...] | None, ref: KioskReference) -> tuple[float, str]:
+    """Mahalanobis distance of the skin's colour from the kiosk's reference, and the cast's direction.
 
+    ``colour`` is (ln R/G, ln B/G) or, with the skin's log-lightness, (ln R/G, ln B/G, lightness)
+    (``scene.skin_colour``): a reference that knows how its skin's colour moves with lightness
+    (``KioskReference.expected``) judges a darker skin against the redder colour expected of it.
     Direction of the shift (ln R/G, ln B/G): red (R up), blue (B up, or R down: cool), green
     (R and B down together) or yellow (B down).
     """
-    if chroma is None:
+    if colour is None:
         return float("inf"), "colour"
-    d = np.array([chroma[0] - ref.chroma[0], chroma[1] - ref.chroma[1]])
-    dist = float(np.sqrt(d @ np.linalg.inv(np.array(ref.cov)) @ d))
+    (er, eb), grow = ref.expected(colour[2] if len(colour) > 2 else None)
+    d = np.array([colour[0] - er, colour[1] - eb])
+    dist = float(np.sqrt(d @ np.linalg.inv(np.array(ref.cov)) @ d / grow))
     theta = float(np.degrees(np.arctan2(d[1], d[0]))) % 360.0
     direction = "red" if theta < 60 or theta >= 315 else "blue" if theta < 180 else \
         "green" if theta < 250 else "yellow"
@@ -188,7 +192,7 @@ def _glare(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityChe
 
 
 def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-    v, direction = cast_distance(skin_chroma(sc), settings.reference)
+    v, direction = cast_distance(skin_colour(sc), settings.reference)
     return _check(v, v <= rules.colour_max, "colour", rules.colour_max, direction=direction)
 
 

@@ -5,14 +5,14 @@
 The installer photographs normal skin through the kiosk's own dermatoscope and camera settings
 (fixed colour gains and exposure, as in ``[camera]``), in focus: at least ``MIN_IMAGES`` stills of
 different people and sites, lesions or plain skin. Each still is measured exactly as the gate
-measures a photograph (``scene.skin_chroma``: the skin's mean ln R/G, ln B/G; the focus check's
-ratio). Stills that are not fit to calibrate on (not an image, too dark or bright, no skin to
-measure) are named and left out, and so, from the colour fit only, is a still whose colour lies
+measures a photograph (``scene.skin_colour``: the skin's mean ln R/G, ln B/G and its lightness; the
+focus check's ratio). Stills that are not fit to calibrate on (not an image, too dark or bright, no
+skin to measure) are named and left out, and so, from the colour fit only, is a still whose colour lies
 over ``OUTLIER_DISTANCE`` from all the others' (one odd still would widen the spread and let real
 casts pass). The reference (colour: mean and covariance, widened by
-``MIN_SD`` so that a few dozen similar stills do not make a hair trigger; sharpness: the median
-focus ratio) is written into the config file as a ``[quality.reference]`` table between two
-marker comments, replacing the previous one;
+``MIN_SD`` so that a few dozen similar stills do not make a hair trigger, and how the colour moves
+with the skin's lightness; sharpness: the median focus ratio) is written into the config file as a
+``[quality.reference]`` table between two marker comments, replacing the previous one;
 the file is then loaded again and restored if it no longer validates. The signed config bundle
 (``python -m dashboard update sign-config``) delivers it like any other setting.
 """
@@ -22,13 +22,14 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from pathlib import Path
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from wire.kioskconfig.quality import KioskReference, QualitySettings
 
 from .analysis import DecodeError
-from .scene import scene, skin_chroma
+from .scene import scene, skin_colour
 
 MIN_IMAGES = 12
 #: Added to each log-chromaticity axis's standard deviation (in quadrature, about 5 %): a reference
@@ -39,8 +40,17 @@ BEGIN = "# --- kiosk reference: written by `python -m edge calibrate`; do not ed
 END = "# --- end of kiosk reference ---"
 
 
-def measure(data: bytes, settings: QualitySettings) -> tuple[float, float, float] | str:
-    """The still's skin log-chromaticity and focus ratio, or why it cannot be used for calibration."""
+class Still(NamedTuple):
+    """A calibration still as the gate measures it: the skin's colour and lightness, and the focus ratio."""
+
+    r: float  #: mean skin ln R/G
+    b: float  #: mean skin ln B/G
+    focus: float  #: the focus check's ratio (``focus_value``)
+    lightness: float | None = None  #: mean skin log-lightness (ln G, ``scene.skin_colour``)
+
+
+def measure(data: bytes, settings: QualitySettings) -> Still | str:
+    """The still's skin colour, lightness and focus ratio, or why it cannot be used for calibration."""
     rules = settings.dermoscopic
     try:
         sc = scene(data, settings, rules)
@@ -52,41 +62,74 @@ def measure(data: bytes, settings: QualitySettings) -> tuple[float, float, float
     if not rules.exposure_min <= level <= rules.exposure_max:
         return f"skin brightness {level:.0f} outside {rules.exposure_min:.0f}-{rules.exposure_max:.0f}: " \
                "fix the exposure first"
-    chroma = skin_chroma(sc)
-    if chroma is None:
+    colour = skin_colour(sc)
+    if colour is None:
         return "no skin to measure"
-    return chroma[0], chroma[1], focus_value(sc)
+    return Still(colour[0], colour[1], focus_value(sc), colour[2])
 
 
 #: A still whose colour lies further than this (Mahalanobis distance, as the colour check measures)
 #: from the other stills' is left out of the fit: one odd still (a sticker filling the view, a
 #: mostly burnt-out frame) would widen the spread and let real casts pass.
 OUTLIER_DISTANCE = 3.5
+#: Below this spread of the stills' log-lightness (about 2 %), how colour moves with lightness cannot be
+#: told from them: the reference then ignores lightness.
+MIN_LIGHTNESS_SD = 0.02
 
 
-def colour_outliers(samples: list[tuple[float, float, float]]) -> list[tuple[int, float]]:
+def _lightness(samples: Sequence[Sequence[float | None]]) -> np.ndarray | None:
+    """The stills' lightness, or None where any still has none (measured before lightness was)."""
+    got = [s[3] if len(s) > 3 else None for s in samples]
+    return None if any(v is None for v in got) else np.asarray(got, float)
+
+
+def colour_fit(x: np.ndarray, lum: np.ndarray | None) -> dict:
+    """Mean colour of the stills (n x 2: ln R/G, ln B/G) and its unbiased covariance; with their lightness
+    ``lum`` (spread at least ``MIN_LIGHTNESS_SD``), also the colour's least-squares slope on lightness and the
+    lightness's mean and standard deviation."""
+    fit = {"mu": x.mean(axis=0), "cov": np.cov(x.T), "slope": np.zeros(2), "lightness": None, "sd": 0.0}
+    if lum is not None and len(x) >= 4 and lum.std() >= MIN_LIGHTNESS_SD:
+        dl = lum - lum.mean()
+        fit.update(slope=np.clip(dl @ (x - fit["mu"]) / (dl @ dl), -3.0, 3.0), lightness=float(lum.mean()),
+                   sd=float(lum.std()))
+    return fit
+
+
+def _distance(fit: dict, n: int, colour: np.ndarray, lum: float | None, cov: np.ndarray) -> float:
+    """Mahalanobis distance of ``colour`` from ``fit`` (on ``n`` stills) for a skin of lightness ``lum``, under
+    ``cov``, as the colour check measures it (``KioskReference.expected`` says what colour is expected there)."""
+    ref = KioskReference(chroma=tuple(fit["mu"]), cov=((1.0, 0.0), (0.0, 1.0)), images=n,
+                         lightness=fit["lightness"], lightness_sd=fit["sd"], slope=tuple(fit["slope"]))
+    expected, grow = ref.expected(lum)
+    d = colour - np.asarray(expected)
+    return float(np.sqrt(d @ np.linalg.solve(cov, d) / grow))
+
+
+def colour_outliers(samples: Sequence[Sequence[float | None]]) -> list[tuple[int, float]]:
     """(index, distance) of the stills whose colour is unlike the others' (over ``OUTLIER_DISTANCE``),
-    each measured against the mean and covariance of all the others."""
-    x = np.asarray([(r, b) for r, b, _ in samples], float)
+    each measured against the mean, covariance and lightness slope of all the others."""
+    x = np.asarray([(s[0], s[1]) for s in samples], float)
+    lum = _lightness(samples)
     out = []
     for i in range(len(x)):
         rest = np.delete(x, i, axis=0)
         if len(rest) < 3:
             break
-        d = x[i] - rest.mean(axis=0)
-        cov = np.cov(rest.T) + np.eye(2) * 1e-6
-        dist = float(np.sqrt(d @ np.linalg.solve(cov, d)))
+        fit = colour_fit(rest, None if lum is None else np.delete(lum, i))
+        dist = _distance(fit, len(rest), x[i], None if lum is None else float(lum[i]), fit["cov"] + np.eye(2) * 1e-6)
         if dist > OUTLIER_DISTANCE:
             out.append((i, dist))
     return out
 
 
-def fit_reference(samples: list[tuple[float, float, float]], note: str = "") -> KioskReference:
+def fit_reference(samples: Sequence[Sequence[float | None]], note: str = "") -> KioskReference:
     """Colour: mean and covariance of (ln R/G, ln B/G) without the ``colour_outliers``, MIN_SD added
-    to the spread of each axis; sharpness: the median focus ratio of all the stills."""
+    to the spread of each axis, and (where every still has its lightness) the colour's slope on the
+    skin's lightness (``KioskReference.expected``); sharpness: the median focus ratio of all the stills.
+    ``samples``: ``Still``s (or (ln R/G, ln B/G, focus) tuples, without lightness)."""
     if len(samples) < MIN_IMAGES:
         raise ValueError(f"{len(samples)} usable stills: at least {MIN_IMAGES} are needed")
-    focus = float(np.median([f for _, _, f in samples]))
+    focus = float(np.median([s[2] for s in samples]))
     if focus <= 1.05:
         raise ValueError(f"the stills have almost no fine detail (median focus ratio {focus:.2f}): "
                          "check the dermatoscope's focus")
@@ -94,13 +137,14 @@ def fit_reference(samples: list[tuple[float, float, float]], note: str = "") -> 
     colour = [s for i, s in enumerate(samples) if i not in odd]
     if len(colour) < MIN_IMAGES:
         raise ValueError(f"only {len(colour)} stills agree on the skin's colour: at least {MIN_IMAGES} are needed")
-    x = np.asarray([(r, b) for r, b, _ in colour], float)
-    mu, cov = x.mean(axis=0), np.cov(x.T)
-    cov = cov + np.eye(2) * MIN_SD ** 2
+    fit = colour_fit(np.asarray([(s[0], s[1]) for s in colour], float), _lightness(colour))
+    mu, cov = fit["mu"], fit["cov"] + np.eye(2) * MIN_SD ** 2
     r = lambda v: round(float(v), 5)  # noqa: E731
+    lightness = None if fit["lightness"] is None else r(fit["lightness"])
     return KioskReference(chroma=(r(mu[0]), r(mu[1])), cov=((r(cov[0, 0]), r(cov[0, 1])), (r(cov[0, 1]), r(cov[1, 1]))),
                           focus=round(focus, 3), focus_thumbnail=round(focus, 3), images=len(samples),
-                          note=note[:200])
+                          lightness=lightness, lightness_sd=r(fit["sd"]),
+                          slope=(r(fit["slope"][0]), r(fit["slope"][1])), note=note[:200])
 
 
 def toml_block(ref: KioskReference) -> str:
@@ -112,6 +156,10 @@ def toml_block(ref: KioskReference) -> str:
             f"cov = [[{a}, {b}], [{b}, {d}]]\n"
             f"focus = {ref.focus}   # median focus ratio (sharpness) of the stills\n"
             f"focus_thumbnail = {ref.focus_thumbnail}   # the same, whatever the frame's size\n"
+            + (f"lightness = {ref.lightness}   # mean skin log-lightness of the stills\n"
+               f"lightness_sd = {ref.lightness_sd}\n"
+               f"slope = [{ref.slope[0]}, {ref.slope[1]}]   # colour per unit of lightness: darker skin is redder\n"
+               if ref.lightness is not None else "") +
             f"images = {ref.images}\n"
             f'note = "{note}"\n{END}\n')
 

@@ -74,23 +74,29 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
     return Scene(work, gray, lab, fov, lesion, present, skin)
 
 
-def skin_chroma(sc: Scene) -> tuple[float, float] | None:
-    """The skin's mean log-chromaticity (ln R/G, ln B/G) of ``sc``; None without skin to measure.
+def skin_colour(sc: Scene) -> tuple[float, float, float] | None:
+    """The skin's mean log-chromaticity (ln R/G, ln B/G) and log-lightness (its mean ln G) of ``sc``;
+    None without skin to measure.
 
-    A colour cast (channel gains g_R, g_G, g_B) adds (ln g_R/g_G, ln g_B/g_G) to it, whatever the
-    skin's own colour, so the distance from a reference measures the cast itself.
+    A colour cast (channel gains g_R, g_G, g_B) adds (ln g_R/g_G, ln g_B/g_G) to the chromaticity,
+    whatever the skin's own colour, so the distance from a reference measures the cast itself. The
+    lightness says how dark the skin is (darker skin is redder: ``KioskReference.expected``); it is read
+    in green, which a red, blue or yellow cast leaves alone, over every skin pixel whose green is not
+    saturated, so that a cast clipping red does not change which pixels it is read on.
     """
-    # Only pixels with no saturated channel: a saturated channel hides the pixel's colour (a red
-    # cast on fair skin clips red first), so the cast is read where it can still be seen.
     small = sc.work.small
-    keep = cv2.bitwise_and(cv2.inRange(small, (0, 0, 0), (SATURATED - 1,) * 3), sc.skin.view(np.uint8))
+    skin = sc.skin.view(np.uint8)
+    # Chromaticity only over pixels with no saturated channel: a saturated channel hides the pixel's colour
+    # (a red cast on fair skin clips red first), so the cast is read where it can still be seen.
+    keep = cv2.bitwise_and(cv2.inRange(small, (0, 0, 0), (SATURATED - 1,) * 3), skin)
     n = cv2.countNonZero(keep)
     if n < 50:
         return None
     # mean(ln R - ln G) = mean(ln R) - mean(ln G): each channel's histogram over the kept pixels
-    means = [float(cv2.calcHist([small], [c], keep, [256], [0, 256]).ravel().astype(np.float64) @ _LOG) / n
-             for c in range(3)]
-    return means[2] - means[1], means[0] - means[1]
+    b, g, r = (float(cv2.calcHist([small], [c], keep, [256], [0, 256]).ravel().astype(np.float64) @ _LOG) / n
+               for c in range(3))
+    green = cv2.calcHist([small], [1], skin, [256], [0, 256]).ravel().astype(np.float64)[:SATURATED]
+    return r - g, b - g, float(green @ _LOG[:SATURATED] / green.sum())
 
 
 #: A channel at or above this level is saturated: the pixel's colour is not known.

@@ -155,8 +155,32 @@ class KioskReference(BaseModel):
     focus_thumbnail: float = Field(1.8, gt=1.0, le=20.0)
     #: How many stills the reference was fitted on (0: the built-in default).
     images: int = Field(0, ge=0)
+    #: The skin's mean log-lightness (its mean ln G, ``scene.skin_colour``) over the stills, and its standard
+    #: deviation. With it, ``chroma`` is the mean colour at that lightness and ``slope`` says how the colour
+    #: moves with it: darker skin is redder (melanin and blood absorb green and blue more than red, linearly in
+    #: log space), so a patient's skin darker than the stills' is expected redder, not taken for a red cast.
+    #: None (a calibration from before 2026-12-05, and the built-in default): colour ignores lightness.
+    lightness: float | None = Field(None, ge=0.0, le=6.0)
+    lightness_sd: float = Field(0.0, ge=0.0, le=2.0)
+    #: Change of (ln R/G, ln B/G) per unit of log-lightness, fitted on the stills.
+    slope: tuple[float, float] = (0.0, 0.0)
     #: When and where it was taken (free text, for the record).
-    note: str = Field("built-in default: pooled over PH2, ISIC 2017 and HAM10000", max_length=200)
+    note: str = Field("built-in default: pooled over PH2, ISIC 2017, HAM10000 and BCN20000", max_length=200)
+
+    def expected(self, lightness: float | None) -> tuple[tuple[float, float], float]:
+        """This kiosk's normal skin colour (ln R/G, ln B/G) for a skin of ``lightness``, and the factor by which
+        its variance (``cov``) grows there: for skin darker than the stills' by over one standard deviation,
+        their mean colour moved along ``slope`` by the excess, and the variance grown for carrying the slope,
+        fitted on ``images`` stills, that far; otherwise (or without a lightness on either side) ``chroma``, 1."""
+        if self.lightness is None or lightness is None:
+            return self.chroma, 1.0
+        # Only darker skin: no cast darkens green (a green cast brightens it, as paler skin does), so
+        # following the slope that way would pass a cast as a paler patient. And only beyond one standard
+        # deviation of the stills' lightness: within it, ``cov`` (the stills' own spread) already holds
+        # their darker skins' redness, and sliding there too would allow it twice, hiding red and yellow casts.
+        dl = min(0.0, lightness - self.lightness + self.lightness_sd)
+        grow = 1.0 + (dl * dl / (self.images * self.lightness_sd ** 2) if self.images and self.lightness_sd else 0.0)
+        return (self.chroma[0] + self.slope[0] * dl, self.chroma[1] + self.slope[1] * dl), grow
 
     def normal_focus(self, frame_size: tuple[int, int]) -> float:
         """This kiosk's normal focus ratio for a frame of ``frame_size`` (width, height) pixels."""
@@ -167,6 +191,8 @@ class KioskReference(BaseModel):
         (sxx, sxy), (syx, syy) = self.cov
         if sxy != syx or sxx <= 0 or syy <= 0 or sxx * syy - sxy * sxy <= 0:
             raise ValueError("cov must be a symmetric positive-definite 2x2 matrix")
+        if any(abs(k) > 3.0 for k in self.slope):
+            raise ValueError("slope must lie within -3 and 3 (ln R/G and ln B/G per unit of log-lightness)")
         return self
 
 
