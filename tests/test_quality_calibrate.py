@@ -184,3 +184,15 @@ def test_a_darker_patient_is_expected_redder_and_a_cast_is_still_caught():
     assert ref.expected(ref.lightness - 0.9 * ref.lightness_sd) == (ref.chroma, 1.0)
     (r, _), grow = ref.expected(ref.lightness - 0.3)
     assert r == pytest.approx(ref.chroma[0] + (ref.lightness_sd - 0.3) * ref.slope[0]) and grow > 1.0
+
+
+def test_a_calibration_from_before_lightness_judges_colour_alone_and_the_built_in_one_pools_a_slope():
+    # the demo kiosk's calibration predates lightness: its own colour, no slope (not the built-in one's)
+    ref = load(DEMO, check_files=False).quality.reference
+    assert ref.images > 0 and ref.lightness is None and ref.expected(4.0) == (ref.chroma, 1.0)
+    # the built-in reference of an uncalibrated kiosk expects skin darker than most of any clinic's to be redder
+    built_in = QualitySettings().reference
+    assert built_in.lightness is not None and built_in.slope[0] < 0
+    assert built_in.expected(built_in.lightness) == (built_in.chroma, 1.0)
+    (r, _), grow = built_in.expected(built_in.lightness - 3 * built_in.lightness_sd)
+    assert r == pytest.approx(built_in.chroma[0] - 2 * built_in.lightness_sd * built_in.slope[0]) and grow == 1.0

@@ -159,11 +159,13 @@ class KioskReference(BaseModel):
     #: deviation. With it, ``chroma`` is the mean colour at that lightness and ``slope`` says how the colour
     #: moves with it: darker skin is redder (melanin and blood absorb green and blue more than red, linearly in
     #: log space), so a patient's skin darker than the stills' is expected redder, not taken for a red cast.
-    #: None (a calibration from before 2026-12-05, and the built-in default): colour ignores lightness.
-    lightness: float | None = Field(None, ge=0.0, le=6.0)
-    lightness_sd: float = Field(0.0, ge=0.0, le=2.0)
+    #: None (a calibration from before 2026-12-05): colour ignores lightness. The built-in default pools the
+    #: four clinics (``bench.quality_pooled.lightness_fit``): their slopes averaged, and a standard deviation
+    #: that holds the clinics' different exposures, so only skin darker than most of any clinic's slides.
+    lightness: float | None = Field(5.05, ge=0.0, le=6.0)
+    lightness_sd: float = Field(0.168, ge=0.0, le=2.0)
     #: Change of (ln R/G, ln B/G) per unit of log-lightness, fitted on the stills.
-    slope: tuple[float, float] = (0.0, 0.0)
+    slope: tuple[float, float] = (-0.454, 0.096)
     #: When and where it was taken (free text, for the record).
     note: str = Field("built-in default: pooled over PH2, ISIC 2017, HAM10000 and BCN20000", max_length=200)
 
@@ -193,6 +195,10 @@ class KioskReference(BaseModel):
             raise ValueError("cov must be a symmetric positive-definite 2x2 matrix")
         if any(abs(k) > 3.0 for k in self.slope):
             raise ValueError("slope must lie within -3 and 3 (ln R/G and ln B/G per unit of log-lightness)")
+        if {"chroma", "cov"} & self.model_fields_set and not {"lightness", "lightness_sd", "slope"} & self.model_fields_set:
+            # a kiosk's own colour without its own lightness (a calibration from before 2026-12-05): the built-in
+            # slope belongs to the built-in colour, not to this one
+            self.lightness, self.lightness_sd, self.slope = None, 0.0, (0.0, 0.0)
         return self
 
 
