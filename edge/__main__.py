@@ -5,6 +5,7 @@
     python -m edge quality IMAGE... [--view dermoscopic]              # one JSON line per image
     python -m edge capture-demo --config X --cases N [--wait S]       # headless captures into the outbox
     python -m edge check-config --config X                            # validate a config file
+    python -m edge white-balance --config X CARD.jpg [--gains R,B]    # the camera's colour gains from a grey card
     python -m edge calibrate --config X STILL...                      # the quality gate's kiosk reference
 
 Exit codes: 0 fine, 1 a failure (an unreadable image, cases not delivered in time),
@@ -145,6 +146,13 @@ def cmd_calibrate(args) -> int:
     return cli(args.config, args.images, note=args.note, dry_run=args.dry_run)
 
 
+def cmd_white_balance(args) -> int:
+    """Set the Pi camera's fixed colour gains from a still of a grey card and write them into the config."""
+    from .camera.whitebalance import cli
+
+    return cli(args.config, args.card, gains=args.gains, dry_run=args.dry_run)
+
+
 def cmd_capture_demo(args) -> int:
     """Capture N cases from the configured camera into the outbox (optionally send and wait)."""
     cfg = _load_config(args.config)
@@ -203,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--view", default="dermoscopic", choices=["dermoscopic", "close-up", "regional"])
     p.add_argument("--config", help="take the quality settings from this kiosk config")
     p.set_defaults(func=cmd_quality)
+    p = sub.add_parser("white-balance", help="set the Pi camera's colour gains from a still of a grey card through "
+                                             "the dermatoscope (installation, before calibrate)")
+    p.add_argument("--config", required=True, help="the kiosk config file whose [camera.picamera2] gains to set")
+    p.add_argument("card", help="a still of a neutral grey card filling the dermatoscope's view")
+    p.add_argument("--gains", help="the red,blue gains the still was taken with (default: the config's)")
+    p.add_argument("--dry-run", action="store_true", help="print the gains, change nothing")
+    p.set_defaults(func=cmd_white_balance)
     p = sub.add_parser("calibrate", help="fit the quality gate's colour and sharpness reference on this kiosk's "
                                          "stills and write it into its config")
     p.add_argument("--config", required=True, help="the kiosk config file to write the reference into")
