@@ -5,6 +5,7 @@
     python -m edge quality IMAGE... [--view dermoscopic]              # one JSON line per image
     python -m edge capture-demo --config X --cases N [--wait S]       # headless captures into the outbox
     python -m edge check-config --config X                            # validate a config file
+    python -m edge snap --config X --out DIR [--count N --interval S] # stills from the kiosk's camera, for calibration
     python -m edge white-balance --config X CARD.jpg [--gains R,B]    # the camera's colour gains from a grey card
     python -m edge calibrate --config X STILL...                      # the quality gate's kiosk reference
 
@@ -146,6 +147,34 @@ def cmd_calibrate(args) -> int:
     return cli(args.config, args.images, note=args.note, dry_run=args.dry_run)
 
 
+def cmd_snap(args) -> int:
+    """Take stills with the kiosk's camera and its fixed settings into a folder: the grey card and the skin stills
+    of a calibration, taken exactly as the kiosk takes photographs, without making a case."""
+    if args.count < 1:
+        print(f"--count {args.count}: take at least one still", file=sys.stderr)
+        return 2
+    cfg = _load_config(args.config, check_files=False)
+    from .camera import CameraError, open_camera
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    taken = [int(p.stem.split("-")[1]) for p in out.glob("still-[0-9][0-9][0-9].jpg")]
+    first = max(taken, default=0) + 1
+    try:
+        with open_camera(cfg.camera) as cam:
+            for i in range(args.count):
+                if i and args.interval:
+                    time.sleep(args.interval)  # time to move the dermatoscope to the next person or site
+                path = out / f"still-{first + i:03d}.jpg"
+                path.write_bytes(cam.capture().jpeg)
+                print(path, flush=True)
+    except CameraError as exc:
+        print(f"camera: {exc} (the kiosk service holds the camera while it runs: "
+              "sudo systemctl stop dermkiosk-kiosk first)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_white_balance(args) -> int:
     """Set the Pi camera's fixed colour gains from a still of a grey card and write them into the config."""
     from .camera.whitebalance import cli
@@ -211,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--view", default="dermoscopic", choices=["dermoscopic", "close-up", "regional"])
     p.add_argument("--config", help="take the quality settings from this kiosk config")
     p.set_defaults(func=cmd_quality)
+    p = sub.add_parser("snap", help="take stills with the kiosk's camera and fixed settings into a folder (for "
+                                    "white-balance and calibrate; no case is made)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--out", required=True, help="folder for still-NNN.jpg (numbering goes on after those there)")
+    p.add_argument("--count", type=int, default=1, help="how many stills (default 1)")
+    p.add_argument("--interval", type=float, default=0.0, help="seconds between stills (to move the dermatoscope)")
+    p.set_defaults(func=cmd_snap)
     p = sub.add_parser("white-balance", help="set the Pi camera's colour gains from a still of a grey card through "
                                              "the dermatoscope (installation, before calibrate)")
     p.add_argument("--config", required=True, help="the kiosk config file whose [camera.picamera2] gains to set")

@@ -1,4 +1,4 @@
-"""`python -m edge classify|quality|capture-demo|check-config`: stable one-JSON-per-line output."""
+"""`python -m edge classify|quality|capture-demo|check-config|snap`: stable one-JSON-per-line output."""
 
 from __future__ import annotations
 
@@ -68,3 +68,19 @@ def test_check_config_and_usage_errors(tmp_path):
     assert r.returncode == 2 and "broker.ca_file" in r.stderr
     assert edge("classify").returncode == 2                 # argparse: IMAGE required
     assert edge("capture-demo", "--config", str(tmp_path / "missing.toml")).returncode == 2
+
+
+def test_snap_takes_calibration_stills_with_the_kiosks_camera_and_calibrate_fits_on_them(tmp_path):
+    # the demo kiosk's camera (replay, generated stills: the hardware faked behind the camera interface)
+    demo = str(ROOT / "firmware_config" / "kiosk.demo.toml")
+    out = tmp_path / "skin"
+    r = edge("snap", "--config", demo, "--out", str(out), "--count", "12")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(out / f"still-{i:03d}.jpg") for i in range(1, 13)]
+    # a second run goes on numbering: nothing already taken is overwritten
+    r = edge("snap", "--config", demo, "--out", str(out))
+    assert r.returncode == 0 and r.stdout.strip() == str(out / "still-013.jpg"), r.stderr
+    r = edge("calibrate", "--config", demo, "--dry-run", *sorted(str(p) for p in out.glob("*.jpg")))
+    assert r.returncode == 0 and "[quality.reference]" in r.stdout and "images = 13" in r.stdout, r.stdout
+    r = edge("snap", "--config", demo, "--out", str(out), "--count", "0")
+    assert r.returncode == 2 and "at least one still" in r.stderr
