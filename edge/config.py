@@ -14,7 +14,8 @@ from pathlib import Path
 
 from wire.kioskconfig import CONFIG_FILE, ConfigError, KioskConfig, load
 
-__all__ = ["CONFIG_FILE", "ConfigError", "KioskConfig", "config_override_path", "effective_config_path", "load"]
+__all__ = ["CONFIG_FILE", "ConfigError", "KioskConfig", "config_override_path", "effective_config_path", "load",
+           "rewrite"]
 
 log = logging.getLogger("edge.config")
 
@@ -22,6 +23,18 @@ log = logging.getLogger("edge.config")
 def config_override_path(data_dir: Path | str) -> Path:
     """Where a configuration applied by a signed update lives (``<data_dir>/config/kiosk.toml``)."""
     return Path(data_dir) / "config" / CONFIG_FILE
+
+
+def rewrite(path: Path, original: str, text: str) -> None:
+    """Replace the config file's ``original`` text with ``text`` (a command writing what it measured into it) if
+    the kiosk would load the new file (its TLS files not required); otherwise put ``original`` back and raise
+    the ``ConfigError``."""
+    path.write_text(text)
+    try:
+        load(path, check_files=False)
+    except ConfigError:
+        path.write_text(original)
+        raise
 
 
 def effective_config_path(base_path: Path | str) -> Path:

@@ -94,7 +94,7 @@ def set_gains(config: Path, gains: tuple[float, float], note: str) -> None:
     """Write ``colour_gains`` into the config's ``[camera.picamera2]`` table (replacing the line there, or adding
     it under the header); the file is loaded again and restored if it no longer validates. ValueError when the
     file has no such table or would not load."""
-    from edge.config import ConfigError, load
+    from edge.config import ConfigError, rewrite
 
     original = config.read_text()
     lines = original.splitlines(keepends=True)
@@ -110,11 +110,9 @@ def set_gains(config: Path, gains: tuple[float, float], note: str) -> None:
         lines.insert(start + 1, entry)
     else:
         lines[at] = entry
-    config.write_text("".join(lines))
     try:
-        load(config, check_files=False)
+        rewrite(config, original, "".join(lines))
     except ConfigError as exc:
-        config.write_text(original)
         raise ValueError(f"{config}: the file would not load with the new gains ({exc}); left unchanged") from None
 
 

@@ -95,19 +95,12 @@ def colour_fit(x: np.ndarray, lum: np.ndarray | None) -> dict:
     return fit
 
 
-def _distance(fit: dict, n: int, colour: np.ndarray, lum: float | None, cov: np.ndarray) -> float:
-    """Mahalanobis distance of ``colour`` from ``fit`` (on ``n`` stills) for a skin of lightness ``lum``, under
-    ``cov``, as the colour check measures it (``KioskReference.expected`` says what colour is expected there)."""
-    ref = KioskReference(chroma=tuple(fit["mu"]), cov=((1.0, 0.0), (0.0, 1.0)), images=n,
-                         lightness=fit["lightness"], lightness_sd=fit["sd"], slope=tuple(fit["slope"]))
-    expected, grow = ref.expected(lum)
-    d = colour - np.asarray(expected)
-    return float(np.sqrt(d @ np.linalg.solve(cov, d) / grow))
-
-
 def colour_outliers(samples: Sequence[Sequence[float | None]]) -> list[tuple[int, float]]:
     """(index, distance) of the stills whose colour is unlike the others' (over ``OUTLIER_DISTANCE``),
-    each measured against the mean, covariance and lightness slope of all the others."""
+    each measured against the mean, covariance and lightness slope of all the others, as the colour check
+    measures a photograph (``cast_distance``)."""
+    from . import cast_distance
+
     x = np.asarray([(s[0], s[1]) for s in samples], float)
     lum = _lightness(samples)
     out = []
@@ -116,7 +109,11 @@ def colour_outliers(samples: Sequence[Sequence[float | None]]) -> list[tuple[int
         if len(rest) < 3:
             break
         fit = colour_fit(rest, None if lum is None else np.delete(lum, i))
-        dist = _distance(fit, len(rest), x[i], None if lum is None else float(lum[i]), fit["cov"] + np.eye(2) * 1e-6)
+        cov = fit["cov"] + np.eye(2) * 1e-6
+        others = KioskReference(chroma=tuple(fit["mu"]), cov=((cov[0, 0], cov[0, 1]), (cov[0, 1], cov[1, 1])),
+                                images=len(rest), lightness=fit["lightness"], lightness_sd=fit["sd"],
+                                slope=tuple(fit["slope"]))
+        dist, _ = cast_distance(tuple(x[i]) if lum is None else (*x[i], float(lum[i])), others)
         if dist > OUTLIER_DISTANCE:
             out.append((i, dist))
     return out
@@ -166,16 +163,14 @@ def toml_block(ref: KioskReference) -> str:
 
 def write_reference(config: Path, ref: KioskReference) -> None:
     """Put ``ref`` into ``config`` (replacing an earlier calibration); restore the file if it no longer loads."""
-    from edge.config import ConfigError, load
+    from edge.config import ConfigError, rewrite
 
     original = config.read_text()
     pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
     body = pattern.sub("", original).rstrip("\n")
-    config.write_text(body + "\n\n" + toml_block(ref))
     try:
-        load(config, check_files=False)
+        rewrite(config, original, body + "\n\n" + toml_block(ref))
     except ConfigError as exc:
-        config.write_text(original)
         raise ValueError(f"{config}: the calibrated file would not load ({exc}); left unchanged. "
                          "Remove any hand-written [quality.reference] table and run again") from None
 
