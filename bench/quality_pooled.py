@@ -36,7 +36,7 @@ import argparse
 import numpy as np
 
 from edge.quality import QualitySettings, cast_distance
-from edge.quality.calibrate import measure
+from edge.quality.calibrate import colour_fit, measure
 from wire.kioskconfig.quality import KioskReference
 
 from .quality_sources import HELD_OUT, load_source
@@ -88,13 +88,10 @@ def lightness_fit(samples: list[np.ndarray]) -> tuple[np.ndarray, float, float]:
     the sources' means and a standard deviation holding both the spread within a source and that between them
     (each clinic's light and exposure differ), so that only skin darker than most of any clinic's is expected
     redder (``KioskReference.expected``)."""
-    slopes, means, variances = [], [], []
-    for s in samples:
-        dl = s[:, 2] - s[:, 2].mean()
-        slopes.append(dl @ (s[:, :2] - s[:, :2].mean(axis=0)) / (dl @ dl))
-        means.append(s[:, 2].mean())
-        variances.append(s[:, 2].var())
-    return np.mean(slopes, axis=0), float(np.mean(means)), float(np.sqrt(np.mean(variances) + np.var(means)))
+    fits = [colour_fit(s[:, :2], s[:, 2]) for s in samples]  # each source as a kiosk's calibration fits it
+    means = [f["lightness"] for f in fits]
+    return (np.mean([f["slope"] for f in fits], axis=0), float(np.mean(means)),
+            float(np.sqrt(np.mean([f["sd"] ** 2 for f in fits]) + np.var(means))))
 
 
 def reference(samples: list[np.ndarray], spread: str = "predictive") -> KioskReference:
@@ -117,14 +114,19 @@ def judged(x: np.ndarray, ref: KioskReference) -> np.ndarray:
     return np.array([cast_distance(tuple(row), ref)[0] for row in x])
 
 
+def false_rejects(x: np.ndarray, ref: KioskReference, limit: float) -> tuple[float, float]:
+    """(false rejects, false rejects over the darkest tenth of the skin) of the originals ``x`` in %."""
+    far = judged(x, ref) > limit
+    dark = x[:, 2] <= np.quantile(x[:, 2], 0.1)
+    return 100 * float(far.mean()), 100 * float(far[dark].mean())
+
+
 def rates(x: np.ndarray, ref: KioskReference, limit: float) -> tuple[float, float, float, float]:
     """(false rejects, false rejects over the darkest tenth of the skin, moderate casts caught, strong casts caught)
     in %, casts as shifts of ``x`` (all four)."""
-    far = judged(x, ref) > limit
-    dark = x[:, 2] <= np.quantile(x[:, 2], 0.1)
     caught = {size: 100 * float(np.mean([np.mean(judged(x + size * np.array(v), ref) > limit) for v in CASTS.values()]))
               for size in (0.25, 0.4)}
-    return 100 * float(far.mean()), 100 * float(far[dark].mean()), caught[0.25], caught[0.4]
+    return (*false_rejects(x, ref, limit), caught[0.25], caught[0.4])
 
 
 def report(name: str, ref: KioskReference, by_source: dict[str, np.ndarray], limit: float) -> None:
@@ -132,7 +134,7 @@ def report(name: str, ref: KioskReference, by_source: dict[str, np.ndarray], lim
     print(f"{name}: chroma {list(ref.chroma)} cov {[list(c) for c in ref.cov]} lightness {ref.lightness} "
           f"sd {ref.lightness_sd} slope {list(ref.slope)}")
     for source, x in by_source.items():
-        fr, dark, _, _ = rates(x, ref, limit)
+        fr, dark = false_rejects(x, ref, limit)
         det = {size: [100 * float(np.mean(judged(x + size * np.array(v), ref) > limit)) for v in CASTS.values()]
                for size in (0.25, 0.4)}
         print(f"  {source:9s} n={len(x):3d} mean {np.round(x[:, :2].mean(axis=0), 3).tolist()} false rejects {fr:4.1f} % "
