@@ -16,7 +16,7 @@ import numpy as np
 
 from edge.camera.replay import jpeg_size
 
-from .markers import is_marker, skin_marks
+from .markers import is_marker, skin_marks, warm_sticker_colour
 from .region import LesionRegion, describe, no_lesion
 
 
@@ -157,8 +157,14 @@ def smooth_lab(lab: np.ndarray) -> np.ndarray:
 COLOUR_WEIGHT = 3.0
 
 #: A far-off blob with more than this share of its area in the rim band of the field of view is
-#: the optics' shading, not a lesion (a lesion cut by the edge has most of its area further in).
+#: the optics' shading, not a lesion ...
 RIM_SHARE = 0.3
+#: ... unless it stands out as a lesion cut across by the edge does: at least this far from the skin
+#: (CIELAB delta E) and this coloured (chroma), as brown and red lesions are and shading, darker skin
+#: or the dermatoscope's grey rim are not; and reaching into the view, its area at most this many
+#: squares of its depth (a half disc: 1.6), not a crescent along the rim as the optics' fall-off is.
+#: Chosen on the fit halves (issue 24's ninth round).
+RIM_LESION_CONTRAST, RIM_LESION_CHROMA, RIM_LESION_SPREAD = 10.0, 15.0, 4.0
 
 #: At most this many blobs, best-scoring first, are considered for the lesion.
 MAX_CANDIDATES = 5
@@ -233,8 +239,10 @@ def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None = None,
                    min_contrast: float = 0.0, marks: np.ndarray | None = None) -> LesionRegion:
     """Otsu threshold of the smoothed, shading-corrected lightness inside the field of view; the most
-    central large blob that is neither sticker nor pen mark, or, where that one differs from the skin
-    by under ``min_contrast`` (CIELAB delta E), the best-placed blob near the middle that does.
+    central large blob that is neither sticker nor pen mark nor, along the rim of the view, the
+    optics' shading (a blob there counts only if it stands out as a lesion cut by the edge does), or,
+    where that one differs from the skin by under ``min_contrast`` (CIELAB delta E), the
+    best-placed blob near the middle that does.
 
     ``lab``: ``small`` already converted to OpenCV's 8-bit CIELAB (saves a conversion); ``marks``: its
     ``markers.skin_marks`` already taken (saves taking them again).
@@ -275,29 +283,64 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     # rim is shading, not a lesion.
     band = cv2.erode(fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 10 | 1,) * 2)) == 0
     on_band = np.bincount(labels[band].ravel(), minlength=n)[1:] / np.maximum(stats[1:, cv2.CC_STAT_AREA], 1)
-    score = np.where((d > 0.6) & (on_band > RIM_SHARE), 0.0, score)
+    on_rim = (d > 0.6) & (on_band > RIM_SHARE)
     # A colour-calibration sticker or a pen mark is not a lesion (``markers.is_marker``). Blobs are
     # described in order of score until one passes (usually the first): no need to measure them all.
     # Where the best is too faint to be a lesion (under ``min_contrast`` from the skin: a diffuse
     # shadow, uneven skin), a blob in the middle of the view that does stand out is taken instead.
-    first, tried, markers = None, 0, None
+    # A blob along the rim is described only to see whether it stands out as a cut lesion (the
+    # shading passed over is not counted among the candidates, but at most as many again are looked
+    # at). One that does is held, and gives way only to a blob in the middle of the view that stands
+    # out at least as much, overall or in colour (``tint``): a lesion there, with a skin fold's or
+    # hair's shadow along the rim, darker than the lesion but hardly another colour than the skin.
+    first, tried, rim_seen, markers, depth, held = None, 0, 0, None, None, None
     for k in np.argsort(-score, kind="stable"):
         if score[k] <= 0 or tried == MAX_CANDIDATES:
             break
-        if first is not None and d[k] > FALLBACK_REACH:
+        if (first is not None or held is not None and on_rim[k]) and d[k] > FALLBACK_REACH:
+            continue
+        if on_rim[k] and rim_seen == MAX_CANDIDATES:
             continue
         blob = (labels == k + 1).view(np.uint8)
         if is_marker(lab, blob):
             markers = blob * 255 if markers is None else cv2.bitwise_or(markers, blob * 255)
             continue
-        region, tried = describe(blob, lab, fov.mask, inside), tried + 1
+        region = describe(blob, lab, fov.mask, inside)
+        if on_rim[k]:
+            rim_seen += 1
+            if depth is None:  # how far each pixel lies inside the view
+                depth = cv2.distanceTransform(fov.inner, cv2.DIST_L2, 3)
+            if _stands_out(region, lab, blob, depth):
+                held = region
+            continue
+        tried += 1
         if region.contrast >= min_contrast:
+            if held is not None and (d[k] > FALLBACK_REACH or region.contrast < held.contrast
+                                     and region.tint < held.tint):
+                break
             first = region
             break
         first = first or region
+    if held is not None and (first is None or first.contrast < min_contrast):
+        first = held
     found = first or empty
     found.markers = markers
     return found
+
+
+def _stands_out(region: LesionRegion, lab: np.ndarray, blob: np.ndarray, depth: np.ndarray) -> bool:
+    """Whether a blob along the rim of the view is a lesion cut by the edge rather than the optics'
+    shading: distinct, coloured and reaching into the view (``RIM_LESION_CONTRAST``,
+    ``RIM_LESION_CHROMA``, ``RIM_LESION_SPREAD``; ``depth``: each pixel's distance inside the view),
+    and not coloured like a warm sticker (whose die-cut outline the rim may hide)."""
+    if region.contrast < RIM_LESION_CONTRAST:
+        return False
+    lum, a, b, _ = cv2.mean(lab, mask=blob)
+    a, b = a - 128.0, b - 128.0
+    if float(np.hypot(a, b)) < RIM_LESION_CHROMA or warm_sticker_colour(lum * (100 / 255), a, b):
+        return False
+    _, reach, _, _ = cv2.minMaxLoc(depth, mask=blob)
+    return cv2.countNonZero(blob) <= RIM_LESION_SPREAD * max(reach, 1.0) ** 2
 
 
 def fov_coverage(fov: FieldOfView, disc: float = 0.9, smallest: float = 0.6) -> float:

@@ -47,7 +47,7 @@ def is_marker(lab: np.ndarray, blob: np.ndarray) -> bool:
     l_mean, a_mean, b_mean = l_mean * (100 / 255), a_mean - 128.0, b_mean - 128.0
     if b_mean < BLUE_B or a_mean < GREEN_A or (b_mean > ORANGE_B and l_mean > ORANGE_L):
         return True
-    if l_mean < WARM_L or b_mean < WARM_B or np.hypot(a_mean, b_mean) < WARM_CHROMA:
+    if not warm_sticker_colour(l_mean, a_mean, b_mean):
         return False
     m = cv2.moments(blob, binaryImage=True)
     h, w = blob.shape
@@ -55,6 +55,12 @@ def is_marker(lab: np.ndarray, blob: np.ndarray) -> bool:
             < STICKER_OFFSET * min(h, w) / 2:
         return False
     return _solidity(blob) >= STICKER_SOLIDITY or _lightness_sd(lab, blob) <= STICKER_FLAT_L
+
+
+def warm_sticker_colour(l_mean: float, a_mean: float, b_mean: float) -> bool:
+    """Whether a blob's mean colour (L* 0-100, a*, b*) is a warm sticker's: light, saturated and yellow
+    enough (``WARM_L``, ``WARM_CHROMA``, ``WARM_B``); where it lies and its shape decide the rest."""
+    return l_mean >= WARM_L and b_mean >= WARM_B and float(np.hypot(a_mean, b_mean)) >= WARM_CHROMA
 
 
 def _solidity(blob: np.ndarray) -> float:

@@ -27,6 +27,7 @@ class LesionRegion:
     border: float  # outline along the frame's / field of view's edge over the equal-area disc's circumference
     cut: float = 0.0  # how much of the lesion is cut on one side (``one_sided``: the framing check's value)
     markers: np.ndarray | None = None  # uint8 0/255: blobs passed over as stickers or pen marks (neither lesion nor skin)
+    tint: float = 0.0  # the colour difference in a* and b* alone (lightness left out): shading has next to none
 
 
 def no_lesion(shape: tuple[int, int]) -> LesionRegion:
@@ -53,12 +54,13 @@ def describe(blob: np.ndarray, lab: np.ndarray, fov_mask: np.ndarray, inner: np.
     skin = (ring == 0) & inner
     if np.count_nonzero(skin) < 50:
         skin = (mask == 0) & inner
-    contrast = 0.0
+    contrast = tint = 0.0
     if np.count_nonzero(skin) >= 50:
         scale = np.array([100.0 / 255.0, 1.0, 1.0])
         in_lesion = np.array(cv2.mean(lab, mask=mask)[:3]) * scale
         in_skin = np.array(cv2.mean(lab, mask=skin.astype(np.uint8))[:3]) * scale
         contrast = float(np.linalg.norm(in_lesion - in_skin))
+        tint = float(np.linalg.norm(in_lesion[1:] - in_skin[1:]))
     m = cv2.moments(mask, binaryImage=True)
     cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
     offset = float(np.hypot(cx - (w - 1) / 2, cy - (h - 1) / 2) / (s / 2))
@@ -70,7 +72,7 @@ def describe(blob: np.ndarray, lab: np.ndarray, fov_mask: np.ndarray, inner: np.
     contact = outline & edge
     border = min(1.0, float(np.count_nonzero(contact)) / (2.0 * np.sqrt(np.pi * n_px)))
     return LesionRegion(mask, True, n_px / fov_px, contrast, (cx, cy), offset, border,
-                        one_sided(contact, fov_mask, mask))
+                        one_sided(contact, fov_mask, mask), tint=tint)
 
 
 def one_sided(contact: np.ndarray, fov_mask: np.ndarray, mask: np.ndarray) -> float:
