@@ -297,9 +297,9 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     for k in np.argsort(-score, kind="stable"):
         if score[k] <= 0 or tried == MAX_CANDIDATES:
             break
-        if (first is not None or held is not None and on_rim[k]) and d[k] > FALLBACK_REACH:
+        if first is not None and d[k] > FALLBACK_REACH:
             continue
-        if on_rim[k] and rim_seen == MAX_CANDIDATES:
+        if on_rim[k] and (held is not None or rim_seen == MAX_CANDIDATES):  # one held at most
             continue
         blob = (labels == k + 1).view(np.uint8)
         if is_marker(lab, blob):
