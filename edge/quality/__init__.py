@@ -23,7 +23,7 @@ from wire.kioskconfig.quality import CHECKS, KioskReference, QualitySettings, Vi
 from wire.messages import Quality, QualityCheck
 
 from .analysis import DecodeError, fov_coverage, masked_median
-from .measures import focus_ratio, glare_fraction
+from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
@@ -50,6 +50,10 @@ MESSAGES = {
              "contact fluid or use polarised light, and tap again",
     "colour": "Colours look wrong ({direction} cast: {v:.1f} from this kiosk's normal colour, at most {lim:.1f}): "
               "check the lighting and white balance, and tap again",
+    "no_colour": "The picture has no colour (black and white: its most colourful parts differ by {v:.0f} levels "
+                 "between colour channels, needs {lim:.0f}): set the camera to colour and tap again",
+    "no_skin_colour": "The skin's colour cannot be read (no skin in view without a burnt-out colour channel): "
+                      "reduce the light or exposure and tap again",
     "no_lesion": "No lesion found: centre the lesion in the view and tap again",
     "small": "The lesion is too small in the picture ({v:.1%} of the view, needs {lim:.1%}): move closer and "
              "tap again",
@@ -192,7 +196,15 @@ def _glare(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityChe
 
 
 def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-    v, direction = cast_distance(skin_colour(sc), settings.reference)
+    # first, is there any colour at all? A black-and-white photograph's grey skin lies near enough to a
+    # wide (built-in) reference to pass as a cast that is not there
+    least = colourfulness(sc.work.small, sc.fov.inner, sc.gray)
+    if least is not None and least < COLOUR_LEAST:
+        return _check(least, False, "no_colour", COLOUR_LEAST)
+    colour = skin_colour(sc)
+    if colour is None:  # every skin pixel burnt out in some channel: nothing to quote a distance for
+        return _check(None, False, "no_skin_colour")
+    v, direction = cast_distance(colour, settings.reference)
     return _check(v, v <= rules.colour_max, "colour", rules.colour_max, direction=direction)
 
 

@@ -7,7 +7,7 @@ The installer photographs normal skin through the kiosk's own dermatoscope and c
 different people and sites, lesions or plain skin. Each still is measured exactly as the gate
 measures a photograph (``scene.skin_colour``: the skin's mean ln R/G, ln B/G and its lightness; the
 focus check's ratio). Stills that are not fit to calibrate on (not an image, too dark or bright, no
-skin to measure) are named and left out, and so, from the colour fit only, is a still whose colour lies
+skin to measure, no colour at all) are named and left out, and so, from the colour fit only, is a still whose colour lies
 over ``OUTLIER_DISTANCE`` from all the others' (one odd still would widen the spread and let real
 casts pass). The reference (colour: mean and covariance, widened by
 ``MIN_SD`` so that a few dozen similar stills do not make a hair trigger, and how the colour moves
@@ -29,6 +29,7 @@ import numpy as np
 from wire.kioskconfig.quality import KioskReference, QualitySettings
 
 from .analysis import DecodeError
+from .measures import COLOUR_LEAST, colourfulness
 from .scene import scene, skin_colour
 
 MIN_IMAGES = 12
@@ -62,6 +63,10 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
     if not rules.exposure_min <= level <= rules.exposure_max:
         return f"skin brightness {level:.0f} outside {rules.exposure_min:.0f}-{rules.exposure_max:.0f}: " \
                "fix the exposure first"
+    least = colourfulness(sc.work.small, sc.fov.inner, sc.gray)
+    if least is not None and least < COLOUR_LEAST:
+        return f"no colour (black and white: {least:.0f} levels between colour channels, needs {COLOUR_LEAST}): " \
+               "set the camera to colour first"
     colour = skin_colour(sc)
     if colour is None:
         return "no skin to measure"

@@ -50,7 +50,9 @@ framing       <= 0.5          <= 0.5          --
   broad near-white patch (all channels >= 235, over 2 % of the view) or one reaching the view's rim:
   glare that hides the lesion, not PH2's pale skin burnt out under the light's hot spot (clipping's
   business) nor a bubble in the contact fluid beside it.
-* ``colour``: Mahalanobis distance of the skin's mean log-chromaticity (ln R/G, ln B/G: a colour
+* ``colour``: first, a picture with no colour at all (black and white: the 99th percentile of each lit
+  pixel's largest difference between two colour channels under 6 levels) is refused as such; then the
+  Mahalanobis distance of the skin's mean log-chromaticity (ln R/G, ln B/G: a colour
   cast, a change of channel gains, shifts it by the same amount whatever the skin), over the skin
   pixels with no channel saturated (>= 250: their colour is unknown), from this kiosk's reference
   (``[quality.reference]``, taken at installation with ``python -m edge calibrate``). The default
