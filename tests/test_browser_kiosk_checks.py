@@ -174,3 +174,41 @@ def test_failed_shot_sent_with_a_reason_in_place(tmp_path, browser):  # noqa: F8
             assert chosen[0].override.reason == "hair-unavoidable" and chosen[0].override.by == PHOTOGRAPHER
         finally:
             server.stop()
+
+
+def test_a_black_and_white_camera_is_named_beside_the_preview(tmp_path, browser):  # noqa: F811
+    """A camera left in black and white: the colour check says so and what to change, in the gate's own
+    words, on the 800x480 screen without a scroll."""
+    import cv2
+
+    from edge.camera.synth import encode_jpeg, lesion_image
+    from edge.quality import MESSAGES
+
+    folder = tmp_path / "mono"
+    folder.mkdir()
+    for i in range(2):
+        grey = cv2.cvtColor(lesion_image(800, 600, seed=i), cv2.COLOR_BGR2GRAY)
+        (folder / f"{i}.jpg").write_bytes(encode_jpeg(grey))
+    cfg = appointment_config(tmp_path, appointment={"practices": PRACTICES},
+                             camera={"source": "replay", "replay": {"folder": str(folder)}})
+    with KioskService(cfg, with_link=False) as svc:
+        server = WebServer(svc, port=0).start()
+        try:
+            page = touch_page(browser, "800x480")
+            walk = KioskWalk(page, server.url, shots_dir=ARTIFACTS, tag="mono")
+            walk.sign_in(PHOTOGRAPHER, PIN)
+            walk.details(PatientEntry(nhs_number=synthetic_nhs_number(9)))
+            walk.add_lesion(LesionEntry("front", "head"))
+            walk.open_photos()
+            walk.tap("#capture")
+            page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+            text = page.locator("#verdict").inner_text()
+            assert "no colour" in text and "set the camera to colour" in text
+            assert MESSAGES["no_colour"].format(v=0, lim=6) in text
+            shown = walk.audit("mono_verdict")
+            assert shown.small == [] and not shown.below
+            assert page.locator("#verdict .check-failed").first.is_visible()
+            shots = svc.desk.current().lesions[0].shots["dermoscopic"]
+            assert not shots[0].quality.checks["colour"].ok
+        finally:
+            server.stop()
