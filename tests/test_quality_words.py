@@ -143,3 +143,15 @@ def test_classifier_crop_still_uses_the_gate_s_segmentation():
     x0, y0, side = lesion_square(img)
     assert x0 <= les.cx <= x0 + side and y0 <= les.cy <= y0 + side
     assert side < 1200
+
+
+@pytest.mark.parametrize("size", [(10, 10), (4000, 60), (60, 4000)])
+def test_a_picture_too_small_or_narrow_to_judge_says_so_with_its_size(size):
+    """Readable but with nothing to judge: not called unreadable (which it is not), but named with its size."""
+    img = synth.cv2.resize(good(0), size, interpolation=synth.cv2.INTER_AREA)
+    q = assess(jpeg(img), "dermoscopic")
+    assert not q.ok and list(q.checks) == ["decode"]
+    c = q.checks["decode"]
+    assert c.message == MESSAGES["too_small"].format(w=size[0], h=size[1]) and f"{size[0]} x {size[1]} pixels" in c.message
+    assert "not a readable image" not in c.message
+    assert assess(b"\x00garbage", "dermoscopic").checks["decode"].message.startswith("The file is not a readable image")

@@ -34,6 +34,8 @@ __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess",
 MESSAGES = {
     "decode": "The file is not a readable image: take the picture again",
     "truncated": "The picture is incomplete (truncated file): take the picture again",
+    "too_small": "The picture is too small or narrow to judge ({w} x {h} pixels): take the picture again with "
+                 "the camera's whole frame",
     "fov": "The dermatoscope's field of view is off-centre, cut off or too small (it covers only {v:.0%} of the "
            "middle of the picture, needs {lim:.0%}): press it flat on the skin, centred, and tap again",
     "focus": "Image is blurred (sharpness {v:.0%} of this kiosk's normal, needs {lim:.0%}): hold the dermatoscope "
@@ -103,6 +105,9 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
     try:
         sc = scene(jpeg, settings, rules)
     except DecodeError as exc:
+        if exc.size is not None:
+            w, h = exc.size
+            return Quality(ok=False, checks={"decode": _check(None, False, "too_small", w=str(w), h=str(h))})
         key = "truncated" if "truncated" in str(exc) else "decode"
         return Quality(ok=False, checks={"decode": _check(None, False, key)})
     enabled = set(rules.checks)

@@ -21,7 +21,17 @@ from .region import LesionRegion, describe, no_lesion
 
 
 class DecodeError(ValueError):
-    """The bytes are not an image that can be decoded."""
+    """The bytes are not an image that can be decoded, or one too small or narrow to judge (``size``: its
+    width and height, where it was read)."""
+
+    def __init__(self, message: str, size: tuple[int, int] | None = None):
+        super().__init__(message)
+        self.size = size
+
+
+#: The working image's shorter side, at the analysis width, must be at least this many pixels: below it
+#: (a thumbnail, a sliver 4000 x 60) there is nothing to find a lesion or a field of view in.
+MIN_SIDE = 16
 
 
 @dataclass
@@ -62,12 +72,15 @@ def decode(data: bytes, work_size: int, focus_size: int, analysis_size: int) -> 
                 factor = f
                 break
     img = cv2.imdecode(buf, _REDUCED[factor] if factor > 1 else cv2.IMREAD_COLOR) if len(buf) else None
-    if img is None or img.ndim != 3 or min(img.shape[:2]) < 16:
+    if img is None or img.ndim != 3:
         raise DecodeError("not a readable image")
     if size is None:
         size = (img.shape[1], img.shape[0])
     focus = _shrink(img, focus_size)
-    return Working(focus=focus, small=_shrink(focus, analysis_size), full_size=size, reduction=factor)
+    small = _shrink(focus, analysis_size)
+    if min(focus.shape[:2]) < MIN_SIDE or min(small.shape[:2]) < MIN_SIDE:
+        raise DecodeError("too small or narrow to judge", size)
+    return Working(focus=focus, small=small, full_size=size, reduction=factor)
 
 
 # --- field of view ---------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
     try:
         sc = scene(data, settings, rules)
     except DecodeError as exc:
+        if exc.size is not None:
+            return f"too small or narrow to judge ({exc.size[0]} x {exc.size[1]} pixels)"
         return f"not a readable image ({exc})"
     from . import focus_value, skin_brightness  # the checks' own measures
 
