@@ -22,7 +22,8 @@ import numpy as np
 from wire.kioskconfig.quality import CHECKS, KioskReference, QualitySettings, ViewRules
 from wire.messages import Quality, QualityCheck
 
-from .analysis import DecodeError, fov_coverage, masked_median
+from .analysis import DecodeError, masked_median
+from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from wire.kioskconfig.quality import QualitySettings, ViewRules
 
-from .analysis import FieldOfView, LesionRegion, Working, decode, find_fov, segment_lesion
+from .analysis import LesionRegion, Working, decode, segment_lesion
+from .fov import FieldOfView, find_fov
 from .markers import skin_marks
 
 
