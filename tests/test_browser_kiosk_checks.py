@@ -5,6 +5,7 @@ identifier in any URL the page ever asks for."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -131,49 +132,58 @@ def test_idle_timeout_clears_the_screen(tmp_path, browser):  # noqa: F811
             server.stop()
 
 
-def test_failed_shot_sent_with_a_reason_in_place(tmp_path, browser):  # noqa: F811
-    """A blurred camera: the verdict and retake guidance show beside the preview without a reload or a
-    scroll, and "Send with a reason" sends the shot and moves on to the next view."""
-    from edge.camera.synth import degrade_blur, encode_jpeg, lesion_image
-
-    folder = tmp_path / "blurred"
+@contextmanager
+def photos_screen(tmp_path, browser, stills: list[bytes], tag: str, nhs_seed: int):  # noqa: F811
+    """A kiosk whose replay camera shows ``stills``, signed in at 800x480 with one lesion's photographs
+    screen open: yields (page, walk, service)."""
+    folder = tmp_path / tag
     folder.mkdir()
-    for i in range(4):
-        (folder / f"{i}.jpg").write_bytes(encode_jpeg(degrade_blur(lesion_image(800, 600, seed=i), 9)))
+    for i, data in enumerate(stills):
+        (folder / f"{i}.jpg").write_bytes(data)
     cfg = appointment_config(tmp_path, appointment={"practices": PRACTICES},
                              camera={"source": "replay", "replay": {"folder": str(folder)}})
     with KioskService(cfg, with_link=False) as svc:
         server = WebServer(svc, port=0).start()
         try:
             page = touch_page(browser, "800x480")
-            walk = KioskWalk(page, server.url, shots_dir=ARTIFACTS, tag="failed")
+            walk = KioskWalk(page, server.url, shots_dir=ARTIFACTS, tag=tag)
             walk.sign_in(PHOTOGRAPHER, PIN)
-            walk.details(PatientEntry(nhs_number=synthetic_nhs_number(8)))
+            walk.details(PatientEntry(nhs_number=synthetic_nhs_number(nhs_seed)))
             walk.add_lesion(LesionEntry("front", "head"))
             walk.open_photos()
-            page.evaluate("() => { window.__sameDocument = true; }")
-            walk.tap("#capture")
-            page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
-            assert page.evaluate("() => window.__sameDocument === true && window.scrollY === 0")
-            assert page.locator("#verdict .check-failed").count() >= 1
-            assert "retake" in page.locator("#verdict").inner_text().lower()
-            assert page.locator("#preview").is_visible() and page.locator("#capture").is_visible()
-            verdict = walk.audit("failed_verdict")
-            assert verdict.small == [] and page.locator("#verdict .check-failed").first.is_visible()
-            walk.tap("#capture")                                  # a second shot of the same view
-            page.wait_for_selector("#panel:not([aria-busy]) .shot[data-shot='2']")
-            walk.tap("#override summary")
-            walk.audit("failed_reasons")
-            assert walk.screens[-1].small == [] and not walk.screens[-1].below
-            walk.tap("#override button[value='hair-unavoidable']")
-            page.wait_for_url("**/lesions/1/shoot/close-up")
-            assert page.evaluate("() => window.__sameDocument === true")   # still no reload
-            shots = svc.desk.current().lesions[0].shots["dermoscopic"]
-            chosen = [s for s in shots if s.selected]
-            assert len(shots) == 2 and len(chosen) == 1 and chosen[0].shot_no == 2
-            assert chosen[0].override.reason == "hair-unavoidable" and chosen[0].override.by == PHOTOGRAPHER
+            yield page, walk, svc
         finally:
             server.stop()
+
+
+def test_failed_shot_sent_with_a_reason_in_place(tmp_path, browser):  # noqa: F811
+    """A blurred camera: the verdict and retake guidance show beside the preview without a reload or a
+    scroll, and "Send with a reason" sends the shot and moves on to the next view."""
+    from edge.camera.synth import degrade_blur, encode_jpeg, lesion_image
+
+    blurred = [encode_jpeg(degrade_blur(lesion_image(800, 600, seed=i), 9)) for i in range(4)]
+    with photos_screen(tmp_path, browser, blurred, "failed", 8) as (page, walk, svc):
+        page.evaluate("() => { window.__sameDocument = true; }")
+        walk.tap("#capture")
+        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        assert page.evaluate("() => window.__sameDocument === true && window.scrollY === 0")
+        assert page.locator("#verdict .check-failed").count() >= 1
+        assert "retake" in page.locator("#verdict").inner_text().lower()
+        assert page.locator("#preview").is_visible() and page.locator("#capture").is_visible()
+        verdict = walk.audit("failed_verdict")
+        assert verdict.small == [] and page.locator("#verdict .check-failed").first.is_visible()
+        walk.tap("#capture")                                  # a second shot of the same view
+        page.wait_for_selector("#panel:not([aria-busy]) .shot[data-shot='2']")
+        walk.tap("#override summary")
+        walk.audit("failed_reasons")
+        assert walk.screens[-1].small == [] and not walk.screens[-1].below
+        walk.tap("#override button[value='hair-unavoidable']")
+        page.wait_for_url("**/lesions/1/shoot/close-up")
+        assert page.evaluate("() => window.__sameDocument === true")   # still no reload
+        shots = svc.desk.current().lesions[0].shots["dermoscopic"]
+        chosen = [s for s in shots if s.selected]
+        assert len(shots) == 2 and len(chosen) == 1 and chosen[0].shot_no == 2
+        assert chosen[0].override.reason == "hair-unavoidable" and chosen[0].override.by == PHOTOGRAPHER
 
 
 def test_a_black_and_white_camera_is_named_beside_the_preview(tmp_path, browser):  # noqa: F811
@@ -184,31 +194,15 @@ def test_a_black_and_white_camera_is_named_beside_the_preview(tmp_path, browser)
     from edge.camera.synth import encode_jpeg, lesion_image
     from edge.quality import MESSAGES
 
-    folder = tmp_path / "mono"
-    folder.mkdir()
-    for i in range(2):
-        grey = cv2.cvtColor(lesion_image(800, 600, seed=i), cv2.COLOR_BGR2GRAY)
-        (folder / f"{i}.jpg").write_bytes(encode_jpeg(grey))
-    cfg = appointment_config(tmp_path, appointment={"practices": PRACTICES},
-                             camera={"source": "replay", "replay": {"folder": str(folder)}})
-    with KioskService(cfg, with_link=False) as svc:
-        server = WebServer(svc, port=0).start()
-        try:
-            page = touch_page(browser, "800x480")
-            walk = KioskWalk(page, server.url, shots_dir=ARTIFACTS, tag="mono")
-            walk.sign_in(PHOTOGRAPHER, PIN)
-            walk.details(PatientEntry(nhs_number=synthetic_nhs_number(9)))
-            walk.add_lesion(LesionEntry("front", "head"))
-            walk.open_photos()
-            walk.tap("#capture")
-            page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
-            text = page.locator("#verdict").inner_text()
-            assert "no colour" in text and "set the camera to colour" in text
-            assert MESSAGES["no_colour"].format(v=0, lim=6) in text
-            shown = walk.audit("mono_verdict")
-            assert shown.small == [] and not shown.below
-            assert page.locator("#verdict .check-failed").first.is_visible()
-            shots = svc.desk.current().lesions[0].shots["dermoscopic"]
-            assert not shots[0].quality.checks["colour"].ok
-        finally:
-            server.stop()
+    stills = [encode_jpeg(cv2.cvtColor(lesion_image(800, 600, seed=i), cv2.COLOR_BGR2GRAY)) for i in range(2)]
+    with photos_screen(tmp_path, browser, stills, "mono", 9) as (page, walk, svc):
+        walk.tap("#capture")
+        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        text = page.locator("#verdict").inner_text()
+        assert "no colour" in text and "set the camera to colour" in text
+        assert MESSAGES["no_colour"].format(v=0, lim=6) in text
+        shown = walk.audit("mono_verdict")
+        assert shown.small == [] and not shown.below
+        assert page.locator("#verdict .check-failed").first.is_visible()
+        shots = svc.desk.current().lesions[0].shots["dermoscopic"]
+        assert not shots[0].quality.checks["colour"].ok

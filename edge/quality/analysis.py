@@ -79,7 +79,7 @@ def decode(data: bytes, work_size: int, focus_size: int, analysis_size: int) -> 
         size = (img.shape[1], img.shape[0])
     focus = _shrink(img, focus_size)
     small = _shrink(focus, analysis_size)
-    if min(focus.shape[:2]) < MIN_SIDE or min(small.shape[:2]) < MIN_SIDE:
+    if min(small.shape[:2]) < MIN_SIDE:  # the smaller of the two working images (never scaled up)
         raise DecodeError("too small or narrow to judge", size)
     return Working(focus=focus, small=small, full_size=size, reduction=factor)
 
@@ -264,7 +264,7 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     first_k = -1
     order = np.argsort(-score, kind="stable")
     for k in order:
-        if score[k] <= 0 or tried == MAX_CANDIDATES:
+        if tried == MAX_CANDIDATES:
             break
         if first is not None and d[k] > FALLBACK_REACH:
             continue
@@ -293,8 +293,8 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
             first, first_k = region, k
     if held is not None and (first is None or first.contrast < min_contrast):
         first = held
-    elif first is not None and first_k >= 0 and d[first_k] > FALLBACK_REACH and first.border > 0:
-        central = [k for k in order if d[k] <= FALLBACK_REACH and k != first_k and score[k] > 0]
+    elif first is not None and d[first_k] > FALLBACK_REACH and first.border > 0:
+        central = [k for k in order if d[k] <= FALLBACK_REACH and k != first_k]
         first = _clear_in_the_middle(first, central[:MAX_CANDIDATES], labels, lab, fov, inside)
     found = first or empty
     found.markers = markers

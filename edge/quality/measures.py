@@ -124,10 +124,12 @@ _DISC3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
 #: ISIC 2017 and HAM10000 with masks, 2,500 each of HAM10000 and BCN20000), the lowest is 14 (two BCN20000
 #: thumbnails; ISIC 2017's lowest, 17, is pale grey skin round a small blue-grey naevus); black and white is 0.
 COLOUR_LEAST = 6
-#: Pixels darker than this grey level (the dark rim, a shadow) are left out: their colour is noise; so are
-#: pixels saturated in all three channels (burnt out white has no colour left to show).
+#: A channel at or above this level is saturated: the pixel's colour is not known (``scene.skin_colour``
+#: reads the skin's colour without such pixels; ``colourfulness`` leaves out pixels saturated in all three).
+SATURATED = 250
+#: Pixels darker than this grey level (the dark rim, a shadow) are left out of ``colourfulness``: their
+#: colour is noise; so are pixels saturated in all three channels (burnt out white has no colour to show).
 _LIT = 20
-_WHITE = 250
 
 
 def colourfulness(bgr: np.ndarray, fov_mask: np.ndarray, gray: np.ndarray) -> float | None:
@@ -142,7 +144,7 @@ def colourfulness(bgr: np.ndarray, fov_mask: np.ndarray, gray: np.ndarray) -> fl
     """
     lo = cv2.min(cv2.min(bgr[..., 0], bgr[..., 1]), bgr[..., 2])
     spread = cv2.subtract(cv2.max(cv2.max(bgr[..., 0], bgr[..., 1]), bgr[..., 2]), lo)
-    lit = cv2.bitwise_and(cv2.bitwise_and(fov_mask, cv2.inRange(gray, _LIT, 255)), cv2.inRange(lo, 0, _WHITE - 1))
+    lit = cv2.bitwise_and(cv2.bitwise_and(fov_mask, cv2.inRange(gray, _LIT, 255)), cv2.inRange(lo, 0, SATURATED - 1))
     hist = cv2.calcHist([spread], [0], lit, [256], [0, 256]).ravel()
     total = hist.sum()
     if total < max(50, 0.01 * cv2.countNonZero(fov_mask)):

@@ -19,6 +19,7 @@ from wire.kioskconfig.quality import QualitySettings, ViewRules
 from .analysis import LesionRegion, Working, decode, segment_lesion
 from .fov import FieldOfView, find_fov
 from .markers import skin_marks
+from .measures import SATURATED
 
 
 @dataclass
@@ -100,6 +101,4 @@ def skin_colour(sc: Scene) -> tuple[float, float, float] | None:
     return r - g, b - g, float(green @ _LOG[:SATURATED] / green.sum())
 
 
-#: A channel at or above this level is saturated: the pixel's colour is not known.
-SATURATED = 250
 _LOG = np.log(np.arange(256, dtype=np.float64) + 1.0)
