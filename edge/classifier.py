@@ -133,8 +133,8 @@ def decode_jpeg(data: bytes, min_side: int) -> np.ndarray:
     return img
 
 
-#: Width at which the lesion is segmented for the crop (the quality gate's own analysis size).
-CROP_ANALYSIS_WIDTH = 400
+#: Longer side at which the lesion is segmented for the crop (the quality gate's own analysis size).
+CROP_ANALYSIS_SIDE = 400
 #: A lesion's square is never smaller than this share of the frame's shorter side (a speck or a
 #: mis-segmentation must not zoom the model into noise).
 CROP_MIN_SIDE = 0.35
@@ -145,18 +145,18 @@ def lesion_square(bgr: np.ndarray, margin: float = 1.5) -> tuple[int, int, int]:
 
     The lesion is the quality gate's own (``edge.quality.scene.find_lesion``: field of view,
     shading-corrected Otsu threshold, stickers and pen marks passed over, the most central large
-    blob that stands out from the skin) at ``CROP_ANALYSIS_WIDTH``; the side is ``margin`` times the
+    blob that stands out from the skin) at ``CROP_ANALYSIS_SIDE``; the side is ``margin`` times the
     longer side of its bounding box, between ``CROP_MIN_SIDE`` and all of the frame's shorter side,
     shifted to lie inside the frame. No lesion found (none that the gate would call one): the centre
     square.
     """
-    from edge.quality.analysis import _shrink
+    from edge.quality.analysis import shrink
     from edge.quality.scene import find_lesion
 
     h, w = bgr.shape[:2]
     short = min(h, w)
     centre = ((w - short) // 2, (h - short) // 2, short)
-    small = _shrink(bgr, CROP_ANALYSIS_WIDTH)
+    small = shrink(bgr, CROP_ANALYSIS_SIDE)
     f = w / small.shape[1]
     _, lesion, _, present = find_lesion(small)
     if not present:

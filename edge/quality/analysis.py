@@ -1,10 +1,12 @@
 """Image measurements behind the quality gate, on one fixed decode path (focus and glare: ``measures``).
 
 ``decode()`` turns the JPEG into three working images: the DCT-reduced decode (libjpeg's
-1/2, 1/4 or 1/8 scaling, about twice as fast as a full decode of a 12 MP frame), a
-``focus_size``-wide copy for focus and glare, and an ``analysis_size``-wide copy for the field
-of view, the lesion, exposure and colour. Every measurement is taken at these fixed sizes, so
-thresholds do not depend on the sensor's resolution.
+1/2, 1/4 or 1/8 scaling, about twice as fast as a full decode of a 12 MP frame), a copy
+``focus_size`` pixels on its longer side for focus and glare, and one ``analysis_size`` on its
+longer side for the field of view, the lesion, exposure and colour. Every measurement is taken at
+these fixed sizes, so thresholds depend neither on the sensor's resolution nor on whether the frame
+is held in landscape or in portrait (a phone's dermatoscope): the same skin is measured at the same
+scale either way.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ MIN_SIDE = 16
 class Working:
     """The decoded frame at the working sizes."""
 
-    focus: np.ndarray  # BGR, focus_size wide (or smaller if the frame is)
-    small: np.ndarray  # BGR, analysis_size wide
+    focus: np.ndarray  # BGR, focus_size on its longer side (or smaller if the frame is)
+    small: np.ndarray  # BGR, analysis_size on its longer side
     full_size: tuple[int, int]  # width, height of the original frame
     reduction: int  # DCT reduction used (1, 2, 4 or 8)
 
@@ -48,13 +50,17 @@ class Working:
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
-def _shrink(img: np.ndarray, width: int) -> np.ndarray:
-    """Scale down to ``width`` (never up): area averaging from 2x down, bilinear above (faster)."""
+def shrink(img: np.ndarray, side: int) -> np.ndarray:
+    """Scale down until the longer side is ``side`` pixels (never up): area averaging from 2x down,
+    bilinear above (faster). By the longer side, not the width, so that a frame in portrait is
+    measured at the scale of the same frame in landscape."""
     h, w = img.shape[:2]
-    if w <= width:
+    long_side = max(h, w)
+    if long_side <= side:
         return img
-    interp = cv2.INTER_AREA if w >= 2 * width else cv2.INTER_LINEAR
-    return cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=interp)
+    interp = cv2.INTER_AREA if long_side >= 2 * side else cv2.INTER_LINEAR
+    f = side / long_side
+    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=interp)
 
 
 def decode(data: bytes, work_size: int, focus_size: int, analysis_size: int) -> Working:
@@ -77,8 +83,8 @@ def decode(data: bytes, work_size: int, focus_size: int, analysis_size: int) -> 
         raise DecodeError("not a readable image")
     if size is None:
         size = (img.shape[1], img.shape[0])
-    focus = _shrink(img, focus_size)
-    small = _shrink(focus, analysis_size)
+    focus = shrink(img, focus_size)
+    small = shrink(focus, analysis_size)
     if min(small.shape[:2]) < MIN_SIDE:  # the smaller of the two working images (never scaled up)
         raise DecodeError("too small or narrow to judge", size)
     return Working(focus=focus, small=small, full_size=size, reduction=factor)
@@ -103,8 +109,8 @@ def lesion_channel(small: np.ndarray, lab: np.ndarray | None = None, blurred: np
 
 
 def smooth_lab(lab: np.ndarray) -> np.ndarray:
-    """CIELAB smoothed over the pigment network (Gaussian, sigma 1/150 of the width), all channels at once."""
-    return cv2.GaussianBlur(lab, (0, 0), max(1.0, lab.shape[1] / 150))
+    """CIELAB smoothed over the pigment network (Gaussian, sigma 1/150 of the longer side), all channels at once."""
+    return cv2.GaussianBlur(lab, (0, 0), max(1.0, max(lab.shape[:2]) / 150))
 
 
 #: How much a lesion's colour (more yellow-brown or red than the skin, CIELAB b* and a*) counts
