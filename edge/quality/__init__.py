@@ -19,7 +19,7 @@ import sys
 import cv2
 import numpy as np
 
-from wire.kioskconfig.quality import CHECKS, KioskReference, QualitySettings, ViewRules
+from wire.kioskconfig.quality import CHECKS, THUMBNAIL_SIDE, KioskReference, QualitySettings, ViewRules
 from wire.messages import Quality, QualityCheck
 
 from .analysis import DecodeError, masked_median
@@ -127,9 +127,10 @@ def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck
 FOCUS_LEAST = 0.35
 
 
-def focus_value(sc: Scene) -> float:
-    """The focus ratio (``analysis.focus_ratio``) around the lesion (its box grown by a quarter, and to at
-    least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one."""
+def focus_value(sc: Scene, noise_floor: bool = True) -> float:
+    """The focus ratio (``measures.focus_ratio``) around the lesion (its box grown by a quarter, and to at
+    least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one; with the sensor's
+    noise floor taken off (``noise_floor``) on a camera-sized frame (``THUMBNAIL_SIDE`` or more)."""
     focus, small = sc.work.focus, sc.work.small
     fh, fw = focus.shape[:2]
     s = min(small.shape[:2])
@@ -142,12 +143,14 @@ def focus_value(sc: Scene) -> float:
     # only the ROI's box (and the blurs' margin, as focus_ratio takes it) is converted to grey
     x, y, bw, bh = cv2.boundingRect(roi)
     xa, ya, xb, yb = max(0, x - 10), max(0, y - 10), min(fw, x + bw + 10), min(fh, y + bh + 10)
-    return focus_ratio(cv2.cvtColor(focus[ya:yb, xa:xb], cv2.COLOR_BGR2GRAY), roi[ya:yb, xa:xb])
+    return focus_ratio(cv2.cvtColor(focus[ya:yb, xa:xb], cv2.COLOR_BGR2GRAY), roi[ya:yb, xa:xb],
+                       noise_floor=noise_floor and max(sc.work.full_size) >= THUMBNAIL_SIDE)
 
 
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail
-    v = (focus_value(sc) - 1.0) / (settings.reference.normal_focus(sc.work.full_size) - 1.0)
+    ref = settings.reference
+    v = (focus_value(sc, ref.focus_noise_floor) - 1.0) / (ref.normal_focus(sc.work.full_size) - 1.0)
     return _check(v, v >= rules.focus_min, "focus", rules.focus_min)
 
 

@@ -16,15 +16,37 @@ FINE_SIGMA = 0.7
 COARSE_SIGMA = 2.0
 
 
-def focus_ratio(gray: np.ndarray, roi: np.ndarray) -> float:
+#: The noise floor: a sensor's noise gives every pixel fine gradient energy, which the ratio would read as
+#: detail (a defocused photograph keeps its noise; the skin's own detail does not survive the blur). The
+#: fine energy of the flattest ``NOISE_WINDOW``-pixel windows of the region (this percentile of their local
+#: mean) is taken as what noise gives each pixel, and taken off both energies (off the coarse one in the
+#: proportion white noise keeps through the coarser blur).
+NOISE_PERCENTILE, NOISE_WINDOW = 5, 9
+
+
+def _white_noise_energy(sigma: float) -> float:
+    """Sobel x energy, per pixel and unit variance, of white noise smoothed by a Gaussian of ``sigma``."""
+    d = np.zeros((41, 41), np.float32)
+    d[20, 20] = 1.0
+    return float((cv2.Sobel(cv2.GaussianBlur(d, (0, 0), sigma), cv2.CV_32F, 1, 0, ksize=3) ** 2).sum())
+
+
+#: How much of white noise's fine gradient energy survives the further coarse blur (about 0.034).
+_COARSE_SHARE = _white_noise_energy(float(np.hypot(FINE_SIGMA, COARSE_SIGMA))) / _white_noise_energy(FINE_SIGMA)
+
+
+def focus_ratio(gray: np.ndarray, roi: np.ndarray, noise_floor: bool = True) -> float:
     """Fine-to-coarse gradient energy ratio in ``roi`` (same size as ``gray``): 1 = no fine detail.
 
     Sobel gradient energy of the image (lightly smoothed, sigma 0.7 px, to keep noise and JPEG
     artefacts out) divided by that of the image blurred further (sigma 2 px), in the worst
     direction (motion blur only removes detail along the motion): the smallest generalised
-    eigenvalue of the two gradient structure tensors. Independent of contrast (both energies scale
-    alike) and, measured at a fixed image width, of the sensor's resolution. Sharp detail gives a high ratio; defocus and
-    motion blur remove the fine scales first and bring it towards 1.
+    eigenvalue of the two gradient structure tensors, each with the noise floor taken off
+    (``NOISE_PERCENTILE``; not with ``noise_floor`` False: an archive thumbnail, whose JPEG has left
+    no noise to find and whose flattest windows still hold the skin's texture). Independent of
+    contrast (both energies scale alike), of the sensor's noise, and, measured at a fixed image
+    size, of the sensor's resolution. Sharp detail gives a high ratio; defocus and motion blur
+    remove the fine scales first and bring it towards 1.
     """
     # Work on the ROI's bounding box plus a margin wider than the blurs reach.
     x0, y0, bw, bh = cv2.boundingRect(roi)
@@ -33,23 +55,29 @@ def focus_ratio(gray: np.ndarray, roi: np.ndarray) -> float:
     xb, yb = min(gray.shape[1], x0 + bw + pad), min(gray.shape[0], y0 + bh + pad)
     g = cv2.GaussianBlur(gray[ya:yb, xa:xb].astype(np.float32), (0, 0), FINE_SIGMA)  # below sensor/JPEG noise
     gb = cv2.GaussianBlur(g, (0, 0), COARSE_SIGMA)
-    m = (roi[ya:yb, xa:xb] > 0).astype(np.float32)
+    inside = roi[ya:yb, xa:xb] > 0
+    m = inside.astype(np.float32)
 
-    def moments(x: np.ndarray) -> tuple[float, float, float]:
-        """Masked sums of gx*gx, gy*gy and gx*gy."""
+    def moments(x: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+        """Masked sums of gx*gx, gy*gy and gx*gy, and the energy gx*gx + gy*gy per pixel."""
         gx = cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3)
-        gxm = gx * m
-        return (float(cv2.sumElems(gxm * gx)[0]), float(cv2.sumElems(gy * gy * m)[0]),
-                float(cv2.sumElems(gxm * gy)[0]))
+        gxx, gyy = gx * gx, gy * gy
+        return (float(cv2.sumElems(gxx * m)[0]), float(cv2.sumElems(gyy * m)[0]),
+                float(cv2.sumElems(gx * gy * m)[0]), gxx + gyy)
 
-    fxx, fyy, fxy = moments(g)
-    cxx, cyy, cxy = moments(gb)
+    fxx, fyy, fxy, energy = moments(g)
+    cxx, cyy, cxy, _ = moments(gb)
+    local = cv2.blur(energy, (NOISE_WINDOW, NOISE_WINDOW))[::3, ::3][inside[::3, ::3]] if noise_floor else []
+    if len(local) >= 20:
+        floor = 0.5 * float(np.percentile(local, NOISE_PERCENTILE)) * float(m.sum())  # per axis, over the region
+        fxx, fyy = fxx - floor, fyy - floor
+        cxx, cyy = cxx - floor * _COARSE_SHARE, cyy - floor * _COARSE_SHARE
     # The worst direction exactly: the smallest generalised eigenvalue of the fine and coarse
     # structure tensors (min over unit v of v'Fv / v'Cv).
     fine = np.array([[fxx, fxy], [fxy, fyy]])
     coarse = np.array([[cxx, cxy], [cxy, cyy]])
-    if np.linalg.det(coarse) <= 1e-9 * max(cxx * cyy, 1e-12):
+    if min(cxx, cyy) <= 0 or np.linalg.det(coarse) <= 1e-9 * max(cxx * cyy, 1e-12):
         best = fxx / cxx if cxx > 1e-6 else (fyy / cyy if cyy > 1e-6 else np.inf)
     else:
         best = float(np.min(np.real(np.linalg.eigvals(np.linalg.solve(coarse, fine)))))

@@ -32,9 +32,9 @@ framing       <= 0.5          <= 0.5          --
 * ``focus``: sharpness as a share of this kiosk's normal: (r - 1) / (reference focus - 1), where r
   is the fine-to-coarse gradient energy ratio around the lesion at a fixed scale (the frame scaled
   to ``focus_size`` pixels on its longer side, in landscape or portrait alike) in the worst direction (motion blur), independent of the lesion's
-  contrast. Blur brings r towards 1 and the value towards 0; optics and sensors differ in their
+  contrast and, on a camera-sized frame, of the sensor's noise (its floor is taken off both energies). Blur brings r towards 1 and the value towards 0; optics and sensors differ in their
   normal r (PH2 about 6, HAM10000 about 2.8), hence the kiosk's own reference. Uncalibrated, a
-  camera frame is held to the built-in camera normal (3.0) and a thumbnail under ``THUMBNAIL_SIDE``
+  camera frame is held to the built-in camera normal (2.4) and a thumbnail under ``THUMBNAIL_SIDE``
   pixels (an archive image, measured at its own size) to a softer one (1.8).
 * ``exposure``: the skin's brightness in its brightest colour channel (red, for skin): the median
   over the skin around the lesion of each pixel's largest channel (0-255), within
@@ -145,16 +145,21 @@ class KioskReference(BaseModel):
     #: clinic left out.
     chroma: tuple[float, float] = (0.218, -0.05)
     cov: tuple[tuple[float, float], tuple[float, float]] = ((0.0243, -0.0023), (-0.0023, 0.0181))
-    #: Median focus ratio of this kiosk's normal stills (``analysis.focus_ratio``: 1 = no fine detail).
-    #: The built-in 3.0 is a camera frame's (at least ``THUMBNAIL_SIDE`` pixels on its longer side,
-    #: measured reduced to ``focus_size``): the fit halves' stills of PH2 score 3.45-10, of HAM10000's
-    #: 600-px images 1.86-5.6, so at 0.35 of it (a ratio of 1.7) none of them is refused, and their
-    #: strongly defocused copies (1.1-1.5) are.
-    focus: float = Field(3.0, gt=1.0, le=20.0)
+    #: Median focus ratio of this kiosk's normal stills (``measures.focus_ratio``: 1 = no fine detail).
+    #: The built-in 2.4 is a camera frame's (at least ``THUMBNAIL_SIDE`` pixels on its longer side,
+    #: measured reduced to ``focus_size``, the sensor's noise floor taken off): at their own size the fit
+    #: halves' 2nd percentile is 2.74 for PH2 and 1.50 for HAM10000's 600-px images, so at 0.35 of it (a
+    #: ratio of 1.49) both pass, and their copies defocused 3 px (PH2 up to 1.55, 1.61 with their own
+    #: noise put back; HAM10000 1.2) are refused: 99 and 100 %, 95 % with the noise.
+    focus: float = Field(2.4, gt=1.0, le=20.0)
     #: The same for a frame under ``THUMBNAIL_SIDE`` pixels (an archive thumbnail, measured at its
     #: own size: ISIC 2017's 256-px and HAM10000's 224-px squares score 1.2-6.9), built-in 1.8. A
     #: calibration sets it to the kiosk's own median, as ``focus``.
     focus_thumbnail: float = Field(1.8, gt=1.0, le=20.0)
+    #: Whether ``focus`` was measured with the noise floor taken off (``edge.quality.measures.focus_ratio``,
+    #: since 2026-12-05). A calibration from before says nothing of it, and its frames are measured as its
+    #: stills were (without): its normal stays the normal of what it measures.
+    focus_noise_floor: bool = True
     #: How many stills the reference was fitted on (0: the built-in default).
     images: int = Field(0, ge=0)
     #: The skin's mean log-lightness (its mean ln G, ``scene.skin_colour``) over the stills, and its standard
@@ -201,6 +206,8 @@ class KioskReference(BaseModel):
             # a kiosk's own colour without its own lightness (a calibration from before 2026-12-05): the built-in
             # slope belongs to the built-in colour, not to this one
             self.lightness, self.lightness_sd, self.slope = None, 0.0, (0.0, 0.0)
+        if "focus" in self.model_fields_set and "focus_noise_floor" not in self.model_fields_set:
+            self.focus_noise_floor = False  # a kiosk's own sharpness, measured before the noise floor
         return self
 
 
