@@ -19,7 +19,7 @@ import sys
 import cv2
 import numpy as np
 
-from wire.kioskconfig.quality import CHECKS, THUMBNAIL_SIDE, KioskReference, QualitySettings, ViewRules
+from wire.kioskconfig.quality import CHECKS, KioskReference, QualitySettings, ViewRules, camera_sized
 from wire.messages import Quality, QualityCheck
 
 from .analysis import DecodeError, masked_median
@@ -130,7 +130,7 @@ FOCUS_LEAST = 0.35
 def focus_value(sc: Scene, noise_floor: bool = True) -> float:
     """The focus ratio (``measures.focus_ratio``) around the lesion (its box grown by a quarter, and to at
     least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one; with the sensor's
-    noise floor taken off (``noise_floor``) on a camera-sized frame (``THUMBNAIL_SIDE`` or more)."""
+    noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``)."""
     focus, small = sc.work.focus, sc.work.small
     fh, fw = focus.shape[:2]
     s = min(small.shape[:2])
@@ -144,7 +144,7 @@ def focus_value(sc: Scene, noise_floor: bool = True) -> float:
     x, y, bw, bh = cv2.boundingRect(roi)
     xa, ya, xb, yb = max(0, x - 10), max(0, y - 10), min(fw, x + bw + 10), min(fh, y + bh + 10)
     return focus_ratio(cv2.cvtColor(focus[ya:yb, xa:xb], cv2.COLOR_BGR2GRAY), roi[ya:yb, xa:xb],
-                       noise_floor=noise_floor and max(sc.work.full_size) >= THUMBNAIL_SIDE)
+                       noise_floor=noise_floor and camera_sized(sc.work.full_size))
 
 
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:

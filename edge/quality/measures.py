@@ -58,21 +58,22 @@ def focus_ratio(gray: np.ndarray, roi: np.ndarray, noise_floor: bool = True) -> 
     inside = roi[ya:yb, xa:xb] > 0
     m = inside.astype(np.float32)
 
-    def moments(x: np.ndarray) -> tuple[float, float, float, np.ndarray]:
-        """Masked sums of gx*gx, gy*gy and gx*gy, and the energy gx*gx + gy*gy per pixel."""
+    def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+        """gx*gx and gy*gy per pixel, and their masked sums with that of gx*gy."""
         gx = cv2.Sobel(x, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(x, cv2.CV_32F, 0, 1, ksize=3)
         gxx, gyy = gx * gx, gy * gy
-        return (float(cv2.sumElems(gxx * m)[0]), float(cv2.sumElems(gyy * m)[0]),
-                float(cv2.sumElems(gx * gy * m)[0]), gxx + gyy)
+        return (gxx, gyy, float(cv2.sumElems(gxx * m)[0]), float(cv2.sumElems(gyy * m)[0]),
+                float(cv2.sumElems(gx * gy * m)[0]))
 
-    fxx, fyy, fxy, energy = moments(g)
-    cxx, cyy, cxy, _ = moments(gb)
-    local = cv2.blur(energy, (NOISE_WINDOW, NOISE_WINDOW))[::3, ::3][inside[::3, ::3]] if noise_floor else []
-    if len(local) >= 20:
-        floor = 0.5 * float(np.percentile(local, NOISE_PERCENTILE)) * float(m.sum())  # per axis, over the region
-        fxx, fyy = fxx - floor, fyy - floor
-        cxx, cyy = cxx - floor * _COARSE_SHARE, cyy - floor * _COARSE_SHARE
+    gxx, gyy, fxx, fyy, fxy = moments(g)
+    _, _, cxx, cyy, cxy = moments(gb)
+    if noise_floor:
+        local = cv2.blur(gxx + gyy, (NOISE_WINDOW, NOISE_WINDOW))[::3, ::3][inside[::3, ::3]]
+        if local.size >= 20:
+            floor = 0.5 * float(np.percentile(local, NOISE_PERCENTILE)) * float(m.sum())  # per axis, over the region
+            fxx, fyy = fxx - floor, fyy - floor
+            cxx, cyy = cxx - floor * _COARSE_SHARE, cyy - floor * _COARSE_SHARE
     # The worst direction exactly: the smallest generalised eigenvalue of the fine and coarse
     # structure tensors (min over unit v of v'Fv / v'Cv).
     fine = np.array([[fxx, fxy], [fxy, fyy]])

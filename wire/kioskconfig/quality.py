@@ -127,6 +127,13 @@ VIEW_DEFAULTS: dict[str, dict[str, Any]] = {
 THUMBNAIL_SIDE = 400
 
 
+def camera_sized(frame_size: tuple[int, int]) -> bool:
+    """Whether a frame of ``frame_size`` (width, height) is a camera's (``THUMBNAIL_SIDE`` or more on its
+    longer side), not an archive thumbnail: it is held to the camera normal, and its focus ratio has the
+    noise floor taken off."""
+    return max(frame_size) >= THUMBNAIL_SIDE
+
+
 class KioskReference(BaseModel):
     """This kiosk's normal photographs: skin colour (mean log-chromaticity ln R/G, ln B/G, and its
     covariance) and sharpness (median focus ratio), through its own dermatoscope and camera.
@@ -193,7 +200,7 @@ class KioskReference(BaseModel):
 
     def normal_focus(self, frame_size: tuple[int, int]) -> float:
         """This kiosk's normal focus ratio for a frame of ``frame_size`` (width, height) pixels."""
-        return self.focus if max(frame_size) >= THUMBNAIL_SIDE else self.focus_thumbnail
+        return self.focus if camera_sized(frame_size) else self.focus_thumbnail
 
     @model_validator(mode="after")
     def _positive_definite(self) -> "KioskReference":
