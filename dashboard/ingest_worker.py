@@ -77,10 +77,10 @@ class IngestWorker:
         self._started = utcnow()
         try:
             while not self._stop.is_set():
+                self._heartbeat(store)  # first, so the fleet page hears of a new ingest before any sweep
                 if time.monotonic() >= next_sweep:
                     self._sweep(store)
                     next_sweep = time.monotonic() + 60
-                self._heartbeat(store)
                 try:
                     msg = self._queue.get(timeout=0.5)
                 except queue.Empty:

@@ -118,6 +118,8 @@ def test_presence_online_when_subscribed_and_offline_when_stopped(broker, tmp_pa
         assert topics.parse_centre(ing.presence_topic) == config.broker.client_id
         store = open_store(tmp_path)      # the fleet page's "ingest running" comes from the worker's beat
         from dashboard.fleet import ingest_states
+        # the worker thread beats on its own, not in step with the MQTT thread's presence: wait for it
+        wait_for(lambda: ingest_states(store, datetime.now(timezone.utc)), what="the worker's first heartbeat")
         [beat] = ingest_states(store, datetime.now(timezone.utc))
         assert beat["client_id"] == config.broker.client_id and beat["state"] == "running"
     finally:
