@@ -82,9 +82,11 @@ deps-apt:
 	$(call apt_install,$$pkgs)
 
 # deps-apt-test: plus Debian's Chromium (Playwright drives it; no browser download),
-# systemd-analyze (the unit files are verified) and npm (axe-core for the kiosk page's accessibility tests).
+# systemd-analyze (the unit files are verified), npm (axe-core for the kiosk page's accessibility tests)
+# and prometheus for its promtool (the /metrics exposition is checked as Prometheus itself reads it).
 deps-apt-test: deps-apt
 	@pkgs=""; \
+	command -v promtool >/dev/null 2>&1 || pkgs="$$pkgs prometheus"; \
 	[ -x /usr/bin/chromium ] || pkgs="$$pkgs chromium"; \
 	command -v npm >/dev/null 2>&1 || pkgs="$$pkgs npm"; \
 	command -v systemd-analyze >/dev/null 2>&1 || pkgs="$$pkgs systemd"; \
