@@ -3,10 +3,12 @@
     nice -n 5 .venv/bin/python -m bench.quality_robust [--n 350] [--jobs 2] [--calibrated]
 
 The held-out test of issue 24 is "full-resolution originals from another clinic and year". Such files
-differ from ours in ways that change nothing a dermatologist sees: held in portrait, saved larger or at
-another JPEG quality, a wider sensor with black beside the round view, the capture software's date and
-identifier written into the pixels. Each of these is made, in memory, from every original of PH2 and
-HAM10000-masks (the two sources at camera size) and judged by the uncalibrated gate (the built-in
+differ from ours in ways that change nothing a dermatologist sees: held in portrait, saved larger (2x and 4x,
+and 1.3x and 2.6x, which the gate cannot halve exactly on decoding) or at another JPEG quality, a wider
+sensor with black beside the round view, the capture software's date and identifier written into the
+pixels, stored on its side with an EXIF orientation, saved as a 16-bit PNG or a CMYK JPEG, or in Adobe
+RGB's numbers (read, as the gate reads every file, without the profile). Each of these is made, in memory,
+from every original of PH2 and HAM10000-masks (the two sources at camera size) and judged by the uncalibrated gate (the built-in
 reference, as ``python -m edge quality``; ``--calibrated``: by a kiosk calibrated on 40 files of the
 source's fit half, which are then left out); printed per variant: how many verdicts differ from the
 original's, and how far the focus value moves (median, least and most of variant / original).
@@ -67,20 +69,78 @@ def wide(img: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
 
 
-def larger(img: np.ndarray, k: int) -> np.ndarray:
+def larger(img: np.ndarray, k: float) -> np.ndarray:
     """``img`` ``k`` times larger (Lanczos): the file of a larger sensor, as far as the gate can tell."""
     return cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_LANCZOS4)
 
 
-#: The same photograph, another file: (name, make, JPEG quality).
+def jpeg(quality: int = 92):
+    """An encoder: baseline JPEG at ``quality``, as our sources' files are."""
+    return lambda im: synth.encode_jpeg(im, quality)
+
+
+def with_orientation(data: bytes, orientation: int) -> bytes:
+    """JPEG ``data`` with an EXIF Orientation tag (APP1 after the start of image), as cameras write it:
+    6 says "turn 90 degrees clockwise to show". A minimal big-endian TIFF block with that one entry."""
+    ifd = (b"\x00\x01" + b"\x01\x12" + b"\x00\x03" + b"\x00\x00\x00\x01"
+           + orientation.to_bytes(2, "big") + b"\x00\x00" + b"\x00\x00\x00\x00")
+    body = b"Exif\x00\x00" + b"MM\x00\x2a\x00\x00\x00\x08" + ifd
+    return data[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + data[2:]
+
+
+def exif_turned(im: np.ndarray) -> bytes:
+    """The photograph stored on its side with Orientation 6: a viewer (and the gate) shows it upright."""
+    return with_orientation(synth.encode_jpeg(cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE), 92), 6)
+
+
+def png16(im: np.ndarray) -> bytes:
+    """A 16-bit PNG (a scientific camera's or a converter's lossless file)."""
+    ok, buf = cv2.imencode(".png", im.astype(np.uint16) * 257)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def cmyk_jpeg(im: np.ndarray) -> bytes:
+    """A CMYK JPEG (what print-minded software saves); Pillow writes it, OpenCV reads it."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(cv2.cvtColor(im, cv2.COLOR_BGR2RGB)).convert("CMYK").save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+#: sRGB (linear) -> Adobe RGB (1998) (linear), through CIE XYZ (D65).
+_SRGB_TO_ADOBE = np.linalg.inv(np.array([[0.5767, 0.1856, 0.1882], [0.2973, 0.6274, 0.0753], [0.0270, 0.0707, 0.9911]])) \
+    @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+
+
+def adobe_rgb(img: np.ndarray) -> np.ndarray:
+    """``img``'s colours as a camera set to Adobe RGB (1998) stores them, read without the profile (as the
+    gate reads every file): paler, less saturated numbers for the same skin."""
+    rgb = img[..., ::-1].astype(np.float64) / 255
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    out = np.clip(lin @ _SRGB_TO_ADOBE.T, 0, 1) ** (1 / 2.19921875)
+    return np.ascontiguousarray((out[..., ::-1] * 255 + 0.5).astype(np.uint8))
+
+
+#: The same photograph, another file: (name, make, encode).
 VARIANTS = [
-    ("portrait", lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE), 92),
-    ("2x", lambda im: larger(im, 2), 92),
-    ("4x", lambda im: larger(im, 4), 92),
-    ("4x portrait", lambda im: cv2.rotate(larger(im, 4), cv2.ROTATE_90_CLOCKWISE), 92),
-    ("jpeg q70", lambda im: im, 70),
-    ("16:9, black sides", wide, 92),
-    ("date stamp", stamp, 92),
+    ("portrait", lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE), jpeg()),
+    ("2x", lambda im: larger(im, 2), jpeg()),
+    ("4x", lambda im: larger(im, 4), jpeg()),
+    ("4x portrait", lambda im: cv2.rotate(larger(im, 4), cv2.ROTATE_90_CLOCKWISE), jpeg()),
+    ("1.3x", lambda im: larger(im, 1.3), jpeg()),  # not a power of two: scaled down the bilinear way
+    ("2.6x", lambda im: larger(im, 2.6), jpeg()),
+    ("jpeg q70", lambda im: im, jpeg(70)),
+    ("16:9, black sides", wide, jpeg()),
+    ("date stamp", stamp, jpeg()),
+    ("exif turned", lambda im: im, exif_turned),
+    ("png 16-bit", lambda im: larger(im, 2), png16),  # 2x: no DCT reduction for a PNG, so area averaging
+    ("cmyk jpeg", lambda im: im, cmyk_jpeg),
+    ("adobe rgb", adobe_rgb, jpeg()),
 ]
 #: Defocus (pixels at the image's own size) as the bench makes it, and as a camera would.
 BLURS = (("moderate", 1.5), ("strong", 3.0))
@@ -101,20 +161,20 @@ def _one(job: tuple[str, int, QualitySettings]) -> dict:
     img = cv2.imread(path, cv2.IMREAD_COLOR)
     rng = np.random.default_rng(seed)
 
-    def judge(im: np.ndarray, quality: int):
-        return assess(synth.encode_jpeg(im, quality), "dermoscopic", settings)
+    def judge(im: np.ndarray, encode=jpeg()):
+        return assess(encode(im), "dermoscopic", settings)
 
-    base = judge(img, 92)
+    base = judge(img)
     out = {"ok": base.ok, "focus": base.checks["focus"].value, "variants": {}, "blur": {}}
-    for name, make, quality in VARIANTS:
-        q = judge(make(img), quality)
+    for name, make, encode in VARIANTS:
+        q = judge(make(img), encode)
         out["variants"][name] = (q.ok, q.checks["focus"].value)
     sigma = noise_sigma(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
     for grade, px in BLURS:
         blurred = synth.degrade_blur(img, px)
         noisy = np.clip(blurred + rng.normal(0.0, sigma, blurred.shape), 0, 255).astype(np.uint8)
         for form, b in zip(FORMS, (blurred, noisy, stamp(blurred))):
-            out["blur"][(grade, form)] = not judge(b, 92).checks["focus"].ok
+            out["blur"][(grade, form)] = not judge(b).checks["focus"].ok
     out["sigma"] = sigma
     return out
 
