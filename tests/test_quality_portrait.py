@@ -55,10 +55,22 @@ def test_working_images_follow_the_longer_side():
 
 
 def test_shrink_never_scales_up_and_keeps_the_aspect():
-    img = np.zeros((90, 30, 3), np.uint8)
+    img = np.zeros((120, 90, 3), np.uint8)
     assert shrink(img, 400) is img
-    assert shrink(img, 45).shape[:2] == (45, 15)
-    assert shrink(np.zeros((30, 90, 3), np.uint8), 45).shape[:2] == (15, 45)
+    assert shrink(img, 60).shape[:2] == (60, 45)
+    assert shrink(np.zeros((90, 120, 3), np.uint8), 60).shape[:2] == (45, 60)
+
+
+def test_a_frame_wider_than_4_3_is_sized_as_the_4_3_frame_round_its_view():
+    """The round view spans the shorter side: a 16:9 or 3:2 frame keeps its shorter side where a 4:3 frame
+    of the same view would have it (PH2's 765 x 572 and the kiosk's 4056 x 3040 are sized by their longer
+    side, as every frame up to 4:3); a strip at least by half its longer side."""
+    assert shrink(np.zeros((3040, 4056, 3), np.uint8), 800).shape[:2] == (600, 800)
+    assert shrink(np.zeros((572, 765, 3), np.uint8), 400).shape[:2] == (299, 400)
+    assert shrink(np.zeros((1080, 1920, 3), np.uint8), 800).shape[:2] == (597, 1061)
+    assert shrink(np.zeros((4000, 6000, 3), np.uint8), 800).shape[:2] == (597, 896)
+    assert shrink(np.zeros((1920, 1080, 3), np.uint8), 800).shape[:2] == (1061, 597)
+    assert shrink(np.zeros((100, 4000, 3), np.uint8), 800).shape[:2] == (40, 1600)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -97,3 +109,20 @@ def test_classifier_crop_turns_with_the_frame():
     assert tside == pytest.approx(side, abs=24)  # 3 pixels of the 400-px analysis image
     assert tx == pytest.approx(h - (y + side), abs=24)
     assert ty == pytest.approx(x, abs=24)
+
+
+def sixteen_nine(img: np.ndarray) -> np.ndarray:
+    """``img`` on a 16:9 frame, black beside it: a wider sensor round the same view."""
+    pad = round((img.shape[0] * 16 / 9 - img.shape[1]) / 2)
+    return cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_wider_sensor_round_the_same_view_measures_as_the_4_3_frame(seed):
+    """Sized by its longer side, the 16:9 frame's skin was measured a quarter smaller: sharper by the
+    focus ratio's fixed blurs (focus 1.2-1.3 times the 4:3 frame's here) and its lesion outline smoothed more."""
+    four_three, wide = values(landscape(seed)), values(sixteen_nine(landscape(seed)))
+    assert wide["focus"] == pytest.approx(four_three["focus"], rel=0.05)
+    assert wide["lesion"] == pytest.approx(four_three["lesion"], rel=0.05)
+    assert wide["exposure"] == pytest.approx(four_three["exposure"], abs=2)
+    assert wide["colour"] == pytest.approx(four_three["colour"], abs=0.1)

@@ -31,7 +31,8 @@ framing       <= 0.5          <= 0.5          --
   under about half the shorter side wide, too small to read.
 * ``focus``: sharpness as a share of this kiosk's normal: (r - 1) / (reference focus - 1), where r
   is the fine-to-coarse gradient energy ratio around the lesion at a fixed scale (the frame scaled
-  to ``focus_size`` pixels on its longer side, in landscape or portrait alike) in the worst direction (motion blur), independent of the lesion's
+  to ``focus_size`` pixels on its longer side, in landscape or portrait alike, and a frame wider than 4:3 as the
+  4:3 frame round the same view) in the worst direction (motion blur), independent of the lesion's
   contrast and, on a camera-sized frame, of the sensor's noise (its floor is taken off both energies). Blur brings r towards 1 and the value towards 0; optics and sensors differ in their
   normal r (PH2 about 6, HAM10000 about 2.8), hence the kiosk's own reference. Uncalibrated, a
   camera frame is held to the built-in camera normal (2.4) and a thumbnail under ``THUMBNAIL_SIDE``
@@ -223,12 +224,13 @@ class QualitySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    #: The JPEG is decoded DCT-reduced (1/2, 1/4, 1/8) to the smallest size at least this long on its longer side.
+    #: The JPEG is decoded DCT-reduced (1/2, 1/4, 1/8) to the smallest size at least this long on its longer side
+    #: (a frame wider than 4:3: on the longer side of the 4:3 frame round its view, ``edge.quality.analysis.nominal_side``).
     work_size: int = Field(800, ge=256, le=4096)
     #: Longer side at which focus and glare are measured (scale normalisation: a frame in portrait is
-    #: measured at the scale of the same frame in landscape).
+    #: measured at the scale of the same frame in landscape, a wider one as the 4:3 frame round its view).
     focus_size: int = Field(800, ge=128, le=4096)
-    #: Longer side at which exposure, colour, field of view and the lesion are analysed.
+    #: Longer side (as ``focus_size``) at which exposure, colour, field of view and the lesion are analysed.
     analysis_size: int = Field(400, ge=128, le=2048)
     dermoscopic: ViewRules = Field(default_factory=ViewRules)
     close_up: ViewRules = Field(default_factory=lambda: ViewRules(**VIEW_DEFAULTS["close-up"]), alias="close-up")
