@@ -1,10 +1,12 @@
-"""A frame held in portrait is judged as the same frame in landscape (issue 24, a new clinic's originals).
+"""A frame held in portrait, or taken on a wider sensor round the same view, is judged as the same 4:3 frame in
+landscape (issue 24, a new clinic's originals).
 
 Phone dermatoscopes and many archives store portrait frames. The gate measures at fixed working sizes;
 those are now the frame's longer side (``analysis.shrink``), so the same skin is measured at the same
 scale whichever way the frame is held. Measured at a fixed width, as before, a 1200 x 1600 portrait
 frame was measured a third larger than its 1600 x 1200 landscape self: softer (focus about 13 % lower
-on PH2 and HAM10000 frames blown up to 12 MP) and with another lesion outline.
+on PH2 and HAM10000 frames blown up to 12 MP) and with another lesion outline. A frame wider than 4:3 (3:2,
+16:9) is sized by the 4:3 frame round its view (``analysis.nominal_side``): the round view spans the shorter side.
 """
 
 from __future__ import annotations
