@@ -34,6 +34,7 @@ import numpy as np
 
 from bench.quality_sources import DEFAULT_DATA, part_of
 from edge.camera import synth
+from edge.camera.whitebalance import srgb_to_linear
 from edge.quality import QualitySettings, assess
 from edge.quality.calibrate import fit_reference, measure
 
@@ -120,9 +121,7 @@ _SRGB_TO_ADOBE = np.linalg.inv(np.array([[0.5767, 0.1856, 0.1882], [0.2973, 0.62
 def adobe_rgb(img: np.ndarray) -> np.ndarray:
     """``img``'s colours as a camera set to Adobe RGB (1998) stores them, read without the profile (as the
     gate reads every file): paler, less saturated numbers for the same skin."""
-    rgb = img[..., ::-1].astype(np.float64) / 255
-    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    out = np.clip(lin @ _SRGB_TO_ADOBE.T, 0, 1) ** (1 / 2.19921875)
+    out = np.clip(srgb_to_linear(img[..., ::-1]) @ _SRGB_TO_ADOBE.T, 0, 1) ** (1 / 2.19921875)
     return np.ascontiguousarray((out[..., ::-1] * 255 + 0.5).astype(np.uint8))
 
 

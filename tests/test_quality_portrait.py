@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from bench.quality_robust import wide as sixteen_nine  # black beside the view, to 16:9
 from edge.camera import synth
 from edge.classifier import lesion_square
 from edge.quality import QualitySettings, assess
@@ -111,12 +112,6 @@ def test_classifier_crop_turns_with_the_frame():
     assert tside == pytest.approx(side, abs=24)  # 3 pixels of the 400-px analysis image
     assert tx == pytest.approx(h - (y + side), abs=24)
     assert ty == pytest.approx(x, abs=24)
-
-
-def sixteen_nine(img: np.ndarray) -> np.ndarray:
-    """``img`` on a 16:9 frame, black beside it: a wider sensor round the same view."""
-    pad = round((img.shape[0] * 16 / 9 - img.shape[1]) / 2)
-    return cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
 
 
 @pytest.mark.parametrize("seed", SEEDS)

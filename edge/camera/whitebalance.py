@@ -56,8 +56,8 @@ class CardReading:
         return max(abs(np.log(self.red_ratio)), abs(np.log(self.blue_ratio))) <= GREY_WITHIN
 
 
-def _linear(channel: np.ndarray) -> np.ndarray:
-    """sRGB 0-255 to linear light 0-1."""
+def srgb_to_linear(channel: np.ndarray) -> np.ndarray:
+    """sRGB 0-255 (a channel, or a whole image) to linear light 0-1."""
     c = channel.astype(np.float64) / 255.0
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
@@ -82,7 +82,7 @@ def read_card(jpeg: bytes, gains: tuple[float, float]) -> CardReading:
     if g.std() / level > UNEVEN:
         raise ValueError(f"the middle of the picture is uneven ({g.std() / level:.0%} spread): photograph a plain, "
                          "matte grey card filling the view")
-    rl, gl, bl = (float(_linear(c).mean()) for c in (r, g, b))
+    rl, gl, bl = (float(srgb_to_linear(c).mean()) for c in (r, g, b))
     red_ratio, blue_ratio = rl / gl, bl / gl
     if max(abs(np.log(red_ratio)), abs(np.log(blue_ratio))) > NOT_GREY:
         raise ValueError(f"the card is far from grey (red/green {red_ratio:.2f}, blue/green {blue_ratio:.2f}): "
