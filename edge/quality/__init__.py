@@ -26,6 +26,7 @@ from .analysis import DecodeError, masked_median
 from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
+from .stamps import text_mask
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
 
@@ -140,10 +141,14 @@ def focus_value(sc: Scene, noise_floor: bool = True) -> float:
     roi = cv2.resize(roi_small, (fw, fh), interpolation=cv2.INTER_NEAREST)
     if not roi.any():
         return 1.0
-    # only the ROI's box (and the blurs' margin, as focus_ratio takes it) is converted to grey
+    gray = cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY)
+    text = text_mask(gray)  # burnt-in text is sharp however blurred the skin under it; found in the whole frame
+    if text is not None and cv2.countNonZero(cv2.subtract(roi, text)):
+        roi = cv2.subtract(roi, text)
+    # only the ROI's box (and the blurs' margin, as focus_ratio takes it) is measured
     x, y, bw, bh = cv2.boundingRect(roi)
     xa, ya, xb, yb = max(0, x - 10), max(0, y - 10), min(fw, x + bw + 10), min(fh, y + bh + 10)
-    return focus_ratio(cv2.cvtColor(focus[ya:yb, xa:xb], cv2.COLOR_BGR2GRAY), roi[ya:yb, xa:xb],
+    return focus_ratio(gray[ya:yb, xa:xb], roi[ya:yb, xa:xb],
                        noise_floor=noise_floor and camera_sized(sc.work.full_size))
 
 
