@@ -86,3 +86,20 @@ def test_nothing_is_found_where_there_is_no_text():
     cv2.putText(img, "0 1 2 3 4 mm", (100, 590), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 20, 20), 1, cv2.LINE_AA)
     assert text_mask(_gray(img)) is None
     assert text_mask(_gray(_large_lesion(5))) is None
+
+
+def test_the_font_bench_writes_what_it_says_and_digit_lines_are_found_in_other_fonts():
+    """``bench.quality_stamps``' own pieces: its stamps land where it says, and the limits it measures hold on a
+    generated frame: a line of digits is found in every font at normal weight, lowercase words are not."""
+    from bench.quality_stamps import FONTS, found, written
+
+    blurred = synth.degrade_blur(_large_lesion(6), 3.0)
+    for font in FONTS:
+        for place in ("bottom", "top"):
+            img = written(blurred, font, 0.8, 1, "2026-12-05 14:32", place)
+            changed = np.any(img != blurred, axis=2)
+            rows = np.flatnonzero(changed.any(axis=1))
+            assert (rows.min() > 540) if place == "bottom" else (rows.max() < 60)
+            assert found(img), (font, place)
+    assert not found(written(blurred, "simplex", 0.8, 1, "left shoulder", "bottom"))
+    assert not found(blurred)
