@@ -131,7 +131,8 @@ FOCUS_LEAST = 0.35
 def focus_value(sc: Scene, noise_floor: bool = True) -> float:
     """The focus ratio (``measures.focus_ratio``) around the lesion (its box grown by a quarter, and to at
     least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one; with the sensor's
-    noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``)."""
+    noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
+    text (``stamps.text_mask``) left out unless they are all there is."""
     focus, small = sc.work.focus, sc.work.small
     fh, fw = focus.shape[:2]
     s = min(small.shape[:2])
@@ -143,8 +144,10 @@ def focus_value(sc: Scene, noise_floor: bool = True) -> float:
         return 1.0
     gray = cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY)
     text = text_mask(gray)  # burnt-in text is sharp however blurred the skin under it; found in the whole frame
-    if text is not None and cv2.countNonZero(cv2.subtract(roi, text)):
-        roi = cv2.subtract(roi, text)
+    if text is not None:
+        rest = cv2.subtract(roi, text)
+        if cv2.countNonZero(rest):
+            roi = rest
     # only the ROI's box (and the blurs' margin, as focus_ratio takes it) is measured
     x, y, bw, bh = cv2.boundingRect(roi)
     xa, ya, xb, yb = max(0, x - 10), max(0, y - 10), min(fw, x + bw + 10), min(fh, y + bh + 10)
