@@ -61,8 +61,8 @@ def test_the_date_line_and_the_short_field_are_found_at_any_size(w, h):
 
 def test_nothing_is_found_where_there_is_no_text():
     """What else is thin and bright, or lined up, in dermoscopy: air bubbles' rims, hairs' reflections, a
-    ring light's reflections, a row of glare spots, a ruler's dark ticks and figures. Each kind in its own
-    part of the frame, so that none hides another."""
+    ring light's reflections, a row of glare spots, a ruler's dark ticks and figures, four white characters. Each
+    kind in its own part of the frame, so that none hides another."""
     img = _large_lesion(4)
     rng = np.random.default_rng(4)
     for _ in range(12):  # bubbles: bright rims of many sizes, along the top
@@ -84,13 +84,16 @@ def test_nothing_is_found_where_there_is_no_text():
     for k in range(20):  # a ruler: dark ticks and figures
         cv2.line(img, (100 + 15 * k, 560), (100 + 15 * k, 545 if k % 5 else 535), (20, 20, 20), 1)
     cv2.putText(img, "0 1 2 3 4 mm", (100, 590), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 20, 20), 1, cv2.LINE_AA)
+    # four white characters alone are not yet a line: what lines up by chance reaches four more often
+    cv2.putText(img, "2026", (600, 580), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
     assert text_mask(_gray(img)) is None
     assert text_mask(_gray(_large_lesion(5))) is None
 
 
 def test_the_font_bench_writes_what_it_says_and_digit_lines_are_found_in_other_fonts():
-    """``bench.quality_stamps``' own pieces: its stamps land where it says, and the limits it measures hold on a
-    generated frame: a line of digits is found in every font at normal weight, lowercase words are not."""
+    """``bench.quality_stamps``' own pieces: its stamps land where it says, and what it measures holds on a
+    generated frame: a line of digits is found in every font at normal weight, and lowercase words (an x-height
+    beside ascenders) in the plainest font."""
     from bench.quality_stamps import FONTS, found, written
 
     blurred = synth.degrade_blur(_large_lesion(6), 3.0)
@@ -101,5 +104,5 @@ def test_the_font_bench_writes_what_it_says_and_digit_lines_are_found_in_other_f
             rows = np.flatnonzero(changed.any(axis=1))
             assert (rows.min() > 540) if place == "bottom" else (rows.max() < 60)
             assert found(img), (font, place)
-    assert not found(written(blurred, "simplex", 0.8, 1, "left shoulder", "bottom"))
+    assert found(written(blurred, "simplex", 0.8, 1, "left shoulder", "bottom"))
     assert not found(blurred)
