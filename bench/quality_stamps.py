@@ -28,6 +28,7 @@ import numpy as np
 from bench.quality_robust import jpeg
 from bench.quality_sources import DEFAULT_DATA
 from edge.camera import synth
+from edge.quality import QualitySettings
 from edge.quality.analysis import decode
 from edge.quality.stamps import text_mask
 
@@ -54,9 +55,10 @@ def written(img: np.ndarray, font: str, scale: float, weight: int, text: str, pl
     return out
 
 
-def found(img: np.ndarray) -> bool:
-    """Whether the gate finds a line of text in ``img`` (JPEG-encoded and decoded as the gate reads a file)."""
-    focus = decode(jpeg()(img), 1600, 800, 400).focus
+def found(img: np.ndarray, settings: QualitySettings = QualitySettings()) -> bool:
+    """Whether the gate finds a line of text in ``img`` (JPEG-encoded and decoded at ``settings``' working
+    sizes, as the gate reads a file)."""
+    focus = decode(jpeg()(img), settings.work_size, settings.focus_size, settings.analysis_size).focus
     return text_mask(cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY)) is not None
 
 
