@@ -16,7 +16,8 @@ original's, and how far the focus value moves (median, least and most of variant
 Then what a real blurred photograph keeps that the bench's blurred copies lose: defocus (Gaussian,
 1.5 and 3 px, at the image's own size) as it is, with the sensor noise the blur removed put back (white
 noise as strong as the original's own, ``noise_sigma``), and with a date and identifier written over
-it. Printed: the share caught by the focus check. The last line sums it up.
+it in white, and in another ink (``INKS``, each original the next in turn). Printed: the share caught by the
+focus check. The last line sums it up.
 
 Nothing is written: the variants live in memory only (``../shared/data``'s rules).
 """
@@ -51,15 +52,22 @@ def noise_sigma(gray: np.ndarray) -> float:
     return float(np.sqrt(np.pi / 2) * r[flat].mean() / 6)
 
 
-def stamp(img: np.ndarray) -> np.ndarray:
-    """``img`` with a date, an identifier and a magnification in white, as capture software writes them."""
+#: Inks capture software writes in besides white (BGR): a camera's orange or yellow date, and black, red,
+#: green, cyan, blue and magenta.
+INKS = {"yellow": (0, 255, 255), "orange": (0, 140, 255), "black": (0, 0, 0), "red": (0, 0, 255),
+        "green": (0, 255, 0), "cyan": (255, 255, 0), "blue": (255, 0, 0), "magenta": (255, 0, 255)}
+
+
+def stamp(img: np.ndarray, ink: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """``img`` with a date, an identifier and a magnification in ``ink`` (BGR; white unless given), as capture
+    software writes them."""
     out = img.copy()
     h, w = out.shape[:2]
     s = h / 600
     font, th = cv2.FONT_HERSHEY_SIMPLEX, max(1, int(2 * s))
     cv2.putText(out, "2026-12-05 14:32  ID 4857773", (int(10 * s), h - int(12 * s)), font, 0.7 * s,
-                (255, 255, 255), th, cv2.LINE_AA)
-    cv2.putText(out, "x20", (w - int(60 * s), int(30 * s)), font, 0.7 * s, (255, 255, 255), th, cv2.LINE_AA)
+                ink, th, cv2.LINE_AA)
+    cv2.putText(out, "x20", (w - int(60 * s), int(30 * s)), font, 0.7 * s, ink, th, cv2.LINE_AA)
     return out
 
 
@@ -143,7 +151,7 @@ VARIANTS = [
 ]
 #: Defocus (pixels at the image's own size) as the bench makes it, and as a camera would.
 BLURS = (("moderate", 1.5), ("strong", 3.0))
-FORMS = ("as the bench", "+ its own noise", "+ date stamp")
+FORMS = ("as the bench", "+ its own noise", "+ date stamp", "+ coloured stamp")
 
 
 def calibrated_on(paths: list[str], n: int = 40) -> tuple[QualitySettings, set[str]]:
@@ -172,7 +180,8 @@ def _one(job: tuple[str, int, QualitySettings]) -> dict:
     for grade, px in BLURS:
         blurred = synth.degrade_blur(img, px)
         noisy = np.clip(blurred + rng.normal(0.0, sigma, blurred.shape), 0, 255).astype(np.uint8)
-        for form, b in zip(FORMS, (blurred, noisy, stamp(blurred))):
+        inked = stamp(blurred, list(INKS.values())[seed % len(INKS)])  # each original its ink, in turn
+        for form, b in zip(FORMS, (blurred, noisy, stamp(blurred), inked)):
             out["blur"][(grade, form)] = not judge(b).checks["focus"].ok
     out["sigma"] = sigma
     return out
@@ -223,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"({time.time() - t0:.0f} s)")
     s = caught["strong"]
     print("robust_variants_changed " + " ".join(f"{k.replace(' ', '_').replace(',', '')}={v}" for k, v in changed.items())
-          + f" | defocus_strong_caught bench={s[FORMS[0]]:.1f}% noise={s[FORMS[1]]:.1f}% stamp={s[FORMS[2]]:.1f}%")
+          + f" | defocus_strong_caught bench={s[FORMS[0]]:.1f}% noise={s[FORMS[1]]:.1f}% stamp={s[FORMS[2]]:.1f}%"
+          + f" coloured_stamp={s[FORMS[3]]:.1f}%")
     return 0
 
 

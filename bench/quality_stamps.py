@@ -7,8 +7,10 @@ Hershey fonts, three sizes (0.5, 0.8, 1.2 of the robustness bench's scale), thre
 along the bottom or the top, four texts: a date and time, an identifier (digits and capitals, as stamps mostly
 are), capitals and digits with lowercase words, and lowercase words alone. Each is written over ``--n`` strongly
 defocused originals of PH2 and HAM10000-masks (every k-th), and the share in which ``text_mask`` finds a line is
-printed per font, size, weight, place and text. The last line: found for digit lines at normal weight and size
-(0.8-1.2, 1-2 px), for all digit lines, and for the texts with lowercase words.
+printed per font, size, weight, place and text. Then the digit lines of normal size and weight (0.8-1.2, 1-2 px)
+again in each of ``bench.quality_robust.INKS`` (yellow, orange, black, red, ...). The last line: found for white
+digit lines at normal weight and size, for all white digit lines, for the white texts with lowercase words, and
+for the digit lines of normal weight and size in the other inks.
 
 Nothing is written: the stamped copies live in memory only (``../shared/data``'s rules).
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bench.quality_robust import jpeg
+from bench.quality_robust import INKS, jpeg
 from bench.quality_sources import DEFAULT_DATA
 from edge.camera import synth
 from edge.quality import QualitySettings
@@ -39,11 +41,13 @@ WEIGHTS = (1, 2, 3)
 TEXTS = {"date": "2026-12-05 14:32", "id": "ID 4857773", "mixed": "Patient 123 R arm", "lower": "left shoulder"}
 PLACES = ("bottom", "top")
 DIGITS = ("date", "id")
+WHITE = (255, 255, 255)
 
 
-def written(img: np.ndarray, font: str, scale: float, weight: int, text: str, place: str) -> np.ndarray:
-    """``img`` with ``text`` in white, as capture software writes it (sizes relative to a 600-px-high frame;
-    Hershey's plain font is drawn 1.6 times larger, as tall as the others)."""
+def written(img: np.ndarray, font: str, scale: float, weight: int, text: str, place: str,
+            ink: tuple[int, int, int] = WHITE) -> np.ndarray:
+    """``img`` with ``text`` in ``ink`` (BGR, white unless given), as capture software writes it (sizes relative
+    to a 600-px-high frame; Hershey's plain font is drawn 1.6 times larger, as tall as the others)."""
     out = img.copy()
     h = out.shape[0]
     s = h / 600
@@ -51,7 +55,7 @@ def written(img: np.ndarray, font: str, scale: float, weight: int, text: str, pl
     thick = max(1, int(weight * s))
     (_, th), _ = cv2.getTextSize(text, FONTS[font], size, thick)
     y = h - int(12 * s) if place == "bottom" else int(12 * s) + th
-    cv2.putText(out, text, (int(10 * s), y), FONTS[font], size, (255, 255, 255), thick, cv2.LINE_AA)
+    cv2.putText(out, text, (int(10 * s), y), FONTS[font], size, ink, thick, cv2.LINE_AA)
     return out
 
 
@@ -59,7 +63,7 @@ def found(img: np.ndarray, settings: QualitySettings = QualitySettings()) -> boo
     """Whether the gate finds a line of text in ``img`` (JPEG-encoded and decoded at ``settings``' working
     sizes, as the gate reads a file)."""
     focus = decode(jpeg()(img), settings.work_size, settings.focus_size, settings.analysis_size).focus
-    return text_mask(cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY)) is not None
+    return text_mask(focus) is not None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,9 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     normal = [v for f, v in share.items() if f[3] in DIGITS and f[1] >= 0.8 and f[2] <= 2]
     digits = [v for f, v in share.items() if f[3] in DIGITS]
     words = [v for f, v in share.items() if f[3] not in DIGITS]
+    by_ink = {}
+    for ink, bgr in INKS.items():
+        by_ink[ink] = float(np.mean([
+            found(written(b, font, scale, weight, TEXTS[key], place, bgr)) for b in blurred
+            for font, scale, weight, key, place in itertools.product(FONTS, SCALES[1:], WEIGHTS[:2], DIGITS, PLACES)]))
+    print("digit lines of normal size and weight in other inks: "
+          + "  ".join(f"{k}: {100 * v:.1f}%" for k, v in by_ink.items()))
     print(f"({time.time() - t0:.0f} s)")
     print(f"stamp_lines_found digits_normal={100 * np.mean(normal):.1f}% digits_all={100 * np.mean(digits):.1f}% "
-          f"with_lowercase={100 * np.mean(words):.1f}%")
+          f"with_lowercase={100 * np.mean(words):.1f}% other_inks_normal={100 * np.mean(list(by_ink.values())):.1f}%")
     return 0
 
 

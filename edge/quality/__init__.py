@@ -143,7 +143,7 @@ def focus_value(sc: Scene, noise_floor: bool = True) -> float:
     if not roi.any():
         return 1.0
     gray = cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY)
-    text = text_mask(gray)  # burnt-in text is sharp however blurred the skin under it; found in the whole frame
+    text = text_mask(focus, gray)  # burnt-in text is sharp however blurred the skin under it; found in the whole frame
     if text is not None:
         rest = cv2.subtract(roi, text)
         if cv2.countNonZero(rest):

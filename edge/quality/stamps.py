@@ -9,11 +9,18 @@ A line of text is told from what else is thin and bright in dermoscopy (the rims
 contact fluid, reflections along hairs, a ruler's ticks, which are dark) by its shape: at least
 ``LINE_CHARS`` character-sized marks side by side on one baseline, of one font's heights (digits and
 capitals, or lowercase letters' x-height beside their ascenders), the tall ones narrower than tall, with
-gaps under a character's height, and each white at its brightest. White text only, as the stamps
-seen are: yellow or dark text is not looked for (a yellow stroke is no brighter than pale skin in grey).
+gaps under a character's height. A character is found two ways, and lines are chained from each apart: white
+strokes (bright in grey, and white at their brightest: ``_white_marks``), and strokes of any other ink (black,
+yellow, orange, red, green, ...) that differ from the picture round them in some colour channel
+(``_ink_marks``): a yellow stroke is no brighter than pale skin in grey, and a black one is darker. Structures
+that reach the frame's edge (a ruler along it, the dermatoscope's rim) are not written text; a ruler's printed
+figures elsewhere are found as text and left out too, which costs the focus check nothing (the skin beside
+them is measured).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -35,24 +42,90 @@ CHAR_MOST = 0.08
 LINE_ALIGN = 0.2
 #: ... and the line's tall characters at most this wide for their height (median).
 TALL_WIDTH = 0.9
+#: Text of any colour: a stroke differs from the picture round it (the median over a window twice ``CELL``
+#: wide, which the strokes cannot fill) by at least ``INK_LIFT`` in some colour channel, and by at least half
+#: the most that any pixel within ``CELL`` differs (a stroke's core, not its anti-aliased fringe nor JPEG's
+#: smear between two characters, which would join them) ...
+INK_LIFT = 30
+#: ... and every character by ``INK_PEAK`` at its strongest (a date in a 1-pixel font over 40 PH2 and
+#: HAM10000 photographs, JPEG-compressed: 5th percentile of its characters' 61-129 by colour, orange and black
+#: lowest).
+INK_PEAK = 60
 #: At least this many characters in a row make a line. With 3, bubble rims and hair reflections lined
-#: up by chance in 25 of 3,936 real photographs (PH2, ISIC 2017, HAM10000); with 5, none did. Once a frame
-#: has such a line, groups of two or more characters of its height are text too (``text_mask``).
+#: up by chance in 25 of 3,936 real photographs (PH2, ISIC 2017, HAM10000), and marks of other inks (hairs,
+#: pigment, a ruler's figures, a scale's "MM") in 11, four in none; with 5, none did, nor in 21,229 more
+#: (HAM10000 and ``isic-more``). Once a frame has such a line, groups of two or more marks of its height
+#: are text too (``text_mask``).
 LINE_CHARS = 5
 
 
-def _characters(bright: np.ndarray, gray: np.ndarray, side: int) -> np.ndarray:
-    """The connected marks of ``bright`` sized and shaped like characters, and white at their brightest
-    (``TEXT_PEAK`` in ``gray``): rows (x, y, width, height), sorted by x."""
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
-    x, y, w, h, area = stats[1:].T
-    keep = np.flatnonzero((h >= max(5.0, CHAR_LEAST * side)) & (h <= CHAR_MOST * side) & (w <= 1.6 * h)
-                          & (area <= 0.75 * w * h))  # strokes, not a filled blob
-    white = [k for k in keep
-             if gray[y[k]:y[k] + h[k], x[k]:x[k] + w[k]][labels[y[k]:y[k] + h[k], x[k]:x[k] + w[k]] == k + 1].max()
-             >= TEXT_PEAK]
-    rows = np.column_stack([x, y, w, h])[white].reshape(-1, 4)
-    return rows[np.argsort(rows[:, 0], kind="stable")]
+class Marks(NamedTuple):
+    """What one way of finding characters found (``_characters``): ``chars``, the marks shaped like characters,
+    and ``marks``, every mark no taller than one; rows (x, y, width, height) sorted by x."""
+
+    chars: np.ndarray
+    marks: np.ndarray
+
+
+_NONE = Marks(np.zeros((0, 4), np.int32), np.zeros((0, 4), np.int32))
+
+
+def _characters(marks: np.ndarray, strong: np.ndarray, side: int) -> Marks:
+    """The connected marks of ``marks`` that hold a pixel of ``strong`` and are no taller than a character:
+    those sized and shaped like one, and all of them (a dash, a colon, an "I", two characters run together,
+    which a found line takes in: ``_along``)."""
+    peaks = cv2.findNonZero(cv2.bitwise_and(marks, strong))  # (x, y) points
+    # a line holds LINE_CHARS characters, each reaching the peak somewhere: without as many such pixels (the
+    # kiosk's own frames without glare or text) there is no need to label the marks
+    if peaks is None or len(peaks) < LINE_CHARS:
+        return _NONE
+    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(marks, 8, cv2.CV_32S, cv2.CCL_GRANA)
+    x, y, w, h, area = stats.T
+    shaped = (h >= max(5.0, CHAR_LEAST * side)) & (h <= CHAR_MOST * side) & (w <= 1.6 * h) \
+        & (area <= 0.75 * w * h)  # strokes, not a filled blob
+    shaped[0] = False  # the background
+    strong = np.zeros(n, bool)
+    peaks = peaks.reshape(-1, 2)
+    strong[labels[peaks[:, 1], peaks[:, 0]]] = True
+    strong[0] = False
+    chars, small = stats[shaped & strong, :4], stats[strong & (h <= CHAR_MOST * side), :4]
+    return Marks(chars[np.argsort(chars[:, 0], kind="stable")], small[np.argsort(small[:, 0], kind="stable")])
+
+
+def _white_marks(gray: np.ndarray, side: int) -> Marks:
+    """Characters written in white (``_characters`` rows): bright in ``gray`` (``TEXT_LEVEL``), above the
+    picture round them (``TEXT_LIFT``) and white at their brightest (``TEXT_PEAK``)."""
+    k = max(3, int(CELL * side)) | 1
+    lift = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    bright = cv2.bitwise_and(cv2.inRange(gray, TEXT_LEVEL, 255), cv2.inRange(lift, TEXT_LIFT, 255))
+    return _characters(bright, cv2.inRange(gray, TEXT_PEAK, 255), side)
+
+
+def _ink_marks(bgr: np.ndarray, side: int) -> Marks:
+    """Characters written in any colour (``_characters`` rows): strokes that differ from the picture round
+    them (``INK_LIFT``, ``INK_PEAK``), at half their neighbourhood's strongest or more, and not part of a dark
+    or coloured structure that reaches the frame's edge."""
+    h, w = bgr.shape[:2]
+    k = max(3, int(CELL * side)) | 1
+    # the picture round each pixel: a median (which the strokes cannot pull) over about 2k + 1, taken 5x5 on
+    # a copy reduced that many times over 5 (a median 7 or wider costs ten times as much)
+    f = max(1, round((2 * k + 1) / 5))
+    small = cv2.resize(bgr, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_LINEAR)
+    round_it = cv2.resize(cv2.medianBlur(small, 5), (w, h), interpolation=cv2.INTER_LINEAR)
+    # the largest of each pixel's three channels' differences: a 1x3 dilation over the rows of channel
+    # values, read at each pixel's middle channel (a fifth of the cost of splitting the channels)
+    rows = cv2.dilate(cv2.absdiff(bgr, round_it).reshape(h, w * 3), np.ones((1, 3), np.uint8))
+    differ = np.ascontiguousarray(rows[:, 1::3])
+    # white is ``_white_marks``' to find: near-white pixels (each channel TEXT_LEVEL or more) are not taken
+    # here. Their marks are the rims of glare spots as wide as the median's window, which it splits in two,
+    # a row of "()" that would pass for characters.
+    least = np.ascontiguousarray(cv2.erode(bgr.reshape(h, w * 3), np.ones((1, 3), np.uint8))[:, 1::3])
+    ink = cv2.bitwise_and(cv2.inRange(differ, INK_LIFT, 255), cv2.inRange(least, 0, TEXT_LEVEL - 1))
+    inked = cv2.copyMakeBorder(ink, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=255)
+    cv2.floodFill(inked, None, (0, 0), 0, flags=8)  # what reaches the frame's edge
+    near = cv2.dilate(differ, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    core = cv2.compare(cv2.subtract(near, differ), differ, cv2.CMP_LE)  # differ >= near / 2
+    return _characters(cv2.bitwise_and(inked[1:-1, 1:-1], core), cv2.inRange(differ, INK_PEAK, 255), side)
 
 
 def _lines(chars: np.ndarray) -> list[np.ndarray]:
@@ -106,30 +179,49 @@ def _one_font(chars: np.ndarray) -> bool:
     return bool(np.all((np.abs(h - top) <= LINE_ALIGN * top) | (np.abs(h - x) <= LINE_ALIGN * x)))
 
 
-def text_mask(gray: np.ndarray) -> np.ndarray | None:
-    """Where lines of white burnt-in text lie in the whole frame ``gray`` (uint8 0/255, each line's box grown
-    by 40 % of its height), or None where there are none (nearly every photograph). The whole frame, not a
-    part: a line cut by a part's edge has characters cut shorter than the rest of its font's."""
+def text_mask(bgr: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray | None:
+    """Where lines of burnt-in text lie in the whole frame ``bgr`` (its grey ``gray`` where the caller has it):
+    uint8 0/255, each line's box grown by 40 % of its height; None where there are none (nearly every
+    photograph). The whole frame, not a part: a line cut by a part's edge has characters cut shorter than the
+    rest of its font's. White characters and those of other inks are chained into lines apart."""
+    if gray is None:
+        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     side = min(gray.shape)
-    k = max(3, int(CELL * side)) | 1
-    lift = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    bright = cv2.bitwise_and(cv2.inRange(gray, TEXT_LEVEL, 255), cv2.inRange(lift, TEXT_LIFT, 255))
-    # a line holds LINE_CHARS characters, each white somewhere: without as many white pixels (half the
-    # photographs, and the kiosk's own without glare) there is no need to label the marks (1.5 ms at 800 px)
-    if cv2.countNonZero(cv2.bitwise_and(bright, cv2.inRange(gray, TEXT_PEAK, 255))) < LINE_CHARS:
-        return None
-    chains = _lines(_characters(bright, gray, side))
-    lines = [c for c in chains if len(c) >= LINE_CHARS and _one_font(c)]
+    found = (_white_marks(gray, side), _ink_marks(bgr, side))
+    lines = [(c, f.marks) for f in found for c in _lines(f.chars)
+             if len(c) >= LINE_CHARS and _one_font(c)]
     if not lines:
         return None
     # The same software writes its other fields (a magnification, "x20") in the same font: once a line has
-    # shown the frame carries text, shorter groups of characters as tall as the line's are text too.
-    tall = float(np.median([c[:, 3].max() for c in lines]))  # the font's full height (digits, capitals)
-    lines += [c for c in chains if len(c) < LINE_CHARS and 0.8 * tall <= c[:, 3].max() <= 1.25 * tall]
+    # shown the frame carries text, shorter groups of characters as tall as the line's are text too, and so
+    # are groups of any marks of that height (in a small bold field a "0" can fill its box).
+    tall = float(np.median([c[:, 3].max() for c, _ in lines]))  # the font's full height (digits, capitals)
+    for f in found:
+        high = f.marks[(f.marks[:, 3] >= 0.8 * tall) & (f.marks[:, 3] <= 1.25 * tall)]
+        lines += [(c, f.marks) for c in _lines(f.chars) + _lines(high)
+                  if len(c) < LINE_CHARS and 0.8 * tall <= c[:, 3].max() <= 1.25 * tall]
     mask = np.zeros(gray.shape, np.uint8)
-    for chars in lines:
-        x0, y0 = chars[:, 0].min(), chars[:, 1].min()
-        x1, y1 = (chars[:, 0] + chars[:, 2]).max(), (chars[:, 1] + chars[:, 3]).max()
+    for chars, marks in lines:
+        x0, y0, x1, y1 = _along(chars, marks)
         pad = int(0.4 * chars[:, 3].max()) + 3
         mask[max(0, y0 - pad):y1 + pad, max(0, x0 - pad):x1 + pad] = 255
     return mask
+
+
+def _along(chars: np.ndarray, marks: np.ndarray) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1) of a line of ``chars``, widened over the ``marks`` beside it on its band (no
+    taller than its characters, half their height or more within its rows, gaps under ``1.2`` of its height):
+    what the character rules left out of it, a dash, a colon, an "I", two characters run together."""
+    x0, y0 = int(chars[:, 0].min()), int(chars[:, 1].min())
+    x1, y1 = int((chars[:, 0] + chars[:, 2]).max()), int((chars[:, 1] + chars[:, 3]).max())
+    tall = float(chars[:, 3].max())
+    mx0, my0, mw, mh = marks.T
+    band = (mh <= 1.25 * tall) & (np.minimum(my0 + mh, y1) - np.maximum(my0, y0) >= 0.5 * mh)
+    while True:
+        beside = band & (mx0 + mw >= x0 - 1.2 * tall) & (mx0 <= x1 + 1.2 * tall)
+        if not beside.any():
+            return x0, y0, x1, y1
+        wider = min(x0, int(mx0[beside].min())), max(x1, int((mx0 + mw)[beside].max()))
+        if wider == (x0, x1):
+            return x0, y0, x1, y1
+        x0, x1 = wider
