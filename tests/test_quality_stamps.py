@@ -112,6 +112,30 @@ def test_a_date_stamp_in_another_ink_no_longer_passes_a_defocused_photograph(ink
     assert before.ok == passed_before and before.value > plain.value + 0.01
 
 
+def test_a_line_crossed_by_a_hair_from_the_edge_is_still_found():
+    """A hair that reaches the frame's edge across one character of a black date takes that character only (left
+    out as what reaches the edge), not the line; the line's box takes the character back in (``_along``)."""
+    img = synth.degrade_blur(_large_lesion(10), 3.0)
+    cv2.putText(img, "2026-12-05 14:32  ID 4857773", (12, 570), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2,
+                cv2.LINE_AA)
+    cv2.line(img, (250, 599), (262, 540), (40, 30, 30), 2, cv2.LINE_AA)  # a hair from the bottom edge
+    mask = text_mask(img)
+    assert mask is not None and mask[556:572, 12:330].mean() > 0.97 * 255
+
+
+def test_a_mark_joining_a_line_at_its_end_is_left_off():
+    """What lines up beside a line joins it at an end: in a real frame the dermatoscope's dark rim where a black
+    date starts, over 1.7 times the digits' height, made the whole chain fail the one-font rule. Up to two marks are
+    taken off either end; a chain that is no line however it is cut stays none."""
+    digits = np.array([[20 + 12 * i, 100, 9, 14] for i in range(8)])
+    rim = np.array([[5, 90, 6, 24]])
+    line = stamps._a_line(np.vstack([rim, digits]))
+    assert line is not None and (line == digits).all()
+    assert stamps._a_line(np.vstack([rim, digits, rim + [120, 0, 0, 0]])) is not None
+    bubbles = np.array([[20 + 30 * i, 100, 24, 24] for i in range(8)])  # as wide as tall: no font's
+    assert stamps._a_line(bubbles) is None
+
+
 def test_a_ruler_along_the_frame_edge_is_not_text_and_its_printed_figures_are():
     """A ruler laid along the frame's edge: its alternating black and white blocks, reaching the edge, line up
     like characters of one height and are not text. Its printed figures, away from the edge, are a line of dark

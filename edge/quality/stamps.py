@@ -53,8 +53,9 @@ INK_LIFT = 30
 INK_PEAK = 60
 #: At least this many characters in a row make a line. With 3, bubble rims and hair reflections lined
 #: up by chance in 25 of 3,936 real photographs (PH2, ISIC 2017, HAM10000), and marks of other inks (hairs,
-#: pigment, a ruler's figures, a scale's "MM") in 11, four in none; with 5, none did, nor in 21,229 more
-#: (HAM10000 and ``isic-more``). Once a frame has such a line, groups of two or more marks of its height
+#: pigment, a ruler's figures, a scale's "MM") in 13, four in 2 (the round ends of a ruler's ticks, parted
+#: from the ticks that reach the edge; hairs); with 5, none did, nor in 21,229 more (HAM10000 and
+#: ``isic-more``). Once a frame has such a line, groups of two or more marks of its height
 #: are text too (``text_mask``).
 LINE_CHARS = 5
 
@@ -121,11 +122,16 @@ def _ink_marks(bgr: np.ndarray, side: int) -> Marks:
     # a row of "()" that would pass for characters.
     least = np.ascontiguousarray(cv2.erode(bgr.reshape(h, w * 3), np.ones((1, 3), np.uint8))[:, 1::3])
     ink = cv2.bitwise_and(cv2.inRange(differ, INK_LIFT, 255), cv2.inRange(least, 0, TEXT_LEVEL - 1))
-    inked = cv2.copyMakeBorder(ink, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=255)
-    cv2.floodFill(inked, None, (0, 0), 0, flags=8)  # what reaches the frame's edge
     near = cv2.dilate(differ, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     core = cv2.compare(cv2.subtract(near, differ), differ, cv2.CMP_LE)  # differ >= near / 2
-    return _characters(cv2.bitwise_and(inked[1:-1, 1:-1], core), cv2.inRange(differ, INK_PEAK, 255), side)
+    marks = cv2.bitwise_and(ink, core)
+    # what reaches the frame's edge is no written text (a ruler along it): marks joined to it are left out,
+    # after the half-maximum has parted the characters, so that a hair from the edge across one character
+    # takes that one only (taken before it, at INK_LIFT, one hair took a whole line)
+    edge = cv2.copyMakeBorder(marks, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=255)
+    cv2.floodFill(edge, None, (0, 0), 0, flags=8)
+    marks = cv2.bitwise_and(marks, edge[1:-1, 1:-1])
+    return _characters(marks, cv2.inRange(differ, INK_PEAK, 255), side)
 
 
 def _lines(chars: np.ndarray) -> list[np.ndarray]:
@@ -179,6 +185,19 @@ def _one_font(chars: np.ndarray) -> bool:
     return bool(np.all((np.abs(h - top) <= LINE_ALIGN * top) | (np.abs(h - x) <= LINE_ALIGN * x)))
 
 
+def _a_line(chain: np.ndarray) -> np.ndarray | None:
+    """``chain`` as a line of text (``LINE_CHARS`` or more characters of one font, ``_one_font``), or the
+    longest part of it that is once up to two marks are taken off either end (what else lines up beside a
+    line, such as the dermatoscope's dark rim where a date starts, joins it at an end); else None."""
+    n = len(chain)
+    for size in range(n, max(LINE_CHARS, n - 4) - 1, -1):
+        for start in range(max(0, n - size - 2), min(2, n - size) + 1):
+            part = chain[start:start + size]
+            if _one_font(part):
+                return part
+    return None
+
+
 def text_mask(bgr: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray | None:
     """Where lines of burnt-in text lie in the whole frame ``bgr`` (its grey ``gray`` where the caller has it):
     uint8 0/255, each line's box grown by 40 % of its height; None where there are none (nearly every
@@ -188,8 +207,7 @@ def text_mask(bgr: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray | N
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     side = min(gray.shape)
     found = (_white_marks(gray, side), _ink_marks(bgr, side))
-    lines = [(c, f.marks) for f in found for c in _lines(f.chars)
-             if len(c) >= LINE_CHARS and _one_font(c)]
+    lines = [(line, f.marks) for f in found for c in _lines(f.chars) if (line := _a_line(c)) is not None]
     if not lines:
         return None
     # The same software writes its other fields (a magnification, "x20") in the same font: once a line has
@@ -210,13 +228,14 @@ def text_mask(bgr: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray | N
 
 def _along(chars: np.ndarray, marks: np.ndarray) -> tuple[int, int, int, int]:
     """The box (x0, y0, x1, y1) of a line of ``chars``, widened over the ``marks`` beside it on its band (no
-    taller than its characters, half their height or more within its rows, gaps under ``1.2`` of its height):
-    what the character rules left out of it, a dash, a colon, an "I", two characters run together."""
+    wider than four of its characters' height, half their height or the line's within its rows, gaps under
+    ``1.2`` of its height): what the character rules left out of it, a dash, a colon, an "I", two characters
+    run together, a character a hair crosses."""
     x0, y0 = int(chars[:, 0].min()), int(chars[:, 1].min())
     x1, y1 = int((chars[:, 0] + chars[:, 2]).max()), int((chars[:, 1] + chars[:, 3]).max())
     tall = float(chars[:, 3].max())
     mx0, my0, mw, mh = marks.T
-    band = (mh <= 1.25 * tall) & (np.minimum(my0 + mh, y1) - np.maximum(my0, y0) >= 0.5 * mh)
+    band = (mw <= 4 * tall) & (np.minimum(my0 + mh, y1) - np.maximum(my0, y0) >= 0.5 * np.minimum(mh, tall))
     while True:
         beside = band & (mx0 + mw >= x0 - 1.2 * tall) & (mx0 <= x1 + 1.2 * tall)
         if not beside.any():
