@@ -85,11 +85,11 @@ def _characters(marks: np.ndarray, strong: np.ndarray, side: int) -> Marks:
     shaped = (h >= max(5.0, CHAR_LEAST * side)) & (h <= CHAR_MOST * side) & (w <= 1.6 * h) \
         & (area <= 0.75 * w * h)  # strokes, not a filled blob
     shaped[0] = False  # the background
-    strong = np.zeros(n, bool)
+    peaked = np.zeros(n, bool)  # the marks holding a pixel of ``strong``
     peaks = peaks.reshape(-1, 2)
-    strong[labels[peaks[:, 1], peaks[:, 0]]] = True
-    strong[0] = False
-    chars, small = stats[shaped & strong, :4], stats[strong & (h <= CHAR_MOST * side), :4]
+    peaked[labels[peaks[:, 1], peaks[:, 0]]] = True
+    peaked[0] = False
+    chars, small = stats[shaped & peaked, :4], stats[peaked & (h <= CHAR_MOST * side), :4]
     return Marks(chars[np.argsort(chars[:, 0], kind="stable")], small[np.argsort(small[:, 0], kind="stable")])
 
 
@@ -100,6 +100,14 @@ def _white_marks(gray: np.ndarray, side: int) -> Marks:
     lift = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     bright = cv2.bitwise_and(cv2.inRange(gray, TEXT_LEVEL, 255), cv2.inRange(lift, TEXT_LIFT, 255))
     return _characters(bright, cv2.inRange(gray, TEXT_PEAK, 255), side)
+
+
+def _across_channels(op, bgr: np.ndarray) -> np.ndarray:
+    """Each pixel's largest (``op`` ``cv2.dilate``) or least (``cv2.erode``) of its three channels: ``op`` 1x3
+    over the rows of channel values, read at each pixel's middle channel (a fifth of the cost of splitting the
+    channels)."""
+    h, w = bgr.shape[:2]
+    return np.ascontiguousarray(op(bgr.reshape(h, w * 3), np.ones((1, 3), np.uint8))[:, 1::3])
 
 
 def _ink_marks(bgr: np.ndarray, side: int) -> Marks:
@@ -113,14 +121,11 @@ def _ink_marks(bgr: np.ndarray, side: int) -> Marks:
     f = max(1, round((2 * k + 1) / 5))
     small = cv2.resize(bgr, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_LINEAR)
     round_it = cv2.resize(cv2.medianBlur(small, 5), (w, h), interpolation=cv2.INTER_LINEAR)
-    # the largest of each pixel's three channels' differences: a 1x3 dilation over the rows of channel
-    # values, read at each pixel's middle channel (a fifth of the cost of splitting the channels)
-    rows = cv2.dilate(cv2.absdiff(bgr, round_it).reshape(h, w * 3), np.ones((1, 3), np.uint8))
-    differ = np.ascontiguousarray(rows[:, 1::3])
+    differ = _across_channels(cv2.dilate, cv2.absdiff(bgr, round_it))  # the largest channel's difference
     # white is ``_white_marks``' to find: near-white pixels (each channel TEXT_LEVEL or more) are not taken
     # here. Their marks are the rims of glare spots as wide as the median's window, which it splits in two,
     # a row of "()" that would pass for characters.
-    least = np.ascontiguousarray(cv2.erode(bgr.reshape(h, w * 3), np.ones((1, 3), np.uint8))[:, 1::3])
+    least = _across_channels(cv2.erode, bgr)
     ink = cv2.bitwise_and(cv2.inRange(differ, INK_LIFT, 255), cv2.inRange(least, 0, TEXT_LEVEL - 1))
     near = cv2.dilate(differ, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     core = cv2.compare(cv2.subtract(near, differ), differ, cv2.CMP_LE)  # differ >= near / 2
@@ -206,17 +211,17 @@ def text_mask(bgr: np.ndarray, gray: np.ndarray | None = None) -> np.ndarray | N
     if gray is None:
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     side = min(gray.shape)
-    found = (_white_marks(gray, side), _ink_marks(bgr, side))
-    lines = [(line, f.marks) for f in found for c in _lines(f.chars) if (line := _a_line(c)) is not None]
+    found = [(f, _lines(f.chars)) for f in (_white_marks(gray, side), _ink_marks(bgr, side))]
+    lines = [(line, f.marks) for f, chains in found for c in chains if (line := _a_line(c)) is not None]
     if not lines:
         return None
     # The same software writes its other fields (a magnification, "x20") in the same font: once a line has
     # shown the frame carries text, shorter groups of characters as tall as the line's are text too, and so
     # are groups of any marks of that height (in a small bold field a "0" can fill its box).
     tall = float(np.median([c[:, 3].max() for c, _ in lines]))  # the font's full height (digits, capitals)
-    for f in found:
+    for f, chains in found:
         high = f.marks[(f.marks[:, 3] >= 0.8 * tall) & (f.marks[:, 3] <= 1.25 * tall)]
-        lines += [(c, f.marks) for c in _lines(f.chars) + _lines(high)
+        lines += [(c, f.marks) for c in chains + _lines(high)
                   if len(c) < LINE_CHARS and 0.8 * tall <= c[:, 3].max() <= 1.25 * tall]
     mask = np.zeros(gray.shape, np.uint8)
     for chars, marks in lines:
