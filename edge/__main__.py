@@ -2,7 +2,7 @@
 
     python -m edge run --config firmware_config/kiosk.demo.toml      # the kiosk service + page
     python -m edge classify IMAGE...                                  # one JSON line per image
-    python -m edge quality IMAGE... [--view dermoscopic]              # one JSON line per image
+    python -m edge quality IMAGE... [--view dermoscopic] [--skin-type V]  # one JSON line per image
     python -m edge capture-demo --config X --cases N [--wait S]       # headless captures into the outbox
     python -m edge check-config --config X                            # validate a config file
     python -m edge snap --config X --out DIR [--count N --interval S] # stills from the kiosk's camera, for calibration
@@ -137,7 +137,7 @@ def cmd_quality(args) -> int:
     from .quality import cli_main
 
     settings = _load_config(args.config, check_files=False).quality if args.config else None
-    return cli_main(args.images, view=args.view, settings=settings)
+    return cli_main(args.images, view=args.view, settings=settings, skin_type=args.skin_type)
 
 
 def cmd_calibrate(args) -> int:
@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("images", nargs="+")
     p.add_argument("--view", default="dermoscopic", choices=["dermoscopic", "close-up", "regional"])
     p.add_argument("--config", help="take the quality settings from this kiosk config")
+    p.add_argument("--skin-type", choices=["I", "II", "III", "IV", "V", "VI"],
+                   help="the patients' Fitzpatrick skin type, as the desk records it (IV-VI: darker skin is "
+                        "expected dimmer)")
     p.set_defaults(func=cmd_quality)
     p = sub.add_parser("snap", help="take stills with the kiosk's camera and fixed settings into a folder (for "
                                     "white-balance and calibrate; no case is made)")

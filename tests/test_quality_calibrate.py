@@ -145,15 +145,12 @@ def test_an_odd_still_is_left_out_of_the_colour_fit_and_named(config, tmp_path, 
     assert not assess(still(21, (1.35, 1.0, 0.8)), "dermoscopic", settings).checks["colour"].ok
 
 
-#: Darker skin as melanin makes it: ln gain per unit of pigment in blue, green and red (green and blue absorbed
-#: more than red, so darker skin is also redder: ln R/G rises 0.35 per unit while ln G falls 0.85).
-MELANIN = (-1.0, -0.85, -0.5)
 PALE = [s for s in range(300, 500) if np.random.default_rng(s).integers(len(synth.SKIN_TONES)) == 0]
 
 
 def skin(seed: int, melanin: float, gains: tuple[float, float, float] | None = None) -> bytes:
     """A generated still of the palest generated skin with ``melanin`` more pigment (and a cast of ``gains``)."""
-    img = synth.degrade_cast(synth.lesion_image(1200, 900, seed), tuple(float(np.exp(e * melanin)) for e in MELANIN))
+    img = synth.darker_skin(synth.lesion_image(1200, 900, seed), melanin)
     return synth.encode_jpeg(img if gains is None else synth.degrade_cast(img, gains))
 
 

@@ -123,7 +123,7 @@ class LesionsAndPhotos:
                     raise AppointmentError(f"The camera did not deliver a picture: {exc}") from None
                 shot = Shot(view=view, shot_no=len(shots) + 1, captured_at=frame.captured_at, width=frame.width,
                             height=frame.height, sha256=sha256_hex(frame.jpeg), length=len(frame.jpeg),
-                            quality=assess(frame.jpeg, view, svc.cfg.quality))
+                            quality=assess(frame.jpeg, view, svc.cfg.quality, draft.fitzpatrick))
                 if any(s.sha256 == shot.sha256 for s in les.all_shots()):
                     raise AppointmentError("The camera returned the same picture as before: take it again.")
                 if view == "dermoscopic" and draft.ai_allowed:

@@ -1,6 +1,6 @@
 """The quality gate: is this still good enough for a dermatologist, and if not, why not.
 
-``assess(jpeg, view, settings)`` decodes the JPEG once on a fixed, DCT-reduced path
+``assess(jpeg, view, settings, skin_type)`` decodes the JPEG once on a fixed, DCT-reduced path
 (``analysis.decode``) and runs the checks that ``settings`` enables for the view
 (dermoscopic, close-up, regional; see ``settings`` for the per-view rules and defaults).
 Each check gives a value, a verdict and, when it fails, a message the photographer can act on.
@@ -12,6 +12,7 @@ The image passes when every check passes. A file that is not an image gives a si
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -19,7 +20,8 @@ import sys
 import cv2
 import numpy as np
 
-from wire.kioskconfig.quality import CHECKS, KioskReference, QualitySettings, ViewRules, camera_sized
+from wire.kioskconfig.quality import (CHECKS, PIGMENT_SLOPE, KioskReference, QualitySettings, ViewRules,
+                                     camera_sized)
 from wire.messages import Quality, QualityCheck
 
 from .analysis import DecodeError, masked_median
@@ -96,9 +98,16 @@ def cast_distance(colour: tuple[float, ...] | None, ref: KioskReference) -> tupl
     return dist, direction
 
 
-def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Quality:
+#: The Fitzpatrick skin types (as the kiosk records them) of brown to black skin: for these patients a
+#: dimmer skin is taken for their pigment where its colour says so (``exposure_floor``).
+DARKER_SKIN_TYPES = ("IV", "V", "VI")
+
+
+def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin_type: str | None = None) -> Quality:
     """Run the view's checks on ``jpeg``; ``Quality.ok`` is True when all of them pass.
 
+    ``skin_type``: the patient's Fitzpatrick skin type as recorded at the desk ("I" .. "VI"; None: not
+    known). For brown to black skin (``DARKER_SKIN_TYPES``) the exposure check expects dimmer skin.
     Raises ValueError for an unknown view; never raises for unreadable image bytes (they give
     a failing ``decode`` check).
     """
@@ -113,7 +122,8 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None) -> Q
         key = "truncated" if "truncated" in str(exc) else "decode"
         return Quality(ok=False, checks={"decode": _check(None, False, key)})
     enabled = set(rules.checks)
-    checks = {name: fn(sc, rules, settings) for name, fn in _CHECKS.items() if name in enabled}
+    fns = dict(_CHECKS, exposure=functools.partial(_exposure, darker_skin=skin_type in DARKER_SKIN_TYPES))
+    checks = {name: fn(sc, rules, settings) for name, fn in fns.items() if name in enabled}
     return Quality(ok=all(c.ok for c in checks.values()), checks=checks)
 
 
@@ -187,10 +197,39 @@ def skin_brightness(sc: Scene) -> float:
     return masked_median(cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2]), sc.skin)
 
 
-def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+#: A patient recorded with darker skin is held to a lower ``exposure_min`` (``exposure_floor``), but never below
+#: this share of it: about the darkest skin (Fitzpatrick VI) under a light set for pale skin. Darker than that,
+#: the skin's detail sinks into the sensor's noise whatever its colour, and the photographer needs more light.
+DARK_SKIN_LEAST = 0.6
+
+
+def exposure_floor(sc: Scene, rules: ViewRules, ref: KioskReference, darker_skin: bool = False) -> float:
+    """The exposure check's lower limit for the skin of ``sc``: ``rules.exposure_min``; for a patient recorded
+    with darker skin (``darker_skin``), lowered by what their pigment takes from the brightest channel, at
+    least ``DARK_SKIN_LEAST`` of it.
+
+    With the kiosk's exposure fixed, a darker patient's skin is dimmer in every channel, red too, though less
+    (red falls by 1 + ``PIGMENT_SLOPE`` per unit of ln G, about half as fast as green): held to the pale skin's
+    limit, their photographs were refused as under-exposed ("check that the dermatoscope's light is on"). The
+    darkening their pigment explains is the share their skin's redness vouches for
+    (``KioskReference.pigment_darkening``); under-exposure leaves the colour as it was and stays held to the
+    limit. The skin's colour alone cannot tell a darker patient from a dim photograph of redder, warmly lit
+    skin (PH2 holds such photographs), so the allowance is made only where the desk recorded the skin type.
+    """
+    if not darker_skin:
+        return rules.exposure_min
+    colour = skin_colour(sc)
+    if colour is None:
+        return rules.exposure_min
+    fall = (1.0 + PIGMENT_SLOPE) * ref.pigment_darkening(colour[0], colour[2])
+    return max(DARK_SKIN_LEAST * rules.exposure_min, rules.exposure_min * math.exp(-fall))
+
+
+def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, darker_skin: bool = False) -> QualityCheck:
     v = skin_brightness(sc)
-    if v < rules.exposure_min:
-        return _check(v, False, "dark", rules.exposure_min)
+    low = exposure_floor(sc, rules, settings.reference, darker_skin)
+    if v < low:
+        return _check(v, False, "dark", low)
     return _check(v, v <= rules.exposure_max, "bright", rules.exposure_max)
 
 
@@ -243,8 +282,10 @@ _CHECKS = {"fov": _fov, "focus": _focus, "exposure": _exposure, "clipping": _cli
            "colour": _colour, "lesion": _lesion, "framing": _framing}
 
 
-def cli_main(paths: list[str], view: str = "dermoscopic", settings: QualitySettings | None = None) -> int:
-    """Assess each file and print ``{"image", "ok", "checks"}`` as one JSON line per file.
+def cli_main(paths: list[str], view: str = "dermoscopic", settings: QualitySettings | None = None,
+             skin_type: str | None = None) -> int:
+    """Assess each file and print ``{"image", "ok", "checks"}`` as one JSON line per file (``skin_type``: the
+    patients' Fitzpatrick type, as ``assess`` takes it).
 
     Returns 0 when every image passed, 1 when any failed or could not be read, 2 for no paths.
     """
@@ -261,7 +302,7 @@ def cli_main(paths: list[str], view: str = "dermoscopic", settings: QualitySetti
             q = Quality(ok=False, checks={"decode": QualityCheck(
                 value=None, ok=False, message=f"cannot read the file: {exc.strerror or exc}")})
         else:
-            q = assess(data, view, settings)
+            q = assess(data, view, settings, skin_type)
         all_ok &= q.ok
         out = {"image": path, "ok": q.ok,
                "checks": {k: {"value": c.value, "ok": c.ok, "message": c.message} for k, c in q.checks.items()}}

@@ -41,7 +41,10 @@ framing       <= 0.5          <= 0.5          --
   over the skin around the lesion of each pixel's largest channel (0-255), within
   ``exposure_min``..``exposure_max``. Under-exposed, even red is dim; over-exposed, it is clipped
   over most of the skin (254-255) and the skin's colour is lost, though its grey level can look
-  moderate (the grey median passed most +1-stop copies).
+  moderate (the grey median passed most +1-stop copies). For a patient recorded with brown to black
+  skin (Fitzpatrick IV-VI), ``exposure_min`` is lowered by what their pigment takes from red, as far
+  as their skin's redness says (``KioskReference.pigment_darkening``), to 0.6 of it at most
+  (``edge.quality.exposure_floor``): with the kiosk's exposure fixed, darker skin is dimmer.
 * ``clipping``: the fraction of the lesion and its surroundings (as for glare; the field of view
   without a lesion) that is burnt out white (all three channels >= 250) or clipped black (grey
   level <= 4), whichever is larger; the message names which.
@@ -135,6 +138,13 @@ def camera_sized(frame_size: tuple[int, int]) -> bool:
     return max(frame_size) >= THUMBNAIL_SIDE
 
 
+#: How the skin's redness (ln R/G) moves with its log-lightness (ln G) as pigment darkens it: the four clinics'
+#: slopes averaged (the built-in reference's ``slope[0]``, ``bench.quality_pooled.lightness_fit``). One
+#: kiosk's own slope, fitted on a few dozen stills, also holds its lighting's and its patients' redness
+#: (PH2 -0.27, HAM10000 -0.82); how far pigment dims the skin is asked of this one.
+PIGMENT_SLOPE = -0.454
+
+
 class KioskReference(BaseModel):
     """This kiosk's normal photographs: skin colour (mean log-chromaticity ln R/G, ln B/G, and its
     covariance) and sharpness (median focus ratio), through its own dermatoscope and camera.
@@ -198,6 +208,23 @@ class KioskReference(BaseModel):
         dl = min(0.0, lightness - self.lightness + self.lightness_sd)
         grow = 1.0 + (dl * dl / (self.images * self.lightness_sd ** 2) if self.images and self.lightness_sd else 0.0)
         return (self.chroma[0] + self.slope[0] * dl, self.chroma[1] + self.slope[1] * dl), grow
+
+    def pigment_darkening(self, redness: float, lightness: float | None) -> float:
+        """How much darker than the stills' the skin is by its own pigment, in log-lightness (ln G): 0 .. its
+        whole darkening below the stills' mean lightness, the share its redness vouches for.
+
+        Under-exposure dims every channel alike and leaves the skin's colour (``redness``: ln R/G) as it was;
+        darker skin is also redder, by ``-PIGMENT_SLOPE`` per unit of darkening. So the redness beyond the
+        stills' mean, divided by that slope, is the darkening pigment explains, and no more than the skin is
+        darker. 0 without a lightness on either side. (A warm white balance makes skin redder too: the gate
+        asks this only of a patient recorded with darker skin.)"""
+        if self.lightness is None or lightness is None:
+            return 0.0
+        darker = self.lightness - lightness
+        redder = redness - self.chroma[0]
+        if darker <= 0 or redder <= 0:
+            return 0.0
+        return float(min(darker, redder / -PIGMENT_SLOPE))
 
     def normal_focus(self, frame_size: tuple[int, int]) -> float:
         """This kiosk's normal focus ratio for a frame of ``frame_size`` (width, height) pixels."""

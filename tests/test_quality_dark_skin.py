@@ -1,0 +1,109 @@
+"""Darker skin is not under-exposure: for a patient recorded with brown to black skin, the exposure check's lower
+limit follows the skin's own pigment.
+
+With the kiosk's exposure fixed, a darker patient's skin is dimmer in every channel; it is also redder (green
+and blue are absorbed more than red), which under-exposure never makes it. Generated stills
+(``synth.darker_skin``), the real gate, the real calibration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.camera import synth
+from edge.quality import DARK_SKIN_LEAST, KioskReference, QualitySettings, assess
+from edge.quality.calibrate import fit_reference, measure
+from edge.service import KioskService
+from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, fill_details
+from tests.test_kiosk_service import MODEL_DIR
+from wire.kioskconfig.quality import PIGMENT_SLOPE
+
+PALE = [s for s in range(300, 500) if np.random.default_rng(s).integers(len(synth.SKIN_TONES)) == 0]
+
+
+def still(seed: int, melanin: float = 0.0, stops: float = 0.0) -> bytes:
+    """A generated still of the palest generated skin with ``melanin`` more pigment, under-exposed by ``stops``."""
+    img = synth.darker_skin(synth.lesion_image(1200, 900, seed), melanin)
+    return synth.encode_jpeg(synth.degrade_exposure(img, -stops) if stops else img)
+
+
+@pytest.fixture(scope="module")
+def kiosk() -> QualitySettings:
+    """A kiosk calibrated on 16 people with pale to light skin (0 to 0.3 units of pigment)."""
+    samples = [measure(still(PALE[i], (i % 4) * 0.1), QualitySettings()) for i in range(16)]
+    return QualitySettings(reference=fit_reference(samples, "hub 3"))
+
+
+def test_a_darker_patient_passes_where_the_same_darkness_from_the_light_is_refused(kiosk):
+    limit = kiosk.dermoscopic.exposure_min
+    # A patient recorded as Fitzpatrick V, with far more pigment than any still (1.2 units): their skin's red reads
+    # under the flat limit ...
+    darker = still(PALE[20], 1.2)
+    check = assess(darker, "dermoscopic", kiosk, "V").checks["exposure"]
+    assert check.value < limit, check
+    # ... and is the brightness expected of skin that dark and that red: it passes, as does the whole gate.
+    whole = assess(darker, "dermoscopic", kiosk, "V")
+    assert check.ok and whole.ok, {k: c.message for k, c in whole.checks.items() if not c.ok}
+    # Recorded as type II, or not recorded, the same photograph is held to the flat limit: the skin's colour
+    # alone does not tell darker skin from a dim photograph of redder, warmly lit skin.
+    for skin_type in ("II", None):
+        pale = assess(darker, "dermoscopic", kiosk, skin_type).checks["exposure"]
+        assert not pale.ok and f"needs at least {limit:.0f}" in pale.message, (skin_type, pale)
+    # The same patient's photograph under-exposed by two stops is refused: the pigment explains part of the
+    # dimness, not all. So is a pale patient's under-exposed photograph, whatever skin type is recorded: its
+    # colour is the pale skin's (the light, not the patient), so the flat limit stands.
+    both = assess(still(PALE[20], 1.2, stops=2.0), "dermoscopic", kiosk, "V").checks["exposure"]
+    assert not both.ok and "too dark" in both.message, both
+    for skin_type in ("II", "VI"):
+        dim = assess(still(PALE[20], 0.0, stops=2.0), "dermoscopic", kiosk, skin_type).checks["exposure"]
+        assert not dim.ok and f"needs at least {limit:.0f}" in dim.message, (skin_type, dim)
+
+
+def test_the_limit_goes_no_lower_than_its_least_share(kiosk):
+    # Darker still than the darkest skin under this light (2.5 units): more light is needed whatever the skin.
+    check = assess(still(PALE[20], 2.5), "dermoscopic", kiosk, "VI").checks["exposure"]
+    least = DARK_SKIN_LEAST * kiosk.dermoscopic.exposure_min
+    assert not check.ok and f"needs at least {least:.0f}" in check.message, check
+
+
+def test_the_uncalibrated_kiosk_expects_darker_skin_too():
+    # The built-in reference knows the clinics' mean skin: a darker patient at a kiosk never calibrated passes,
+    # under-exposure does not.
+    darker = still(PALE[21], 1.2)
+    assert not assess(darker, "dermoscopic").checks["exposure"].ok
+    assert assess(darker, "dermoscopic", skin_type="VI").checks["exposure"].ok
+    assert not assess(still(PALE[21], 0.0, stops=2.0), "dermoscopic", skin_type="VI").checks["exposure"].ok
+
+
+def test_pigment_darkening_is_the_darkening_the_skin_s_redness_vouches_for():
+    ref = KioskReference(chroma=(0.3, -0.1), cov=((0.01, 0.0), (0.0, 0.01)), lightness=5.0, lightness_sd=0.1,
+                         slope=(-0.5, 0.1), images=30)
+    redder = 0.2  # ln R/G above the stills' mean
+    assert ref.pigment_darkening(0.3 + redder, 4.0) == pytest.approx(redder / -PIGMENT_SLOPE)
+    assert ref.pigment_darkening(0.3 + redder, 4.9) == pytest.approx(0.1)  # no more than the skin is darker
+    assert ref.pigment_darkening(0.3 + redder, 5.2) == 0.0  # paler: red skin, not darker skin
+    assert ref.pigment_darkening(0.29, 4.0) == 0.0  # darker but no redder: the light, not the skin
+    assert ref.model_copy(update={"lightness": None}).pigment_darkening(0.9, 4.0) == 0.0  # a calibration from before
+    assert ref.pigment_darkening(0.9, None) == 0.0
+
+
+@pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
+def test_the_desk_judges_a_photograph_by_the_skin_type_it_recorded(tmp_path):
+    # The replay camera (the only faked part) delivers two photographs of darker-skinned patients.
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name, seed in (("a.jpg", PALE[20]), ("b.jpg", PALE[21])):
+        (folder / name).write_bytes(still(seed, 1.2))
+    with KioskService(appointment_config(tmp_path, camera={"replay": {"folder": str(folder)}}),
+                      with_link=False) as svc:
+        desk = svc.desk
+        desk.sign_in(PHOTOGRAPHER, PIN)
+        fill_details(desk, fitzpatrick="VI", ai=False)
+        desk.add_lesion(PHOTOGRAPHER, site="anterior torso", laterality="left")
+        shot = desk.capture(PHOTOGRAPHER, 1, "dermoscopic")
+        assert shot.quality.checks["exposure"].ok, shot.quality.checks["exposure"]
+        # The skin type corrected to II at the desk: the next photograph is held to the flat limit.
+        desk.set_skin_type(PHOTOGRAPHER, "II")
+        retake = desk.capture(PHOTOGRAPHER, 1, "dermoscopic")
+        assert not retake.quality.checks["exposure"].ok and "too dark" in retake.quality.checks["exposure"].message
