@@ -76,6 +76,16 @@ def test_the_uncalibrated_kiosk_expects_darker_skin_too():
     assert not assess(still(PALE[21], 0.0, stops=2.0), "dermoscopic", skin_type="VI").checks["exposure"].ok
 
 
+def test_the_calibration_tells_a_darker_volunteer_from_an_exposure_to_fix():
+    # A darker volunteer's still is left out of the calibration, as the gate holds a patient of unrecorded skin
+    # type to the flat limit, but the installer is not told to fix an exposure that pale skin needs ...
+    darker = measure(still(PALE[22], 1.2), QualitySettings())
+    assert isinstance(darker, str) and "as darker skin is" in darker and "keep the exposure" in darker, darker
+    # ... while a pale volunteer's still under-exposed as dim is an exposure to fix.
+    dim = measure(still(PALE[22], 0.0, stops=2.0), QualitySettings())
+    assert isinstance(dim, str) and "fix the exposure first" in dim and "darker skin" not in dim, dim
+
+
 def test_pigment_darkening_is_the_darkening_the_skin_s_redness_vouches_for():
     ref = KioskReference(chroma=(0.3, -0.1), cov=((0.01, 0.0), (0.0, 0.01)), lightness=5.0, lightness_sd=0.1,
                          slope=(-0.5, 0.1), images=30)

@@ -59,9 +59,14 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
         if exc.size is not None:
             return f"too small or narrow to judge ({exc.size[0]} x {exc.size[1]} pixels)"
         return f"not a readable image ({exc})"
-    from . import focus_value, skin_brightness  # the checks' own measures
+    from . import exposure_floor, focus_value, skin_brightness  # the checks' own measures
 
     level = skin_brightness(sc)
+    if level < rules.exposure_min and level >= exposure_floor(sc, rules, settings.reference, darker_skin=True):
+        # as dim as a darker volunteer's skin would be, and as red: say so, lest the installer raise the exposure
+        # that pale skin needs (the still stays out: the gate holds a patient of unrecorded skin type to the limit)
+        return f"skin brightness {level:.0f} under {rules.exposure_min:.0f}, as darker skin is under a light set " \
+               "for paler skin (its colour says so): expected, keep the exposure; if the skin is pale, fix the exposure first"
     if not rules.exposure_min <= level <= rules.exposure_max:
         return f"skin brightness {level:.0f} outside {rules.exposure_min:.0f}-{rules.exposure_max:.0f}: " \
                "fix the exposure first"
