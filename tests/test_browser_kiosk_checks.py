@@ -206,3 +206,20 @@ def test_a_black_and_white_camera_is_named_beside_the_preview(tmp_path, browser)
         assert page.locator("#verdict .check-failed").first.is_visible()
         shots = svc.desk.current().lesions[0].shots["dermoscopic"]
         assert not shots[0].quality.checks["colour"].ok
+
+
+def test_a_darker_patient_recorded_paler_is_told_to_check_the_skin_type(tmp_path, browser):  # noqa: F811
+    """A darker-skinned patient recorded as type III: the exposure check names the skin type as what may be
+    wrong, in the gate's own words, on the 800x480 screen without a scroll."""
+    from tests.test_quality_dark_skin import PALE, still
+
+    with photos_screen(tmp_path, browser, [still(PALE[20], 1.2), still(PALE[21], 1.2)], "darker", 10) as (page, walk,
+                                                                                                          svc):
+        walk.tap("#capture")
+        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        text = page.locator("#verdict").inner_text()
+        assert "for skin type III" in text and "if the skin is darker than type III, correct the skin type" in text
+        shown = walk.audit("darker_verdict")
+        assert shown.small == [] and not shown.below
+        check = svc.desk.current().lesions[0].shots["dermoscopic"][0].quality.checks["exposure"]
+        assert not check.ok and check.message in text

@@ -50,6 +50,8 @@ def test_a_darker_patient_passes_where_the_same_darkness_from_the_light_is_refus
     for skin_type in ("II", None):
         pale = assess(darker, "dermoscopic", kiosk, skin_type).checks["exposure"]
         assert not pale.ok and f"needs at least {limit:.0f}" in pale.message, (skin_type, pale)
+        # where a paler type was recorded, the refusal names the type as what may be wrong
+        assert ("correct the skin type" in pale.message) == (skin_type is not None), pale
     # The same patient's photograph under-exposed by two stops is refused: the pigment explains part of the
     # dimness, not all. So is a pale patient's under-exposed photograph, whatever skin type is recorded: its
     # colour is the pale skin's (the light, not the patient), so the flat limit stands.
@@ -58,6 +60,7 @@ def test_a_darker_patient_passes_where_the_same_darkness_from_the_light_is_refus
     for skin_type in ("II", "VI"):
         dim = assess(still(PALE[20], 0.0, stops=2.0), "dermoscopic", kiosk, skin_type).checks["exposure"]
         assert not dim.ok and f"needs at least {limit:.0f}" in dim.message, (skin_type, dim)
+        assert "skin type" not in dim.message, dim  # pale skin's colour: the light, not a wrong type
 
 
 def test_the_limit_goes_no_lower_than_its_least_share(kiosk):
@@ -115,5 +118,7 @@ def test_the_desk_judges_a_photograph_by_the_skin_type_it_recorded(tmp_path):
         assert shot.quality.checks["exposure"].ok, shot.quality.checks["exposure"]
         # The skin type corrected to II at the desk: the next photograph is held to the flat limit.
         desk.set_skin_type(PHOTOGRAPHER, "II")
-        retake = desk.capture(PHOTOGRAPHER, 1, "dermoscopic")
-        assert not retake.quality.checks["exposure"].ok and "too dark" in retake.quality.checks["exposure"].message
+        retake = desk.capture(PHOTOGRAPHER, 1, "dermoscopic").quality.checks["exposure"]
+        # The photographer is told what would change the verdict: the skin type, if it is wrong, or the light.
+        assert not retake.ok and retake.message.startswith("Image is too dark") and "for skin type II" in retake.message
+        assert "if the skin is darker than type II, correct the skin type" in retake.message, retake

@@ -46,6 +46,9 @@ MESSAGES = {
              "still, check the focus and tap again",
     "dark": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f}): check "
             "that the dermatoscope's light is on and tap again",
+    "dark_type": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f} for "
+                 "skin type {skin_type}): if the skin is darker than type {skin_type}, correct the skin type; "
+                 "otherwise check the dermatoscope's light, and tap again",
     "bright": "Image is too bright (skin brightness {v:.0f} in its brightest colour, at most {lim:.0f}: the skin's "
               "colour is burnt out): reduce the light or exposure and tap again",
     "clip_white": "Parts of the image are burnt out white ({v:.1%} of the lesion and its surroundings, at most "
@@ -122,7 +125,7 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin
         key = "truncated" if "truncated" in str(exc) else "decode"
         return Quality(ok=False, checks={"decode": _check(None, False, key)})
     enabled = set(rules.checks)
-    fns = dict(_CHECKS, exposure=functools.partial(_exposure, darker_skin=skin_type in DARKER_SKIN_TYPES))
+    fns = dict(_CHECKS, exposure=functools.partial(_exposure, skin_type=skin_type))
     checks = {name: fn(sc, rules, settings) for name, fn in fns.items() if name in enabled}
     return Quality(ok=all(c.ok for c in checks.values()), checks=checks)
 
@@ -225,10 +228,14 @@ def exposure_floor(sc: Scene, rules: ViewRules, ref: KioskReference, darker_skin
     return max(DARK_SKIN_LEAST * rules.exposure_min, rules.exposure_min * math.exp(-fall))
 
 
-def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, darker_skin: bool = False) -> QualityCheck:
+def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, skin_type: str | None = None) -> QualityCheck:
     v = skin_brightness(sc)
-    low = exposure_floor(sc, rules, settings.reference, darker_skin)
+    darker = skin_type in DARKER_SKIN_TYPES
+    low = exposure_floor(sc, rules, settings.reference, darker)
     if v < low:
+        if skin_type and not darker and v >= exposure_floor(sc, rules, settings.reference, True):
+            # as dim as darker skin would be, and as red: the recorded type may be wrong, so say what would change
+            return _check(v, False, "dark_type", low, skin_type=skin_type)
         return _check(v, False, "dark", low)
     return _check(v, v <= rules.exposure_max, "bright", rules.exposure_max)
 
