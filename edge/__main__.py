@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from wire.messages import BODY_SITES
+from wire.referral import FITZPATRICK
 
 
 def _load_config(path: str, check_files: bool = True):
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("images", nargs="+")
     p.add_argument("--view", default="dermoscopic", choices=["dermoscopic", "close-up", "regional"])
     p.add_argument("--config", help="take the quality settings from this kiosk config")
-    p.add_argument("--skin-type", choices=["I", "II", "III", "IV", "V", "VI"],
+    p.add_argument("--skin-type", choices=FITZPATRICK,
                    help="the patients' Fitzpatrick skin type, as the desk records it (IV-VI: darker skin is "
                         "expected dimmer)")
     p.set_defaults(func=cmd_quality)
