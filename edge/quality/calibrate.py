@@ -66,7 +66,8 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
         # as dim as a darker volunteer's skin would be, and as red: say so, lest the installer raise the exposure
         # that pale skin needs (the still stays out: the gate holds a patient of unrecorded skin type to the limit)
         return f"skin brightness {level:.0f} under {rules.exposure_min:.0f}, as darker skin is under a light set " \
-               "for paler skin (its colour says so): expected, keep the exposure; if the skin is pale, fix the exposure first"
+               "for paler skin (its colour says so): expected, keep the exposure; if the skin is pale, fix the " \
+               "exposure first"
     if not rules.exposure_min <= level <= rules.exposure_max:
         return f"skin brightness {level:.0f} outside {rules.exposure_min:.0f}-{rules.exposure_max:.0f}: " \
                "fix the exposure first"
