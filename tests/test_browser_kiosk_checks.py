@@ -223,3 +223,15 @@ def test_a_darker_patient_recorded_paler_is_told_to_check_the_skin_type(tmp_path
         assert shown.small == [] and not shown.below
         check = svc.desk.current().lesions[0].shots["dermoscopic"][0].quality.checks["exposure"]
         assert not check.ok and check.message in text
+        # Beside the verdict, the recorded type and the way to change it; corrected, the screen comes back here
+        # and the photograph, judged again, passes.
+        assert page.locator("#skin-type").inner_text() == "Skin type III: change"
+        walk.tap("#skin-type")
+        page.wait_for_url("**/appointment/skin?lesion=1&view=dermoscopic")
+        walk.choose("fitzpatrick", "V")
+        walk.next()
+        page.wait_for_url("**/lesions/1/shoot/dermoscopic")
+        page.wait_for_selector("#verdict.ok")
+        assert "Shot 1 passed the quality check" in page.locator("#verdict").inner_text()
+        walk.audit("darker_corrected")
+        assert svc.desk.current().fitzpatrick == "V" and svc.desk.current().lesions[0].shots["dermoscopic"][0].passed

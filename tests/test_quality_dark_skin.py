@@ -8,6 +8,8 @@ and blue are absorbed more than red), which under-exposure never makes it. Gener
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 
@@ -101,19 +103,26 @@ def test_pigment_darkening_is_the_darkening_the_skin_s_redness_vouches_for():
     assert ref.pigment_darkening(0.9, None) == 0.0
 
 
-@pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
-def test_the_desk_judges_a_photograph_by_the_skin_type_it_recorded(tmp_path):
-    # The replay camera (the only faked part) delivers two photographs of darker-skinned patients.
+@contextmanager
+def desk_photographing(tmp_path, frames: list[bytes], skin_type: str):
+    """An appointment desk whose replay camera (the only faked part) delivers ``frames``, signed in, the details
+    filled in with ``skin_type`` and one lesion added: yields the desk."""
     folder = tmp_path / "frames"
     folder.mkdir()
-    for name, seed in (("a.jpg", PALE[20]), ("b.jpg", PALE[21])):
-        (folder / name).write_bytes(still(seed, 1.2))
+    for i, data in enumerate(frames):
+        (folder / f"{i}.jpg").write_bytes(data)
     with KioskService(appointment_config(tmp_path, camera={"replay": {"folder": str(folder)}}),
                       with_link=False) as svc:
-        desk = svc.desk
-        desk.sign_in(PHOTOGRAPHER, PIN)
-        fill_details(desk, fitzpatrick="VI", ai=False)
-        desk.add_lesion(PHOTOGRAPHER, site="anterior torso", laterality="left")
+        svc.desk.sign_in(PHOTOGRAPHER, PIN)
+        fill_details(svc.desk, fitzpatrick=skin_type, ai=False)
+        svc.desk.add_lesion(PHOTOGRAPHER, site="anterior torso", laterality="left")
+        yield svc.desk
+
+
+@pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
+def test_the_desk_judges_a_photograph_by_the_skin_type_it_recorded(tmp_path):
+    # Two photographs of darker-skinned patients, the skin type recorded as VI.
+    with desk_photographing(tmp_path, [still(PALE[20], 1.2), still(PALE[21], 1.2)], "VI") as desk:
         shot = desk.capture(PHOTOGRAPHER, 1, "dermoscopic")
         assert shot.quality.checks["exposure"].ok, shot.quality.checks["exposure"]
         # The skin type corrected to II at the desk: the next photograph is held to the flat limit.
@@ -122,3 +131,32 @@ def test_the_desk_judges_a_photograph_by_the_skin_type_it_recorded(tmp_path):
         # The photographer is told what would change the verdict: the skin type, if it is wrong, or the light.
         assert not retake.ok and retake.message.startswith("Image is too dark") and "for skin type II" in retake.message
         assert "if the skin is darker than type II, correct the skin type" in retake.message, retake
+        # The correction to II judged the first photograph again too: it fails now.
+        entries = lambda: [e.detail for e in desk.audit.entries(referral_id=desk.current().referral_id)  # noqa: E731
+                           if e.action == "skin-type"]
+        assert entries()[-1] == "II; judged again: 0 photograph(s) now pass, 1 now fail"
+        # Corrected back to VI: both photographs are judged again and pass; the one chosen to send stays chosen.
+        appt = desk.set_skin_type(PHOTOGRAPHER, "VI")
+        shots = appt.lesions[0].shots["dermoscopic"]
+        assert [s.quality.checks["exposure"].ok for s in shots] == [True, True]
+        assert [s.selected for s in shots] == [True, False]
+        assert entries()[-1] == "VI; judged again: 2 photograph(s) now pass, 0 now fail"
+        # The same type again judges nothing again.
+        desk.set_skin_type(PHOTOGRAPHER, "VI")
+        assert entries()[-1] == "VI"
+
+
+@pytest.mark.skipif(not (MODEL_DIR / "manifest.json").exists(), reason="no model in models/lesion yet")
+def test_a_corrected_skin_type_chooses_the_photograph_that_now_passes(tmp_path):
+    # First an under-exposed photograph (refused whatever the type), then a darker patient's, both under type II.
+    with desk_photographing(tmp_path, [still(PALE[23], 0.0, stops=2.0), still(PALE[24], 1.2)], "II") as desk:
+        first, second = (desk.capture(PHOTOGRAPHER, 1, "dermoscopic") for _ in range(2))
+        assert not first.passed and not second.passed
+        shots = desk.current().lesions[0].shots["dermoscopic"]
+        assert [s.selected for s in shots] == [True, False]  # the first, as a capture chooses with nothing passing
+        assert "L1: the dermoscopic photograph failed the quality check: retake it, or choose a reason to send it " \
+               "as it is." in desk.missing()
+        # The type corrected to V: the second passes now and is chosen in place of the first, which cannot be sent.
+        shots = desk.set_skin_type(PHOTOGRAPHER, "V").lesions[0].shots["dermoscopic"]
+        assert [s.passed for s in shots] == [False, True] and [s.selected for s in shots] == [False, True]
+        assert not [m for m in desk.missing() if m.startswith("L1: the dermoscopic")], desk.missing()

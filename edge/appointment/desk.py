@@ -179,11 +179,13 @@ class AppointmentDesk(LesionsAndPhotos):
             return copy.deepcopy(draft)
 
     def set_skin_type(self, staff_id: str, fitzpatrick: str) -> Appointment:
-        """Record the patient's Fitzpatrick skin type (I..VI)."""
+        """Record the patient's Fitzpatrick skin type (I..VI); photographs already taken are judged again by it."""
         with self._lock:
             draft = self._open_draft(staff_id)
-            draft.fitzpatrick = inputs.check_fitzpatrick(fitzpatrick)
-            self._commit(draft, staff_id, "skin-type", detail=draft.fitzpatrick)
+            before, draft.fitzpatrick = draft.fitzpatrick, inputs.check_fitzpatrick(fitzpatrick)
+            again = self._judge_again(draft) if draft.fitzpatrick != before else ""
+            self._commit(draft, staff_id, "skin-type", detail=f"{draft.fitzpatrick}; {again}" if again
+                         else draft.fitzpatrick)
             return copy.deepcopy(draft)
 
     def set_referral(self, staff_id: str, reference: str, referral_date: str, practice_ods: str,

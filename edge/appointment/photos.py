@@ -14,6 +14,7 @@ from wire.codec import sha256_hex
 from wire.messages import VIEWS
 from wire.referral import OVERRIDE_REASONS, Override
 
+from ..atrest import SealedDataError
 from ..camera import CameraError
 from ..quality import assess
 from . import cases, inputs
@@ -163,6 +164,33 @@ class LesionsAndPhotos:
                 if s.classification is None:
                     s.classification = self._classify(self.store.read_shot(draft.referral_id, s.file),
                                                       draft.referral_id)
+
+    def _judge_again(self, draft: Appointment) -> str:
+        """Run the quality gate again on every shot, for the skin type now recorded (the exposure check expects
+        darker skin dimmer); where a view's chosen shot can no longer be sent and another now passes, choose the
+        latest that passes, as a capture would. Returns what changed, for the audit ("" when nothing did)."""
+        passed = failed = 0
+        for les in draft.lesions:
+            for view, shots in les.shots.items():
+                for s in shots:
+                    was = s.passed
+                    try:
+                        jpeg = self.store.read_shot(draft.referral_id, s.file)
+                    except (OSError, SealedDataError) as exc:   # its verdict stands; submitting will say what is wrong
+                        log.error("appointment %s: %s shot %d not judged again (%s)", draft.referral_id, view,
+                                  s.shot_no, type(exc).__name__)
+                        continue
+                    s.quality = assess(jpeg, view, self.service.cfg.quality, draft.fitzpatrick)
+                    passed += s.passed and not was
+                    failed += was and not s.passed
+                if not self.send_all and not any(s.selected and s.sendable for s in shots):
+                    best = [s for s in shots if s.passed]
+                    if best:
+                        for s in shots:
+                            s.selected = s is best[-1]
+        if not passed and not failed:
+            return ""
+        return f"judged again: {passed} photograph(s) now pass, {failed} now fail"
 
     def _find_shot(self, draft: Appointment, index: int, view: str, shot_no: int) -> tuple[LesionDraft, Shot]:
         les = self._lesion(draft, index)

@@ -38,6 +38,14 @@ def _lesion(index: int, view: str):
     return appt, lesion_or_404(appt, index)
 
 
+def too_dark(shot) -> bool:
+    """Whether ``shot`` was refused as too dark: the recorded skin type may be what is wrong (the exposure
+    check expects darker skin dimmer), so the screen offers the skin-type screen beside the verdict. Read from
+    the gate's own words, which the kiosk and the centre both show."""
+    check = shot.quality.checks.get("exposure")
+    return check is not None and not check.ok and check.message.startswith("Image is too dark")
+
+
 @bp.get("/<int:index>/shoot/<view>")
 @login_required
 def shoot(index: int, view: str):
@@ -52,7 +60,7 @@ def shoot(index: int, view: str):
         required=views_needed(), view_help=VIEW_HELP, view_names=VIEW_NAMES, view_done=view_done,
         next_view=next_missing(lesion, view), reasons=OVERRIDE_REASONS, describe=bodymap.describe,
         send_all=settings().send_shots == "all", label_names=LABEL_NAMES,
-        show_classifier=desk().can_show_classifier(staff_id()),
+        show_classifier=desk().can_show_classifier(staff_id()), too_dark=too_dark,
         next_lesion=next((les for les in appt.lesions if les.index != index and next_missing(les)), None))
 
 

@@ -12,6 +12,7 @@ from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from wire.messages import VIEWS
 from wire.referral import FITZPATRICK, ROUTES, SEXES
 
 from .guard import desk, field_of, form_text, login_required, settings, staff_id
@@ -115,7 +116,8 @@ def open_():
     return redirect(next_screen(appt))
 
 
-def _screen(name: str, template: str, values: dict | None = None, errors: dict | None = None, code: int = 200):
+def _screen(name: str, template: str, values: dict | None = None, errors: dict | None = None, code: int = 200,
+            back: str | None = None):
     appt = desk().current()
     if appt is None:
         return redirect(url_for("details.start"))
@@ -123,7 +125,7 @@ def _screen(name: str, template: str, values: dict | None = None, errors: dict |
     return render_template(template, appt=appt, values=shown, errors=errors or {}, screen=name,
                            sexes=SEXES, sex_labels=SEX_LABELS, skin_types=SKIN_TYPES, fitzpatrick=FITZPATRICK,
                            routes=ROUTES, route_labels=ROUTE_LABELS, consents=CONSENTS,
-                           practices=settings().practices), code
+                           practices=settings().practices, back=back), code
 
 
 @bp.route("/patient", methods=["GET", "POST"])
@@ -148,14 +150,25 @@ def patient():
 @bp.route("/skin", methods=["GET", "POST"])
 @login_required
 def skin():
-    """Fitzpatrick skin type I-VI."""
+    """Fitzpatrick skin type I-VI. Opened from a lesion's photographs (``lesion`` and ``view`` given: a photograph
+    refused as too dark), it goes back there; the photographs already taken are judged again by the new type."""
+    back = _photos_to_return_to()
     if request.method == "GET":
-        return _screen("skin", "skin.html")
+        return _screen("skin", "skin.html", back=back)
     try:
         desk().set_skin_type(staff_id(), form_text("fitzpatrick", 4))
-        return redirect(url_for("details.referral"))
+        return redirect(back or url_for("details.referral"))
     except ValueError as exc:
-        return _screen("skin", "skin.html", errors={field_of(exc) or "fitzpatrick": str(exc)}, code=422)
+        return _screen("skin", "skin.html", errors={field_of(exc) or "fitzpatrick": str(exc)}, code=422, back=back)
+
+
+def _photos_to_return_to() -> str | None:
+    """The capture screen named by the ``lesion`` and ``view`` of the request (a lesion number and a view, never
+    a free address), or None."""
+    lesion, view = request.values.get("lesion", ""), request.values.get("view", "")
+    if not lesion.isdigit() or view not in VIEWS:
+        return None
+    return url_for("capture.shoot", index=int(lesion), view=view)
 
 
 @bp.route("/referral", methods=["GET", "POST"])
