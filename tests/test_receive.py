@@ -141,10 +141,11 @@ def test_lean_client_over_tls_with_the_centres_certificates(tls_broker, test_pki
     try:
         lean.subscribe("dermkiosk/v1/+/+/case")
         sent = [os.urandom(n) for n in (5, 1_500_000, 4_000_000, 70_000)]
-        for payload in sent:
+        for payload in sent:  # generous waits, as test_sending's: how the bytes go, not how fast
             info = pub.publish(f"dermkiosk/v1/{SITE}/kiosk-a/case", payload, qos=1)
-            info.wait_for_publish(10)
-        lean.wait_for(len(sent))
+            info.wait_for_publish(60)
+            assert info.is_published(), f"{len(payload)} bytes not acknowledged in 60 s"
+        lean.wait_for(len(sent), timeout=90.0)
         assert [p for _, p, *_ in lean.got] == sent
     finally:
         pub.loop_stop()
