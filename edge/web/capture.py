@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from wire.messages import LABEL_NAMES, VIEWS
 from wire.referral import OVERRIDE_REASONS
 
+from ..quality import MESSAGES
 from . import bodymap
 from .guard import desk, form_text, login_required, settings, staff_id
 from .lesions import lesion_or_404
@@ -38,12 +39,16 @@ def _lesion(index: int, view: str):
     return appt, lesion_or_404(appt, index)
 
 
+#: How the gate's refusals of a too-dark photograph begin (``MESSAGES["dark"]`` and ``["dark_type"]`` alike).
+TOO_DARK = MESSAGES["dark"].split(" (", 1)[0]
+
+
 def too_dark(shot) -> bool:
     """Whether ``shot`` was refused as too dark: the recorded skin type may be what is wrong (the exposure
     check expects darker skin dimmer), so the screen offers the skin-type screen beside the verdict. Read from
     the gate's own words, which the kiosk and the centre both show."""
     check = shot.quality.checks.get("exposure")
-    return check is not None and not check.ok and check.message.startswith("Image is too dark")
+    return check is not None and not check.ok and check.message.startswith(TOO_DARK)
 
 
 @bp.get("/<int:index>/shoot/<view>")

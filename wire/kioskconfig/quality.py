@@ -190,7 +190,7 @@ class KioskReference(BaseModel):
     lightness: float | None = Field(5.05, ge=0.0, le=6.0)
     lightness_sd: float = Field(0.168, ge=0.0, le=2.0)
     #: Change of (ln R/G, ln B/G) per unit of log-lightness, fitted on the stills.
-    slope: tuple[float, float] = (-0.454, 0.096)
+    slope: tuple[float, float] = (PIGMENT_SLOPE, 0.096)
     #: When and where it was taken (free text, for the record).
     note: str = Field("built-in default: pooled over PH2, ISIC 2017, HAM10000 and BCN20000", max_length=200)
 
