@@ -2,7 +2,7 @@
 
     python -m edge run --config firmware_config/kiosk.demo.toml      # the kiosk service + page
     python -m edge classify IMAGE...                                  # one JSON line per image
-    python -m edge quality IMAGE... [--view dermoscopic] [--skin-type V]  # one JSON line per image
+    python -m edge quality IMAGE... [--view dermoscopic] [--skin-type V] [--fills-view]  # one JSON line each
     python -m edge capture-demo --config X --cases N [--wait S]       # headless captures into the outbox
     python -m edge check-config --config X                            # validate a config file
     python -m edge snap --config X --out DIR [--count N --interval S] # stills from the kiosk's camera, for calibration
@@ -138,7 +138,8 @@ def cmd_quality(args) -> int:
     from .quality import cli_main
 
     settings = _load_config(args.config, check_files=False).quality if args.config else None
-    return cli_main(args.images, view=args.view, settings=settings, skin_type=args.skin_type)
+    return cli_main(args.images, view=args.view, settings=settings, skin_type=args.skin_type,
+                    fills_view=args.fills_view)
 
 
 def cmd_calibrate(args) -> int:
@@ -243,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skin-type", choices=FITZPATRICK,
                    help="the patients' Fitzpatrick skin type, as the desk records it (IV-VI: darker skin is "
                         "expected dimmer)")
+    p.add_argument("--fills-view", action="store_true",
+                   help="each lesion is larger than the dermatoscope's view (no skin in view: its colour cast, "
+                        "size and framing are not judged, its paler parts may be dimmer)")
     p.set_defaults(func=cmd_quality)
     p = sub.add_parser("snap", help="take stills with the kiosk's camera and fixed settings into a folder (for "
                                     "white-balance and calibrate; no case is made)")

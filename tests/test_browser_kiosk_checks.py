@@ -133,9 +133,9 @@ def test_idle_timeout_clears_the_screen(tmp_path, browser):  # noqa: F811
 
 
 @contextmanager
-def photos_screen(tmp_path, browser, stills: list[bytes], tag: str, nhs_seed: int):  # noqa: F811
+def photos_screen(tmp_path, browser, stills: list[bytes], tag: str, nhs_seed: int, axe: bool = False):  # noqa: F811
     """A kiosk whose replay camera shows ``stills``, signed in at 800x480 with one lesion's photographs
-    screen open: yields (page, walk, service)."""
+    screen open: yields (page, walk, service). ``axe``: the page lets axe-core's script in (``axe_kit``)."""
     folder = tmp_path / tag
     folder.mkdir()
     for i, data in enumerate(stills):
@@ -145,7 +145,8 @@ def photos_screen(tmp_path, browser, stills: list[bytes], tag: str, nhs_seed: in
     with KioskService(cfg, with_link=False) as svc:
         server = WebServer(svc, port=0).start()
         try:
-            page = touch_page(browser, "800x480")
+            page = (browser.new_context(viewport=SIZES["800x480"], has_touch=True, bypass_csp=True).new_page()
+                    if axe else touch_page(browser, "800x480"))
             walk = KioskWalk(page, server.url, shots_dir=ARTIFACTS, tag=tag)
             walk.sign_in(PHOTOGRAPHER, PIN)
             walk.details(PatientEntry(nhs_number=synthetic_nhs_number(nhs_seed)))
@@ -235,3 +236,37 @@ def test_a_darker_patient_recorded_paler_is_told_to_check_the_skin_type(tmp_path
         assert "Shot 1 passed the quality check" in page.locator("#verdict").inner_text()
         walk.audit("darker_corrected")
         assert svc.desk.current().fitzpatrick == "V" and svc.desk.current().lesions[0].shots["dermoscopic"][0].passed
+
+
+def test_a_lesion_larger_than_the_view_is_marked_beside_the_verdict(tmp_path, browser):  # noqa: F811
+    """A lesion larger than the dermatoscope's view, refused as cut by the edge: beside the verdict the
+    photographer marks it so, the photograph is judged again and passes in place, and the mark can be taken
+    back; all on the 800x480 screen without a scroll, and nothing axe-core objects to."""
+    from edge.camera.synth import encode_jpeg
+    from edge.quality import NOT_JUDGED
+    from tests.test_quality_fills_view import filled
+
+    require_axe()
+    with photos_screen(tmp_path, browser, [encode_jpeg(filled(s, 800, 600)) for s in (0, 2)], "fills", 11,
+                       axe=True) as (page, walk, svc):
+        page.evaluate("() => { window.__sameDocument = true; }")
+        walk.tap("#capture")
+        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        assert "cut by the edge" in page.locator("#verdict").inner_text()
+        assert page.locator("#fills-view-mark").inner_text() == "Lesion larger than the view"
+        shown = walk.audit("fills_verdict")
+        assert shown.small == [] and not shown.below and axe_violations(page) == []
+        walk.tap("#fills-view-mark")
+        page.wait_for_selector("#panel:not([aria-busy]) #verdict.ok")
+        assert "Shot 1 passed the quality check" in page.locator("#verdict").inner_text()
+        assert "Lesion larger than the view" in page.locator("#fills-view-marked").inner_text()
+        assert page.locator("#fills-view-mark").count() == 0
+        shown = walk.audit("fills_marked")
+        assert shown.small == [] and not shown.below and axe_violations(page) == []
+        assert page.evaluate("() => window.__sameDocument === true && window.scrollY === 0")
+        les = svc.desk.current().lesions[0]
+        assert les.fills_view and les.shots["dermoscopic"][0].quality.checks["framing"].message == NOT_JUDGED["framing"]
+        walk.tap("#fills-view-undo")
+        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        assert page.locator("#fills-view-mark").is_visible() and page.locator("#fills-view-marked").count() == 0
+        assert not svc.desk.current().lesions[0].fills_view

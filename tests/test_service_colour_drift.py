@@ -83,3 +83,20 @@ def test_photographs_without_a_colour_value_are_left_out(store):  # noqa: F811
         store.save_case(h.model_copy(update={"images": no_colour}), ims, received_at=NOW - timedelta(days=1))
     f = monitor.evaluate(store.conn, TODAY, monitor.MonitoringConfig())
     assert f.colour == {} and not [a for a in f.alerts if a.code == "colour-drift"]
+
+
+def test_colour_checks_not_made_are_left_out(store):  # noqa: F811
+    # A lesion larger than the view, so marked at the kiosk: the colour check passes without a value (no skin to
+    # read). Such photographs say nothing of the kiosk's light, so they neither count as far nor dilute a drift.
+    for i in range(20):
+        [(h, ims)] = sample.make_referral(600 + i, device="kiosk-f", images_per_lesion=1,
+                                          taken_at=NOW - timedelta(days=1))
+        q = Quality(ok=True, checks={"colour": QualityCheck(
+            value=None, ok=True, message="not judged: the lesion fills the view, so no skin shows the light's colour")})
+        h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": q})]})
+        store.save_case(h, ims, received_at=NOW - timedelta(days=1))
+    for i, d in enumerate(distances(np.random.default_rng(5), 4, 0.0)):
+        photograph(store, 700 + i, "kiosk-f", d, NOW - timedelta(days=1))
+    f = monitor.evaluate(store.conn, TODAY, monitor.MonitoringConfig())
+    assert f.colour["kiosk-f"][0] == 4 and f.colour["kiosk-f"][1] < 3.5
+    assert not [a for a in f.alerts if a.code == "colour-drift"]

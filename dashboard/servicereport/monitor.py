@@ -19,7 +19,8 @@ colour-drift        at a kiosk, the median colour distance (the quality gate's `
                     colour lies from that kiosk's calibrated normal) of the dermoscopic photographs received in the
                     last 7 days exceeds ``colour_drift_median`` (at least ``colour_drift_min_images`` photographs):
                     a cast from the kiosk itself (its light, its white balance) stays on every photograph, so it
-                    moves the median even where no single photograph is refused (``bench/quality_drift.py``)
+                    moves the median even where no single photograph is refused (``bench/quality_drift.py``);
+                    a colour check not made (a lesion larger than the view: no skin to read) is left out
 ==================  =============================================================================================
 
 Nothing is stored: an alert clears as soon as its condition no longer holds. The figures are read with a few
@@ -108,9 +109,11 @@ _SENSITIVITY = ("SELECT count(*), coalesce(sum(c.risk = 'cancer'), 0) FROM cases
 UNREAD_STATUSES = ("to-read", "second-read", "third-read")
 #: The colour check's value of each dermoscopic photograph received since a day (through the cases' received_at index;
 #: NULL where the check ran but could not read the skin's colour).
+# a colour check that passed without a value was not made (the lesion filled the view: no skin to read)
 _COLOUR = ("SELECT c.device, json_extract(ci.quality, '$.checks.colour.value') FROM cases c CROSS "
            "JOIN case_images ci ON ci.case_id = c.case_id WHERE c.received_at >= ? AND ci.view = 'dermoscopic' "
-           "AND json_type(ci.quality, '$.checks.colour') = 'object'")
+           "AND json_type(ci.quality, '$.checks.colour') = 'object' AND NOT (json_type(ci.quality, "
+           "'$.checks.colour.value') IS 'null' AND json_extract(ci.quality, '$.checks.colour.ok') = 1)")
 _UNREAD = ("SELECT site, count(*) FROM referral_summary WHERE status IN ('to-read', 'second-read', 'third-read') "
            "AND referral_date <= ? GROUP BY site")
 

@@ -19,7 +19,8 @@ from pathlib import Path
 #: Every action the kiosk records.
 ACTIONS = (
     "sign-in", "sign-in-refused", "locked", "sign-out", "open", "restored", "patient", "skin-type", "referral",
-    "consent", "lesion-add", "lesion-update", "lesion-remove", "capture", "retake", "select", "override",
+    "consent", "lesion-add", "lesion-update", "lesion-remove", "fills-view", "capture", "retake", "select",
+    "override",
     "submit", "discard", "refused", "task-done",
 )
 

@@ -63,6 +63,13 @@ class LesionDraft:
     size_mm: float | None = None
     history: History = field(default_factory=History)
     shots: dict[str, list[Shot]] = field(default_factory=dict)
+    #: The photographer marked the lesion as larger than the dermatoscope's view: its dermoscopic photographs
+    #: show no skin, and the gate does not judge what needs skin or the lesion's outline (``assess(fills_view)``).
+    fills_view: bool = False
+
+    def judged_filling(self, view: str) -> bool:
+        """Whether the gate judges this lesion's ``view`` as filled by the lesion (its dermoscopic view, marked)."""
+        return self.fills_view and view == "dermoscopic"
 
     def chosen(self, view: str) -> list[Shot]:
         """The shots of ``view`` marked to send."""

@@ -124,7 +124,8 @@ class LesionsAndPhotos:
                     raise AppointmentError(f"The camera did not deliver a picture: {exc}") from None
                 shot = Shot(view=view, shot_no=len(shots) + 1, captured_at=frame.captured_at, width=frame.width,
                             height=frame.height, sha256=sha256_hex(frame.jpeg), length=len(frame.jpeg),
-                            quality=assess(frame.jpeg, view, svc.cfg.quality, draft.fitzpatrick))
+                            quality=assess(frame.jpeg, view, svc.cfg.quality, draft.fitzpatrick,
+                                           les.judged_filling(view)))
                 if any(s.sha256 == shot.sha256 for s in les.all_shots()):
                     raise AppointmentError("The camera returned the same picture as before: take it again.")
                 if view == "dermoscopic" and draft.ai_allowed:
@@ -165,22 +166,39 @@ class LesionsAndPhotos:
                     s.classification = self._classify(self.store.read_shot(draft.referral_id, s.file),
                                                       draft.referral_id)
 
-    def _judge_again(self, draft: Appointment) -> str:
-        """Run the quality gate again on every shot, for the skin type now recorded (the exposure check expects
-        darker skin dimmer); where a view's chosen shot can no longer be sent and another now passes, choose the
-        latest that passes, as a capture would. Returns what changed, for the audit ("" when nothing did)."""
+    def mark_fills_view(self, staff_id: str, index: int, fills_view: bool) -> LesionDraft:
+        """Mark lesion ``index`` as larger than the dermatoscope's view, or take the mark back; its dermoscopic
+        photographs are judged again (the gate does not judge what needs skin in view: ``assess(fills_view)``)."""
+        with self._lock:
+            draft = self._open_draft(staff_id)
+            les = self._lesion(draft, index)
+            before, les.fills_view = les.fills_view, bool(fills_view)
+            again = self._judge_again(draft, les, "dermoscopic") if les.fills_view != before else ""
+            state = "marked" if les.fills_view else "mark taken back"
+            self._commit(draft, staff_id, "fills-view", lesion=les.index, view="dermoscopic",
+                         detail=f"{state}; {again}" if again else state)
+            return copy.deepcopy(les)
+
+    def _judge_again(self, draft: Appointment, lesion: LesionDraft | None = None, view: str | None = None) -> str:
+        """Run the quality gate again on every shot (of ``lesion``'s ``view`` only, where given), for what the
+        desk now records (the skin type: the exposure check expects darker skin dimmer; a lesion larger than the
+        view); where a view's chosen shot can no longer be sent and another now passes, choose the latest that
+        passes, as a capture would. Returns what changed, for the audit ("" when nothing did)."""
         passed = failed = 0
-        for les in draft.lesions:
-            for view, shots in les.shots.items():
+        for les in draft.lesions if lesion is None else [lesion]:
+            for view_, shots in les.shots.items():
+                if view is not None and view_ != view:
+                    continue
                 for s in shots:
                     was = s.passed
                     try:
                         jpeg = self.store.read_shot(draft.referral_id, s.file)
                     except (OSError, SealedDataError) as exc:   # its verdict stands; submitting will say what is wrong
-                        log.error("appointment %s: %s shot %d not judged again (%s)", draft.referral_id, view,
+                        log.error("appointment %s: %s shot %d not judged again (%s)", draft.referral_id, view_,
                                   s.shot_no, type(exc).__name__)
                         continue
-                    s.quality = assess(jpeg, view, self.service.cfg.quality, draft.fitzpatrick)
+                    s.quality = assess(jpeg, view_, self.service.cfg.quality, draft.fitzpatrick,
+                                       les.judged_filling(view_))
                     passed += s.passed and not was
                     failed += was and not s.passed
                 if not self.send_all and not any(s.selected and s.sendable for s in shots):

@@ -1,6 +1,6 @@
 """The quality gate: is this still good enough for a dermatologist, and if not, why not.
 
-``assess(jpeg, view, settings, skin_type)`` decodes the JPEG once on a fixed, DCT-reduced path
+``assess(jpeg, view, settings, skin_type, fills_view)`` decodes the JPEG once on a fixed, DCT-reduced path
 (``analysis.decode``) and runs the checks that ``settings`` enables for the view
 (dermoscopic, close-up, regional; see ``settings`` for the per-view rules and defaults).
 Each check gives a value, a verdict and, when it fails, a message the photographer can act on.
@@ -24,7 +24,7 @@ from wire.kioskconfig.quality import (CHECKS, PIGMENT_SLOPE, KioskReference, Qua
                                      camera_sized)
 from wire.messages import Quality, QualityCheck
 
-from .analysis import DecodeError, masked_median
+from .analysis import DecodeError, masked_median, masked_quantile
 from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
@@ -49,8 +49,12 @@ MESSAGES = {
     "dark_type": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f} for "
                  "skin type {skin_type}): if the skin is darker than type {skin_type}, correct the skin type; "
                  "otherwise check the dermatoscope's light, and tap again",
+    "dark_fill": "Image is too dark (brightness {v:.0f} in its brightest colour over the view's brightest tenth, "
+                 "needs at least {lim:.0f}): check that the dermatoscope's light is on and tap again",
     "bright": "Image is too bright (skin brightness {v:.0f} in its brightest colour, at most {lim:.0f}: the skin's "
               "colour is burnt out): reduce the light or exposure and tap again",
+    "bright_fill": "Image is too bright (brightness {v:.0f} in its brightest colour over the lesion's paler parts, "
+                   "at most {lim:.0f}: its colour is burnt out): reduce the light or exposure and tap again",
     "clip_white": "Parts of the image are burnt out white ({v:.1%} of the lesion and its surroundings, at most "
                   "{lim:.1%}): reduce the light or exposure and tap again",
     "clip_black": "Parts of the image are black ({v:.1%} of the lesion and its surroundings, at most {lim:.1%}): "
@@ -68,6 +72,15 @@ MESSAGES = {
              "tap again",
     "cut": "The lesion is cut by the edge of the picture (cut {v:.2f}, at most {lim:.2f}): centre it in the view "
            "and tap again",
+}
+
+
+#: What a passing check says where the photographer marked the lesion as larger than the view (``fills_view``):
+#: the check that needs skin, or the lesion's outline, in view was not made, and the reader should know it.
+NOT_JUDGED = {
+    "colour": "not judged: the lesion fills the view, so no skin shows the light's colour",
+    "lesion": "not judged: the lesion fills the view",
+    "framing": "not judged: the lesion is larger than the view (the close-up shows all of it)",
 }
 
 
@@ -106,11 +119,17 @@ def cast_distance(colour: tuple[float, ...] | None, ref: KioskReference) -> tupl
 DARKER_SKIN_TYPES = ("IV", "V", "VI")
 
 
-def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin_type: str | None = None) -> Quality:
+def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin_type: str | None = None,
+           fills_view: bool = False) -> Quality:
     """Run the view's checks on ``jpeg``; ``Quality.ok`` is True when all of them pass.
 
     ``skin_type``: the patient's Fitzpatrick skin type as recorded at the desk ("I" .. "VI"; None: not
     known). For brown to black skin (``DARKER_SKIN_TYPES``) the exposure check expects dimmer skin.
+    ``fills_view``: the photographer marked the lesion as larger than the dermatoscope's view. No skin is
+    then in view: the colour cast, the lesion's size and its framing are not judged (``NOT_JUDGED``, which
+    says so to the reader), and the exposure check holds the view's brightest tenth (``view_brightness``) to
+    its lower limit instead of the skin, without the skin type's allowance; focus, glare, clipping and the
+    field of view are judged as ever.
     Raises ValueError for an unknown view; never raises for unreadable image bytes (they give
     a failing ``decode`` check).
     """
@@ -125,7 +144,9 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin
         key = "truncated" if "truncated" in str(exc) else "decode"
         return Quality(ok=False, checks={"decode": _check(None, False, key)})
     enabled = set(rules.checks)
-    fns = dict(_CHECKS, exposure=functools.partial(_exposure, skin_type=skin_type))
+    fns = dict(_CHECKS, exposure=functools.partial(_exposure, skin_type=skin_type, fills_view=fills_view))
+    if fills_view:
+        fns.update(colour=_colour_cast_not_judged, lesion=_not_judged("lesion"), framing=_not_judged("framing"))
     checks = {name: fn(sc, rules, settings) for name, fn in fns.items() if name in enabled}
     return Quality(ok=all(c.ok for c in checks.values()), checks=checks)
 
@@ -200,6 +221,27 @@ def skin_brightness(sc: Scene) -> float:
     return masked_median(cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2]), sc.skin)
 
 
+#: Where the lesion fills the view, the exposure check reads this quantile of the view's brightest channel.
+FILL_QUANTILE = 0.9
+
+
+def view_brightness(sc: Scene) -> float:
+    """The exposure check's value where the photographer marked the lesion as larger than the view: over the field
+    of view, the ``FILL_QUANTILE`` quantile of each pixel's brightest colour channel (0-255).
+
+    With no skin in view, what the gate would take for skin is the lesion's paler parts, as dim as its pigment
+    makes them (a dark melanoma's read 60-120). Pigment is patchy, though: the brightest tenth of a lesion's view
+    (paler structures, follicles, skin islands) is as bright as skin round a lesion is, and under-exposure dims
+    it with the rest. It varies less between such photographs than their median does (sd of its log 0.14 against
+    0.20, ``bench.quality_fills_view``'s windows), so it is held to the skin's lower limit. Not to the upper: the
+    brightest tenth saturated in red leaves most of the lesion's colour, so there the paler parts are read, as
+    the skin is (``skin_brightness``), and a refusal quotes that figure.
+    """
+    small = sc.work.small
+    brightest = cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2])
+    return masked_quantile(brightest, sc.fov.inner > 0, FILL_QUANTILE)
+
+
 #: A patient recorded with darker skin is held to a lower ``exposure_min`` (``exposure_floor``), but never below
 #: this share of it: about the darkest skin (Fitzpatrick VI) under a light set for pale skin. Darker than that,
 #: the skin's detail sinks into the sensor's noise whatever its colour, and the photographer needs more light.
@@ -228,7 +270,16 @@ def exposure_floor(sc: Scene, rules: ViewRules, ref: KioskReference, darker_skin
     return max(DARK_SKIN_LEAST * rules.exposure_min, rules.exposure_min * math.exp(-fall))
 
 
-def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, skin_type: str | None = None) -> QualityCheck:
+def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, skin_type: str | None = None,
+              fills_view: bool = False) -> QualityCheck:
+    if fills_view:  # no skin in view: its brightest tenth is held to the lower limit, its paler parts to the upper
+        v = view_brightness(sc)
+        if v < rules.exposure_min:
+            return _check(v, False, "dark_fill", rules.exposure_min)
+        paler = skin_brightness(sc)
+        if paler > rules.exposure_max:
+            return _check(paler, False, "bright_fill", rules.exposure_max)
+        return _check(v, True, "dark_fill")
     v = skin_brightness(sc)
     darker = skin_type in DARKER_SKIN_TYPES
     low = exposure_floor(sc, rules, settings.reference, darker)
@@ -258,17 +309,36 @@ def _glare(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityChe
     return _check(v, v <= rules.glare_max, "glare", rules.glare_max)
 
 
-def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-    # first, is there any colour at all? A black-and-white photograph's grey skin lies near enough to a
-    # wide (built-in) reference to pass as a cast that is not there
+def _black_and_white(sc: Scene) -> QualityCheck | None:
+    """The colour check's refusal of a photograph with no colour at all, or None. A black-and-white photograph's
+    grey skin lies near enough to a wide (built-in) reference to pass as a cast that is not there, and it is
+    told apart without skin in view."""
     least = colourfulness(sc.work.small, sc.fov.inner, sc.gray)
     if least is not None and least < COLOUR_LEAST:
         return _check(least, False, "no_colour", COLOUR_LEAST)
+    return None
+
+
+def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    mono = _black_and_white(sc)
+    if mono is not None:
+        return mono
     colour = skin_colour(sc)
     if colour is None:  # every skin pixel burnt out in some channel: nothing to quote a distance for
         return _check(None, False, "no_skin_colour")
     v, direction = cast_distance(colour, settings.reference)
     return _check(v, v <= rules.colour_max, "colour", rules.colour_max, direction=direction)
+
+
+def _colour_cast_not_judged(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    return _black_and_white(sc) or QualityCheck(value=None, ok=True, message=NOT_JUDGED["colour"])
+
+
+def _not_judged(name: str):
+    """A check that passes without a value, saying why (``NOT_JUDGED``)."""
+    def check(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+        return QualityCheck(value=None, ok=True, message=NOT_JUDGED[name])
+    return check
 
 
 def _lesion(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
@@ -290,9 +360,9 @@ _CHECKS = {"fov": _fov, "focus": _focus, "exposure": _exposure, "clipping": _cli
 
 
 def cli_main(paths: list[str], view: str = "dermoscopic", settings: QualitySettings | None = None,
-             skin_type: str | None = None) -> int:
+             skin_type: str | None = None, fills_view: bool = False) -> int:
     """Assess each file and print ``{"image", "ok", "checks"}`` as one JSON line per file (``skin_type``: the
-    patients' Fitzpatrick type, as ``assess`` takes it).
+    patients' Fitzpatrick type; ``fills_view``: each lesion larger than the view; as ``assess`` takes them).
 
     Returns 0 when every image passed, 1 when any failed or could not be read, 2 for no paths.
     """
@@ -309,7 +379,7 @@ def cli_main(paths: list[str], view: str = "dermoscopic", settings: QualitySetti
             q = Quality(ok=False, checks={"decode": QualityCheck(
                 value=None, ok=False, message=f"cannot read the file: {exc.strerror or exc}")})
         else:
-            q = assess(data, view, settings, skin_type)
+            q = assess(data, view, settings, skin_type, fills_view)
         all_ok &= q.ok
         out = {"image": path, "ok": q.ok,
                "checks": {k: {"value": c.value, "ok": c.ok, "message": c.message} for k, c in q.checks.items()}}

@@ -169,9 +169,15 @@ CLEAR_LESION_CONTRAST, CLEAR_LESION_AREA, CLEAR_LESION_SHARE = 12.0, 0.005, 0.55
 
 def masked_median(ch: np.ndarray, mask: np.ndarray, empty: float = 0.0) -> float:
     """Median of the uint8 image ``ch`` where the boolean ``mask`` is set (``empty`` if it is nowhere set)."""
+    return masked_quantile(ch, mask, 0.5, empty)
+
+
+def masked_quantile(ch: np.ndarray, mask: np.ndarray, q: float, empty: float = 0.0) -> float:
+    """The ``q`` quantile (0..1) of the uint8 image ``ch`` where the boolean ``mask`` is set (``empty`` if it is
+    nowhere set)."""
     hist = cv2.calcHist([ch], [0], mask.astype(np.uint8), [256], [0, 256]).ravel()
     total = hist.sum()
-    return float(np.searchsorted(np.cumsum(hist), total / 2.0)) if total else empty
+    return float(np.searchsorted(np.cumsum(hist), total * q)) if total else empty
 
 
 def colour_weighted(ch: np.ndarray, blurred: np.ndarray, inside: np.ndarray, weight: float) -> np.ndarray:

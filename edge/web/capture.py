@@ -51,6 +51,18 @@ def too_dark(shot) -> bool:
     return check is not None and not check.ok and check.message.startswith(TOO_DARK)
 
 
+#: The checks that read the skin round the lesion, or its outline: a lesion larger than the view fails them
+#: for want of skin, which the photographer can say (``mark_fills_view``), not fix.
+NEEDS_SKIN = ("exposure", "colour", "lesion", "framing")
+
+
+def may_fill_view(lesion, view: str, shot) -> bool:
+    """Whether to offer "Lesion larger than the view" beside ``shot``'s refusal: a dermoscopic photograph of a
+    lesion not yet so marked, refused by a check that needs skin or the lesion's outline in view."""
+    return view == "dermoscopic" and not lesion.fills_view and any(
+        not c.ok for name, c in shot.quality.checks.items() if name in NEEDS_SKIN)
+
+
 @bp.get("/<int:index>/shoot/<view>")
 @login_required
 def shoot(index: int, view: str):
@@ -65,7 +77,7 @@ def shoot(index: int, view: str):
         required=views_needed(), view_help=VIEW_HELP, view_names=VIEW_NAMES, view_done=view_done,
         next_view=next_missing(lesion, view), reasons=OVERRIDE_REASONS, describe=bodymap.describe,
         send_all=settings().send_shots == "all", label_names=LABEL_NAMES,
-        show_classifier=desk().can_show_classifier(staff_id()), too_dark=too_dark,
+        show_classifier=desk().can_show_classifier(staff_id()), too_dark=too_dark, may_fill_view=may_fill_view,
         next_lesion=next((les for les in appt.lesions if les.index != index and next_missing(les)), None))
 
 
@@ -119,6 +131,21 @@ def override(index: int, view: str, shot_no: int):
     following = next_missing(lesion, view)
     flash(f"{VIEW_NAMES[view]} photograph will be sent with the reason given.", "ok")
     return redirect(url_for("capture.shoot", index=index, view=following or view))
+
+
+@bp.post("/<int:index>/fills-view")
+@login_required
+def fills_view(index: int):
+    """Mark the lesion as larger than the dermatoscope's view (``fills=1``) or take the mark back (``fills=0``);
+    its dermoscopic photographs are judged again, and the screen shows their new verdicts."""
+    if _lesion(index, "dermoscopic")[0] is None:
+        return redirect(url_for("details.start"))
+    marked = form_text("fills", 1) == "1"
+    try:
+        desk().mark_fills_view(staff_id(), index, marked)
+    except ValueError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("capture.shoot", index=index, view="dermoscopic", _anchor="shots"))
 
 
 @bp.get("/<int:index>/shot/<view>/<int:shot_no>.jpg")
