@@ -266,6 +266,14 @@ def test_a_lesion_larger_than_the_view_is_marked_beside_the_verdict(tmp_path, br
         assert page.evaluate("() => window.__sameDocument === true && window.scrollY === 0")
         les = svc.desk.current().lesions[0]
         assert les.fills_view and les.shots["dermoscopic"][0].quality.checks["framing"].message == NOT_JUDGED["framing"]
+        # The review grid says which photograph was judged so, before the referral is submitted.
+        page.goto(walk.base + "/review")
+        cell = page.locator("tr[data-lesion='1'] td").first
+        assert "passed" in cell.inner_text() and "larger than the view" in cell.inner_text()
+        shown = walk.audit("fills_review")
+        assert shown.small == [] and not shown.below and axe_violations(page) == []
+        page.go_back()
+        page.wait_for_selector("#fills-view-undo")
         walk.tap("#fills-view-undo")
         page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
         assert page.locator("#fills-view-mark").is_visible() and page.locator("#fills-view-marked").count() == 0
