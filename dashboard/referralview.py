@@ -65,6 +65,10 @@ def _image(im: dict) -> dict:
             "size": im["size"], "shot": im.get("shot"), "captured_at": im["captured_at"],
             "quality": None if q is None else ("passed" if q.ok else "failed"),
             "flags": [] if q is None else [f"{name}: {c.message}" for name, c in q.checks.items() if not c.ok],
+            # a check that passed with words of its own, not "ok": one the kiosk did not make (a lesion larger
+            # than the view: no skin to judge the colour by), which the reader should know of
+            "notes": [] if q is None else [f"{name}: {c.message}" for name, c in q.checks.items()
+                                           if c.ok and c.message not in ("", "ok")],
             "override": casefacts.override_text(im), "override_by": im.get("override_by")}
 
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge.camera import synth
-from edge.quality import MESSAGES, QualitySettings, assess, cli_main
+from edge.quality import MESSAGES, NOT_JUDGED, QualitySettings, assess, cli_main
 from tests.test_quality import calibrated, good, jpeg
 from wire import tomlconfig
 from wire.messages import Quality
@@ -123,6 +123,23 @@ def test_the_centre_shows_the_kiosk_s_words():
     flags = _image(im)["flags"]
     assert flags == [f"{k}: {c.message}" for k, c in q.checks.items() if not c.ok]
     assert any("Image is blurred (sharpness" in f for f in flags)
+
+
+def test_the_centre_notes_the_checks_the_kiosk_did_not_make():
+    """A lesion larger than the view, so marked at the kiosk: the referral page notes each check that was not made,
+    in the kiosk's words, beside the photograph (it failed nothing, so it has no flag)."""
+    from dashboard.referralview import _image
+    from tests.test_quality_fills_view import filled
+
+    q = assess(jpeg(filled(0)), "dermoscopic", fills_view=True)
+    im = {"sha256": "0" * 64, "view": "dermoscopic", "width": 1200, "height": 900, "size": 1, "shot": 1,
+          "captured_at": "2026-12-04T10:00:00Z", "quality": Quality.model_validate_json(q.model_dump_json())}
+    shown = _image(im)
+    assert q.ok and shown["flags"] == []
+    assert shown["notes"] == [f"{k}: {NOT_JUDGED[k]}" for k in ("colour", "lesion", "framing")]
+    # an unmarked photograph that passed has no notes
+    plain = {**im, "quality": assess(jpeg(good(0)), "dermoscopic", calibrated())}
+    assert _image(plain)["notes"] == []
 
 
 def test_the_sample_cases_speak_the_gate_s_words():
