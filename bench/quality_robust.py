@@ -7,7 +7,11 @@ differ from ours in ways that change nothing a dermatologist sees: held in portr
 and 1.3x and 2.6x, which the gate cannot halve exactly on decoding) or at another JPEG quality, a wider
 sensor with black beside the round view, the capture software's date and identifier written into the
 pixels, stored on its side with an EXIF orientation, saved as a 16-bit PNG or a CMYK JPEG, or in Adobe
-RGB's numbers (read, as the gate reads every file, without the profile). Each of these is made, in memory,
+RGB's numbers (read, as the gate reads every file, without the profile); or processed as a camera may process
+it, noise reduction set high ("denoised": non-local means, strength 5, at the file's own size) or sharpening
+("sharpened": unsharp masking, 0.8 at 1.5 px). Those two change what the focus check reads, which is why a
+kiosk fixes its camera's denoise and sharpening (``[camera.picamera2] noise_reduction``, ``sharpness``) and
+is calibrated through them. Each of these is made, in memory,
 from every original of PH2 and HAM10000-masks (the two sources at camera size) and judged by the uncalibrated gate (the built-in
 reference, as ``python -m edge quality``; ``--calibrated``: by a kiosk calibrated on 40 files of the
 source's fit half, which are then left out); printed per variant: how many verdicts differ from the
@@ -148,6 +152,8 @@ VARIANTS = [
     ("png 16-bit", lambda im: larger(im, 2), png16),  # 2x: no DCT reduction for a PNG, so area averaging
     ("cmyk jpeg", lambda im: im, cmyk_jpeg),
     ("adobe rgb", adobe_rgb, jpeg()),
+    ("denoised", lambda im: cv2.fastNlMeansDenoisingColored(im, None, 5, 5, 7, 21), jpeg()),
+    ("sharpened", lambda im: cv2.addWeighted(im, 1.8, cv2.GaussianBlur(im, (0, 0), 1.5), -0.8, 0), jpeg()),
 ]
 #: Defocus (pixels at the image's own size) as the bench makes it, and as a camera would.
 BLURS = (("moderate", 1.5), ("strong", 3.0))

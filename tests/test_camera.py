@@ -41,6 +41,11 @@ def test_settings_defaults_and_unknown_fields_refused():
         CameraSettings(picamera2={"af_mode": "auto", "lens_position": 5.0})
     with pytest.raises(ValidationError):
         CameraSettings(opencv={"fourcc": "MJPEG"})
+    assert (s.picamera2.noise_reduction, s.picamera2.sharpness) == ("high-quality", 1.0)
+    with pytest.raises(ValidationError, match="noise_reduction"):
+        CameraSettings(picamera2={"noise_reduction": "strong"})
+    with pytest.raises(ValidationError, match="sharpness"):
+        CameraSettings(picamera2={"sharpness": -1})
 
 
 def test_settings_from_toml_name_file_and_field(tmp_path):
@@ -219,7 +224,8 @@ class _FakePicamera2:
     def __init__(self, num):
         if num != 0:
             raise IndexError("list index out of range")
-        self.camera_controls = {"AfMode": (0, 2, 0), "LensPosition": (0.0, 15.0, 1.0)}
+        self.camera_controls = {"AfMode": (0, 2, 0), "LensPosition": (0.0, 15.0, 1.0), "NoiseReductionMode": (0, 4, 0),
+                                "Sharpness": (0.0, 16.0, 1.0)}
         self.config = None
         self.started = self.closed = False
         self.released = 0
@@ -265,10 +271,13 @@ class _FakePicamera2:
 def fake_picamera2(monkeypatch):
     class AfModeEnum:
         Manual, Auto, Continuous = 0, 1, 2
+
+    class NoiseReductionModeEnum:  # libcamera's draft control
+        Off, Fast, HighQuality, Minimal, ZSL = 0, 1, 2, 3, 4
     _FakePicamera2.instances = []
     monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=_FakePicamera2))
-    monkeypatch.setitem(sys.modules, "libcamera",
-                        types.SimpleNamespace(controls=types.SimpleNamespace(AfModeEnum=AfModeEnum)))
+    monkeypatch.setitem(sys.modules, "libcamera", types.SimpleNamespace(controls=types.SimpleNamespace(
+        AfModeEnum=AfModeEnum, draft=types.SimpleNamespace(NoiseReductionModeEnum=NoiseReductionModeEnum))))
     return _FakePicamera2
 
 
@@ -283,8 +292,10 @@ def test_picamera2_fixed_exposure_and_colour_gains(fake_picamera2):
         assert fake.started
     assert fake.closed and not cam.connected
     ctl = fake.config["controls"]
+    # exposure, white balance, denoise and sharpening all fixed: the gate's calibration holds for every still
     assert ctl == {"AeEnable": False, "ExposureTime": 8000, "AnalogueGain": 1.5, "AwbEnable": False,
-                   "ColourGains": (1.9, 1.6), "AfMode": 0, "LensPosition": 8.0}
+                   "ColourGains": (1.9, 1.6), "AfMode": 0, "LensPosition": 8.0, "NoiseReductionMode": 2,
+                   "Sharpness": 1.0}
     assert fake.config["main"] == {"size": (1014, 760), "format": "RGB888"}
     assert fake.config["lores"]["size"] == (640, 480)
     assert (f.width, f.height) == (1014, 760) and f.source == "picamera2"
@@ -297,10 +308,12 @@ def test_picamera2_switch_mode_autofocus_and_bad_camera(fake_picamera2):
     s = CameraSettings(source="picamera2", picamera2={"width": 800, "height": 600, "still_mode": "switch-mode",
                                                       "af_mode": "auto"})
     with open_camera(s) as cam:
-        f = cam.capture()
         fake = fake_picamera2.instances[0]
+        assert "NoiseReductionMode" not in fake.config["controls"]  # the preview's own denoise
+        f = cam.capture()
     assert (f.width, f.height) == (800, 600)
     assert fake.autofocus_cycles == 2  # on start and before the still
     assert "ExposureTime" not in fake.config["controls"] and fake.config["controls"]["AfMode"] == 1
+    assert fake.config["controls"]["NoiseReductionMode"] == 2  # the still's denoise, not the preview's
     with pytest.raises(CameraError, match="cannot open Pi camera 1"):
         open_camera(CameraSettings(source="picamera2", picamera2={"camera_num": 1})).open()

@@ -36,10 +36,18 @@ def import_picamera2():
     return Picamera2, controls
 
 
+#: ``noise_reduction`` -> the member of libcamera's ``draft.NoiseReductionModeEnum``.
+NOISE_REDUCTION = {"off": "Off", "minimal": "Minimal", "fast": "Fast", "high-quality": "HighQuality"}
+
+
 def build_controls(settings: CameraSettings, available: dict, controls_mod) -> dict:
     """The libcamera controls for these settings, leaving out ones this camera lacks (AF on HQ)."""
     p = settings.picamera2
     ctl: dict = {}
+    if "NoiseReductionMode" in available:
+        ctl["NoiseReductionMode"] = getattr(controls_mod.draft.NoiseReductionModeEnum, NOISE_REDUCTION[p.noise_reduction])
+    if "Sharpness" in available:
+        ctl["Sharpness"] = float(p.sharpness)
     if p.exposure_time_us is not None:
         ctl.update(AeEnable=False, ExposureTime=int(p.exposure_time_us), AnalogueGain=float(p.analogue_gain))
     if p.colour_gains is not None:
@@ -83,8 +91,10 @@ class Picamera2Camera(Camera):
             if p.still_mode == "lores-stream":
                 cam.configure(self._still_config)
             else:
+                # the preview keeps picamera2's own, faster denoise: only the stills are measured
                 cam.configure(cam.create_preview_configuration(
-                    main={"size": (p.preview_width, p.preview_height), "format": "RGB888"}, controls=ctl))
+                    main={"size": (p.preview_width, p.preview_height), "format": "RGB888"},
+                    controls={k: v for k, v in ctl.items() if k != "NoiseReductionMode"}))
             cam.start()
             if p.af_mode == "auto" and "AfMode" in cam.camera_controls:
                 cam.autofocus_cycle()

@@ -74,6 +74,12 @@ class Picamera2Settings(_Strict):
     (``AwbEnable=False``). ``af_mode`` only applies to cameras with autofocus (Camera
     Module 3); ``lens_position`` in dioptres is used with ``af_mode="manual"``.
 
+    ``noise_reduction`` and ``sharpness`` fix the ISP's denoise (libcamera's ``NoiseReductionMode``) and
+    sharpening (``Sharpness``) for the same reason: the quality gate's calibration measures this kiosk's
+    normal sharpness through them (denoise alone can halve the focus check's value), so a default that a
+    picamera2 or tuning update changes would move every photograph's sharpness against it. Change either
+    and calibrate again (``python -m edge calibrate``).
+
     ``still_mode``: ``"lores-stream"`` runs the full-resolution still configuration all the
     time with a low-resolution ``lores`` stream for the preview (instant stills, lower
     preview frame rate); ``"switch-mode"`` runs a preview configuration and switches to the
@@ -90,6 +96,8 @@ class Picamera2Settings(_Strict):
     exposure_time_us: int | None = Field(None, ge=100, le=1_000_000)
     analogue_gain: float | None = Field(None, ge=1.0, le=16.0)
     colour_gains: tuple[float, float] | None = None
+    noise_reduction: Literal["off", "minimal", "fast", "high-quality"] = "high-quality"
+    sharpness: float = Field(1.0, ge=0.0, le=16.0)
     af_mode: Literal["manual", "auto", "continuous"] = "manual"
     lens_position: float | None = Field(None, ge=0.0, le=32.0)
     buffer_count: int = Field(2, ge=1, le=8)
