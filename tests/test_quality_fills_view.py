@@ -17,9 +17,9 @@ import pytest
 from edge.appointment import draft as drafts
 from edge.camera import synth
 from edge.quality import MESSAGES, NOT_JUDGED, QualitySettings, assess
-from edge.quality.calibrate import fit_reference, measure
 from tests.appointment_kit import PHOTOGRAPHER
 from tests.test_kiosk_service import MODEL_DIR
+from tests.test_quality import calibrated
 from tests.test_quality_dark_skin import desk_photographing
 
 #: A light-brown lesion's colour over generated skin (B, G, R gains): pigment absorbs blue and green most.
@@ -35,9 +35,8 @@ def filled(seed: int, width: int = 1200, height: int = 900) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def kiosk() -> QualitySettings:
-    """A kiosk calibrated on 16 generated stills of skin round a lesion, as an installer would."""
-    samples = [measure(synth.encode_jpeg(synth.lesion_image(1200, 900, s)), QualitySettings()) for s in range(300, 316)]
-    return QualitySettings(reference=fit_reference([s for s in samples if not isinstance(s, str)], "hub 3"))
+    """A kiosk calibrated on generated stills of skin round a lesion, as an installer would (``test_quality``'s)."""
+    return calibrated()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 4])

@@ -108,8 +108,8 @@ _SENSITIVITY = ("SELECT count(*), coalesce(sum(c.risk = 'cancer'), 0) FROM cases
 #: Waiting for a reader (a referral sent back for new photographs waits for the hub instead).
 UNREAD_STATUSES = ("to-read", "second-read", "third-read")
 #: The colour check's value of each dermoscopic photograph received since a day (through the cases' received_at index;
-#: NULL where the check ran but could not read the skin's colour).
-# a colour check that passed without a value was not made (the lesion filled the view: no skin to read)
+#: NULL where the check ran but could not read the skin's colour). A check that passed without a value was not made
+#: (the lesion filled the view: no skin to read) and is left out.
 _COLOUR = ("SELECT c.device, json_extract(ci.quality, '$.checks.colour.value') FROM cases c CROSS "
            "JOIN case_images ci ON ci.case_id = c.case_id WHERE c.received_at >= ? AND ci.view = 'dermoscopic' "
            "AND json_type(ci.quality, '$.checks.colour') = 'object' AND NOT (json_type(ci.quality, "

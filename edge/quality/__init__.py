@@ -217,8 +217,13 @@ def skin_brightness(sc: Scene) -> float:
     than pale skin (its red stands further above its grey), so this is no harder on it than the grey
     level was.
     """
+    return masked_median(_brightest_channel(sc), sc.skin)
+
+
+def _brightest_channel(sc: Scene) -> np.ndarray:
+    """Each pixel's largest colour channel at the analysis size (uint8): what the exposure check reads."""
     small = sc.work.small
-    return masked_median(cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2]), sc.skin)
+    return cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2])
 
 
 #: Where the lesion fills the view, the exposure check reads this quantile of the view's brightest channel.
@@ -237,9 +242,7 @@ def view_brightness(sc: Scene) -> float:
     brightest tenth saturated in red leaves most of the lesion's colour, so there the paler parts are read, as
     the skin is (``skin_brightness``), and a refusal quotes that figure.
     """
-    small = sc.work.small
-    brightest = cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2])
-    return masked_quantile(brightest, sc.fov.inner > 0, FILL_QUANTILE)
+    return masked_quantile(_brightest_channel(sc), sc.fov.inner > 0, FILL_QUANTILE)
 
 
 #: A patient recorded with darker skin is held to a lower ``exposure_min`` (``exposure_floor``), but never below
