@@ -25,6 +25,9 @@ TRAIN_MODULE ?= models.build
 MODEL_ARGS ?=
 
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`: one per core, at most 4 (each test file runs whole on one worker,
+# so its module fixtures are made once); TEST_JOBS=0 runs the suite in this one process.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 4 ] && n=4; echo $$n)
 
 # apt needs root: use sudo when we are not root and sudo exists.
 SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
@@ -115,7 +118,7 @@ $(AXE_JS): tests/axe/package.json tests/axe/package-lock.json | deps-apt-test
 	@touch $@
 
 test: deps-apt-test venv deps-axe
-	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # bench: every bench/*.py as a module (`make bench BENCH=classifier_speed` for one); each prints
 # its figures.  Benchmarks that read the real data set find it in ../shared/data.
