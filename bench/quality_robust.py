@@ -6,8 +6,11 @@ The held-out test of issue 24 is "full-resolution originals from another clinic 
 differ from ours in ways that change nothing a dermatologist sees: held in portrait, saved larger (2x and 4x,
 and 1.3x and 2.6x, which the gate cannot halve exactly on decoding) or at another JPEG quality, a wider
 sensor with black beside the round view, the capture software's date and identifier written into the
-pixels, stored on its side with an EXIF orientation, saved as a 16-bit PNG or a CMYK JPEG, or in Adobe
-RGB's numbers (read, as the gate reads every file, without the profile); or processed as a camera may process
+pixels, stored on its side with an EXIF orientation, saved as a 16-bit PNG, a CMYK JPEG, a progressive JPEG
+(4x) or a WebP, or in Adobe RGB's numbers (read, as the gate reads every file, without the profile); a view
+cut round on a sensor larger than it ("round view 60%": the round view 0.6 of the frame's height, black round
+it, the skin at its own pixels; "round view": as high as the frame, which is what cutting it round does alone);
+or processed as a camera may process
 it, noise reduction set high ("denoised": non-local means, strength 5, at the file's own size) or sharpening
 ("sharpened": unsharp masking, 0.8 at 1.5 px). Those two change what the focus check reads, which is why a
 kiosk fixes its camera's denoise and sharpening (``[camera.picamera2] noise_reduction``, ``sharpness``) and
@@ -82,6 +85,22 @@ def wide(img: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
 
 
+def round_view(img: np.ndarray, share: float = 0.6) -> np.ndarray:
+    """``img``'s middle cut round (a circle as wide as its shorter side) on a black 4:3 frame ``1 / share`` times
+    that side high: a sensor larger than the dermatoscope's view, as a camera on a handheld dermatoscope sees it."""
+    h, w = img.shape[:2]
+    d = min(h, w)
+    sq = img[(h - d) // 2:(h - d) // 2 + d, (w - d) // 2:(w - d) // 2 + d].copy()
+    disc = np.zeros((d, d), np.uint8)
+    cv2.circle(disc, (d // 2, d // 2), d // 2, 1, -1)
+    sq[disc == 0] = 0
+    fh = int(round(d / share))
+    fw = int(round(fh * 4 / 3))
+    out = np.zeros((fh, fw, 3), np.uint8)
+    out[(fh - d) // 2:(fh - d) // 2 + d, (fw - d) // 2:(fw - d) // 2 + d] = sq
+    return out
+
+
 def larger(img: np.ndarray, k: float) -> np.ndarray:
     """``img`` ``k`` times larger (Lanczos): the file of a larger sensor, as far as the gate can tell."""
     return cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_LANCZOS4)
@@ -90,6 +109,16 @@ def larger(img: np.ndarray, k: float) -> np.ndarray:
 def jpeg(quality: int = 92):
     """An encoder: baseline JPEG at ``quality``, as our sources' files are."""
     return lambda im: synth.encode_jpeg(im, quality)
+
+
+def encoded(ext: str, *params: int):
+    """An encoder to ``ext`` through OpenCV with its ``params`` (a progressive JPEG, a WebP)."""
+    def encode(im: np.ndarray) -> bytes:
+        ok, buf = cv2.imencode(ext, im, list(params))
+        if not ok:
+            raise ValueError(f"{ext} encoding failed")
+        return buf.tobytes()
+    return encode
 
 
 def with_orientation(data: bytes, orientation: int) -> bytes:
@@ -152,6 +181,11 @@ VARIANTS = [
     ("png 16-bit", lambda im: larger(im, 2), png16),  # 2x: no DCT reduction for a PNG, so area averaging
     ("cmyk jpeg", lambda im: im, cmyk_jpeg),
     ("adobe rgb", adobe_rgb, jpeg()),
+    ("progressive 4x", lambda im: larger(im, 4), encoded(".jpg", cv2.IMWRITE_JPEG_QUALITY, 92,
+                                                          cv2.IMWRITE_JPEG_PROGRESSIVE, 1)),
+    ("webp", lambda im: im, encoded(".webp", cv2.IMWRITE_WEBP_QUALITY, 92)),
+    ("round view", lambda im: round_view(im, 1.0), jpeg()),  # as high as the frame: what the round cut alone does
+    ("round view 60%", round_view, jpeg()),
     ("denoised", lambda im: cv2.fastNlMeansDenoisingColored(im, None, 5, 5, 7, 21), jpeg()),
     ("sharpened", lambda im: cv2.addWeighted(im, 1.8, cv2.GaussianBlur(im, (0, 0), 1.5), -0.8, 0), jpeg()),
 ]
@@ -237,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {px:>4.1f} px    {grade:<9} " + " ".join(f"{row[f]:>15.1f}%" for f in FORMS))
     print(f"({time.time() - t0:.0f} s)")
     s = caught["strong"]
-    print("robust_variants_changed " + " ".join(f"{k.replace(' ', '_').replace(',', '')}={v}" for k, v in changed.items())
+    names = {k: k.replace(" ", "_").replace(",", "").replace("%", "") for k in changed}
+    print("robust_variants_changed " + " ".join(f"{names[k]}={v}" for k, v in changed.items())
           + f" | defocus_strong_caught bench={s[FORMS[0]]:.1f}% noise={s[FORMS[1]]:.1f}% stamp={s[FORMS[2]]:.1f}%"
           + f" coloured_stamp={s[FORMS[3]]:.1f}%")
     return 0

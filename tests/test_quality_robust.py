@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.quality_robust import VARIANTS, adobe_rgb, cmyk_jpeg, exif_turned, noise_sigma, png16, stamp, wide
+from bench.quality_robust import (VARIANTS, adobe_rgb, cmyk_jpeg, encoded, exif_turned, noise_sigma, png16, round_view,
+                                  stamp, wide)
 from edge.quality import QualitySettings, assess
 from edge.camera import synth
 
@@ -24,6 +25,11 @@ def test_same_photograph_other_file():
     assert shapes["portrait"] == (800, 600) and shapes["2x"] == (1200, 1600) and shapes["4x portrait"] == (3200, 2400)
     h, w = wide(img).shape[:2]
     assert abs(w / h - 16 / 9) < 0.01 and not wide(img)[:, :50].any()  # black beside the view
+    framed = round_view(img, 0.6)
+    assert framed.shape[:2] == (1000, 1333)                                    # 600 / 0.6 high, 4:3
+    assert not framed[:200].any() and not framed[:, :366].any()                # black round the view
+    assert framed[500, 376:956].min() > 0                                      # the skin at its own pixels inside
+    assert np.array_equal(framed[500, 566:766], img[300, 300:500]) and not framed[220, 420].any()  # cut round
     marked = stamp(img)
     changed = np.any(marked != img, axis=2)
     assert 0.002 < changed.mean() < 0.05 and marked[changed].min(axis=1).max() == 255  # white text, a few % of it
@@ -38,7 +44,11 @@ def test_other_files_of_one_photograph_are_judged_alike():
     stored_on_side = cv2.imdecode(np.frombuffer(exif_turned(img), np.uint8),
                                   cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     assert stored_on_side.shape[:2] == (800, 600)  # without its tag the file is a portrait frame
-    for data in (exif_turned(img), png16(img), cmyk_jpeg(img)):
+    progressive = encoded(".jpg", cv2.IMWRITE_JPEG_QUALITY, 92, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
+    webp = encoded(".webp", cv2.IMWRITE_WEBP_QUALITY, 92)
+    assert progressive(img)[:2] == b"\xff\xd8" and b"\xff\xc2" in progressive(img)   # SOF2: progressive
+    assert webp(img)[8:12] == b"WEBP"
+    for data in (exif_turned(img), png16(img), cmyk_jpeg(img), progressive(img), webp(img)):
         shown = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         assert shown.shape == img.shape and np.abs(shown.astype(int) - img).mean() < 3
         q = assess(data, "dermoscopic", QualitySettings())
