@@ -24,7 +24,7 @@ from wire.kioskconfig.quality import (CHECKS, PIGMENT_SLOPE, KioskReference, Qua
                                      camera_sized)
 from wire.messages import Quality, QualityCheck
 
-from .analysis import DecodeError, masked_median, masked_quantile
+from .analysis import DecodeError, field_crop, masked_median, masked_quantile
 from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
@@ -168,16 +168,27 @@ def focus_value(sc: Scene, noise_floor: bool = True) -> float:
     noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
     text (``stamps.text_mask``) left out unless they are all there is."""
     focus, small = sc.work.focus, sc.work.small
-    fh, fw = focus.shape[:2]
+    field = field_crop(sc.work, sc.fov.mask)  # a view smaller than the frame: measured at its own scale
     s = min(small.shape[:2])
-    roi_small = cv2.erode(sc.fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 20 | 1,) * 2))
+    view = s if field is None else max(field[1][2:])  # the view's own size: margins and the least region follow it
+    roi_small = cv2.erode(sc.fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (view // 20 | 1,) * 2))
     if sc.present:
-        roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc, FOCUS_LEAST))
-    roi = cv2.resize(roi_small, (fw, fh), interpolation=cv2.INTER_NEAREST)
-    if not roi.any():
+        roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc, FOCUS_LEAST * view / s))
+    if not roi_small.any():
         return 1.0
     gray = cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY)
     text = text_mask(focus, gray)  # burnt-in text is sharp however blurred the skin under it; found in the whole frame
+    if field is not None:
+        crop, (x, y, bw, bh) = field
+        k = focus.shape[1] / small.shape[1]
+        gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+        if text is not None:
+            text = _resized(text[round(y * k):round((y + bh) * k), round(x * k):round((x + bw) * k)], gray)
+        roi_small = roi_small[y:y + bh, x:x + bw]
+    fh, fw = gray.shape[:2]
+    roi = _resized(roi_small, gray)
+    if not roi.any():
+        return 1.0
     if text is not None:
         rest = cv2.subtract(roi, text)
         if cv2.countNonZero(rest):
@@ -187,6 +198,11 @@ def focus_value(sc: Scene, noise_floor: bool = True) -> float:
     xa, ya, xb, yb = max(0, x - 10), max(0, y - 10), min(fw, x + bw + 10), min(fh, y + bh + 10)
     return focus_ratio(gray[ya:yb, xa:xb], roi[ya:yb, xa:xb],
                        noise_floor=noise_floor and camera_sized(sc.work.full_size))
+
+
+def _resized(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``mask`` (uint8 0/255) at ``like``'s size, nearest neighbour."""
+    return cv2.resize(mask, (like.shape[1], like.shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:

@@ -31,8 +31,9 @@ framing       <= 0.5          <= 0.5          --
   under about half the shorter side wide, too small to read.
 * ``focus``: sharpness as a share of this kiosk's normal: (r - 1) / (reference focus - 1), where r
   is the fine-to-coarse gradient energy ratio around the lesion at a fixed scale (the frame scaled
-  to ``focus_size`` pixels on its longer side, in landscape or portrait alike, and a frame wider than 4:3 as the
-  4:3 frame round the same view) in the worst direction (motion blur), independent of the lesion's
+  to ``focus_size`` pixels on its longer side, in landscape or portrait alike, a frame wider than 4:3 as the
+  4:3 frame round the same view, and a round view well inside a larger frame as the same view as high as the
+  frame) in the worst direction (motion blur), independent of the lesion's
   contrast and, on a camera-sized frame, of the sensor's noise (its floor is taken off both energies). Blur brings r towards 1 and the value towards 0; optics and sensors differ in their
   normal r (PH2 about 6, HAM10000 about 2.8), hence the kiosk's own reference. Uncalibrated, a
   camera frame is held to the built-in camera normal (2.4) and a thumbnail under ``THUMBNAIL_SIDE``
