@@ -162,13 +162,15 @@ def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck
 FOCUS_LEAST = 0.35
 
 
-def focus_value(sc: Scene, noise_floor: bool = True) -> float:
+def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True) -> float:
     """The focus ratio (``measures.focus_ratio``) around the lesion (its box grown by a quarter, and to at
     least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one; with the sensor's
     noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
-    text (``stamps.text_mask``) left out unless they are all there is."""
+    text (``stamps.text_mask``) left out unless they are all there is; a round view well inside a larger frame read
+    on its own box at its own scale (``analysis.field_crop``) unless ``field_scaled`` is False (a calibration
+    from before that, whose normal was measured at the frame's scale)."""
     focus, small = sc.work.focus, sc.work.small
-    field = field_crop(sc.work, sc.fov.mask)  # a view smaller than the frame: measured at its own scale
+    field = field_crop(sc.work, sc.fov.mask) if field_scaled else None  # a small view: measured at its own scale
     s = min(small.shape[:2])
     view = s if field is None else max(field[1][2:])  # the view's own size: margins and the least region follow it
     roi_small = cv2.erode(sc.fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (view // 20 | 1,) * 2))
@@ -208,7 +210,8 @@ def _resized(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail
     ref = settings.reference
-    v = (focus_value(sc, ref.focus_noise_floor) - 1.0) / (ref.normal_focus(sc.work.full_size) - 1.0)
+    r = focus_value(sc, ref.focus_noise_floor, ref.focus_field_scaled)
+    v = (r - 1.0) / (ref.normal_focus(sc.work.full_size) - 1.0)
     return _check(v, v >= rules.focus_min, "focus", rules.focus_min)
 
 

@@ -153,6 +153,7 @@ def fit_reference(samples: Sequence[Sequence[float | None]], note: str = "") -> 
     lightness = None if fit["lightness"] is None else r(fit["lightness"])
     return KioskReference(chroma=(r(mu[0]), r(mu[1])), cov=((r(cov[0, 0]), r(cov[0, 1])), (r(cov[0, 1]), r(cov[1, 1]))),
                           focus=round(focus, 3), focus_thumbnail=round(focus, 3), focus_noise_floor=True,
+                          focus_field_scaled=True,
                           images=len(samples),
                           lightness=lightness, lightness_sd=r(fit["sd"]),
                           slope=(r(fit["slope"][0]), r(fit["slope"][1])), note=note[:200])
@@ -168,6 +169,7 @@ def toml_block(ref: KioskReference) -> str:
             f"focus = {ref.focus}   # median focus ratio (sharpness) of the stills\n"
             f"focus_thumbnail = {ref.focus_thumbnail}   # the same, whatever the frame's size\n"
             f"focus_noise_floor = {'true' if ref.focus_noise_floor else 'false'}   # measured without the sensor's noise\n"
+            f"focus_field_scaled = {'true' if ref.focus_field_scaled else 'false'}   # a small round view at its own scale\n"
             + (f"lightness = {ref.lightness}   # mean skin log-lightness of the stills\n"
                f"lightness_sd = {ref.lightness_sd}\n"
                f"slope = [{ref.slope[0]}, {ref.slope[1]}]   # colour per unit of lightness: darker skin is redder\n"

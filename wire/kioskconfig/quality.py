@@ -179,6 +179,10 @@ class KioskReference(BaseModel):
     #: since 2026-12-05). A calibration from before says nothing of it, and its frames are measured as its
     #: stills were (without): its normal stays the normal of what it measures.
     focus_noise_floor: bool = True
+    #: Whether ``focus`` was measured with a round view well inside a larger frame read at the view's own scale
+    #: (``edge.quality.analysis.field_crop``, since 2026-12-06). A calibration from before says nothing of it, and
+    #: its frames are measured as its stills were (at the frame's scale).
+    focus_field_scaled: bool = True
     #: How many stills the reference was fitted on (0: the built-in default).
     images: int = Field(0, ge=0)
     #: The skin's mean log-lightness (its mean ln G, ``scene.skin_colour``) over the stills, and its standard
@@ -244,6 +248,8 @@ class KioskReference(BaseModel):
             self.lightness, self.lightness_sd, self.slope = None, 0.0, (0.0, 0.0)
         if "focus" in self.model_fields_set and "focus_noise_floor" not in self.model_fields_set:
             self.focus_noise_floor = False  # a kiosk's own sharpness, measured before the noise floor
+        if "focus" in self.model_fields_set and "focus_field_scaled" not in self.model_fields_set:
+            self.focus_field_scaled = False  # ... and before a small view was measured at its own scale
         return self
 
 
