@@ -137,10 +137,7 @@ def exif_turned(im: np.ndarray) -> bytes:
 
 def png16(im: np.ndarray) -> bytes:
     """A 16-bit PNG (a scientific camera's or a converter's lossless file)."""
-    ok, buf = cv2.imencode(".png", im.astype(np.uint16) * 257)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
+    return encoded(".png")(im.astype(np.uint16) * 257)
 
 
 def cmyk_jpeg(im: np.ndarray) -> bytes:

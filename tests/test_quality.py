@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edge.camera import synth
-from edge.quality import QualitySettings, assess, masked_median
-from edge.quality.analysis import decode
+from edge.quality import QualitySettings, assess
+from edge.quality.analysis import decode, masked_median
 from edge.quality.calibrate import fit_reference, measure
 from edge.quality.measures import glare_fraction
 from edge.quality.scene import scene

@@ -20,11 +20,13 @@ import sys
 import cv2
 import numpy as np
 
-from wire.kioskconfig.quality import (CHECKS, PIGMENT_SLOPE, KioskReference, QualitySettings, ViewRules,
+from wire.kioskconfig.quality import (CHECKS, KioskReference, QualitySettings, ViewRules,
                                      camera_sized)
 from wire.messages import Quality, QualityCheck
 
-from .analysis import DecodeError, field_crop, masked_median, masked_quantile
+from .analysis import DecodeError, field_crop
+from .brightness import (DARK_SKIN_LEAST, FILL_QUANTILE, exposure_floor, skin_brightness,  # noqa: F401 (re-exported)
+                         view_brightness)
 from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
@@ -170,9 +172,10 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True) 
     on its own box at its own scale (``analysis.field_crop``) unless ``field_scaled`` is False (a calibration
     from before that, whose normal was measured at the frame's scale)."""
     focus, small = sc.work.focus, sc.work.small
-    field = field_crop(sc.work, sc.fov.mask) if field_scaled else None  # a small view: measured at its own scale
+    # a small view is measured at its own scale: its box cut from the decoded frame (crop) and that box in small
+    crop, box = (field_crop(sc.work, sc.fov.mask) if field_scaled else None) or (None, None)
     s = min(small.shape[:2])
-    view = s if field is None else max(field[1][2:])  # the view's own size: margins and the least region follow it
+    view = s if box is None else max(box[2], box[3])  # the view's own size: margins and the least region follow it
     roi_small = cv2.erode(sc.fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (view // 20 | 1,) * 2))
     if sc.present:
         roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc, FOCUS_LEAST * view / s))
@@ -180,8 +183,8 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True) 
         return 1.0
     gray = cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY)
     text = text_mask(focus, gray)  # burnt-in text is sharp however blurred the skin under it; found in the whole frame
-    if field is not None:
-        crop, (x, y, bw, bh) = field
+    if box is not None:
+        x, y, bw, bh = box
         k = focus.shape[1] / small.shape[1]
         gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
         if text is not None:
@@ -225,71 +228,6 @@ def _around_lesion(sc: Scene, least: float = 0.0) -> np.ndarray:
     box = np.zeros_like(sc.fov.inner)
     box[max(0, y - pad_y):y + bh + pad_y, max(0, x - pad_x):x + bw + pad_x] = 255
     return box
-
-
-def skin_brightness(sc: Scene) -> float:
-    """The exposure check's value: the median, over the skin, of each pixel's brightest colour channel (0-255).
-
-    Skin is brightest in red. Under-exposed, even that channel is dim; over-exposed, it is clipped
-    (255) over most of the skin, so the skin's colour (redness, the pigment's hue) is lost while
-    its grey level can still look moderate: one value tested at both ends. Darker skin is redder
-    than pale skin (its red stands further above its grey), so this is no harder on it than the grey
-    level was.
-    """
-    return masked_median(_brightest_channel(sc), sc.skin)
-
-
-def _brightest_channel(sc: Scene) -> np.ndarray:
-    """Each pixel's largest colour channel at the analysis size (uint8): what the exposure check reads."""
-    small = sc.work.small
-    return cv2.max(cv2.max(small[..., 0], small[..., 1]), small[..., 2])
-
-
-#: Where the lesion fills the view, the exposure check reads this quantile of the view's brightest channel.
-FILL_QUANTILE = 0.9
-
-
-def view_brightness(sc: Scene) -> float:
-    """The exposure check's value where the photographer marked the lesion as larger than the view: over the field
-    of view, the ``FILL_QUANTILE`` quantile of each pixel's brightest colour channel (0-255).
-
-    With no skin in view, what the gate would take for skin is the lesion's paler parts, as dim as its pigment
-    makes them (a dark melanoma's read 60-120). Pigment is patchy, though: the brightest tenth of a lesion's view
-    (paler structures, follicles, skin islands) is as bright as skin round a lesion is, and under-exposure dims
-    it with the rest. It varies less between such photographs than their median does (sd of its log 0.14 against
-    0.20, ``bench.quality_fills_view``'s windows), so it is held to the skin's lower limit. Not to the upper: the
-    brightest tenth saturated in red leaves most of the lesion's colour, so there the paler parts are read, as
-    the skin is (``skin_brightness``), and a refusal quotes that figure.
-    """
-    return masked_quantile(_brightest_channel(sc), sc.fov.inner > 0, FILL_QUANTILE)
-
-
-#: A patient recorded with darker skin is held to a lower ``exposure_min`` (``exposure_floor``), but never below
-#: this share of it: about the darkest skin (Fitzpatrick VI) under a light set for pale skin. Darker than that,
-#: the skin's detail sinks into the sensor's noise whatever its colour, and the photographer needs more light.
-DARK_SKIN_LEAST = 0.6
-
-
-def exposure_floor(sc: Scene, rules: ViewRules, ref: KioskReference, darker_skin: bool = False) -> float:
-    """The exposure check's lower limit for the skin of ``sc``: ``rules.exposure_min``; for a patient recorded
-    with darker skin (``darker_skin``), lowered by what their pigment takes from the brightest channel, at
-    least ``DARK_SKIN_LEAST`` of it.
-
-    With the kiosk's exposure fixed, a darker patient's skin is dimmer in every channel, red too, though less
-    (red falls by 1 + ``PIGMENT_SLOPE`` per unit of ln G, about half as fast as green): held to the pale skin's
-    limit, their photographs were refused as under-exposed ("check that the dermatoscope's light is on"). The
-    darkening their pigment explains is the share their skin's redness vouches for
-    (``KioskReference.pigment_darkening``); under-exposure leaves the colour as it was and stays held to the
-    limit. The skin's colour alone cannot tell a darker patient from a dim photograph of redder, warmly lit
-    skin (PH2 holds such photographs), so the allowance is made only where the desk recorded the skin type.
-    """
-    if not darker_skin:
-        return rules.exposure_min
-    colour = skin_colour(sc)
-    if colour is None:
-        return rules.exposure_min
-    fall = (1.0 + PIGMENT_SLOPE) * ref.pigment_darkening(colour[0], colour[2])
-    return max(DARK_SKIN_LEAST * rules.exposure_min, rules.exposure_min * math.exp(-fall))
 
 
 def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, skin_type: str | None = None,
