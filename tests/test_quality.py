@@ -341,7 +341,7 @@ def test_pale_lesion_cut_by_the_edge_of_a_shaded_frame_fails(seed):
 
 
 def test_shading_gain_undoes_a_radial_fall_off_only():
-    from edge.quality.analysis import shading_gain
+    from edge.quality.segment import shading_gain
     flat = np.full((300, 400), 180, np.uint8)
     inside = np.ones_like(flat, bool)
     img = shaded(np.dstack([flat] * 3), 0.4)[..., 0]
@@ -384,7 +384,8 @@ def test_lesion_segmentation_matches_truth():
     img, les = synth.lesion_image_and_truth(1600, 1200, 11, centre=(0.42, 0.55), size=0.18)
     q = assess(jpeg(img), "dermoscopic")
     assert q.ok, failed(q)
-    from edge.quality.analysis import find_fov, segment_lesion
+    from edge.quality.analysis import find_fov
+    from edge.quality.segment import segment_lesion
     w = decode(jpeg(img), 800, 800, 400)
     region = segment_lesion(w.small, find_fov(synth.cv2.cvtColor(w.small, synth.cv2.COLOR_BGR2GRAY)))
     scale = 400 / 1600

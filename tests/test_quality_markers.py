@@ -137,7 +137,8 @@ def faint_patch_beside_a_lesion() -> np.ndarray:
 
 def test_a_faint_patch_beside_the_lesion_gives_way_to_the_lesion_in_the_middle():
     # The patch outscores the small lesion by its size; the lesion in the middle is the one measured.
-    from edge.quality.analysis import find_fov, segment_lesion
+    from edge.quality.analysis import find_fov
+    from edge.quality.segment import segment_lesion
 
     img = faint_patch_beside_a_lesion()
     fov = find_fov(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))

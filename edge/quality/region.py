@@ -1,6 +1,6 @@
 """The lesion as the quality gate describes it: one chosen blob's size, contrast, position and cut.
 
-``describe(blob, lab, fov_mask, inner)`` turns a candidate blob of ``analysis.segment_lesion`` into a
+``describe(blob, lab, fov_mask, inner)`` turns a candidate blob of ``segment.segment_lesion`` into a
 ``LesionRegion``: its holes filled, clipped to the field of view, its colour difference from the skin
 around it (the lesion check's contrast), and how much of it the edge of the view cuts
 (``one_sided``, the framing check's value).

@@ -16,7 +16,9 @@ import numpy as np
 
 from wire.kioskconfig.quality import QualitySettings, ViewRules
 
-from .analysis import LesionRegion, Working, decode, segment_lesion
+from .analysis import Working, decode
+from .region import LesionRegion
+from .segment import segment_lesion
 from .fov import FieldOfView, find_fov
 from .markers import skin_marks
 from .measures import SATURATED

@@ -1,0 +1,258 @@
+"""The lesion's segmentation: which blob of the frame is the lesion the photographer aimed at.
+
+``segment_lesion(small, fov, ...)`` thresholds the smoothed, shading-corrected lightness of the analysis image
+(``analysis.decode``'s ``small``) inside the dermatoscope's field of view, and chooses among the blobs: not a
+sticker or pen mark (``markers``), not the optics' shading along the rim; a clear lesion in the
+middle over what lies along the edge. Split from ``analysis.py``
+(issue 24's eighteenth round), which keeps the decode and the working images.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .analysis import masked_median, nominal_side
+from .fov import FieldOfView
+from .markers import is_marker, skin_marks, warm_sticker_colour
+from .region import LesionRegion, describe, no_lesion
+
+
+def lesion_channel(small: np.ndarray, lab: np.ndarray | None = None, blurred: np.ndarray | None = None) -> np.ndarray:
+    """The channel the lesion is segmented on: lightness L*, smoothed over the pigment network.
+
+    A grey-level closing then removes thin dark lines narrower than about 1/30 of the shorter
+    side (hairs), which would otherwise join the lesion or pass for one. ``blurred``: the CIELAB
+    image already smoothed by ``smooth_lab`` (saves the blur).
+    """
+    if blurred is None:
+        if lab is None:
+            lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
+        blurred = smooth_lab(lab)
+    ch = np.ascontiguousarray(blurred[..., 0])
+    k = max(3, min(ch.shape[:2]) // 33 | 1)
+    return cv2.morphologyEx(ch, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+
+
+def smooth_lab(lab: np.ndarray) -> np.ndarray:
+    """CIELAB smoothed over the pigment network (Gaussian, sigma 1/150 of the ``nominal_side``), all channels at once."""
+    return cv2.GaussianBlur(lab, (0, 0), max(1.0, nominal_side(*lab.shape[:2]) / 150))
+
+
+#: How much a lesion's colour (more yellow-brown or red than the skin, CIELAB b* and a*) counts
+#: beside its darkness in the channel it is segmented on: pale lesions differ more in colour.
+#: Chosen on the fit half of PH2 and of the HAM10000 expert masks (IoU against the masks).
+COLOUR_WEIGHT = 3.0
+
+#: A far-off blob with more than this share of its area in the rim band of the field of view is
+#: the optics' shading, not a lesion ...
+RIM_SHARE = 0.3
+#: ... unless it stands out as a lesion cut across by the edge does: at least this far from the skin
+#: (CIELAB delta E) and this coloured (chroma), as brown and red lesions are and shading, darker skin
+#: or the dermatoscope's grey rim are not; and reaching into the view, its area at most this many
+#: squares of its depth (a half disc: 1.6), not a crescent along the rim as the optics' fall-off is.
+#: Chosen on the fit halves (issue 24's ninth round).
+RIM_LESION_CONTRAST, RIM_LESION_CHROMA, RIM_LESION_SPREAD = 10.0, 15.0, 4.0
+
+#: At most this many blobs, best-scoring first, are considered for the lesion.
+MAX_CANDIDATES = 5
+#: A blob taken instead of a faint best one lies within this distance of the frame's centre (in halves
+#: of the shorter side): where the photographer aims, not a ruler or hair at the side.
+FALLBACK_REACH = 0.5
+#: A blob chosen off the middle of the view (beyond ``FALLBACK_REACH``) and touching its edge gives way to a
+#: clear lesion in the middle: one standing out from the skin by at least this much (delta E), covering at
+#: least ``CLEAR_LESION_AREA`` of the view (the dermoscopic view's least lesion), and standing out at least as
+#: much as the blob at the edge, overall, or in colour (``tint``) while standing out overall at least
+#: ``CLEAR_LESION_SHARE`` as much (a pink patch beside a dark lesion slid out is more colourful than the
+#: lesion's edge, not the lesion). The photographer aims at the lesion; what
+#: lies along the edge (the background beyond the skin, a band of redder skin, a fold, a pen line) is not
+#: what they aimed at, while a lesion slid out of the view stands out more than a freckle left in the middle.
+#: Chosen on all of ISIC 2017 and the first 300 of BCN20000 at their own size (issue 24's tenth round).
+CLEAR_LESION_CONTRAST, CLEAR_LESION_AREA, CLEAR_LESION_SHARE = 12.0, 0.005, 0.55
+
+
+def colour_weighted(ch: np.ndarray, blurred: np.ndarray, inside: np.ndarray, weight: float) -> np.ndarray:
+    """``ch`` lowered by ``weight`` times how much more yellow (b*) and red (a*) than the skin's median
+    each pixel of the smoothed CIELAB image ``blurred`` is."""
+    a, b = np.ascontiguousarray(blurred[..., 1]), np.ascontiguousarray(blurred[..., 2])
+    a0, b0 = masked_median(a, inside, 128.0), masked_median(b, inside, 128.0)  # none: neutral
+    extra = cv2.add(cv2.subtract(b, b0), cv2.subtract(a, a0), dtype=cv2.CV_16S)  # saturating: >= 0 each
+    out = ch.astype(np.int16) - (weight * extra).astype(np.int16)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def shading_gain(ch: np.ndarray, inside: np.ndarray, step: int = 4, iterations: int = 4) -> np.ndarray | None:
+    """The gain that divides out the optics' radial fall-off (vignetting) of ``ch`` (None: no fall-off).
+
+    Fits brightness = a + b * r^2 (r: distance from the frame's centre, 1 at its corners) to
+    every ``step``-th pixel within the boolean mask ``inside``, leaving out, after each fit, the
+    pixels more than one standard deviation darker than it (the lesion); the gain is
+    fit(0) / fit(r), at most 4. Only a fall-off is corrected (b < 0; a fit that brightens
+    outwards, as a large central lesion gives, returns None). The model is radially symmetric
+    on purpose: vignetting darkens all of the rim alike, whereas a lesion cut by one edge or
+    corner does not fit it and stays dark, so the framing check still sees it.
+    """
+    h, w = ch.shape
+    v = ch[::step, ::step].astype(np.float32)
+    m = inside[::step, ::step]
+    if np.count_nonzero(m) < 20:
+        return None
+    gh, gw = v.shape
+    x = (np.arange(gw, dtype=np.float32) * step - (w - 1) / 2) / (0.5 * float(np.hypot(w, h)))
+    y = (np.arange(gh, dtype=np.float32) * step - (h - 1) / 2) / (0.5 * float(np.hypot(w, h)))
+    r2 = x[None, :] ** 2 + y[:, None] ** 2  # 1 at the frame's corners
+    keep = m
+    a, b = float(np.median(v[m])), 0.0
+    for _ in range(iterations):
+        vk, rk = v[keep], r2[keep]
+        if vk.size < 20:
+            break
+        b, a = _line_fit(rk, vk)
+        if b > 0:
+            a, b = float(np.median(vk)), 0.0
+        resid = v - (a + b * r2)
+        keep = m & (resid > -float(np.std(resid[keep])) - 1e-3)
+    if b >= 0 or a <= 0:
+        return None
+    fit = np.maximum(a + b * r2, 0.25 * a)  # never amplify the dark rim more than 4x
+    return cv2.resize((a / fit).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope and intercept of y = a + b x in closed form (as ``np.polyfit(x, y, 1)``, faster)."""
+    xm, ym = float(x.mean()), float(y.mean())
+    dx = x - xm
+    var = float(dx @ dx)
+    b = float(dx @ (y - ym)) / var if var > 0 else 0.0
+    return b, ym - b * xm
+
+
+def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None = None,
+                   min_contrast: float = 0.0, marks: np.ndarray | None = None) -> LesionRegion:
+    """Otsu threshold of the smoothed, shading-corrected lightness inside the field of view; the most
+    central large blob that is neither sticker nor pen mark nor, along the rim of the view, the
+    optics' shading (a blob there counts only if it stands out as a lesion cut by the edge does), or,
+    where that one differs from the skin by under ``min_contrast`` (CIELAB delta E), the
+    best-placed blob near the middle that does; and where the blob taken lies off the middle along the
+    edge of the view, a clear lesion in the middle that stands out as much (``CLEAR_LESION_*``).
+
+    ``lab``: ``small`` already converted to OpenCV's 8-bit CIELAB (saves a conversion); ``marks``: its
+    ``markers.skin_marks`` already taken (saves taking them again).
+    """
+    h, w = small.shape[:2]
+    s = min(h, w)
+    if lab is None:
+        lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
+    inside = fov.inner > 0
+    blurred = smooth_lab(lab)
+    ch = lesion_channel(small, lab, blurred)
+    gain = shading_gain(ch, inside)
+    if gain is not None:
+        ch = cv2.multiply(ch, gain, dtype=cv2.CV_8U)
+        # the lesion's contrast against the skin, too, is measured with the fall-off divided out
+        lab = cv2.merge([cv2.multiply(lab[..., 0], gain, dtype=cv2.CV_8U), lab[..., 1], lab[..., 2]])
+    if COLOUR_WEIGHT and inside.any():
+        ch = colour_weighted(ch, blurred, inside, COLOUR_WEIGHT)
+    empty = no_lesion((h, w))
+    vals = ch[inside]
+    if vals.size < 100:
+        return empty
+    # the threshold is taken on the view without stickers and pen marks: a large saturated sticker
+    # would pull it towards itself and shrink the lesion
+    plain = inside & ~(skin_marks(lab) if marks is None else marks)
+    if np.count_nonzero(plain) >= 0.6 * vals.size:
+        vals = ch[plain]
+    thr, _ = cv2.threshold(vals.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    cand = ((ch <= thr) & inside).astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, k)
+    n, labels, stats, cents = cv2.connectedComponentsWithStats(cand, connectivity=8)
+    if n <= 1:
+        return empty
+    d = np.hypot(cents[1:, 0] - w / 2, cents[1:, 1] - h / 2) / (s / 2)
+    score = stats[1:, cv2.CC_STAT_AREA] / (1.0 + (d / 0.5) ** 2)
+    # Vignetting darkens the rim of the field of view: a far-off blob lying mostly along the
+    # rim is shading, not a lesion.
+    band = cv2.erode(fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 10 | 1,) * 2)) == 0
+    on_band = np.bincount(labels[band].ravel(), minlength=n)[1:] / np.maximum(stats[1:, cv2.CC_STAT_AREA], 1)
+    on_rim = (d > 0.6) & (on_band > RIM_SHARE)
+    # A colour-calibration sticker or a pen mark is not a lesion (``markers.is_marker``). Blobs are
+    # described in order of score until one passes (usually the first): no need to measure them all.
+    # Where the best is too faint to be a lesion (under ``min_contrast`` from the skin: a diffuse
+    # shadow, uneven skin), a blob in the middle of the view that does stand out is taken instead.
+    # A blob along the rim is described only to see whether it stands out as a cut lesion (the
+    # shading passed over is not counted among the candidates, but at most as many again are looked
+    # at). One that does is held, and gives way only to a blob in the middle of the view that stands
+    # out at least as much, overall or in colour (``tint``): a lesion there, with a skin fold's or
+    # hair's shadow along the rim, darker than the lesion but hardly another colour than the skin.
+    first, tried, rim_seen, markers, depth, held = None, 0, 0, None, None, None
+    first_k = -1
+    order = np.argsort(-score, kind="stable")
+    for k in order:
+        if tried == MAX_CANDIDATES:
+            break
+        if first is not None and d[k] > FALLBACK_REACH:
+            continue
+        if on_rim[k] and (held is not None or rim_seen == MAX_CANDIDATES):  # one held at most
+            continue
+        blob = (labels == k + 1).view(np.uint8)
+        if is_marker(lab, blob):
+            markers = blob * 255 if markers is None else cv2.bitwise_or(markers, blob * 255)
+            continue
+        region = describe(blob, lab, fov.mask, inside)
+        if on_rim[k]:
+            rim_seen += 1
+            if depth is None:  # how far each pixel lies inside the view
+                depth = cv2.distanceTransform(fov.inner, cv2.DIST_L2, 3)
+            if _stands_out(region, lab, blob, depth):
+                held = region
+            continue
+        tried += 1
+        if region.contrast >= min_contrast:
+            if held is not None and (d[k] > FALLBACK_REACH or region.contrast < held.contrast
+                                     and region.tint < held.tint):
+                break
+            first, first_k = region, k
+            break
+        if first is None:
+            first, first_k = region, k
+    if held is not None and (first is None or first.contrast < min_contrast):
+        first = held
+    elif first is not None and d[first_k] > FALLBACK_REACH and first.border > 0:
+        central = [k for k in order if d[k] <= FALLBACK_REACH and k != first_k]
+        first = _clear_in_the_middle(first, central[:MAX_CANDIDATES], labels, lab, fov, inside)
+    found = first or empty
+    found.markers = markers
+    return found
+
+
+def _clear_in_the_middle(chosen: LesionRegion, central: list[int], labels: np.ndarray, lab: np.ndarray,
+                         fov: FieldOfView, inside: np.ndarray) -> LesionRegion:
+    """``chosen`` (off the middle of the view, touching its edge), or the first of the ``central`` blobs
+    (label - 1, best-scoring first) that is a clear lesion (``CLEAR_LESION_CONTRAST``, ``CLEAR_LESION_AREA``)
+    and neither sticker nor pen mark."""
+    for k in central:
+        blob = (labels == k + 1).view(np.uint8)
+        if is_marker(lab, blob):
+            continue
+        region = describe(blob, lab, fov.mask, inside)
+        if region.contrast >= CLEAR_LESION_CONTRAST and region.area >= CLEAR_LESION_AREA and (
+                region.contrast >= chosen.contrast
+                or region.tint >= chosen.tint and region.contrast >= CLEAR_LESION_SHARE * chosen.contrast):
+            return region
+    return chosen
+
+
+def _stands_out(region: LesionRegion, lab: np.ndarray, blob: np.ndarray, depth: np.ndarray) -> bool:
+    """Whether a blob along the rim of the view is a lesion cut by the edge rather than the optics'
+    shading: distinct, coloured and reaching into the view (``RIM_LESION_CONTRAST``,
+    ``RIM_LESION_CHROMA``, ``RIM_LESION_SPREAD``; ``depth``: each pixel's distance inside the view),
+    and not coloured like a warm sticker (whose die-cut outline the rim may hide)."""
+    if region.contrast < RIM_LESION_CONTRAST:
+        return False
+    lum, a, b, _ = cv2.mean(lab, mask=blob)
+    a, b = a - 128.0, b - 128.0
+    if float(np.hypot(a, b)) < RIM_LESION_CHROMA or warm_sticker_colour(lum * (100 / 255), a, b):
+        return False
+    _, reach, _, _ = cv2.minMaxLoc(depth, mask=blob)
+    return cv2.countNonZero(blob) <= RIM_LESION_SPREAD * max(reach, 1.0) ** 2
