@@ -92,8 +92,11 @@ def _plain_skin_where_unseen(moved: np.ndarray, skin: np.ndarray, fov: np.ndarra
         return moved
     grain = np.random.default_rng(rng.randrange(10**6)).normal(0.0, 4.0, (h, w, 1)).astype(np.float32)
     plain = skin[None, None, :] + cv2.GaussianBlur(grain, (0, 0), 1.0)[..., None]
+    # Feathered over the seen side only. Blurred across the seam, as it was before the eighteenth round, the
+    # feather mixed in the black that the slide leaves where nothing was seen: a dark band along the seam.
     pad = max(3, w // 60)
-    a = cv2.GaussianBlur(unseen, (0, 0), pad / 2)[..., None]
+    depth = cv2.distanceTransform((unseen == 0).astype(np.uint8), cv2.DIST_L2, 3)
+    a = np.clip(1.0 - depth / pad, 0.0, 1.0)[..., None]
     return np.clip(moved * (1 - a) + plain * a, 0, 255).astype(np.uint8)
 
 
