@@ -241,22 +241,29 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
 def _clear_in_the_middle(chosen: LesionRegion, central: list[int], labels: np.ndarray, lab: np.ndarray,
                          fov: FieldOfView, inside: np.ndarray) -> LesionRegion:
     """``chosen`` (off the middle of the view, touching its edge), or the first of the ``central`` blobs
-    (label - 1, best-scoring first) that is a clear lesion (``CLEAR_LESION_CONTRAST``, ``CLEAR_LESION_AREA``)
-    and neither sticker nor pen mark."""
+    (label - 1, best-scoring first) that is a clear lesion (``_clear_lesion``) standing out as much as ``chosen``,
+    overall, or in colour while standing out overall at least ``CLEAR_LESION_SHARE`` as much."""
     for k in central:
-        blob = (labels == k + 1).view(np.uint8)
-        if is_marker(lab, blob):
-            continue
-        region = describe(blob, lab, fov.mask, inside)
-        if region.contrast >= CLEAR_LESION_CONTRAST and region.area >= CLEAR_LESION_AREA and (
+        region = _clear_lesion((labels == k + 1).view(np.uint8), lab, fov, inside)
+        if region is not None and (
                 region.contrast >= chosen.contrast
                 or region.tint >= chosen.tint and region.contrast >= CLEAR_LESION_SHARE * chosen.contrast):
             return region
     return chosen
 
 
+def _clear_lesion(blob: np.ndarray, lab: np.ndarray, fov: FieldOfView, inside: np.ndarray) -> LesionRegion | None:
+    """The ``LesionRegion`` of ``blob`` (uint8, nonzero inside) where it is a clear lesion, standing out from the
+    skin by ``CLEAR_LESION_CONTRAST`` and covering ``CLEAR_LESION_AREA`` of the view, and neither sticker nor pen
+    mark; else None."""
+    if is_marker(lab, blob):
+        return None
+    region = describe(blob, lab, fov.mask, inside)
+    return region if region.contrast >= CLEAR_LESION_CONTRAST and region.area >= CLEAR_LESION_AREA else None
+
+
 def _ink_coloured(lab: np.ndarray, mask: np.ndarray) -> bool:
-    """Whether the blob ``mask`` (uint8 0/255) of the CIELAB image ``lab`` is on average the violet of a
+    """Whether the blob ``mask`` (uint8, nonzero inside) of the CIELAB image ``lab`` is on average the violet of a
     surgical marker's ink (``INK_A``, ``INK_B``), or of a vascular lesion."""
     _, a, b, _ = cv2.mean(lab, mask=mask)
     return a - 128.0 >= INK_A and b - 128.0 <= INK_B
@@ -264,18 +271,15 @@ def _ink_coloured(lab: np.ndarray, mask: np.ndarray) -> bool:
 
 def _clear_beside_ink(chosen: LesionRegion, candidates: np.ndarray, d: np.ndarray, on_rim: np.ndarray,
                       labels: np.ndarray, lab: np.ndarray, fov: FieldOfView, inside: np.ndarray) -> LesionRegion:
-    """``chosen`` (ink-coloured), or the first of the ``candidates`` (label - 1, best-scoring first) nearer the
-    middle of the view (``d``: each blob's distance from it) that is a clear lesion (``CLEAR_LESION_CONTRAST``,
-    ``CLEAR_LESION_AREA``), neither sticker, pen mark nor shading along the rim (``on_rim``), not ink-coloured
-    itself, and at most ``INK_NEARER`` of the ink's distance from the middle."""
+    """``chosen`` (ink-coloured), or the first of the ``candidates`` (label - 1, best-scoring first) that is a clear
+    lesion (``_clear_lesion``), not shading along the rim (``on_rim``), not ink-coloured itself, and at most
+    ``INK_NEARER`` of the ink's distance from the middle of the view (``d``: each blob's distance from it)."""
     for k in candidates:
         if d[k] > INK_NEARER * chosen.offset or on_rim[k]:
             continue
         blob = (labels == k + 1).view(np.uint8)
-        if is_marker(lab, blob) or _ink_coloured(lab, blob * 255):
-            continue
-        region = describe(blob, lab, fov.mask, inside)
-        if region.contrast >= CLEAR_LESION_CONTRAST and region.area >= CLEAR_LESION_AREA:
+        region = None if _ink_coloured(lab, blob) else _clear_lesion(blob, lab, fov, inside)
+        if region is not None:
             return region
     return chosen
 
