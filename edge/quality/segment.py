@@ -87,11 +87,13 @@ INK_NEARER = 0.5
 #: it. With no clear lesion near the middle the band stays what is measured (a long lesion is a lesion). Chosen on the
 #: gate's lesion in 11,879 files of the five sources (issue 24's nineteenth round): the skin folds and lines of ink
 #: it took on ISIC 2017 are 0.08-0.15 of their length wide; with 0.3 instead of 0.2, large ragged lesions in the
-#: middle (0.22-0.29) gave way to a freckle beside them; off the middle, what gave way at 0.3 was two stickers' rings,
-#: the dermatoscope's wedge, two dark rims, a patch of blotchy skin and the edge of one large faint lesion.
+#: middle (0.22-0.29) gave way to a freckle beside them.
 BAND_LENGTH, BAND_WIDTH = 0.6, 0.2
-#: ... or, off the middle of the view (beyond ``FALLBACK_REACH``), at most this share of its length wide: a sticker's
-#: ring, the dermatoscope's dark wedge or rim, where the photographer did not aim.
+#: ... or, off the middle of the view (beyond ``FALLBACK_REACH``), at most this share of its length wide where it does
+#: not stand out as a lesion cut by the edge does (``_stands_out``): two stickers' rings, the dermatoscope's dark wedge,
+#: the dark beyond the skin and a patch of blotchy skin gave way in those files. One that stands out stays: what is
+#: left in view of a lesion slid out is often a band along the edge, and without that condition the large lesions of
+#: over-exposed, tilted or shifted copies in the bench gave way to a spot.
 BAND_WIDTH_ASIDE = 0.3
 
 
@@ -248,7 +250,7 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
         first = _clear_in_the_middle(first, central[:MAX_CANDIDATES], labels, lab, fov, inside)
     if first is not None and _ink_coloured(lab, first.mask):
         first = _clear_beside_ink(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside)
-    if first is not None and _band(first.mask, s, BAND_WIDTH if first.offset <= FALLBACK_REACH else BAND_WIDTH_ASIDE):
+    if first is not None and _band_not_aimed_at(first, lab, fov, s):
         first = _clear_beside_band(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside, s)
     found = first or empty
     found.markers = markers
@@ -310,6 +312,16 @@ def _band(mask: np.ndarray, side: int, width: float = BAND_WIDTH) -> bool:
         return False
     _, widest, _, _ = cv2.minMaxLoc(cv2.distanceTransform(mask, cv2.DIST_L2, 3))
     return 2.0 * widest <= width * length
+
+
+def _band_not_aimed_at(region: LesionRegion, lab: np.ndarray, fov: FieldOfView, side: int) -> bool:
+    """Whether the chosen ``region`` is a band the photographer did not aim at: one up to ``BAND_WIDTH`` of its length
+    wide, or, off the middle of the view, up to ``BAND_WIDTH_ASIDE`` where it does not stand out as a lesion cut by
+    the edge does (``_stands_out``: what is left in view of a lesion slid out is often such a band along the edge)."""
+    if _band(region.mask, side):
+        return True
+    return (region.offset > FALLBACK_REACH and _band(region.mask, side, BAND_WIDTH_ASIDE)
+            and not _stands_out(region, lab, region.mask, cv2.distanceTransform(fov.inner, cv2.DIST_L2, 3)))
 
 
 def _clear_beside_band(chosen: LesionRegion, candidates: np.ndarray, d: np.ndarray, on_rim: np.ndarray,
