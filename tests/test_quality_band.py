@@ -3,8 +3,9 @@
 On ISIC 2017 the gate took, for the lesion beside a clear one in the middle, a skin fold's shadow, an ear's fold, a
 line of a marker's ink round the lesion, a sticker's ring and the dermatoscope's dark wedge at the side: long, thin
 blobs that a photographer does not aim at. Such a band now gives way to a clear lesion near the middle that is not
-a band itself; with none there, the band stays what is measured (a long lesion is still a lesion). Off the middle a
-wider band gives way too, unless it stands out as a lesion cut by the edge does.
+a band itself, or else to a paler lesion at most half as far from the middle; with neither, the band stays what is
+measured (a long lesion is still a lesion). Off the middle a wider band gives way too, unless it stands out as a
+lesion cut by the edge does.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def test_a_skin_fold_beside_the_lesion_is_not_the_lesion(seed):
     assert q.ok == plain.ok and abs(size - plain_size) < 0.25 * plain_size
 
 
+def test_the_classifiers_crop_leaves_the_fold_out():
+    from edge.classifier import lesion_square
+
+    good = synth.lesion_image(1600, 1200, 0, size=0.08, vignette=False)
+    x0, y0, side = lesion_square(painted(good, fold(1200, 1600, 0.66, 0.06), None))
+    assert abs((x0 + side / 2) / 1600 - 0.5) < 0.05 and abs((y0 + side / 2) / 1200 - 0.5) < 0.05, (x0, y0, side)
+
+
 @pytest.mark.parametrize("seed", [0, 2, 3])
 def test_a_line_of_ink_drawn_round_the_lesion_is_not_the_lesion(seed):
     # Three sides of a square round the lesion, as a clinic outlines it, in a marker's violet as it looks on skin
@@ -93,6 +102,31 @@ def test_a_brown_band_at_the_side_stays_the_lesion(seed):
     good = synth.lesion_image(1600, 1200, seed, size=0.06, vignette=False)
     x, y, area = measured(painted(good, fold(1200, 1600, 0.14, 0.24), (30, 40, 70)))
     assert x < 0.25 and area > 0.1, (x, y, area)
+
+
+def pale_lesion(img: np.ndarray, radius: float) -> np.ndarray:
+    """``img`` with a pale brown lesion in the middle, ``radius`` of the shorter side: its skin 0.8-0.88 as bright."""
+    h, w = img.shape[:2]
+    m = np.zeros((h, w), np.float32)
+    cv2.circle(m, (w // 2, h // 2), int(radius * min(h, w)), 1.0, -1)
+    m = cv2.GaussianBlur(m, (0, 0), 6)[..., None]
+    f = img.astype(np.float32)
+    return np.clip(f * (1 - m) + f * np.array([0.8, 0.82, 0.88], np.float32) * m, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_pale_lesion_in_the_middle_beside_a_line_of_ink_is_the_lesion(seed):
+    # A pale lesion (7-11 delta E from the skin: not clear, CLEAR_LESION_CONTRAST, but a lesion) where the
+    # photographer aimed, a line of ink across the view beside it, as on ISIC 2017's ISIC_0012388: at most half as
+    # far from the middle as the line, the pale lesion is the lesion.
+    skin = synth.lesion_image(1600, 1200, seed, size=0.005, vignette=False)
+    line = np.zeros((1200, 1600), np.float32)
+    cv2.line(line, (250, 1250), (650, -50), 1.0, 60)
+    img = painted(pale_lesion(skin, 0.07), line, (115, 85, 130))
+    x, y, area = measured(img)
+    assert abs(x - 0.5) < 0.05 and abs(y - 0.5) < 0.05 and area < 0.03, (x, y, area)
+    s = QualitySettings()
+    assert scene(jpeg(img), s, s.dermoscopic).present
 
 
 def test_a_long_lesion_alone_stays_the_lesion():

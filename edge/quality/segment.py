@@ -84,7 +84,8 @@ INK_NEARER = 0.5
 #: of its length wide: a skin fold's shadow, a band of hair, a line of a marker's ink round the lesion, a ruler's
 #: scale. It gives way to a clear lesion near the middle that is not a band (``_clear_beside_band``): the
 #: photographer aims at a lesion, not at a line across the view, and such a line, longer than a small lesion, outscored
-#: it. With no clear lesion near the middle the band stays what is measured (a long lesion is a lesion). Chosen on the
+#: it; failing one, to a paler lesion (``min_contrast``) at most ``INK_NEARER`` of the band's distance from the middle.
+#: With neither, the band stays what is measured (a long lesion is a lesion). Chosen on the
 #: gate's lesion in 11,879 files of the five sources (issue 24's nineteenth round): the skin folds and lines of ink
 #: it took on ISIC 2017 are 0.08-0.15 of their length wide; with 0.3 instead of 0.2, large ragged lesions in the
 #: middle (0.22-0.29) gave way to a freckle beside them.
@@ -161,7 +162,8 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     where that one differs from the skin by under ``min_contrast`` (CIELAB delta E), the
     best-placed blob near the middle that does; and where the blob taken lies off the middle along the
     edge of the view, a clear lesion in the middle that stands out as much (``CLEAR_LESION_*``); where it is
-    ink-coloured or a band (``INK_*``, ``BAND_*``), a clear lesion nearer the middle or near it.
+    ink-coloured or a band (``INK_*``, ``BAND_*``), a clear lesion nearer the middle or near it (beside a band, or
+    else a paler one nearer the middle).
 
     ``lab``: ``small`` already converted to OpenCV's 8-bit CIELAB (saves a conversion); ``marks``: its
     ``markers.skin_marks`` already taken (saves taking them again).
@@ -251,7 +253,8 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     if first is not None and _ink_coloured(lab, first.mask):
         first = _clear_beside_ink(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside)
     if first is not None and _band_not_aimed_at(first, lab, fov, s):
-        first = _clear_beside_band(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside, s)
+        first = _clear_beside_band(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside, s,
+                                   min_contrast)
     found = first or empty
     found.markers = markers
     return found
@@ -325,18 +328,29 @@ def _band_not_aimed_at(region: LesionRegion, lab: np.ndarray, fov: FieldOfView, 
 
 
 def _clear_beside_band(chosen: LesionRegion, candidates: np.ndarray, d: np.ndarray, on_rim: np.ndarray,
-                       labels: np.ndarray, lab: np.ndarray, fov: FieldOfView, inside: np.ndarray,
-                       side: int) -> LesionRegion:
+                       labels: np.ndarray, lab: np.ndarray, fov: FieldOfView, inside: np.ndarray, side: int,
+                       min_contrast: float) -> LesionRegion:
     """``chosen`` (a band), or the first other of the ``candidates`` (label - 1, best-scoring first) near the middle
-    of the view (``FALLBACK_REACH``) that is a clear lesion (``_clear_lesion``) and not a band itself."""
+    of the view (``FALLBACK_REACH``) that is a clear lesion (as ``_clear_lesion``) and not a band itself; failing one,
+    and where ``chosen`` is a band by ``BAND_WIDTH`` (not only by ``BAND_WIDTH_ASIDE``), the first at most
+    ``INK_NEARER`` of the band's distance from the middle (``d``: each blob's) that stands out from the skin by
+    ``min_contrast`` (the lesion check's own limit), covers ``CLEAR_LESION_AREA`` of the view and is neither band nor
+    marker: a pale lesion where the photographer aimed, beside a line of ink or a band of hair darker than it."""
+    fainter, thin = None, _band(chosen.mask, side)
     for k in candidates:
         if d[k] > FALLBACK_REACH or on_rim[k]:
             continue
         blob = (labels == k + 1).view(np.uint8)
-        region = _clear_lesion(blob, lab, fov, inside)
-        if region is not None and not _band(region.mask, side) and region.centre != chosen.centre:
+        if is_marker(lab, blob):
+            continue
+        region = describe(blob, lab, fov.mask, inside)
+        if region.area < CLEAR_LESION_AREA or region.centre == chosen.centre or _band(region.mask, side):
+            continue
+        if region.contrast >= CLEAR_LESION_CONTRAST:
             return region
-    return chosen
+        if fainter is None and thin and region.contrast >= min_contrast and d[k] <= INK_NEARER * chosen.offset:
+            fainter = region
+    return fainter or chosen
 
 
 def _stands_out(region: LesionRegion, lab: np.ndarray, blob: np.ndarray, depth: np.ndarray) -> bool:
