@@ -28,7 +28,9 @@ import numpy as np
 
 from wire.kioskconfig.quality import KioskReference, QualitySettings
 
+from . import cast_distance, focus_value  # the checks' own measures (the package does not import this module)
 from .analysis import DecodeError
+from .brightness import exposure_floor, skin_brightness
 from .measures import COLOUR_LEAST, colourfulness
 from .scene import scene, skin_colour
 
@@ -59,8 +61,6 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
         if exc.size is not None:
             return f"too small or narrow to judge ({exc.size[0]} x {exc.size[1]} pixels)"
         return f"not a readable image ({exc})"
-    from . import exposure_floor, focus_value, skin_brightness  # the checks' own measures
-
     level = skin_brightness(sc)
     if level < rules.exposure_min and level >= exposure_floor(sc, rules, settings.reference, darker_skin=True):
         # as dim as a darker volunteer's skin would be, and as red: say so, lest the installer raise the exposure
@@ -112,8 +112,6 @@ def colour_outliers(samples: Sequence[Sequence[float | None]]) -> list[tuple[int
     """(index, distance) of the stills whose colour is unlike the others' (over ``OUTLIER_DISTANCE``),
     each measured against the mean, covariance and lightness slope of all the others, as the colour check
     measures a photograph (``cast_distance``)."""
-    from . import cast_distance
-
     x = np.asarray([(s[0], s[1]) for s in samples], float)
     lum = _lightness(samples)
     out = []
