@@ -252,9 +252,11 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
         first = _clear_in_the_middle(first, central[:MAX_CANDIDATES], labels, lab, fov, inside)
     if first is not None and _ink_coloured(lab, first.mask):
         first = _clear_beside_ink(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside)
-    if first is not None and _band_not_aimed_at(first, lab, fov, s):
-        first = _clear_beside_band(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside, s,
-                                   min_contrast)
+    if first is not None:
+        narrow = _band(first.mask, s)
+        if narrow or _wide_band_aside(first, lab, fov, s, depth):
+            first = _clear_beside_band(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside, s,
+                                       min_contrast if narrow else None)
     found = first or empty
     found.markers = markers
     return found
@@ -281,7 +283,13 @@ def _clear_lesion(blob: np.ndarray, lab: np.ndarray, fov: FieldOfView, inside: n
     if is_marker(lab, blob):
         return None
     region = describe(blob, lab, fov.mask, inside)
-    return region if region.contrast >= CLEAR_LESION_CONTRAST and region.area >= CLEAR_LESION_AREA else None
+    return region if _clear(region) else None
+
+
+def _clear(region: LesionRegion) -> bool:
+    """Whether ``region`` stands out from the skin by ``CLEAR_LESION_CONTRAST`` and covers ``CLEAR_LESION_AREA`` of
+    the view."""
+    return region.contrast >= CLEAR_LESION_CONTRAST and region.area >= CLEAR_LESION_AREA
 
 
 def _ink_coloured(lab: np.ndarray, mask: np.ndarray) -> bool:
@@ -317,26 +325,28 @@ def _band(mask: np.ndarray, side: int, width: float = BAND_WIDTH) -> bool:
     return 2.0 * widest <= width * length
 
 
-def _band_not_aimed_at(region: LesionRegion, lab: np.ndarray, fov: FieldOfView, side: int) -> bool:
-    """Whether the chosen ``region`` is a band the photographer did not aim at: one up to ``BAND_WIDTH`` of its length
-    wide, or, off the middle of the view, up to ``BAND_WIDTH_ASIDE`` where it does not stand out as a lesion cut by
-    the edge does (``_stands_out``: what is left in view of a lesion slid out is often such a band along the edge)."""
-    if _band(region.mask, side):
-        return True
-    return (region.offset > FALLBACK_REACH and _band(region.mask, side, BAND_WIDTH_ASIDE)
-            and not _stands_out(region, lab, region.mask, cv2.distanceTransform(fov.inner, cv2.DIST_L2, 3)))
+def _wide_band_aside(region: LesionRegion, lab: np.ndarray, fov: FieldOfView, side: int,
+                     depth: np.ndarray | None) -> bool:
+    """Whether the chosen ``region``, off the middle of the view, is a band by ``BAND_WIDTH_ASIDE`` that does not stand
+    out as a lesion cut by the edge does (``_stands_out``: what is left in view of a lesion slid out is often such a
+    band along the edge). ``depth``: each pixel's distance inside the view, if already taken."""
+    if region.offset <= FALLBACK_REACH or not _band(region.mask, side, BAND_WIDTH_ASIDE):
+        return False
+    if depth is None:
+        depth = cv2.distanceTransform(fov.inner, cv2.DIST_L2, 3)
+    return not _stands_out(region, lab, region.mask, depth)
 
 
 def _clear_beside_band(chosen: LesionRegion, candidates: np.ndarray, d: np.ndarray, on_rim: np.ndarray,
                        labels: np.ndarray, lab: np.ndarray, fov: FieldOfView, inside: np.ndarray, side: int,
-                       min_contrast: float) -> LesionRegion:
+                       paler: float | None) -> LesionRegion:
     """``chosen`` (a band), or the first other of the ``candidates`` (label - 1, best-scoring first) near the middle
-    of the view (``FALLBACK_REACH``) that is a clear lesion (as ``_clear_lesion``) and not a band itself; failing one,
-    and where ``chosen`` is a band by ``BAND_WIDTH`` (not only by ``BAND_WIDTH_ASIDE``), the first at most
-    ``INK_NEARER`` of the band's distance from the middle (``d``: each blob's) that stands out from the skin by
-    ``min_contrast`` (the lesion check's own limit), covers ``CLEAR_LESION_AREA`` of the view and is neither band nor
-    marker: a pale lesion where the photographer aimed, beside a line of ink or a band of hair darker than it."""
-    fainter, thin = None, _band(chosen.mask, side)
+    of the view (``FALLBACK_REACH``) that is a clear lesion (``_clear``), neither band nor marker; failing one, where
+    ``paler`` is given (a band by ``BAND_WIDTH``, not only by ``BAND_WIDTH_ASIDE``: the lesion check's own
+    ``min_contrast``), the first such at most ``INK_NEARER`` of the band's distance from the middle (``d``: each
+    blob's) that stands out from the skin by ``paler`` and covers ``CLEAR_LESION_AREA`` of the view: a pale lesion
+    where the photographer aimed, beside a line of ink or a band of hair darker than it."""
+    fainter = None
     for k in candidates:
         if d[k] > FALLBACK_REACH or on_rim[k]:
             continue
@@ -346,9 +356,9 @@ def _clear_beside_band(chosen: LesionRegion, candidates: np.ndarray, d: np.ndarr
         region = describe(blob, lab, fov.mask, inside)
         if region.area < CLEAR_LESION_AREA or region.centre == chosen.centre or _band(region.mask, side):
             continue
-        if region.contrast >= CLEAR_LESION_CONTRAST:
+        if _clear(region):
             return region
-        if fainter is None and thin and region.contrast >= min_contrast and d[k] <= INK_NEARER * chosen.offset:
+        if fainter is None and paler is not None and region.contrast >= paler and d[k] <= INK_NEARER * chosen.offset:
             fainter = region
     return fainter or chosen
 
