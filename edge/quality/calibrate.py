@@ -130,10 +130,20 @@ def colour_outliers(samples: Sequence[Sequence[float | None]]) -> list[tuple[int
     return out
 
 
+def focus_spread(ratios: Sequence[float]) -> float:
+    """How much the stills' sharpness varies: the standard deviation (n - 1) of ln(r - 1) over their focus ratios
+    r, a ratio of no detail (r <= 1.01) counted as 1.01 (it widens the spread, which only keeps the focus limit
+    where it is: ``KioskReference.focus_limit``)."""
+    detail = np.log(np.maximum(np.asarray(ratios, float) - 1.0, 0.01))
+    return float(np.std(detail, ddof=1)) if len(detail) > 1 else 0.0
+
+
 def fit_reference(samples: Sequence[Sequence[float | None]], note: str = "") -> KioskReference:
     """Colour: mean and covariance of (ln R/G, ln B/G) without the ``colour_outliers``, MIN_SD added
     to the spread of each axis, and (where every still has its lightness) the colour's slope on the
-    skin's lightness (``KioskReference.expected``); sharpness: the median focus ratio of all the stills.
+    skin's lightness (``KioskReference.expected``); sharpness: the median focus ratio of all the stills, and how
+    much it varies between them (``focus_spread``: a kiosk whose stills hold their sharpness close has its focus
+    limits raised, ``KioskReference.focus_limit``).
     ``samples``: ``Still``s (or (ln R/G, ln B/G, focus) tuples, without lightness)."""
     if len(samples) < MIN_IMAGES:
         raise ValueError(f"{len(samples)} usable stills: at least {MIN_IMAGES} are needed")
@@ -151,7 +161,7 @@ def fit_reference(samples: Sequence[Sequence[float | None]], note: str = "") -> 
     lightness = None if fit["lightness"] is None else r(fit["lightness"])
     return KioskReference(chroma=(r(mu[0]), r(mu[1])), cov=((r(cov[0, 0]), r(cov[0, 1])), (r(cov[0, 1]), r(cov[1, 1]))),
                           focus=round(focus, 3), focus_thumbnail=round(focus, 3), focus_noise_floor=True,
-                          focus_field_scaled=True,
+                          focus_field_scaled=True, focus_spread=round(focus_spread([s[2] for s in samples]), 3),
                           images=len(samples),
                           lightness=lightness, lightness_sd=r(fit["sd"]),
                           slope=(r(fit["slope"][0]), r(fit["slope"][1])), note=note[:200])
@@ -168,6 +178,8 @@ def toml_block(ref: KioskReference) -> str:
             f"focus_thumbnail = {ref.focus_thumbnail}   # the same, whatever the frame's size\n"
             f"focus_noise_floor = {'true' if ref.focus_noise_floor else 'false'}   # measured without the sensor's noise\n"
             f"focus_field_scaled = {'true' if ref.focus_field_scaled else 'false'}   # a small round view at its own scale\n"
+            + (f"focus_spread = {ref.focus_spread}   # sd of ln(focus ratio - 1): steadier stills, a stricter focus limit\n"
+               if ref.focus_spread is not None else "")
             + (f"lightness = {ref.lightness}   # mean skin log-lightness of the stills\n"
                f"lightness_sd = {ref.lightness_sd}\n"
                f"slope = [{ref.slope[0]}, {ref.slope[1]}]   # colour per unit of lightness: darker skin is redder\n"
@@ -221,6 +233,9 @@ def cli(config: str, images: list[str], note: str | None = None, dry_run: bool =
         print(f"calibration refused: {exc}; take more stills of normal skin through this dermatoscope")
         return 1
     print(toml_block(ref), end="")
+    print("focus limits with it: " + ", ".join(
+        f"{view} {ref.focus_limit(settings.rules(view).focus_min):.2f}" for view in ("dermoscopic", "close-up", "regional"))
+        + " of the normal sharpness (raised where the stills hold their sharpness closer than most kiosks')")
     if dry_run:
         return 0
     try:

@@ -37,7 +37,9 @@ framing       <= 0.5          <= 0.5          --
   contrast and, on a camera-sized frame, of the sensor's noise (its floor is taken off both energies). Blur brings r towards 1 and the value towards 0; optics and sensors differ in their
   normal r (PH2 about 6, HAM10000 about 2.8), hence the kiosk's own reference. Uncalibrated, a
   camera frame is held to the built-in camera normal (2.4) and a thumbnail under ``THUMBNAIL_SIDE``
-  pixels (an archive image, measured at its own size) to a softer one (1.8).
+  pixels (an archive image, measured at its own size) to a softer one (1.8). A calibrated kiosk whose
+  stills vary less in sharpness than the sources the gate was fitted on has every view's limit raised
+  in proportion, up to 1.3 times (the dermoscopic 0.35 to 0.45; ``KioskReference.focus_limit``).
 * ``exposure``: the skin's brightness in its brightest colour channel (red, for skin): the median
   over the skin around the lesion of each pixel's largest channel (0-255), within
   ``exposure_min``..``exposure_max``. Under-exposed, even red is dim; over-exposed, it is clipped
@@ -76,6 +78,7 @@ framing       <= 0.5          <= 0.5          --
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -145,6 +148,17 @@ def camera_sized(frame_size: tuple[int, int]) -> bool:
 #: (PH2 -0.27, HAM10000 -0.82); how far pigment dims the skin is asked of this one.
 PIGMENT_SLOPE = -0.454
 
+#: A calibrated kiosk whose stills vary little in sharpness has its focus limits raised (``KioskReference.
+#: focus_limit``): each view's ``focus_min`` is the limit for stills that spread as the fit halves' do (a
+#: standard deviation of ln(r - 1) about 0.42: e^(-2.5 x 0.42) = 0.35, 2.5 being 2.25 x 1.11, 40 stills' spread
+#: taken one standard error high), and one whose photographs hold their sharpness closer is held to
+#: ``FOCUS_SPREAD_Z`` of its own spread below its normal, ...
+FOCUS_SPREAD_Z = 2.25
+#: ... the view's ``focus_min`` raised by this factor at most (the dermoscopic 0.35 to 0.45), ...
+FOCUS_RAISE_MAX = 1.3
+#: ... measured against the view's default limit (``ViewRules().focus_min``).
+FOCUS_MIN_DEFAULT: float = ViewRules.model_fields["focus_min"].default
+
 
 class KioskReference(BaseModel):
     """This kiosk's normal photographs: skin colour (mean log-chromaticity ln R/G, ln B/G, and its
@@ -183,6 +197,10 @@ class KioskReference(BaseModel):
     #: (``edge.quality.analysis.field_crop``, since 2026-12-06). A calibration from before says nothing of it, and
     #: its frames are measured as its stills were (at the frame's scale).
     focus_field_scaled: bool = True
+    #: How much the stills' sharpness varies: the standard deviation of ln(r - 1) over their focus ratios r
+    #: (``edge.quality.calibrate.focus_spread``). None (the built-in default, or a calibration from before
+    #: 2026-12-06): the views' focus limits as configured. See ``focus_limit``.
+    focus_spread: float | None = Field(None, ge=0.0, le=5.0)
     #: How many stills the reference was fitted on (0: the built-in default).
     images: int = Field(0, ge=0)
     #: The skin's mean log-lightness (its mean ln G, ``scene.skin_colour``) over the stills, and its standard
@@ -234,6 +252,25 @@ class KioskReference(BaseModel):
     def normal_focus(self, frame_size: tuple[int, int]) -> float:
         """This kiosk's normal focus ratio for a frame of ``frame_size`` (width, height) pixels."""
         return self.focus if camera_sized(frame_size) else self.focus_thumbnail
+
+    def focus_limit(self, focus_min: float) -> float:
+        """The focus check's limit for a view whose ``focus_min`` is given, on this kiosk (rounded to 0.01, as
+        the refusal quotes it).
+
+        ``focus_min`` is the limit for a kiosk whose normal photographs vary in sharpness as much as the
+        sources the gate was fitted on. Where the calibration's stills vary less (one dermatoscope, one camera,
+        one way of working), a photograph as soft as the limit lies further from this kiosk's normal than it
+        would from theirs: the limit is then raised to ``FOCUS_SPREAD_Z`` of the stills' spread below the
+        normal, in proportion for every view, by ``FOCUS_RAISE_MAX`` at most. The spread of a few stills
+        understates the spread of the photographs that follow, so it is taken one standard error high
+        (x 1 + 1/sqrt(2(n - 1))). Without a spread (the built-in default, a calibration from before): as
+        configured. A kiosk whose stills vary more than the sources' keeps ``focus_min`` too: it is not
+        lowered (a soft still among the stills would otherwise pass soft photographs)."""
+        if self.focus_spread is None or self.images < 2:
+            return focus_min
+        spread = self.focus_spread * (1.0 + 1.0 / math.sqrt(2.0 * (self.images - 1)))
+        raised = min(FOCUS_RAISE_MAX, max(1.0, math.exp(-FOCUS_SPREAD_Z * spread) / FOCUS_MIN_DEFAULT))
+        return round(focus_min * raised, 2)
 
     @model_validator(mode="after")
     def _positive_definite(self) -> "KioskReference":
