@@ -236,6 +236,13 @@ def cli(config: str, images: list[str], note: str | None = None, dry_run: bool =
     print("focus limits with it: " + ", ".join(
         f"{view} {ref.focus_limit(settings.rules(view).focus_min):.2f}" for view in ("dermoscopic", "close-up", "regional"))
         + " of the normal sharpness (raised where the stills hold their sharpness closer than most kiosks')")
+    limit = ref.focus_limit(settings.dermoscopic.focus_min)
+    for name, still in zip(used, samples):
+        sharpness = (still.focus - 1.0) / (ref.focus - 1.0)
+        if sharpness < limit:
+            print(f"soft still {name}: sharpness {sharpness:.0%} of the stills' normal, under the limit {limit:.0%}: "
+                  "the gate would refuse it; if it is out of focus, take it again and calibrate again (a soft still "
+                  "lowers this kiosk's normal and keeps its focus limits low)")
     if dry_run:
         return 0
     try:

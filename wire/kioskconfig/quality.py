@@ -39,7 +39,7 @@ framing       <= 0.5          <= 0.5          --
   camera frame is held to the built-in camera normal (2.4) and a thumbnail under ``THUMBNAIL_SIDE``
   pixels (an archive image, measured at its own size) to a softer one (1.8). A calibrated kiosk whose
   stills vary less in sharpness than the sources the gate was fitted on has every view's limit raised
-  in proportion, up to 1.3 times (the dermoscopic 0.35 to 0.45; ``KioskReference.focus_limit``).
+  in proportion, up to 1.2 times (the dermoscopic 0.35 to 0.42; ``KioskReference.focus_limit``).
 * ``exposure``: the skin's brightness in its brightest colour channel (red, for skin): the median
   over the skin around the lesion of each pixel's largest channel (0-255), within
   ``exposure_min``..``exposure_max``. Under-exposed, even red is dim; over-exposed, it is clipped
@@ -154,8 +154,8 @@ PIGMENT_SLOPE = -0.454
 #: taken one standard error high), and one whose photographs hold their sharpness closer is held to
 #: ``FOCUS_SPREAD_Z`` of its own spread below its normal, ...
 FOCUS_SPREAD_Z = 2.25
-#: ... the view's ``focus_min`` raised by this factor at most (the dermoscopic 0.35 to 0.45), ...
-FOCUS_RAISE_MAX = 1.3
+#: ... the view's ``focus_min`` raised by this factor at most (the dermoscopic 0.35 to 0.42), ...
+FOCUS_RAISE_MAX = 1.2
 #: ... measured against the view's default limit (``ViewRules().focus_min``).
 FOCUS_MIN_DEFAULT: float = ViewRules.model_fields["focus_min"].default
 
