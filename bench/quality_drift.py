@@ -1,20 +1,25 @@
-"""A kiosk's colour drifting, seen over its recent photographs rather than in one (the centre's ``colour-drift`` alert).
+"""A kiosk's colour or sharpness drifting, seen over its recent photographs rather than in one (the centre's
+``colour-drift`` and ``focus-drift`` alerts).
 
     .venv/bin/python -m bench.quality_eval --out bench/out/quality_eval.csv ...   # first: per-image values
-    .venv/bin/python -m bench.quality_drift [--csv bench/out/quality_eval.csv] [--images 20] [--limit 2.0]
+    .venv/bin/python -m bench.quality_drift [--csv bench/out/quality_eval.csv] [--check colour|focus]
+                                            [--images 20] [--limit L]
 
 One photograph's skin colour cannot tell a moderate cast from a patient whose skin is a little yellower or
 bluer than most (README, "The quality gate": per image, the colour check catches 2-75 % of moderate casts).
 A cast that comes from the kiosk (a failing or replaced light, a changed white balance) stays on every
 photograph after it, so the median colour distance over a kiosk's last ``--images`` dermoscopic photographs
 (the value each photograph's colour check already reports, sent to the centre with the case) moves even
-where single photographs stay within the limit, while different patients' skins average out.
+where single photographs stay within the limit, while different patients' skins average out. Likewise a
+dermatoscope out of focus, or a smeared lens or contact plate, softens every photograph: the median of the focus
+check's value (sharpness as a share of the kiosk's calibrated normal) falls below ``--limit`` (``--check focus``).
 
 From ``bench.quality_eval``'s per-image values (the kiosk reference calibrated on the source's fit half, as
 there), per source: the share of runs of ``--images`` photographs drawn from the originals whose median
-distance exceeds ``--limit`` (false alarms), and the share of runs drawn from each cast's copies (every
-photograph under the same cast, as a kiosk's fault would be) that exceed it (detection). 2,000 runs each,
-drawn with replacement (fixed seed). The limit was chosen on the fit halves' values (``--part fit``).
+is beyond ``--limit`` (over it for colour, under it for focus: false alarms), and the share of runs drawn from
+each degradation's copies (every photograph under the same cast, or the same blur, as a kiosk's fault would be)
+that are beyond it (detection). 2,000 runs each, drawn with replacement (fixed seed). The limits were chosen on
+the fit halves' values (``bench.quality_eval --part fit``). The last line sums the run up.
 """
 
 from __future__ import annotations
@@ -26,57 +31,84 @@ from pathlib import Path
 
 import numpy as np
 
-CASTS = ("cast_red", "cast_blue", "cast_green", "cast_yellow")
+#: Per check: the degradation families whose copies stand for a kiosk's own fault, and the default limit (the
+#: centre's ``colour_drift_median`` and ``focus_drift_median``).
+FAMILIES = {"colour": ("cast_red", "cast_blue", "cast_green", "cast_yellow"), "focus": ("defocus", "motion")}
+LIMITS = {"colour": 1.75, "focus": 0.5}
 
 
-def read_colour(path: Path) -> dict[str, dict[str, list[float]]]:
-    """``{source: {variant: [colour distance, ...]}}`` from a ``bench.quality_eval`` CSV (variant
-    ``original`` or ``cast_<direction>_<grade>``); a photograph whose colour could not be read (no skin left
-    unsaturated) counts as infinitely far, as it does at the centre."""
+def read_values(path: Path, check: str = "colour") -> dict[str, dict[str, list[float]]]:
+    """``{source: {variant: [value, ...]}}`` of ``check`` from a ``bench.quality_eval`` CSV (variant ``original`` or
+    ``<family>_<grade>`` of the check's families). A colour that could not be read (no skin left unsaturated)
+    counts as infinitely far, as it does at the centre; a focus value missing (an unreadable file) is left out."""
     out: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     with path.open(newline="") as fh:
         for row in csv.DictReader(fh):
-            if row["variant"] == "original" or row["variant"].startswith("cast_"):
-                # no value: no skin left unsaturated to read (a strong cast burns out a channel), as far as can be
-                out[row["source"]][row["variant"]].append(float(row["colour"]) if row["colour"] not in ("", "None")
-                                                          else float("inf"))
+            variant = row["variant"]
+            if variant != "original" and not variant.rsplit("_", 1)[0] in FAMILIES[check]:
+                continue
+            raw = row[check]
+            if raw not in ("", "None"):
+                out[row["source"]][variant].append(float(raw))
+            elif check == "colour":
+                out[row["source"]][variant].append(float("inf"))
     return out
 
 
-def alarm_rate(values: list[float], images: int, limit: float, runs: int, rng: np.random.Generator) -> float:
-    """Share of ``runs`` draws of ``images`` values (with replacement) whose median exceeds ``limit``."""
+def read_colour(path: Path) -> dict[str, dict[str, list[float]]]:
+    """``read_values`` of the colour check."""
+    return read_values(path, "colour")
+
+
+def alarm_rate(values: list[float], images: int, limit: float, runs: int, rng: np.random.Generator,
+               below: bool = False) -> float:
+    """Share of ``runs`` draws of ``images`` values (with replacement) whose median exceeds ``limit`` (or, with
+    ``below``, falls under it)."""
     v = np.asarray(values, float)
-    draws = v[rng.integers(0, v.size, size=(runs, images))]
-    return float(np.mean(np.median(draws, axis=1) > limit))
+    medians = np.median(v[rng.integers(0, v.size, size=(runs, images))], axis=1)
+    return float(np.mean(medians < limit if below else medians > limit))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print, per source, false alarms on originals and detection of each cast at both grades."""
+    """Print, per source, false alarms on originals and detection of each degradation at both grades."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--csv", type=Path, default=Path(__file__).resolve().parent / "out" / "quality_eval.csv")
+    ap.add_argument("--check", choices=sorted(FAMILIES), default="colour")
     ap.add_argument("--images", type=int, default=20, help="photographs in the window (default 20)")
-    ap.add_argument("--limit", type=float, default=1.75, help="median colour distance that alerts (default 1.75, "
-                                                              "the centre's colour_drift_median)")
+    ap.add_argument("--limit", type=float, default=None, help="the median that alerts (default: the centre's, "
+                                                              "colour 1.75, focus 0.5)")
     ap.add_argument("--runs", type=int, default=2000)
     args = ap.parse_args(argv)
-    data = read_colour(args.csv)
+    limit = LIMITS[args.check] if args.limit is None else args.limit
+    below = args.check == "focus"
+    data = read_values(args.csv, args.check)
     if not data:
-        raise SystemExit(f"no colour values in {args.csv}: run bench.quality_eval first")
+        raise SystemExit(f"no {args.check} values in {args.csv}: run bench.quality_eval first")
     rng = np.random.default_rng(0)
-    print(f"median colour distance over {args.images} photographs > {args.limit} ({args.csv.name})")
-    print(f"  {'source':<15} {'n':>4} {'false alarms':>12}  " + "  ".join(f"{c[5:]:>15}" for c in CASTS)
-          + "   (moderate / strong)")
+    families = FAMILIES[args.check]
+    what = "sharpness (share of the normal)" if below else "colour distance"
+    print(f"median {what} over {args.images} photographs {'<' if below else '>'} {limit} ({args.csv.name})")
+    print(f"  {'source':<15} {'n':>4} {'false alarms':>12}  "
+          + "  ".join(f"{f.removeprefix('cast_'):>15}" for f in families) + "   (moderate / strong)")
+    alarms, caught = [], {g: [] for g in ("moderate", "strong")}
     for source, variants in data.items():
         orig = variants.get("original", [])
         if not orig:
             continue
-        fa = alarm_rate(orig, args.images, args.limit, args.runs, rng)
+        fa = alarm_rate(orig, args.images, limit, args.runs, rng, below)
+        alarms.append(fa)
         cells = []
-        for cast in CASTS:
-            got = [variants.get(f"{cast}_{g}") for g in ("moderate", "strong")]
-            cells.append(" / ".join(f"{100 * alarm_rate(v, args.images, args.limit, args.runs, rng):5.1f}%"
-                                    if v else "    -" for v in got))
+        for family in families:
+            got = {g: variants.get(f"{family}_{g}") for g in ("moderate", "strong")}
+            rates = {g: alarm_rate(v, args.images, limit, args.runs, rng, below) for g, v in got.items() if v}
+            for g, r in rates.items():
+                caught[g].append(r)
+            cells.append(" / ".join(f"{100 * rates[g]:5.1f}%" if g in rates else "    -" for g in got))
         print(f"  {source:<15} {len(orig):>4} {100 * fa:11.1f}%  " + "  ".join(f"{c:>15}" for c in cells))
+    if alarms and caught["moderate"]:
+        print(f"drift_{args.check} false_alarms_max={100 * max(alarms):.1f}% moderate_caught_min="
+              f"{100 * min(caught['moderate']):.1f}% strong_caught_min="
+              f"{100 * min(caught['strong'] or [float('nan')]):.1f}%")
     return 0
 
 

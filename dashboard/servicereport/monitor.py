@@ -1,4 +1,4 @@
-"""Monitoring of the service, its classifier and its kiosks' photographs: five alert rules, each with its threshold in the centre config's
+"""Monitoring of the service, its classifier and its kiosks' photographs: six alert rules, each with its threshold in the centre config's
 ``[monitoring]`` section (:class:`MonitoringConfig`), evaluated on demand (``/metrics`` scrape, the IT pages).
 
 ==================  =============================================================================================
@@ -21,6 +21,11 @@ colour-drift        at a kiosk, the median colour distance (the quality gate's `
                     a cast from the kiosk itself (its light, its white balance) stays on every photograph, so it
                     moves the median even where no single photograph is refused (``bench/quality_drift.py``);
                     a colour check not made (a lesion larger than the view: no skin to read) is left out
+focus-drift         at a kiosk, the median sharpness (the quality gate's ``focus`` value: a share of that kiosk's
+                    calibrated normal) of the dermoscopic photographs received in the last 7 days is below
+                    ``focus_drift_median`` (at least ``focus_drift_min_images`` photographs): a dermatoscope out of
+                    focus, a smeared lens or contact plate, stays on every photograph, and softens them all even
+                    where few are refused one by one (``bench/quality_drift.py --check focus``)
 ==================  =============================================================================================
 
 Nothing is stored: an alert clears as soon as its condition no longer holds. The figures are read with a few
@@ -37,11 +42,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import stats
 
-RULES = ("cancer-drift", "sensitivity-floor", "override-jump", "fds-unread", "colour-drift")
+RULES = ("cancer-drift", "sensitivity-floor", "override-jump", "fds-unread", "colour-drift", "focus-drift")
 #: Each rule's short title on the pages (``/fleet``, ``/reports``).
 TITLES = {"cancer-drift": "Classifier cancer calls drifting", "sensitivity-floor": "Sensitivity against histology "
           "below the floor", "override-jump": "Quality overrides jumped", "fds-unread": "Referrals nearing 28 days "
-          "unread", "colour-drift": "Kiosk colour drifting"}
+          "unread", "colour-drift": "Kiosk colour drifting", "focus-drift": "Kiosk photographs softening"}
 
 
 class MonitoringConfig(BaseModel):
@@ -62,6 +67,9 @@ class MonitoringConfig(BaseModel):
     #: 89-100 % of runs and casts of 49 % in all (``bench/quality_drift.py``; README, "The quality gate").
     colour_drift_median: float = Field(default=1.75, gt=0, le=50)
     colour_drift_min_images: int = Field(default=20, ge=1)
+    #: Chosen on the quality bench's fit halves (``bench/quality_drift.py --check focus``; README, "The quality gate").
+    focus_drift_median: float = Field(default=0.5, gt=0, le=1)
+    focus_drift_min_images: int = Field(default=20, ge=1)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Figures:
     sensitivity_positives: int = 0
     unread: dict[str, int] = field(default_factory=dict)
     colour: dict[str, tuple[int, float]] = field(default_factory=dict)  # kiosk: (photographs, median colour distance)
+    focus: dict[str, tuple[int, float]] = field(default_factory=dict)  # kiosk: (photographs, median sharpness)
     alerts: list[ServiceAlert] = field(default_factory=list)
 
 
@@ -114,6 +123,11 @@ _COLOUR = ("SELECT c.device, json_extract(ci.quality, '$.checks.colour.value') F
            "JOIN case_images ci ON ci.case_id = c.case_id WHERE c.received_at >= ? AND ci.view = 'dermoscopic' "
            "AND json_type(ci.quality, '$.checks.colour') = 'object' AND NOT (json_type(ci.quality, "
            "'$.checks.colour.value') IS 'null' AND json_extract(ci.quality, '$.checks.colour.ok') = 1)")
+#: The focus check's value (sharpness, a share of the kiosk's calibrated normal) of each dermoscopic photograph received
+#: since a day; a photograph without one (an unreadable file judged by its decode check alone) is left out.
+_FOCUS = ("SELECT c.device, json_extract(ci.quality, '$.checks.focus.value') FROM cases c CROSS "
+          "JOIN case_images ci ON ci.case_id = c.case_id WHERE c.received_at >= ? AND ci.view = 'dermoscopic' "
+          "AND json_type(ci.quality, '$.checks.focus.value') IN ('real', 'integer')")
 _UNREAD = ("SELECT site, count(*) FROM referral_summary WHERE status IN ('to-read', 'second-read', 'third-read') "
            "AND referral_date <= ? GROUP BY site")
 
@@ -172,6 +186,7 @@ def evaluate(conn, today: date, t: MonitoringConfig) -> Figures:
                                      f"{t.unread_warn_days} days or more after referral, nearing the 28-day "
                                      "standard"))
     _colour_drift(conn, current, t, f)
+    _focus_drift(conn, current, t, f)
     return f
 
 
@@ -192,6 +207,24 @@ def _colour_drift(conn, since: date, t: MonitoringConfig, f: Figures) -> None:
                                          f"{device}: the skin in its last {len(vs)} dermoscopic photographs (7 days) "
                                          f"{far}: check its light and white balance, then recalibrate it "
                                          "(python -m edge calibrate)"))
+
+
+def _focus_drift(conn, since: date, t: MonitoringConfig, f: Figures) -> None:
+    """Per kiosk, the median sharpness of its dermoscopic photographs received since ``since``; alert below the
+    threshold."""
+    values: dict[str, list[float]] = {}
+    for device, v in conn.execute(_FOCUS, (since.isoformat(),)):
+        values.setdefault(device, []).append(float(v))
+    for device, vs in sorted(values.items()):
+        median = statistics.median(vs)
+        f.focus[device] = (len(vs), median)
+        if len(vs) >= t.focus_drift_min_images and median < t.focus_drift_median:
+            f.alerts.append(ServiceAlert("focus-drift", device, median, t.focus_drift_median,
+                                         f"{device}: its last {len(vs)} dermoscopic photographs (7 days) are a median "
+                                         f"{median:.0%} as sharp as its calibrated normal, under "
+                                         f"{t.focus_drift_median:.0%}: clean the dermatoscope's lens and contact "
+                                         "plate and check its focus; if its optics or camera were changed, "
+                                         "recalibrate it (python -m edge calibrate)"))
 
 
 def add_gauges(reg, f: Figures) -> None:
@@ -221,6 +254,10 @@ def add_gauges(reg, f: Figures) -> None:
                    "photographs from its calibrated normal, last 7 days", ["device"], registry=reg)
     for device, (_, median) in f.colour.items():
         colour.labels(device).set(median)
+    sharp = Gauge("dermkiosk_service_sharpness_median", "Median sharpness of a kiosk's dermoscopic photographs as a "
+                  "share of its calibrated normal, last 7 days", ["device"], registry=reg)
+    for device, (_, median) in f.focus.items():
+        sharp.labels(device).set(median)
     alert = Gauge("dermkiosk_service_alert", "1 while the service alert rule fires", ["alert", "subject"],
                   registry=reg)
     for a in f.alerts:
