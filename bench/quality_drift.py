@@ -1,8 +1,8 @@
-"""A kiosk's colour or sharpness drifting, seen over its recent photographs rather than in one (the centre's
-``colour-drift`` and ``focus-drift`` alerts).
+"""A kiosk's colour, sharpness or brightness drifting, seen over its recent photographs rather than in one (the
+centre's ``colour-drift``, ``focus-drift`` and ``exposure-drift`` alerts).
 
     .venv/bin/python -m bench.quality_eval --out bench/out/quality_eval.csv ...   # first: per-image values
-    .venv/bin/python -m bench.quality_drift [--csv bench/out/quality_eval.csv] [--check colour|focus]
+    .venv/bin/python -m bench.quality_drift [--csv bench/out/quality_eval.csv] [--check colour|focus|exposure]
                                             [--images 20] [--limit L]
 
 One photograph's skin colour cannot tell a moderate cast from a patient whose skin is a little yellower or
@@ -13,6 +13,10 @@ photograph after it, so the median colour distance over a kiosk's last ``--image
 where single photographs stay within the limit, while different patients' skins average out. Likewise a
 dermatoscope out of focus, or a smeared lens or contact plate, softens every photograph: the median of the focus
 check's value (sharpness as a share of the kiosk's calibrated normal) falls below ``--limit`` (``--check focus``).
+And a brighter light, or a changed exposure or gain, brightens every photograph, while one photograph a stop
+brighter passes as a paler patient's: the median of the exposure check's value (the skin's brightness) rises by
+over ``--limit`` grey levels above its median over the weeks before (``--check exposure``: a baseline of
+``--baseline`` photographs drawn from the originals).
 
 From ``bench.quality_eval``'s per-image values (the kiosk reference calibrated on the source's fit half, as
 there), per source: the share of runs of ``--images`` photographs drawn from the originals whose median
@@ -33,8 +37,9 @@ import numpy as np
 
 #: Per check: the degradation families whose copies stand for a kiosk's own fault, and the default limit (the
 #: centre's ``colour_drift_median`` and ``focus_drift_median``).
-FAMILIES = {"colour": ("cast_red", "cast_blue", "cast_green", "cast_yellow"), "focus": ("defocus", "motion")}
-LIMITS = {"colour": 1.75, "focus": 0.5}
+FAMILIES = {"colour": ("cast_red", "cast_blue", "cast_green", "cast_yellow"), "focus": ("defocus", "motion"),
+            "exposure": ("over", "under")}
+LIMITS = {"colour": 1.75, "focus": 0.5, "exposure": 25.0}
 
 
 def read_values(path: Path, check: str = "colour") -> dict[str, dict[str, list[float]]]:
@@ -61,11 +66,15 @@ def read_colour(path: Path) -> dict[str, dict[str, list[float]]]:
 
 
 def alarm_rate(values: list[float], images: int, limit: float, runs: int, rng: np.random.Generator,
-               below: bool = False) -> float:
+               below: bool = False, baseline: tuple[list[float], int] | None = None) -> float:
     """Share of ``runs`` draws of ``images`` values (with replacement) whose median exceeds ``limit`` (or, with
-    ``below``, falls under it)."""
+    ``below``, falls under it); with a ``baseline`` (values, how many), the median's rise over the median of that
+    many baseline values drawn alike."""
     v = np.asarray(values, float)
     medians = np.median(v[rng.integers(0, v.size, size=(runs, images))], axis=1)
+    if baseline is not None:
+        b = np.asarray(baseline[0], float)
+        medians = medians - np.median(b[rng.integers(0, b.size, size=(runs, baseline[1]))], axis=1)
     return float(np.mean(medians < limit if below else medians > limit))
 
 
@@ -76,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", choices=sorted(FAMILIES), default="colour")
     ap.add_argument("--images", type=int, default=20, help="photographs in the window (default 20)")
     ap.add_argument("--limit", type=float, default=None, help="the median that alerts (default: the centre's, "
-                                                              "colour 1.75, focus 0.5)")
+                                                              "colour 1.75, focus 0.5, exposure a rise of 25)")
+    ap.add_argument("--baseline", type=int, default=100, help="exposure: photographs in the weeks before (100)")
     ap.add_argument("--runs", type=int, default=2000)
     args = ap.parse_args(argv)
     limit = LIMITS[args.check] if args.limit is None else args.limit
@@ -86,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no {args.check} values in {args.csv}: run bench.quality_eval first")
     rng = np.random.default_rng(0)
     families = FAMILIES[args.check]
-    what = "sharpness (share of the normal)" if below else "colour distance"
-    print(f"median {what} over {args.images} photographs {'<' if below else '>'} {limit} ({args.csv.name})")
+    rise = args.check == "exposure"
+    what = {"colour": "median colour distance", "focus": "median sharpness (share of the normal)",
+            "exposure": "rise of the median skin brightness"}[args.check]
+    against = f", against the median of {args.baseline} before," if rise else ""
+    print(f"{what} over {args.images} photographs{against} {'<' if below else '>'} {limit} ({args.csv.name})")
     print(f"  {'source':<15} {'n':>4} {'false alarms':>12}  "
           + "  ".join(f"{f.removeprefix('cast_'):>15}" for f in families) + "   (moderate / strong)")
     alarms, caught = [], {g: [] for g in ("moderate", "strong")}
@@ -95,14 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         orig = variants.get("original", [])
         if not orig:
             continue
-        fa = alarm_rate(orig, args.images, limit, args.runs, rng, below)
+        base = (orig, args.baseline) if rise else None
+        fa = alarm_rate(orig, args.images, limit, args.runs, rng, below, base)
         alarms.append(fa)
         cells = []
         for family in families:
             got = {g: variants.get(f"{family}_{g}") for g in ("moderate", "strong")}
-            rates = {g: alarm_rate(v, args.images, limit, args.runs, rng, below) for g, v in got.items() if v}
+            rates = {g: alarm_rate(v, args.images, limit, args.runs, rng, below, base) for g, v in got.items() if v}
             for g, r in rates.items():
-                caught[g].append(r)
+                if family != "under":  # shown, not counted: the centre alerts on a brighter kiosk only
+                    caught[g].append(r)
             cells.append(" / ".join(f"{100 * rates[g]:5.1f}%" if g in rates else "    -" for g in got))
         print(f"  {source:<15} {len(orig):>4} {100 * fa:11.1f}%  " + "  ".join(f"{c:>15}" for c in cells))
     if alarms and caught["moderate"]:

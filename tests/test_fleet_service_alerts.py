@@ -1,7 +1,7 @@
 """The service's alerts (dashboard.servicereport.monitor) on the IT fleet page, over a real SQLite store whose
 referrals are saved by ``Store.save_case``: a seeded shift in hub-a's cancer calls (10 % over the baseline weeks,
-50 % in the last 7 days), referrals unread 21 days or more, a kiosk whose photographs' colour drifted and one whose
-photographs softened fire; the thresholds come from the app's
+50 % in the last 7 days), referrals unread 21 days or more, and kiosks whose photographs' colour drifted, whose
+photographs softened and whose photographs brightened fire; the thresholds come from the app's
 ``MONITORING`` config; an empty store shows none firing. In Chromium at 1280x800: the panel is visible, axe-core
 finds no serious or critical violation; screenshot tests/artifacts/fleet_service_alerts_1280.png."""
 
@@ -18,6 +18,7 @@ from dashboard.store import Store
 from tests.axe_kit import axe_violations, require_axe
 from tests.dashauth import PASSWORD, logged_in, make_user
 from tests.test_service_colour_drift import seed_drifting_kiosk
+from tests.test_service_exposure_drift import seed_brightened_kiosk
 from tests.test_service_focus_drift import seed_softened_kiosk
 from tests.test_service_monitor import put
 from tests.web import ARTIFACTS, chromium, log_in, serve
@@ -46,6 +47,7 @@ def shifted(app):
     seed_shift(store, today_in_england())
     seed_drifting_kiosk(store, "kiosk-7", datetime.now(timezone.utc))
     seed_softened_kiosk(store, "kiosk-9", datetime.now(timezone.utc))
+    seed_brightened_kiosk(store, "kiosk-4", datetime.now(timezone.utc))
     store.close()
     return app
 
@@ -70,12 +72,16 @@ def test_fleet_page_shows_the_service_alerts_firing(shifted):
     assert 'data-alert="focus-drift" data-subject="kiosk-9"' in text and "Kiosk photographs softening" in text
     assert "kiosk-9: its last 24 dermoscopic photographs (7 days) are a median" in text
     assert 'data-alert="focus-drift" data-subject="kiosk-7"' not in text  # sharp, only its colour drifted
-    assert "Classifier cancer calls drifting" in text and 'id="count-service-alerts">5 firing' in text
+    assert 'data-alert="exposure-drift" data-subject="kiosk-4"' in text and "Kiosk photographs brightening" in text
+    assert "kiosk-4: the skin in its last 24 dermoscopic photographs (7 days) is a median" in text
+    # kiosk-4's photographs of the weeks before came with referrals of site-1 still unread: nearing 28 days too
+    assert 'data-alert="fds-unread" data-subject="site-1"' in text
+    assert "Classifier cancer calls drifting" in text and 'id="count-service-alerts">7 firing' in text
 
 
 def test_fleet_service_alerts_follow_the_monitoring_config(shifted):
     shifted.config["MONITORING"] = MonitoringConfig(drift_points=45, unread_warn_days=60, colour_drift_median=3.0,
-                                                    focus_drift_median=0.3)
+                                                    focus_drift_median=0.3, exposure_drift_levels=80)
     text = panel(logged_in(shifted, "it.one", "it"))
     assert "data-alert=" not in text and "None firing." in text
 
@@ -96,7 +102,7 @@ def test_fleet_service_alerts_in_chromium_with_axe(shifted):
         log_in(page, f"{base}/fleet", "it-alerts", PASSWORD)
         page.wait_for_url("**/fleet")
         items = page.locator("#service-alerts li[data-alert]")
-        assert items.count() == 5 and items.first.is_visible()
+        assert items.count() == 7 and items.first.is_visible()
         box = page.locator("#service-alerts").bounding_box()
         assert box and box["x"] + box["width"] <= 1280  # long messages wrap inside the page
         page.screenshot(path=str(ARTIFACTS / "fleet_service_alerts_1280.png"))

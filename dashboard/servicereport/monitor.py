@@ -1,4 +1,4 @@
-"""Monitoring of the service, its classifier and its kiosks' photographs: six alert rules, each with its threshold in the centre config's
+"""Monitoring of the service, its classifier and its kiosks' photographs: seven alert rules, each with its threshold in the centre config's
 ``[monitoring]`` section (:class:`MonitoringConfig`), evaluated on demand (``/metrics`` scrape, the IT pages).
 
 ==================  =============================================================================================
@@ -26,6 +26,13 @@ focus-drift         at a kiosk, the median sharpness (the quality gate's ``focus
                     ``focus_drift_median`` (at least ``focus_drift_min_images`` photographs): a dermatoscope out of
                     focus, a smeared lens or contact plate, stays on every photograph, and softens them all even
                     where few are refused one by one (``bench/quality_drift.py --check focus``)
+exposure-drift      at a kiosk, the median skin brightness (the quality gate's ``exposure`` value) of the dermoscopic
+                    photographs received in the last 7 days is more than ``exposure_drift_levels`` grey levels above
+                    its median over the ``baseline_weeks`` weeks before (at least ``exposure_drift_min_images``
+                    photographs in each): a brighter light or a changed exposure or gain stays on every photograph,
+                    while one photograph a stop brighter can pass as a paler patient's
+                    (``bench/quality_drift.py --check exposure``). Only brighter: a dimmer photograph is refused one
+                    by one, and a week of darker-skinned patients would otherwise look like a failing light
 ==================  =============================================================================================
 
 Nothing is stored: an alert clears as soon as its condition no longer holds. The figures are read with a few
@@ -42,11 +49,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import stats
 
-RULES = ("cancer-drift", "sensitivity-floor", "override-jump", "fds-unread", "colour-drift", "focus-drift")
+RULES = ("cancer-drift", "sensitivity-floor", "override-jump", "fds-unread", "colour-drift", "focus-drift",
+         "exposure-drift")
 #: Each rule's short title on the pages (``/fleet``, ``/reports``).
 TITLES = {"cancer-drift": "Classifier cancer calls drifting", "sensitivity-floor": "Sensitivity against histology "
           "below the floor", "override-jump": "Quality overrides jumped", "fds-unread": "Referrals nearing 28 days "
-          "unread", "colour-drift": "Kiosk colour drifting", "focus-drift": "Kiosk photographs softening"}
+          "unread", "colour-drift": "Kiosk colour drifting", "focus-drift": "Kiosk photographs softening",
+          "exposure-drift": "Kiosk photographs brightening"}
 
 
 class MonitoringConfig(BaseModel):
@@ -70,6 +79,10 @@ class MonitoringConfig(BaseModel):
     #: Chosen on the quality bench's fit halves (``bench/quality_drift.py --check focus``; README, "The quality gate").
     focus_drift_median: float = Field(default=0.5, gt=0, le=1)
     focus_drift_min_images: int = Field(default=20, ge=1)
+    #: Over 20 photographs against 100 before: false alarms 0-1.1 %, +1 stop caught in 99.4-100 % of runs, +1.75 in all
+    #: (``bench/quality_drift.py --check exposure``; README, "The quality gate").
+    exposure_drift_levels: float = Field(default=25.0, gt=0, le=255)
+    exposure_drift_min_images: int = Field(default=20, ge=1)
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,8 @@ class Figures:
     unread: dict[str, int] = field(default_factory=dict)
     colour: dict[str, tuple[int, float]] = field(default_factory=dict)  # kiosk: (photographs, median colour distance)
     focus: dict[str, tuple[int, float]] = field(default_factory=dict)  # kiosk: (photographs, median sharpness)
+    #: kiosk: ((baseline photographs, median brightness), (last 7 days' photographs, median brightness))
+    exposure: dict[str, tuple[tuple[int, float | None], tuple[int, float | None]]] = field(default_factory=dict)
     alerts: list[ServiceAlert] = field(default_factory=list)
 
 
@@ -128,6 +143,11 @@ _COLOUR = ("SELECT c.device, json_extract(ci.quality, '$.checks.colour.value') F
 _FOCUS = ("SELECT c.device, json_extract(ci.quality, '$.checks.focus.value') FROM cases c CROSS "
           "JOIN case_images ci ON ci.case_id = c.case_id WHERE c.received_at >= ? AND ci.view = 'dermoscopic' "
           "AND json_type(ci.quality, '$.checks.focus.value') IN ('real', 'integer')")
+#: The exposure check's value (the skin's brightness in its brightest colour, 0-255) of each dermoscopic photograph
+#: received since ?1, and whether it came in the last 7 days (from ?2).
+_EXPOSURE = ("SELECT c.device, c.received_at >= ?2, json_extract(ci.quality, '$.checks.exposure.value') FROM cases c "
+             "CROSS JOIN case_images ci ON ci.case_id = c.case_id WHERE c.received_at >= ?1 AND ci.view = 'dermoscopic' "
+             "AND json_type(ci.quality, '$.checks.exposure.value') IN ('real', 'integer')")
 _UNREAD = ("SELECT site, count(*) FROM referral_summary WHERE status IN ('to-read', 'second-read', 'third-read') "
            "AND referral_date <= ? GROUP BY site")
 
@@ -187,6 +207,7 @@ def evaluate(conn, today: date, t: MonitoringConfig) -> Figures:
                                      "standard"))
     _colour_drift(conn, current, t, f)
     _focus_drift(conn, current, t, f)
+    _exposure_drift(conn, base, current, t, f)
     return f
 
 
@@ -227,6 +248,27 @@ def _focus_drift(conn, since: date, t: MonitoringConfig, f: Figures) -> None:
                                          "recalibrate it (python -m edge calibrate)"))
 
 
+def _exposure_drift(conn, base: date, current: date, t: MonitoringConfig, f: Figures) -> None:
+    """Per kiosk, the median skin brightness of its dermoscopic photographs received in the baseline weeks (from
+    ``base``) and in the last 7 days (from ``current``); alert where the week's is brighter by over the threshold."""
+    values: dict[str, tuple[list[float], list[float]]] = {}
+    for device, cur, v in conn.execute(_EXPOSURE, (base.isoformat(), current.isoformat())):
+        values.setdefault(device, ([], []))[1 if cur else 0].append(float(v))
+    for device, (before, week) in sorted(values.items()):
+        b = statistics.median(before) if before else None
+        c = statistics.median(week) if week else None
+        f.exposure[device] = ((len(before), b), (len(week), c))
+        n = t.exposure_drift_min_images
+        if len(before) >= n and len(week) >= n and c - b > t.exposure_drift_levels:
+            f.alerts.append(ServiceAlert("exposure-drift", device, c, t.exposure_drift_levels,
+                                         f"{device}: the skin in its last {len(week)} dermoscopic photographs (7 days) "
+                                         f"is a median {c:.0f} bright in its brightest colour, up {c - b:.0f} from "
+                                         f"{b:.0f} over the {t.baseline_weeks} weeks before ({len(before)} "
+                                         f"photographs), more than {t.exposure_drift_levels:g} levels: check its "
+                                         "light and the camera's exposure and gain settings; if either was "
+                                         "changed, recalibrate it (python -m edge calibrate)"))
+
+
 def add_gauges(reg, f: Figures) -> None:
     """The figures and alerts as Prometheus gauges in ``reg`` (a ``CollectorRegistry``)."""
     from prometheus_client import Gauge
@@ -258,6 +300,13 @@ def add_gauges(reg, f: Figures) -> None:
                   "share of its calibrated normal, last 7 days", ["device"], registry=reg)
     for device, (_, median) in f.focus.items():
         sharp.labels(device).set(median)
+    bright = Gauge("dermkiosk_service_brightness_median", "Median skin brightness (brightest colour, 0-255) of a "
+                   "kiosk's dermoscopic photographs; window current = last 7 days, baseline = the weeks before",
+                   ["device", "window"], registry=reg)
+    for device, windows in f.exposure.items():
+        for window, (_, median) in zip(("baseline", "current"), windows):
+            if median is not None:
+                bright.labels(device, window).set(median)
     alert = Gauge("dermkiosk_service_alert", "1 while the service alert rule fires", ["alert", "subject"],
                   registry=reg)
     for a in f.alerts:
