@@ -5,8 +5,8 @@
 The store is the reading-room bench's (``bench.worklist``: built through the project's own code, or
 reused with ``--dir``). Through the real Flask app (a logged-in IT user; ``/metrics`` with its bearer
 token), times ``GET /fleet`` and ``GET /metrics``, each of which runs ``servicereport.monitor.evaluate``
-(the cancer-call drift, quality-override, sensitivity, unread and colour-drift figures over the last
-9 weeks), and ``monitor.evaluate`` alone. Prints, last, ``fleet_p95_ms=X metrics_p95_ms=Y evaluate_p95_ms=Z n=N``.
+(the cancer-call drift, quality-override, sensitivity and unread figures over the last 9 weeks; the colour-,
+focus- and exposure-drift figures over the kiosks' dermoscopic photographs of the last 3 weeks), and ``monitor.evaluate`` alone. Prints, last, ``fleet_p95_ms=X metrics_p95_ms=Y evaluate_p95_ms=Z n=N``.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ dermatoscope out of focus, or a smeared lens or contact plate, softens every pho
 check's value (sharpness as a share of the kiosk's calibrated normal) falls below ``--limit`` (``--check focus``).
 And a brighter light, or a changed exposure or gain, brightens every photograph, while one photograph a stop
 brighter passes as a paler patient's: the median of the exposure check's value (the skin's brightness) rises by
-over ``--limit`` grey levels above its median over the weeks before (``--check exposure``: a baseline of
-``--baseline`` photographs drawn from the originals).
+over ``--limit`` grey levels above its median over the days before (``--check exposure``: a baseline of
+``--baseline`` photographs drawn from the originals, the centre's 14 days of a kiosk taking 20 a week).
 
 From ``bench.quality_eval``'s per-image values (the kiosk reference calibrated on the source's fit half, as
 there), per source: the share of runs of ``--images`` photographs drawn from the originals whose median
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=20, help="photographs in the window (default 20)")
     ap.add_argument("--limit", type=float, default=None, help="the median that alerts (default: the centre's, "
                                                               "colour 1.75, focus 0.5, exposure a rise of 25)")
-    ap.add_argument("--baseline", type=int, default=100, help="exposure: photographs in the weeks before (100)")
+    ap.add_argument("--baseline", type=int, default=40, help="exposure: photographs in the days before (40: two "
+                                                               "weeks of a kiosk taking 20 a week)")
     ap.add_argument("--runs", type=int, default=2000)
     args = ap.parse_args(argv)
     limit = LIMITS[args.check] if args.limit is None else args.limit

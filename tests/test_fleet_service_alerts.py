@@ -74,7 +74,7 @@ def test_fleet_page_shows_the_service_alerts_firing(shifted):
     assert 'data-alert="focus-drift" data-subject="kiosk-7"' not in text  # sharp, only its colour drifted
     assert 'data-alert="exposure-drift" data-subject="kiosk-4"' in text and "Kiosk photographs brightening" in text
     assert "kiosk-4: the skin in its last 24 dermoscopic photographs (7 days) is a median" in text
-    # kiosk-4's photographs of the weeks before came with referrals of site-1 still unread: nearing 28 days too
+    # kiosk-4's photographs of the two weeks before came with site-1 referrals dated weeks earlier, still unread
     assert 'data-alert="fds-unread" data-subject="site-1"' in text
     assert "Classifier cancer calls drifting" in text and 'id="count-service-alerts">7 firing' in text
 

@@ -1,5 +1,5 @@
 """The ``exposure-drift`` service alert on a real SQLite store: a kiosk whose dermoscopic photographs of the last week
-are brighter than over the weeks before (none of them refused one by one) fires; a steady kiosk, a darker week, a
+are brighter than over the two weeks before (none of them refused one by one) fires; a steady kiosk, a darker week, a
 kiosk without enough photographs before, and a higher threshold stay quiet; both medians are on ``/metrics``."""
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ def brightness(rng, n: int, median: float) -> list[float]:
 
 
 def seed_brightened_kiosk(store, device: str, now: datetime, first_seed: int = 8000) -> None:
-    """30 photographs from ``device`` over the weeks before (median about 200) and 24 in the last 6 days a stop
+    """30 photographs from ``device`` over the two weeks before (median about 200) and 24 in the last 6 days a stop
     brighter (about 238), none refused."""
     rng = np.random.default_rng(6)
     for i, v in enumerate(brightness(rng, 30, 200) + brightness(rng, 24, 238)):
-        at = now - (timedelta(days=10 + i) if i < 30 else timedelta(days=i % 6, hours=1))
+        at = now - (timedelta(days=8 + i % 12) if i < 30 else timedelta(days=i % 6, hours=1))
         photograph(store, first_seed + i, device, v, at)
 
 
@@ -49,7 +49,7 @@ def test_a_kiosk_whose_photographs_brightened_alerts(store):  # noqa: F811
     for device, (before, week, n_before) in kiosks.items():
         for i, v in enumerate(brightness(rng, n_before, before)):
             seed += 1
-            photograph(store, seed, device, v, NOW - timedelta(days=10 + i % 40))
+            photograph(store, seed, device, v, NOW - timedelta(days=8 + i % 12))
         for i, v in enumerate(brightness(rng, 24, week)):
             seed += 1
             photograph(store, seed, device, v, NOW - timedelta(days=i % 6, hours=1))
@@ -60,11 +60,15 @@ def test_a_kiosk_whose_photographs_brightened_alerts(store):  # noqa: F811
     drift = [a for a in f.alerts if a.code == "exposure-drift"]
     # kiosk-c's week is darker (a failing light is refused photograph by photograph), kiosk-d has 10 before
     assert [a.subject for a in drift] == ["kiosk-b"]
-    assert drift[0].value == c and f"up {c - b:.0f} from {b:.0f} over the 8 weeks before (30 photographs), more than 25 levels" in drift[0].message
+    assert drift[0].value == c and f"up {c - b:.0f} from {b:.0f} over the 14 days before (30 photographs), more than 25 levels" in drift[0].message
     assert "last 24 dermoscopic photographs" in drift[0].message and "exposure and gain" in drift[0].message
     assert monitor.TITLES["exposure-drift"] == "Kiosk photographs brightening"
     for t in (monitor.MonitoringConfig(exposure_drift_levels=60), monitor.MonitoringConfig(exposure_drift_min_images=31)):
         assert not [a for a in monitor.evaluate(store.conn, TODAY, t).alerts if a.code == "exposure-drift"]
+    # photographs older than the 14 days before the week are not the kiosk's usual brightness any more
+    for i, v in enumerate(brightness(rng, 40, 150)):
+        photograph(store, 5000 + i, "kiosk-b", v, NOW - timedelta(days=25 + i % 20))
+    assert monitor.evaluate(store.conn, TODAY, monitor.MonitoringConfig()).exposure["kiosk-b"] == f.exposure["kiosk-b"]
     text = metrics.render(store, NOW, FleetConfig()).decode()
     assert f'dermkiosk_service_brightness_median{{device="kiosk-b",window="current"}} {c}' in text
     assert f'dermkiosk_service_brightness_median{{device="kiosk-b",window="baseline"}} {b}' in text
