@@ -50,7 +50,7 @@ def read_values(path: Path, check: str = "colour") -> dict[str, dict[str, list[f
     with path.open(newline="") as fh:
         for row in csv.DictReader(fh):
             variant = row["variant"]
-            if variant != "original" and not variant.rsplit("_", 1)[0] in FAMILIES[check]:
+            if variant != "original" and variant.rsplit("_", 1)[0] not in FAMILIES[check]:
                 continue
             raw = row[check]
             if raw not in ("", "None"):
@@ -58,11 +58,6 @@ def read_values(path: Path, check: str = "colour") -> dict[str, dict[str, list[f
             elif check == "colour":
                 out[row["source"]][variant].append(float("inf"))
     return out
-
-
-def read_colour(path: Path) -> dict[str, dict[str, list[float]]]:
-    """``read_values`` of the colour check."""
-    return read_values(path, "colour")
 
 
 def alarm_rate(values: list[float], images: int, limit: float, runs: int, rng: np.random.Generator,

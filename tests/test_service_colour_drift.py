@@ -11,7 +11,7 @@ import numpy as np
 from dashboard import metrics, sample
 from dashboard.alerts import FleetConfig
 from dashboard.servicereport import monitor
-from tests.test_service_monitor import store  # noqa: F401  (the store fixture)
+from tests.test_service_monitor import put_photograph, store  # noqa: F401  (the store fixture)
 from wire.messages import Quality, QualityCheck
 
 TODAY = date(2026, 3, 2)
@@ -21,10 +21,8 @@ NOW = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
 def photograph(store, seed: int, device: str, colour: float, at: datetime) -> None:
     """One referral from ``device``, photographed and received at ``at``, whose one dermoscopic photograph's colour
     check reads ``colour``."""
-    [(h, ims)] = sample.make_referral(seed, device=device, images_per_lesion=1, taken_at=at)
     q = Quality(ok=colour <= 3.5, checks={"colour": QualityCheck(value=colour, ok=colour <= 3.5, message="ok")})
-    h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": q})]})
-    store.save_case(h, ims, received_at=at)
+    put_photograph(store, seed, device, q, at)
 
 
 def seed_drifting_kiosk(store, device: str, now: datetime, first_seed: int = 5000) -> None:
@@ -88,13 +86,10 @@ def test_photographs_without_a_colour_value_are_left_out(store):  # noqa: F811
 def test_colour_checks_not_made_are_left_out(store):  # noqa: F811
     # A lesion larger than the view, so marked at the kiosk: the colour check passes without a value (no skin to
     # read). Such photographs say nothing of the kiosk's light, so they neither count as far nor dilute a drift.
+    q = Quality(ok=True, checks={"colour": QualityCheck(
+        value=None, ok=True, message="not judged: the lesion fills the view, so no skin shows the light's colour")})
     for i in range(20):
-        [(h, ims)] = sample.make_referral(600 + i, device="kiosk-f", images_per_lesion=1,
-                                          taken_at=NOW - timedelta(days=1))
-        q = Quality(ok=True, checks={"colour": QualityCheck(
-            value=None, ok=True, message="not judged: the lesion fills the view, so no skin shows the light's colour")})
-        h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": q})]})
-        store.save_case(h, ims, received_at=NOW - timedelta(days=1))
+        put_photograph(store, 600 + i, "kiosk-f", q, NOW - timedelta(days=1))
     for i, d in enumerate(distances(np.random.default_rng(5), 4, 0.0)):
         photograph(store, 700 + i, "kiosk-f", d, NOW - timedelta(days=1))
     f = monitor.evaluate(store.conn, TODAY, monitor.MonitoringConfig())

@@ -8,10 +8,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
-from dashboard import metrics, sample
+from dashboard import metrics
 from dashboard.alerts import FleetConfig
 from dashboard.servicereport import monitor
-from tests.test_service_monitor import store  # noqa: F401  (the store fixture)
+from tests.test_service_monitor import put_photograph, store  # noqa: F401  (the store fixture)
 from wire.messages import Quality, QualityCheck
 
 TODAY = date(2026, 3, 2)
@@ -21,14 +21,12 @@ NOW = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
 def photograph(store, seed: int, device: str, sharpness: float | None, at: datetime) -> None:
     """One referral from ``device``, photographed and received at ``at``, whose one dermoscopic photograph's focus
     check reads ``sharpness`` (None: the file could not be read, only its decode check ran)."""
-    [(h, ims)] = sample.make_referral(seed, device=device, images_per_lesion=1, taken_at=at)
     if sharpness is None:
         q = Quality(ok=False, checks={"decode": QualityCheck(value=None, ok=False, message="not readable")})
     else:
         q = Quality(ok=sharpness >= 0.35, checks={"focus": QualityCheck(value=sharpness, ok=sharpness >= 0.35,
                                                                         message="ok")})
-    h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": q})]})
-    store.save_case(h, ims, received_at=at)
+    put_photograph(store, seed, device, q, at)
 
 
 def sharpness(rng, n: int, normal: float) -> list[float]:

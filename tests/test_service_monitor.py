@@ -36,6 +36,14 @@ def put(store, seed, day, risk, site="hub-a", override=False, images=1):
     return h
 
 
+def put_photograph(store, seed: int, device: str, quality, at: datetime) -> None:
+    """One referral from ``device``, photographed and received at ``at``, whose one dermoscopic photograph carries the
+    quality gate's result ``quality`` (a ``wire.messages.Quality``): what the kiosk drift alerts read."""
+    [(h, ims)] = sample.make_referral(seed, device=device, images_per_lesion=1, taken_at=at)
+    h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": quality})]})
+    store.save_case(h, ims, received_at=at)
+
+
 def seed_weeks(store, current_cancer: int, start_seed=0):
     """hub-a: 20 lesions over the 8 baseline weeks, 2 called cancer (10 %); 20 in the last 7 days, ``current_cancer``
     of them cancer. hub-b: 10 % throughout."""

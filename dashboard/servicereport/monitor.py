@@ -312,7 +312,8 @@ def add_gauges(reg, f: Figures) -> None:
     for device, (_, median) in f.focus.items():
         sharp.labels(device).set(median)
     bright = Gauge("dermkiosk_service_brightness_median", "Median skin brightness (brightest colour, 0-255) of a "
-                   "kiosk's dermoscopic photographs; window current = last 7 days, baseline = the weeks before",
+                   "kiosk's dermoscopic photographs; window current = last 7 days, baseline = the exposure_baseline_days "
+                   "before",
                    ["device", "window"], registry=reg)
     for device, windows in f.exposure.items():
         for window, (_, median) in zip(("baseline", "current"), windows):

@@ -233,10 +233,10 @@ def cli(config: str, images: list[str], note: str | None = None, dry_run: bool =
         print(f"calibration refused: {exc}; take more stills of normal skin through this dermatoscope")
         return 1
     print(toml_block(ref), end="")
-    print("focus limits with it: " + ", ".join(
-        f"{view} {ref.focus_limit(settings.rules(view).focus_min):.2f}" for view in ("dermoscopic", "close-up", "regional"))
-        + " of the normal sharpness (raised where the stills hold their sharpness closer than most kiosks')")
-    limit = ref.focus_limit(settings.dermoscopic.focus_min)
+    limits = {view: ref.focus_limit(settings.rules(view).focus_min) for view in ("dermoscopic", "close-up", "regional")}
+    print("focus limits with it: " + ", ".join(f"{view} {limit:.2f}" for view, limit in limits.items())
+          + " of the normal sharpness (raised where the stills hold their sharpness closer than most kiosks')")
+    limit = limits["dermoscopic"]
     for name, still in zip(used, samples):
         sharpness = (still.focus - 1.0) / (ref.focus - 1.0)
         if sharpness < limit:
