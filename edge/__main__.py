@@ -3,6 +3,7 @@
     python -m edge run --config firmware_config/kiosk.demo.toml      # the kiosk service + page
     python -m edge classify IMAGE...                                  # one JSON line per image
     python -m edge quality IMAGE... [--view dermoscopic] [--skin-type V] [--fills-view]  # one JSON line each
+                           [--calibrate STILLS_FOLDER]                # ... against a reference fitted on those stills
     python -m edge capture-demo --config X --cases N [--wait S]       # headless captures into the outbox
     python -m edge check-config --config X                            # validate a config file
     python -m edge snap --config X --out DIR [--count N --interval S] # stills from the kiosk's camera, for calibration
@@ -138,8 +139,39 @@ def cmd_quality(args) -> int:
     from .quality import cli_main
 
     settings = _load_config(args.config, check_files=False).quality if args.config else None
+    if args.calibrate:
+        settings = _calibrated_for_scoring(args.calibrate, args.images, settings)
+        if settings is None:
+            return 2
     return cli_main(args.images, view=args.view, settings=settings, skin_type=args.skin_type,
                     fills_view=args.fills_view)
+
+
+def _calibrated_for_scoring(stills: list[str], images: list[str], settings):
+    """``settings`` (or the defaults) with the kiosk reference fitted on ``stills`` (files or folders), telling
+    stderr what was fitted and left out; None, having said why, where no reference can be fitted."""
+    from .quality import QualitySettings
+    from .quality.calibrate import reference_from_files, still_files
+
+    def say(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    settings = settings or QualitySettings()
+    try:
+        files = still_files(stills)
+        ref = reference_from_files(files, settings, say)
+    except ValueError as exc:
+        say(f"calibration refused: {exc}")
+        return None
+    settings = settings.model_copy(update={"reference": ref})
+    limit = ref.focus_limit(settings.dermoscopic.focus_min)
+    say(f"calibrated on {ref.images} stills: skin colour ({ref.chroma[0]:.3f}, {ref.chroma[1]:.3f}) in ln R/G, "
+        f"ln B/G; normal focus ratio {ref.focus:.2f}, dermoscopic focus limit {limit:.2f} of it")
+    both = {Path(f).resolve() for f in files} & {Path(i).resolve() for i in images}
+    if both:
+        say(f"{len(both)} of the images scored are also calibration stills: their verdicts flatter the kiosk; "
+            "score another part of the set")
+    return settings
 
 
 def cmd_calibrate(args) -> int:
@@ -247,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fills-view", action="store_true",
                    help="each lesion is larger than the dermatoscope's view (no skin in view: its colour cast, "
                         "size and framing are not judged, its paler parts may be dimmer)")
+    p.add_argument("--calibrate", action="append", metavar="STILLS",
+                   help="judge against a kiosk reference fitted on these stills (a folder of them, or a file; may "
+                        "be repeated), as `calibrate` would fit it, instead of the config's or the built-in one: "
+                        "another clinic's photographs scored as a kiosk calibrated on others of theirs would")
     p.set_defaults(func=cmd_quality)
     p = sub.add_parser("snap", help="take stills with the kiosk's camera and fixed settings into a folder (for "
                                     "white-balance and calibrate; no case is made)")

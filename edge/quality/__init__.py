@@ -7,7 +7,8 @@ Each check gives a value, a verdict and, when it fails, a message the photograph
 The image passes when every check passes. A file that is not an image gives a single failing
 ``decode`` check instead of an exception.
 
-``cli_main(paths)`` is ``python -m edge quality IMAGE...``: one JSON object per line.
+``cli_main(paths)`` is ``python -m edge quality IMAGE...``: one JSON object per line (and, for more than one
+image, how many were refused and for what on stderr, ``refusal_summary``).
 """
 
 from __future__ import annotations
@@ -331,7 +332,7 @@ def cli_main(paths: list[str], view: str = "dermoscopic", settings: QualitySetti
         print("usage: python -m edge quality IMAGE...", file=sys.stderr)
         return 2
     settings = settings or QualitySettings()
-    all_ok = True
+    all_ok, refused = True, []
     for path in paths:
         try:
             with open(path, "rb") as fh:
@@ -342,7 +343,22 @@ def cli_main(paths: list[str], view: str = "dermoscopic", settings: QualitySetti
         else:
             q = assess(data, view, settings, skin_type, fills_view)
         all_ok &= q.ok
+        if not q.ok:
+            refused.append([k for k, c in q.checks.items() if not c.ok])
         out = {"image": path, "ok": q.ok,
                "checks": {k: {"value": c.value, "ok": c.ok, "message": c.message} for k, c in q.checks.items()}}
         print(json.dumps(out), flush=True)
+    if len(paths) > 1:
+        print(refusal_summary(refused, len(paths)), file=sys.stderr)
     return 0 if all_ok else 1
+
+
+def refusal_summary(refused: list[list[str]], n: int) -> str:
+    """One line for people, after the JSON lines: how many of ``n`` images were refused, and how many failed each
+    check (``refused``: the failing checks of each refused image; an image can fail several)."""
+    counts: dict[str, int] = {}
+    for checks in refused:
+        for check in checks:
+            counts[check] = counts.get(check, 0) + 1
+    by = ", ".join(f"{check} {k}" for check, k in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"refused {len(refused)} of {n} ({100 * len(refused) / n:.1f} %)" + (f": {by}" if by else "")

@@ -15,6 +15,10 @@ with the skin's lightness; sharpness: the median focus ratio) is written into th
 ``[quality.reference]`` table between two marker comments, replacing the previous one;
 the file is then loaded again and restored if it no longer validates. The signed config bundle
 (``python -m dashboard update sign-config``) delivers it like any other setting.
+
+``python -m edge quality --calibrate FOLDER IMAGE...`` fits the same reference on a folder of stills
+(``reference_from_files``) and judges the images against it without writing anything: another clinic's
+photographs scored as a kiosk calibrated on others of theirs would score them.
 """
 
 from __future__ import annotations
@@ -202,6 +206,58 @@ def write_reference(config: Path, ref: KioskReference) -> None:
                          "Remove any hand-written [quality.reference] table and run again") from None
 
 
+def measure_files(paths: Sequence[str], settings: QualitySettings, say) -> tuple[list[Still], list[str]]:
+    """Measure each still file (``measure``); ``say`` (e.g. ``print``) is told of each one left out and why, and of each
+    still whose colour is unlike the others' (left out of the colour fit by ``fit_reference``). Returns the usable
+    stills' measures and their paths, in order."""
+    samples, used = [], []
+    for name in paths:
+        try:
+            got = measure(Path(name).read_bytes(), settings)
+        except OSError as exc:
+            got = f"cannot read the file: {exc.strerror or exc}"
+        if isinstance(got, str):
+            say(f"left out {name}: {got}")
+        else:
+            samples.append(got)
+            used.append(name)
+    for i, dist in colour_outliers(samples):
+        say(f"left out of the colour fit {used[i]}: its skin colour is {dist:.1f} from the other stills' "
+            f"(over {OUTLIER_DISTANCE}); check it was taken with the kiosk's own light and settings")
+    return samples, used
+
+
+#: The files a folder given for calibration contributes (its own, not its sub-folders').
+STILL_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp")
+
+
+def still_files(paths: Sequence[str]) -> list[str]:
+    """The still files named: a file as it is, a folder as its image files (``STILL_SUFFIXES``) in name order.
+    ValueError names a path that does not exist or a folder that holds no image."""
+    files = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in STILL_SUFFIXES)
+            if not found:
+                raise ValueError(f"{name}: no image files ({', '.join(STILL_SUFFIXES)}) in this folder")
+            files += found
+        elif path.exists():
+            files.append(name)
+        else:
+            raise ValueError(f"{name}: no such file or folder")
+    return files
+
+
+def reference_from_files(paths: Sequence[str], settings: QualitySettings, say) -> KioskReference:
+    """The kiosk reference fitted on the still files ``paths`` as ``python -m edge calibrate`` fits it, without
+    writing it anywhere (``python -m edge quality --calibrate``: another clinic's files scored as a kiosk
+    calibrated on some of them would score them). ``say`` is told of each still left out; ValueError says why no
+    reference could be fitted."""
+    samples, _ = measure_files(paths, settings, say)
+    return fit_reference(samples, f"{len(samples)} stills, for scoring")
+
+
 def cli(config: str, images: list[str], note: str | None = None, dry_run: bool = False) -> int:
     """``python -m edge calibrate``: measure the stills, fit, write into the config; 0 done, 1 refused."""
     from edge.config import ConfigError, load
@@ -212,20 +268,7 @@ def cli(config: str, images: list[str], note: str | None = None, dry_run: bool =
     except ConfigError as exc:
         print(f"configuration error: {exc}")
         return 2
-    samples, used = [], []
-    for name in images:
-        try:
-            got = measure(Path(name).read_bytes(), settings)
-        except OSError as exc:
-            got = f"cannot read the file: {exc.strerror or exc}"
-        if isinstance(got, str):
-            print(f"left out {name}: {got}")
-        else:
-            samples.append(got)
-            used.append(name)
-    for i, dist in colour_outliers(samples):
-        print(f"left out of the colour fit {used[i]}: its skin colour is {dist:.1f} from the other stills' "
-              f"(over {OUTLIER_DISTANCE}); check it was taken with the kiosk's own light and settings")
+    samples, used = measure_files(images, settings, print)
     note = note or f"{len(samples)} stills, {_dt.date.today().isoformat()}"
     try:
         ref = fit_reference(samples, note)
