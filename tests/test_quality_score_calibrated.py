@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from edge.__main__ import main as edge_main
+from edge.camera import synth
 from edge.quality import refusal_summary
 from edge.quality.calibrate import BEGIN, END, MIN_IMAGES
+from wire.kioskconfig.quality import THUMBNAIL_SIDE
 
 from tests.test_quality_calibrate import DEMO, still, stills
 
@@ -55,7 +57,7 @@ def test_scored_against_the_stills_exactly_as_a_kiosk_calibrated_on_them(folder,
     assert [x["ok"] for x in calibrated] == [True, True, False]
     colour = calibrated[2]["checks"]["colour"]
     assert not colour["ok"] and "blue cast" in colour["message"]
-    assert "calibrated on 14 stills" in err and "README.txt" not in err
+    assert "calibrated on 14 stills" in err and "README.txt" not in err and "thumbnails" not in err
     assert "refused 1 of 3 (33.3 %): colour 1" in err
     # the built-in reference (no --calibrate) passes the cast: the stills are what catch it
     rc, built_in, _ = run(capsys, *scored)
@@ -103,3 +105,13 @@ def test_the_summary_counts_each_failing_check_once_per_image():
     assert refusal_summary([], 4) == "refused 0 of 4 (0.0 %)"
     assert refusal_summary([["focus", "colour"], ["colour"], ["exposure"]], 200) == \
         "refused 3 of 200 (1.5 %): colour 2, exposure 1, focus 1"
+
+
+def test_stills_that_are_thumbnails_are_said_to_make_an_unsteady_normal(tmp_path, scored, capsys):
+    small = tmp_path / "archive"
+    small.mkdir()
+    for i in range(MIN_IMAGES):
+        (small / f"t-{i:02d}.jpg").write_bytes(synth.encode_jpeg(synth.lesion_image(300, 225, 300 + i)))
+    _, lines, err = run(capsys, "--calibrate", str(small), *scored)
+    assert len(lines) == 3 and "calibrated on 12 stills" in err
+    assert f"12 of the 12 stills are thumbnails (under {THUMBNAIL_SIDE} pixels" in err

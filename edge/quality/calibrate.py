@@ -30,7 +30,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from wire.kioskconfig.quality import KioskReference, QualitySettings
+from wire.kioskconfig.quality import THUMBNAIL_SIDE, KioskReference, QualitySettings, camera_sized
 
 from . import cast_distance, focus_value  # the checks' own measures (the package does not import this module)
 from .analysis import DecodeError
@@ -54,6 +54,7 @@ class Still(NamedTuple):
     b: float  #: mean skin ln B/G
     focus: float  #: the focus check's ratio (``focus_value``)
     lightness: float | None = None  #: mean skin log-lightness (ln G, ``scene.skin_colour``)
+    thumbnail: bool = False  #: under ``THUMBNAIL_SIDE`` pixels on its longer side: an archive's file, not a camera's
 
 
 def measure(data: bytes, settings: QualitySettings) -> Still | str:
@@ -82,7 +83,7 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
     colour = skin_colour(sc)
     if colour is None:
         return "no skin to measure"
-    return Still(colour[0], colour[1], focus_value(sc), colour[2])
+    return Still(colour[0], colour[1], focus_value(sc), colour[2], not camera_sized(sc.work.full_size))
 
 
 #: A still whose colour lies further than this (Mahalanobis distance, as the colour check measures)
@@ -224,6 +225,11 @@ def measure_files(paths: Sequence[str], settings: QualitySettings, say) -> tuple
     for i, dist in colour_outliers(samples):
         say(f"left out of the colour fit {used[i]}: its skin colour is {dist:.1f} from the other stills' "
             f"(over {OUTLIER_DISTANCE}); check it was taken with the kiosk's own light and settings")
+    small = sum(s.thumbnail for s in samples)
+    if small:
+        say(f"{small} of the {len(samples)} stills are thumbnails (under {THUMBNAIL_SIDE} pixels on the longer side): "
+            "a thumbnail's sharpness is mostly its content, so the normal sharpness fitted on them is unsteady and "
+            "the focus check strict; calibrate on the camera's own full-size stills")
     return samples, used
 
 
