@@ -27,6 +27,7 @@ from dashboard.serviceconfig import ServiceConfig
 from dashboard.store import Store
 from dashboard.store import handover as table
 from tests.dashauth import csrf_token, logged_in
+from tests.polling import wait_for
 from tests.test_reading_reports import BENIGN_NAEVUS, save, sign, with_risk
 from wire import topics
 from wire.outcome import parse_outcome
@@ -116,7 +117,8 @@ def test_signoff_makes_the_letters_and_sends_the_outcome_to_the_kiosk(tmp_path, 
         assert [(les.label, les.management, les.reason) for les in outcome.lesions] == \
             [("L1", "discharge", ""), ("L2", "re-image", REASON)]
         assert nhs.encode() not in payload and ref.encode() not in payload
-        assert table.pending_outcomes(store.conn) == []
+        # the queue marks it published once the broker has acknowledged it, which may come after the kiosk has it
+        wait_for(lambda: table.pending_outcomes(store.conn) == [], timeout=10, what="the outcome marked published")
         assert table.outcome_state(store.conn, key)["published_at"]
         page = derm.get(f"/referrals/{key}").get_data(as_text=True)
         assert "Outcome to the hub" in page
