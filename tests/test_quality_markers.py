@@ -161,3 +161,23 @@ def test_the_classifiers_crop_is_the_gates_lesion(still):
     assert abs(x0 + side / 2 - w / 2) < 0.1 * w and abs(y0 + side / 2 - h / 2) < 0.1 * h
     sc = scene(jpeg(img), QualitySettings(), QualitySettings().dermoscopic)
     assert sc.present and abs(sc.lesion.centre[0] / sc.lesion.mask.shape[1] - (x0 + side / 2) / w) < 0.02
+
+
+#: A lavender ring round a red centre (BGR, as measured on ISIC_0008992), as ISIC 2017's two-colour stickers: the
+#: centre is as red as a vascular lesion, and only the ring round it says it is a sticker.
+LAVENDER, STICKER_RED = (231, 185, 193), (123, 96, 251)
+
+
+def test_a_red_blob_beside_the_middle_is_a_lesion_unless_a_sticker_ring_is_round_it():
+    # A vascular lesion aimed beside: as red as the sticker's centre, skin round it.
+    img = np.full((300, 400, 3), (170, 185, 225), np.uint8)
+    blob = blob_at((300, 400), (340, 150), 30)
+    img[blob > 0] = STICKER_RED
+    assert not is_marker(cv2.cvtColor(img, cv2.COLOR_BGR2Lab), blob)
+    ringed = img.copy()
+    ringed[(blob_at((300, 400), (340, 150), 55) > 0) & (blob == 0)] = LAVENDER
+    assert is_marker(cv2.cvtColor(ringed, cv2.COLOR_BGR2Lab), blob)
+    # the same where the whole skin is as blue as the ring (a bluish thumbnail): the skin under a cast, not a sticker
+    bluish = ringed.copy()
+    bluish[blob_at((300, 400), (340, 150), 55) == 0] = LAVENDER
+    assert not is_marker(cv2.cvtColor(bluish, cv2.COLOR_BGR2Lab), blob)

@@ -30,6 +30,13 @@ STICKER_OFFSET = 0.5
 #: outline and a pigment network, globules or vessels inside.
 STICKER_SOLIDITY = 0.98
 STICKER_FLAT_L = 3.0
+#: Or, beside the middle too, the centre of a two-colour sticker (ISIC 2017's red round a lavender ring, as red as
+#: a vascular lesion): a ring round the blob, this share of the shorter side wide, at least this share of it
+#: coloured like a sticker (``skin_marks``) ...
+STICKER_RING_WIDTH, STICKER_RING = 0.04, 0.6
+#: ... where such colours are not the skin's own: over this share of the lit view (L* over ``LIT_L``) they are the
+#: skin under a cast (a bluish thumbnail), as the segmentation takes them too.
+MARKED_SKIN_SHARE, LIT_L = 0.4, 15.0
 
 
 def skin_marks(lab: np.ndarray) -> np.ndarray:
@@ -41,20 +48,38 @@ def skin_marks(lab: np.ndarray) -> np.ndarray:
 
 def is_marker(lab: np.ndarray, blob: np.ndarray) -> bool:
     """Whether the blob (uint8 mask, nonzero inside) of the CIELAB image ``lab`` is a sticker or pen
-    mark rather than a lesion: blue or green; a bright saturated orange; or a bright saturated warm
-    colour away from the middle of the frame that is convex or flat (see the constants)."""
+    mark rather than a lesion: blue or green; a bright saturated orange; or, away from the middle of the
+    frame, a bright saturated warm colour that is convex or flat, or the centre of a two-colour sticker
+    (``ringed``; see the constants)."""
     l_mean, a_mean, b_mean, _ = cv2.mean(lab, mask=blob)
     l_mean, a_mean, b_mean = l_mean * (100 / 255), a_mean - 128.0, b_mean - 128.0
     if b_mean < BLUE_B or a_mean < GREEN_A or (b_mean > ORANGE_B and l_mean > ORANGE_L):
         return True
-    if not warm_sticker_colour(l_mean, a_mean, b_mean):
-        return False
     m = cv2.moments(blob, binaryImage=True)
     h, w = blob.shape
     if not m["m00"] or np.hypot(m["m10"] / m["m00"] - (w - 1) / 2, m["m01"] / m["m00"] - (h - 1) / 2) \
             < STICKER_OFFSET * min(h, w) / 2:
         return False
-    return _solidity(blob) >= STICKER_SOLIDITY or _lightness_sd(lab, blob) <= STICKER_FLAT_L
+    if warm_sticker_colour(l_mean, a_mean, b_mean) and (
+            _solidity(blob) >= STICKER_SOLIDITY or _lightness_sd(lab, blob) <= STICKER_FLAT_L):
+        return True
+    return ringed(lab, blob)
+
+
+def ringed(lab: np.ndarray, blob: np.ndarray) -> bool:
+    """Whether a ring round the blob (``STICKER_RING_WIDTH`` of the shorter side wide) is at least ``STICKER_RING``
+    coloured like a sticker (``skin_marks``): the blob is the centre of a two-colour sticker. Not where such colours
+    cover ``MARKED_SKIN_SHARE`` of the lit image or more: there they are the skin's, under a cast."""
+    h, w = blob.shape
+    r = max(3, int(STICKER_RING_WIDTH * min(h, w)))
+    ring = cv2.subtract(cv2.dilate(blob, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)), blob) > 0
+    if not ring.any():
+        return False
+    marks = skin_marks(lab)
+    lit = lab[..., 0] > LIT_L * 255 / 100
+    if not lit.any() or marks[lit].mean() >= MARKED_SKIN_SHARE:
+        return False
+    return float(marks[ring].mean()) >= STICKER_RING
 
 
 def warm_sticker_colour(l_mean: float, a_mean: float, b_mean: float) -> bool:

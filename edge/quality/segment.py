@@ -15,7 +15,7 @@ import numpy as np
 
 from .analysis import masked_median, nominal_side
 from .fov import FieldOfView
-from .markers import is_marker, skin_marks, warm_sticker_colour
+from .markers import MARKED_SKIN_SHARE, is_marker, skin_marks, warm_sticker_colour
 from .region import LesionRegion, describe, no_lesion
 
 
@@ -189,7 +189,7 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     # the threshold is taken on the view without stickers and pen marks: a large saturated sticker
     # would pull it towards itself and shrink the lesion
     plain = inside & ~(skin_marks(lab) if marks is None else marks)
-    if np.count_nonzero(plain) >= 0.6 * vals.size:
+    if np.count_nonzero(plain) >= (1 - MARKED_SKIN_SHARE) * vals.size:  # more, and they are the skin under a cast
         vals = ch[plain]
     thr, _ = cv2.threshold(vals.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     cand = ((ch <= thr) & inside).astype(np.uint8)
