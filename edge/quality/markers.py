@@ -30,11 +30,11 @@ STICKER_OFFSET = 0.5
 #: outline and a pigment network, globules or vessels inside.
 STICKER_SOLIDITY = 0.98
 STICKER_FLAT_L = 3.0
-#: Or, beside the middle too, the centre of a two-colour sticker (ISIC 2017's red round a lavender ring, as red as
+#: Or, beside the middle too, the centre of a two-colour sticker (ISIC 2017's red centre in a lavender ring, as red as
 #: a vascular lesion): a ring round the blob, this share of the shorter side wide, at least this share of it
 #: coloured like a sticker (``skin_marks``) ...
 STICKER_RING_WIDTH, STICKER_RING = 0.04, 0.6
-#: ... where such colours are not the skin's own: over this share of the lit view (L* over ``LIT_L``) they are the
+#: ... where such colours are not the skin's own: on this share of the lit view (L* over ``LIT_L``) or more they are the
 #: skin under a cast (a bluish thumbnail), as the segmentation takes them too.
 MARKED_SKIN_SHARE, LIT_L = 0.4, 15.0
 
