@@ -41,7 +41,8 @@ MARKED_SKIN_SHARE, LIT_L = 0.4, 15.0
 
 def skin_marks(lab: np.ndarray) -> np.ndarray:
     """Boolean mask of the pixels coloured like a sticker or pen mark rather than skin: b* below
-    ``BLUE_B`` or chroma over 60 (the skin's colour and brightness leave them out)."""
+    ``BLUE_B`` or chroma over 60 (the skin's colour and brightness leave them out). ``lab``: an image, or
+    any array of CIELAB pixels on its last axis."""
     a, b = lab[..., 1].astype(np.int16) - 128, lab[..., 2].astype(np.int16) - 128
     return (b < BLUE_B) | (a * a + b * b > 3600)
 
@@ -73,13 +74,11 @@ def ringed(lab: np.ndarray, blob: np.ndarray) -> bool:
     h, w = blob.shape
     r = max(3, int(STICKER_RING_WIDTH * min(h, w)))
     ring = cv2.subtract(cv2.dilate(blob, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2)), blob) > 0
-    if not ring.any():
+    # the ring's own pixels first: nearly every blob ends there, without reading the whole image for a cast
+    if not ring.any() or float(skin_marks(lab[ring]).mean()) < STICKER_RING:
         return False
-    marks = skin_marks(lab)
     lit = lab[..., 0] > LIT_L * 255 / 100
-    if not lit.any() or marks[lit].mean() >= MARKED_SKIN_SHARE:
-        return False
-    return float(marks[ring].mean()) >= STICKER_RING
+    return bool(lit.any()) and float(skin_marks(lab[lit]).mean()) < MARKED_SKIN_SHARE
 
 
 def warm_sticker_colour(l_mean: float, a_mean: float, b_mean: float) -> bool:
