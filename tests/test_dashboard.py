@@ -14,6 +14,7 @@ from dashboard.__main__ import main
 from dashboard.config import CentreConfig, load_config, secret_key
 from dashboard.store import Store
 from wire import codec
+from wire.messages import QualityCheck
 from wire.tomlconfig import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,11 +214,16 @@ def test_case_page_without_classification_or_quality(client, store):
 def test_failed_quality_check_is_marked(client, store):
     h, ims = sample.make_case(72, n_images=1)
     q = sample.gate_result(True)
+    # a refusal just past its limit: the value column shows the figure as reported, not rounded onto the limit
+    cast = QualityCheck(value=3.5035, ok=False, message="Colours look wrong (yellow cast: 3.503 from this kiosk's "
+                        "normal colour, at most 3.5): check the lighting and white balance, and tap again")
+    q = q.model_copy(update={"checks": {**q.checks, "colour": cast}})
     h = h.model_copy(update={"images": [h.images[0].model_copy(update={"quality": q})]})
     store.save_case(h, ims)
     html = client.get(f"/cases/{h.case_id}").get_data(as_text=True)
     assert "quality failed" in html and '<tr class="fail">' in html
     assert "Image is blurred (sharpness 12% of this kiosk&#39;s normal, needs 35%)" in html
+    assert '<td class="num">3.5035</td>' in html and "yellow cast: 3.503 from" in html
 
 
 def test_html_is_escaped(client, store):

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from edge.camera import synth
 from edge.quality import MESSAGES, NOT_JUDGED, QualitySettings, assess, cli_main
+from edge.quality.words import at_least, at_most
 from tests.test_quality import calibrated, good, jpeg
 from wire import tomlconfig
 from wire.messages import Quality
@@ -106,6 +107,49 @@ def test_every_refusal_quotes_the_value_its_rule_tested_and_says_what_to_change(
             assert "tap again" in c.message
             seen.add(name)
     assert seen >= {"fov", "focus", "exposure", "clipping", "glare", "colour", "lesion", "framing"}, seen
+
+
+#: The refusals whose rule is "at most the limit", and those whose rule is "at least"; with a limit of each's kind.
+AT_MOST = {"bright": 253, "bright_fill": 253, "clip_white": 0.05, "clip_black": 0.05, "glare": 0.02, "colour": 3.5,
+           "cut": 0.5}
+AT_LEAST = {"fov": 0.9, "focus": 0.35, "dark": 130, "dark_type": 112.37, "dark_fill": 130, "no_colour": 6,
+            "small": 0.004}
+LIMIT = re.compile(r"(?:at most|needs at least|needs) (-?[0-9]+(?:\.[0-9]+)?)(%?)")
+
+
+def _quoted(message: str, pattern: re.Pattern) -> float:
+    m = pattern.search(message)
+    assert m, message
+    return float(m.group(1)) / (100 if m.group(2) else 1)
+
+
+@pytest.mark.parametrize("beyond", [1e-4, 3e-4, 4.9e-3, 0.03])
+def test_a_refusal_never_quotes_its_figure_as_its_limit(beyond):
+    # a photograph refused just past a limit (a cast of 3.5035 against 3.5) said "3.5 ..., at most 3.5"
+    assert set(AT_MOST) | set(AT_LEAST) == {k for k, text in MESSAGES.items() if "{lim" in text}
+    for text in MESSAGES.values():  # the value and its limit are quoted alike
+        assert re.findall(r"\{v(:[^}]*)\}", text) == re.findall(r"\{lim(:[^}]*)\}", text), text
+    for key, limit in AT_MOST.items():
+        c = at_most(limit + beyond, key, limit, direction="yellow", skin_type="III")
+        assert not c.ok and _quoted(c.message, FIGURE) > _quoted(c.message, LIMIT), c.message
+    for key, limit in AT_LEAST.items():
+        c = at_least(limit - beyond, key, limit, skin_type="III")
+        assert not c.ok and _quoted(c.message, FIGURE) < _quoted(c.message, LIMIT), c.message
+    assert "cast: 3.503 from" in at_most(3.5035, "colour", 3.5, direction="yellow").message
+    assert "sharpness 34.97% of" in at_least(0.3497, "focus", 0.35).message
+    assert "sharpness 30% of" in at_least(0.30, "focus", 0.35).message  # the template's precision where it tells
+    assert "brightness 112.3 in its brightest colour, needs at least 112.4 for" in \
+        at_least(112.34, "dark_type", 112.37, skin_type="III").message  # not "112.3 ..., needs at least 112"
+
+
+def test_the_rule_tests_the_value_it_reports():
+    # a framing of 0.50003 was reported as 0.5 against "at most 0.50" and refused
+    for value, ok in [(0.50004, True), (0.5, True), (0.49996, True), (0.50006, False)]:
+        c = at_most(value, "cut", 0.5)
+        assert c.ok is ok and (c.value <= 0.5) is ok, (value, c)
+    for value, ok in [(0.34996, True), (0.35, True), (0.34994, False)]:
+        c = at_least(value, "focus", 0.35)
+        assert c.ok is ok and (c.value >= 0.35) is ok, (value, c)
 
 
 def test_every_message_template_names_what_to_change():

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import sys
 
 import cv2
@@ -32,70 +31,9 @@ from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
 from .stamps import text_mask
+from .words import MESSAGES, NOT_JUDGED, at_least, at_most, check, reported
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
-
-#: Every refusal message: what is wrong, the figure the rule tested (``{v}``) against its limit
-#: (``{lim}``), and what to change. The kiosk shows these words and the centre shows the same ones
-#: (they travel in the case's quality flags).
-MESSAGES = {
-    "decode": "The file is not a readable image: take the picture again",
-    "truncated": "The picture is incomplete (truncated file): take the picture again",
-    "too_small": "The picture is too small or narrow to judge ({w} x {h} pixels): take the picture again with "
-                 "the camera's whole frame",
-    "fov": "The dermatoscope's field of view is off-centre, cut off or too small (it covers only {v:.0%} of the "
-           "middle of the picture, needs {lim:.0%}): press it flat on the skin, centred, and tap again",
-    "focus": "Image is blurred (sharpness {v:.0%} of this kiosk's normal, needs {lim:.0%}): hold the dermatoscope "
-             "still, check the focus and tap again",
-    "dark": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f}): check "
-            "that the dermatoscope's light is on and tap again",
-    "dark_type": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f} for "
-                 "skin type {skin_type}): if the skin is darker than type {skin_type}, correct the skin type; "
-                 "otherwise check the dermatoscope's light, and tap again",
-    "dark_fill": "Image is too dark (brightness {v:.0f} in its brightest colour over the view's brightest tenth, "
-                 "needs at least {lim:.0f}): check that the dermatoscope's light is on and tap again",
-    "bright": "Image is too bright (skin brightness {v:.0f} in its brightest colour, at most {lim:.0f}: the skin's "
-              "colour is burnt out): reduce the light or exposure and tap again",
-    "bright_fill": "Image is too bright (brightness {v:.0f} in its brightest colour over the lesion's paler parts, "
-                   "at most {lim:.0f}: its colour is burnt out): reduce the light or exposure and tap again",
-    "clip_white": "Parts of the image are burnt out white ({v:.1%} of the lesion and its surroundings, at most "
-                  "{lim:.1%}): reduce the light or exposure and tap again",
-    "clip_black": "Parts of the image are black ({v:.1%} of the lesion and its surroundings, at most {lim:.1%}): "
-                  "check the light and that nothing covers the lens, and tap again",
-    "glare": "Reflections (glare) cover {v:.1%} of the lesion and its surroundings (at most {lim:.1%}): add "
-             "contact fluid or use polarised light, and tap again",
-    "colour": "Colours look wrong ({direction} cast: {v:.1f} from this kiosk's normal colour, at most {lim:.1f}): "
-              "check the lighting and white balance, and tap again",
-    "no_colour": "The picture has no colour (black and white: its most colourful parts differ by {v:.0f} levels "
-                 "between colour channels, needs {lim:.0f}): set the camera to colour and tap again",
-    "no_skin_colour": "The skin's colour cannot be read (no skin in view without a burnt-out colour channel): "
-                      "reduce the light or exposure and tap again",
-    "no_lesion": "No lesion found: centre the lesion in the view and tap again",
-    "small": "The lesion is too small in the picture ({v:.1%} of the view, needs {lim:.1%}): move closer and "
-             "tap again",
-    "cut": "The lesion is cut by the edge of the picture (cut {v:.2f}, at most {lim:.2f}): centre it in the view "
-           "and tap again",
-}
-
-
-#: What a passing check says where the photographer marked the lesion as larger than the view (``fills_view``):
-#: the check that needs skin, or the lesion's outline, in view was not made, and the reader should know it.
-NOT_JUDGED = {
-    "colour": "not judged: the lesion fills the view, so no skin shows the light's colour",
-    "lesion": "not judged: the lesion fills the view",
-    "framing": "not judged: the lesion is larger than the view (the close-up shows all of it)",
-}
-
-
-def _check(value: float | None, ok: bool, key: str, limit: float | None = None, **extra: str) -> QualityCheck:
-    """A check's result; the message quotes ``value`` as it is reported (rounded to 4 decimals)."""
-    if value is not None:
-        value = round(float(value), 4)
-        if not math.isfinite(value):
-            value = None
-    msg = "ok" if ok else MESSAGES[key].format(v=value if value is not None else float("nan"), lim=limit, **extra)
-    return QualityCheck(value=value, ok=bool(ok), message=msg)
-
 
 def cast_distance(colour: tuple[float, ...] | None, ref: KioskReference) -> tuple[float, str]:
     """Mahalanobis distance of the skin's colour from the kiosk's reference, and the cast's direction.
@@ -143,9 +81,9 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin
     except DecodeError as exc:
         if exc.size is not None:
             w, h = exc.size
-            return Quality(ok=False, checks={"decode": _check(None, False, "too_small", w=str(w), h=str(h))})
+            return Quality(ok=False, checks={"decode": check(None, False, "too_small", w=str(w), h=str(h))})
         key = "truncated" if "truncated" in str(exc) else "decode"
-        return Quality(ok=False, checks={"decode": _check(None, False, key)})
+        return Quality(ok=False, checks={"decode": check(None, False, key)})
     enabled = set(rules.checks)
     fns = dict(_CHECKS, exposure=functools.partial(_exposure, skin_type=skin_type, fills_view=fills_view))
     if fills_view:
@@ -156,7 +94,7 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin
 
 def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     v = fov_coverage(sc.fov)
-    return _check(v, v >= rules.fov_min, "fov", rules.fov_min)
+    return at_least(v, "fov", rules.fov_min)
 
 
 #: The focus check's region around the lesion is at least this share of the frame's shorter side
@@ -217,7 +155,7 @@ def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityChe
     r = focus_value(sc, ref.focus_noise_floor, ref.focus_field_scaled)
     v = (r - 1.0) / (ref.normal_focus(sc.work.full_size) - 1.0)
     limit = ref.focus_limit(rules.focus_min)  # raised on a kiosk whose stills hold their sharpness close
-    return _check(v, v >= limit, "focus", limit)
+    return at_least(v, "focus", limit)
 
 
 def _around_lesion(sc: Scene, least: float = 0.0) -> np.ndarray:
@@ -235,22 +173,22 @@ def _around_lesion(sc: Scene, least: float = 0.0) -> np.ndarray:
 def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, skin_type: str | None = None,
               fills_view: bool = False) -> QualityCheck:
     if fills_view:  # no skin in view: its brightest tenth is held to the lower limit, its paler parts to the upper
-        v = view_brightness(sc)
+        v = reported(view_brightness(sc))
         if v < rules.exposure_min:
-            return _check(v, False, "dark_fill", rules.exposure_min)
-        paler = skin_brightness(sc)
+            return check(v, False, "dark_fill", rules.exposure_min)
+        paler = reported(skin_brightness(sc))
         if paler > rules.exposure_max:
-            return _check(paler, False, "bright_fill", rules.exposure_max)
-        return _check(v, True, "dark_fill")
-    v = skin_brightness(sc)
+            return check(paler, False, "bright_fill", rules.exposure_max)
+        return check(v, True, "dark_fill")
+    v = reported(skin_brightness(sc))
     darker = skin_type in DARKER_SKIN_TYPES
-    low = exposure_floor(sc, rules, settings.reference, darker)
+    low = reported(exposure_floor(sc, rules, settings.reference, darker))
     if v < low:
         if skin_type and not darker and v >= exposure_floor(sc, rules, settings.reference, True):
             # as dim as darker skin would be, and as red: the recorded type may be wrong, so say what would change
-            return _check(v, False, "dark_type", low, skin_type=skin_type)
-        return _check(v, False, "dark", low)
-    return _check(v, v <= rules.exposure_max, "bright", rules.exposure_max)
+            return check(v, False, "dark_type", low, skin_type=skin_type)
+        return check(v, False, "dark", low)
+    return at_most(v, "bright", rules.exposure_max)
 
 
 def _clipping(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
@@ -262,13 +200,13 @@ def _clipping(sc: Scene, rules: ViewRules, settings: QualitySettings) -> Quality
                                              region)) / n
     black = cv2.countNonZero(cv2.bitwise_and(cv2.inRange(sc.gray, 0, 4), region)) / n
     v = max(white, black)
-    return _check(v, v <= rules.clipping_max, "clip_white" if white >= black else "clip_black", rules.clipping_max)
+    return at_most(v, "clip_white" if white >= black else "clip_black", rules.clipping_max)
 
 
 def _glare(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     region = _around_lesion(sc) if sc.present else None
     v = glare_fraction(sc.work.focus, sc.fov.inner, region_small=region)
-    return _check(v, v <= rules.glare_max, "glare", rules.glare_max)
+    return at_most(v, "glare", rules.glare_max)
 
 
 def _black_and_white(sc: Scene) -> QualityCheck | None:
@@ -276,8 +214,8 @@ def _black_and_white(sc: Scene) -> QualityCheck | None:
     grey skin lies near enough to a wide (built-in) reference to pass as a cast that is not there, and it is
     told apart without skin in view."""
     least = colourfulness(sc.work.small, sc.fov.inner, sc.gray)
-    if least is not None and least < COLOUR_LEAST:
-        return _check(least, False, "no_colour", COLOUR_LEAST)
+    if least is not None and reported(least) < COLOUR_LEAST:
+        return check(least, False, "no_colour", COLOUR_LEAST)
     return None
 
 
@@ -287,9 +225,9 @@ def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCh
         return mono
     colour = skin_colour(sc)
     if colour is None:  # every skin pixel burnt out in some channel: nothing to quote a distance for
-        return _check(None, False, "no_skin_colour")
+        return check(None, False, "no_skin_colour")
     v, direction = cast_distance(colour, settings.reference)
-    return _check(v, v <= rules.colour_max, "colour", rules.colour_max, direction=direction)
+    return at_most(v, "colour", rules.colour_max, direction=direction)
 
 
 def _colour_cast_not_judged(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
@@ -298,23 +236,23 @@ def _colour_cast_not_judged(sc: Scene, rules: ViewRules, settings: QualitySettin
 
 def _not_judged(name: str):
     """A check that passes without a value, saying why (``NOT_JUDGED``)."""
-    def check(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    def passes(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
         return QualityCheck(value=None, ok=True, message=NOT_JUDGED[name])
-    return check
+    return passes
 
 
 def _lesion(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     if not sc.present:
-        return _check(0.0, False, "no_lesion")
+        return check(0.0, False, "no_lesion")
     v = sc.lesion.area
-    return _check(v, v >= rules.lesion_min_area, "small", rules.lesion_min_area)
+    return at_least(v, "small", rules.lesion_min_area)
 
 
 def _framing(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     if not sc.present:
-        return _check(None, False, "no_lesion")
+        return check(None, False, "no_lesion")
     v = sc.lesion.cut
-    return _check(v, v <= rules.framing_max, "cut", rules.framing_max)
+    return at_most(v, "cut", rules.framing_max)
 
 
 _CHECKS = {"fov": _fov, "focus": _focus, "exposure": _exposure, "clipping": _clipping, "glare": _glare,

@@ -1,0 +1,136 @@
+"""The quality gate's words: every refusal message, and the figure it quotes against its limit.
+
+A check's value is reported rounded (``reported``: 4 decimals, as the kiosk shows it and the case's quality flags
+carry it), and the rule tests that reported figure (``at_most``, ``at_least``), so that whoever reads the value
+beside the limit reaches the gate's verdict. The message quotes the figure to the template's precision, and to
+as many more decimals as it takes to read it on the failing side of its limit (``figures``): a photograph refused
+at a cast of 3.5035 against 3.5 says "3.503 ..., at most 3.5", not "3.5 ..., at most 3.5".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from wire.messages import QualityCheck
+
+#: Every refusal message: what is wrong, the figure the rule tested (``{v}``) against its limit
+#: (``{lim}``), and what to change. The kiosk shows these words and the centre shows the same ones
+#: (they travel in the case's quality flags).
+MESSAGES = {
+    "decode": "The file is not a readable image: take the picture again",
+    "truncated": "The picture is incomplete (truncated file): take the picture again",
+    "too_small": "The picture is too small or narrow to judge ({w} x {h} pixels): take the picture again with "
+                 "the camera's whole frame",
+    "fov": "The dermatoscope's field of view is off-centre, cut off or too small (it covers only {v:.0%} of the "
+           "middle of the picture, needs {lim:.0%}): press it flat on the skin, centred, and tap again",
+    "focus": "Image is blurred (sharpness {v:.0%} of this kiosk's normal, needs {lim:.0%}): hold the dermatoscope "
+             "still, check the focus and tap again",
+    "dark": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f}): check "
+            "that the dermatoscope's light is on and tap again",
+    "dark_type": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f} for "
+                 "skin type {skin_type}): if the skin is darker than type {skin_type}, correct the skin type; "
+                 "otherwise check the dermatoscope's light, and tap again",
+    "dark_fill": "Image is too dark (brightness {v:.0f} in its brightest colour over the view's brightest tenth, "
+                 "needs at least {lim:.0f}): check that the dermatoscope's light is on and tap again",
+    "bright": "Image is too bright (skin brightness {v:.0f} in its brightest colour, at most {lim:.0f}: the skin's "
+              "colour is burnt out): reduce the light or exposure and tap again",
+    "bright_fill": "Image is too bright (brightness {v:.0f} in its brightest colour over the lesion's paler parts, "
+                   "at most {lim:.0f}: its colour is burnt out): reduce the light or exposure and tap again",
+    "clip_white": "Parts of the image are burnt out white ({v:.1%} of the lesion and its surroundings, at most "
+                  "{lim:.1%}): reduce the light or exposure and tap again",
+    "clip_black": "Parts of the image are black ({v:.1%} of the lesion and its surroundings, at most {lim:.1%}): "
+                  "check the light and that nothing covers the lens, and tap again",
+    "glare": "Reflections (glare) cover {v:.1%} of the lesion and its surroundings (at most {lim:.1%}): add "
+             "contact fluid or use polarised light, and tap again",
+    "colour": "Colours look wrong ({direction} cast: {v:.1f} from this kiosk's normal colour, at most {lim:.1f}): "
+              "check the lighting and white balance, and tap again",
+    "no_colour": "The picture has no colour (black and white: its most colourful parts differ by {v:.0f} levels "
+                 "between colour channels, needs {lim:.0f}): set the camera to colour and tap again",
+    "no_skin_colour": "The skin's colour cannot be read (no skin in view without a burnt-out colour channel): "
+                      "reduce the light or exposure and tap again",
+    "no_lesion": "No lesion found: centre the lesion in the view and tap again",
+    "small": "The lesion is too small in the picture ({v:.1%} of the view, needs {lim:.1%}): move closer and "
+             "tap again",
+    "cut": "The lesion is cut by the edge of the picture (cut {v:.2f}, at most {lim:.2f}): centre it in the view "
+           "and tap again",
+}
+
+
+#: What a passing check says where the photographer marked the lesion as larger than the view (``fills_view``):
+#: the check that needs skin, or the lesion's outline, in view was not made, and the reader should know it.
+NOT_JUDGED = {
+    "colour": "not judged: the lesion fills the view, so no skin shows the light's colour",
+    "lesion": "not judged: the lesion fills the view",
+    "framing": "not judged: the lesion is larger than the view (the close-up shows all of it)",
+}
+
+
+#: Decimals of a reported value (``QualityCheck.value``).
+REPORTED_DECIMALS = 4
+
+
+def reported(value: float) -> float:
+    """``value`` as a check reports it and its rule tests it: rounded to ``REPORTED_DECIMALS``."""
+    return round(float(value), REPORTED_DECIMALS)
+
+
+_SPEC = re.compile(r"\{(v|lim):\.(\d+)([f%])\}")
+
+
+def _text(x: float, places: int, kind: str) -> str:
+    return format(x, f".{places}{kind}")
+
+
+def _number(text: str) -> float:
+    """A figure as a message shows it (``3.50``, ``35.0%``), read back as a number."""
+    return float(text.rstrip("%"))
+
+
+def figures(value: float, limit: float, places: int, kind: str) -> tuple[str, str]:
+    """``value`` and its ``limit`` as a refusal quotes them: to the template's ``places`` (``kind``: ``f`` or ``%``),
+    and with more decimals, up to the reported ones, where fewer would show the value at or on the passing side of
+    the limit (3.5035 against 3.5: "3.503" and "3.5"; 112.34 against 112.37: "112.3" and "112.4"). The limit keeps no
+    more decimals than it needs."""
+    most = max(places, REPORTED_DECIMALS - (2 if kind == "%" else 0))
+    above = value > limit  # the side the value failed on
+    p = places
+    while p < most:
+        v, lim = _number(_text(value, p, kind)), _number(_text(limit, p, kind))
+        if (v > lim) if above else (v < lim):
+            break
+        p += 1
+    shown = _number(_text(limit, p, kind))
+    q = next(q for q in range(places, p + 1) if _number(_text(limit, q, kind)) == shown)
+    return _text(value, p, kind), _text(limit, q, kind)
+
+
+def check(value: float | None, ok: bool, key: str, limit: float | None = None, **extra: str) -> QualityCheck:
+    """A check's result: ``value`` reported (rounded), and where it failed the message ``key`` quoting it against
+    ``limit`` (``MESSAGES``, ``figures``). A value that is not finite is reported as None."""
+    if value is not None:
+        value = reported(value)
+        if not math.isfinite(value):
+            value = None
+    if ok:
+        return QualityCheck(value=value, ok=True, message="ok")
+    template = MESSAGES[key]
+    spec = _SPEC.search(template)
+    if value is None or limit is None or spec is None:
+        message = template.format(v=value if value is not None else float("nan"), lim=limit, **extra)
+    else:
+        v, lim = figures(value, limit, int(spec.group(2)), spec.group(3))
+        message = _SPEC.sub(lambda m: "{" + m.group(1) + "}", template).format(v=v, lim=lim, **extra)
+    return QualityCheck(value=value, ok=False, message=message)
+
+
+def at_most(value: float, key: str, limit: float, **extra: str) -> QualityCheck:
+    """The check that passes where the reported ``value`` is at most ``limit``."""
+    v, lim = reported(value), reported(limit)
+    return check(v, v <= lim, key, lim, **extra)
+
+
+def at_least(value: float, key: str, limit: float, **extra: str) -> QualityCheck:
+    """The check that passes where the reported ``value`` is at least ``limit``."""
+    v, lim = reported(value), reported(limit)
+    return check(v, v >= lim, key, lim, **extra)
