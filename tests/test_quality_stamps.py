@@ -36,7 +36,7 @@ def test_a_defocused_photograph_with_a_date_stamp_is_refused_for_focus(seed):
 
 def test_without_the_text_left_out_the_stamp_would_pass_the_blur(monkeypatch):
     """What the rule is for: the strokes alone lift a strongly blurred frame's sharpness over the limit."""
-    monkeypatch.setattr(quality, "text_mask", lambda bgr, gray=None: None)
+    monkeypatch.setattr(stamps, "text_mask", lambda bgr, gray=None: None)
     blurred = synth.degrade_blur(_large_lesion(0), 3.0)
     assert assess(synth.encode_jpeg(stamp(blurred)), "dermoscopic", QualitySettings()).checks["focus"].ok
 
@@ -48,6 +48,23 @@ def test_a_sharp_photograph_with_a_stamp_keeps_its_verdict_and_sharpness(seed):
     stamped = assess(synth.encode_jpeg(stamp(img)), "dermoscopic", QualitySettings())
     assert plain.ok and stamped.ok
     assert stamped.checks["focus"].value == pytest.approx(plain.checks["focus"].value, rel=0.05)
+
+
+def test_the_search_beside_the_segmentation_finds_what_a_direct_search_finds(monkeypatch):
+    """``scene`` starts the text search on a thread of its own as soon as the frame is decoded; what it hands the
+    focus check is the direct search's mask, and an error in it reaches the caller."""
+    img = stamp(_large_lesion(3))
+    got = stamps.TextSearch(img, _gray(img)).result()
+    assert got is not None and np.array_equal(got, text_mask(img, _gray(img)))
+    assert stamps.TextSearch(_large_lesion(5), _gray(_large_lesion(5))).result() is None
+    sc = quality.scene(synth.encode_jpeg(img), QualitySettings(), QualitySettings().dermoscopic)
+    assert sc.text.result() is not None and sc.focus_gray.shape == sc.work.focus.shape[:2]
+
+    def broken(bgr, gray=None):
+        raise ValueError("the search failed")
+    monkeypatch.setattr(stamps, "text_mask", broken)
+    with pytest.raises(ValueError, match="the search failed"):
+        stamps.TextSearch(img, _gray(img)).result()
 
 
 @pytest.mark.parametrize("w,h", [(800, 600), (600, 450), (1600, 1200), (600, 800)])

@@ -30,7 +30,6 @@ from .brightness import (DARK_SKIN_LEAST, FILL_QUANTILE, exposure_floor, skin_br
 from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
-from .stamps import text_mask
 from .words import MESSAGES, NOT_JUDGED, at_least, at_most, check, reported
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
@@ -120,8 +119,8 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True) 
         roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc, FOCUS_LEAST * view / s))
     if not roi_small.any():
         return 1.0
-    gray = cv2.cvtColor(focus, cv2.COLOR_BGR2GRAY)
-    text = text_mask(focus, gray)  # burnt-in text is sharp however blurred the skin under it; found in the whole frame
+    gray = sc.focus_gray
+    text = sc.text.result()  # burnt-in text is sharp however blurred the skin under it; found in the whole frame
     if box is not None:
         x, y, bw, bh = box
         k = focus.shape[1] / small.shape[1]

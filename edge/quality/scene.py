@@ -22,6 +22,7 @@ from .segment import segment_lesion
 from .fov import FieldOfView, find_fov
 from .markers import skin_marks
 from .measures import SATURATED
+from .stamps import TextSearch
 
 
 @dataclass
@@ -35,6 +36,8 @@ class Scene:
     lesion: LesionRegion
     present: bool  # a lesion with enough contrast against the skin
     skin: np.ndarray  # bool: the field of view without the lesion and a thin ring round it
+    focus_gray: np.ndarray  # the focus image (``work.focus``) in grey
+    text: TextSearch  # lines of burnt-in text in the focus image, searched for beside the rest
 
 
 def find_lesion(small: np.ndarray, rules: ViewRules | None = None, gray: np.ndarray | None = None,
@@ -56,6 +59,8 @@ def find_lesion(small: np.ndarray, rules: ViewRules | None = None, gray: np.ndar
 def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
     """Decode ``jpeg`` and measure its regions; raises ``analysis.DecodeError`` if it is not an image."""
     work = decode(jpeg, settings.work_size, settings.focus_size, settings.analysis_size)
+    focus_gray = cv2.cvtColor(work.focus, cv2.COLOR_BGR2GRAY)
+    text = TextSearch(work.focus, focus_gray)  # on its own thread while the regions are found
     small = work.small
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
@@ -75,7 +80,7 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
         skin = inside & (ring == 0)
         if np.count_nonzero(skin) < 0.05 * np.count_nonzero(inside):
             skin = inside
-    return Scene(work, gray, lab, fov, lesion, present, skin)
+    return Scene(work, gray, lab, fov, lesion, present, skin, focus_gray, text)
 
 
 def skin_colour(sc: Scene) -> tuple[float, float, float] | None:

@@ -20,6 +20,7 @@ them is measured).
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import cv2
@@ -249,3 +250,28 @@ def _along(chars: np.ndarray, marks: np.ndarray) -> tuple[int, int, int, int]:
         if wider == (x0, x1):
             return x0, y0, x1, y1
         x0, x1 = wider
+
+
+class TextSearch:
+    """``text_mask`` of one frame, run on a thread of its own from the moment the frame is decoded, beside the
+    lesion's segmentation (OpenCV leaves Python's lock while it works): ``result()`` waits for it and gives its
+    mask, or raises what it raised. About a tenth of the gate's time on a 12 MP frame (``bench.quality_speed``)."""
+
+    def __init__(self, bgr: np.ndarray, gray: np.ndarray) -> None:
+        self._mask: np.ndarray | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._search, args=(bgr, gray), name="quality-text", daemon=True)
+        self._thread.start()
+
+    def _search(self, bgr: np.ndarray, gray: np.ndarray) -> None:
+        try:
+            self._mask = text_mask(bgr, gray)
+        except BaseException as exc:  # handed to whoever asks for the result
+            self._error = exc
+
+    def result(self) -> np.ndarray | None:
+        """The frame's text mask (``text_mask``), once the search has finished."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._mask
