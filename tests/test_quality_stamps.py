@@ -59,6 +59,9 @@ def test_the_search_beside_the_segmentation_finds_what_a_direct_search_finds(mon
     assert stamps.TextSearch(_large_lesion(5), _gray(_large_lesion(5))).result() is None
     sc = quality.scene(synth.encode_jpeg(img), QualitySettings(), QualitySettings().dermoscopic)
     assert sc.text.result() is not None and sc.focus_gray.shape == sc.work.focus.shape[:2]
+    # without the search (a calibration's still), the focus check searches itself: the same sharpness
+    unsearched = quality.scene(synth.encode_jpeg(img), QualitySettings(), QualitySettings().dermoscopic, text=False)
+    assert unsearched.text is None and quality.focus_value(unsearched) == quality.focus_value(sc)
 
     def broken(bgr, gray=None):
         raise ValueError("the search failed")

@@ -30,6 +30,7 @@ from .brightness import (DARK_SKIN_LEAST, FILL_QUANTILE, exposure_floor, skin_br
 from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
+from .stamps import text_mask
 from .words import MESSAGES, NOT_JUDGED, at_least, at_most, check, reported
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
@@ -76,7 +77,7 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin
     settings = settings or QualitySettings()
     rules = settings.rules(view)
     try:
-        sc = scene(jpeg, settings, rules)
+        sc = scene(jpeg, settings, rules, text="focus" in rules.checks)
     except DecodeError as exc:
         if exc.size is not None:
             w, h = exc.size
@@ -120,7 +121,8 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True) 
     if not roi_small.any():
         return 1.0
     gray = sc.focus_gray
-    text = sc.text.result()  # burnt-in text is sharp however blurred the skin under it; found in the whole frame
+    # burnt-in text is sharp however blurred the skin under it; found in the whole frame
+    text = sc.text.result() if sc.text is not None else text_mask(focus, gray)
     if box is not None:
         x, y, bw, bh = box
         k = focus.shape[1] / small.shape[1]

@@ -61,7 +61,7 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
     """The still's skin colour, lightness and focus ratio, or why it cannot be used for calibration."""
     rules = settings.dermoscopic
     try:
-        sc = scene(data, settings, rules)
+        sc = scene(data, settings, rules, text=False)  # the focus ratio searches for text itself: no thread left running
     except DecodeError as exc:
         if exc.size is not None:
             return f"too small or narrow to judge ({exc.size[0]} x {exc.size[1]} pixels)"

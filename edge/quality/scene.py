@@ -37,7 +37,7 @@ class Scene:
     present: bool  # a lesion with enough contrast against the skin
     skin: np.ndarray  # bool: the field of view without the lesion and a thin ring round it
     focus_gray: np.ndarray  # the focus image (``work.focus``) in grey
-    text: TextSearch  # lines of burnt-in text in the focus image, searched for beside the rest
+    text: TextSearch | None  # lines of burnt-in text in the focus image, searched for beside the rest (None: not asked)
 
 
 def find_lesion(small: np.ndarray, rules: ViewRules | None = None, gray: np.ndarray | None = None,
@@ -56,11 +56,12 @@ def find_lesion(small: np.ndarray, rules: ViewRules | None = None, gray: np.ndar
     return fov, lesion, sticker_coloured, lesion.found and lesion.contrast >= rules.lesion_min_contrast
 
 
-def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
-    """Decode ``jpeg`` and measure its regions; raises ``analysis.DecodeError`` if it is not an image."""
+def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules, text: bool = True) -> Scene:
+    """Decode ``jpeg`` and measure its regions; raises ``analysis.DecodeError`` if it is not an image. ``text``: search
+    the frame for burnt-in text (``Scene.text``, for the focus check) on a thread of its own meanwhile."""
     work = decode(jpeg, settings.work_size, settings.focus_size, settings.analysis_size)
     focus_gray = cv2.cvtColor(work.focus, cv2.COLOR_BGR2GRAY)
-    text = TextSearch(work.focus, focus_gray)  # on its own thread while the regions are found
+    search = TextSearch(work.focus, focus_gray) if text else None  # on its own thread while the regions are found
     small = work.small
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
@@ -80,7 +81,7 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules) -> Scene:
         skin = inside & (ring == 0)
         if np.count_nonzero(skin) < 0.05 * np.count_nonzero(inside):
             skin = inside
-    return Scene(work, gray, lab, fov, lesion, present, skin, focus_gray, text)
+    return Scene(work, gray, lab, fov, lesion, present, skin, focus_gray, search)
 
 
 def skin_colour(sc: Scene) -> tuple[float, float, float] | None:
