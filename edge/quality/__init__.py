@@ -110,7 +110,10 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True) 
     text (``stamps.text_mask``) left out unless they are all there is; a round view well inside a larger frame read
     on its own box at its own scale (``analysis.field_crop``) unless ``field_scaled`` is False (a calibration
     from before that, whose normal was measured at the frame's scale)."""
-    focus, small = sc.work.focus, sc.work.small
+    focus, small, gray = sc.work.focus, sc.work.small, sc.focus_gray
+    # burnt-in text is sharp however blurred the skin under it; found in the whole frame (taken first, so that no
+    # search started beside the segmentation is left running)
+    text = sc.text.result() if sc.text is not None else text_mask(focus, gray)
     # a small view is measured at its own scale: its box cut from the decoded frame (crop) and that box in small
     crop, box = (field_crop(sc.work, sc.fov.mask) if field_scaled else None) or (None, None)
     s = min(small.shape[:2])
@@ -120,9 +123,6 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True) 
         roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc, FOCUS_LEAST * view / s))
     if not roi_small.any():
         return 1.0
-    gray = sc.focus_gray
-    # burnt-in text is sharp however blurred the skin under it; found in the whole frame
-    text = sc.text.result() if sc.text is not None else text_mask(focus, gray)
     if box is not None:
         x, y, bw, bh = box
         k = focus.shape[1] / small.shape[1]
