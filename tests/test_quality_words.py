@@ -142,14 +142,24 @@ def test_a_refusal_never_quotes_its_figure_as_its_limit(beyond):
         at_least(112.34, "dark_type", 112.37, skin_type="III").message  # not "112.3 ..., needs at least 112"
 
 
-def test_the_rule_tests_the_value_it_reports():
-    # a framing of 0.50003 was reported as 0.5 against "at most 0.50" and refused
-    for value, ok in [(0.50004, True), (0.5, True), (0.49996, True), (0.50006, False)]:
+def test_the_reported_value_gives_the_rule_s_verdict():
+    # a framing computed as 0.5000000000000001 was reported as 0.5 against "at most 0.50", and refused
+    assert at_most(0.5000000000000001, "cut", 0.5).ok
+    for value, ok, shown in [(0.50003, False, 0.50003), (0.5, True, 0.5), (0.49996, True, 0.5), (0.50006, False, 0.5001),
+                             (0.500000004, False, 0.500000004), (0.5000000004, True, 0.5)]:
         c = at_most(value, "cut", 0.5)
-        assert c.ok is ok and (c.value <= 0.5) is ok, (value, c)
-    for value, ok in [(0.34996, True), (0.35, True), (0.34994, False)]:
+        assert c.ok is ok and c.value == shown and (c.value <= 0.5) is ok, (value, c)
+    assert "cut 0.50003, at most 0.50" in at_most(0.50003, "cut", 0.5).message
+    glare = at_most(0.00404, "glare", 0.004)  # 4 decimals would report it as the limit
+    assert not glare.ok and glare.value == 0.00404 and "cover 0.404% of" in glare.message
+    for value, ok, shown in [(0.34996, False, 0.34996), (0.35, True, 0.35), (0.350004, True, 0.35), (0.34994, False, 0.3499)]:
         c = at_least(value, "focus", 0.35)
-        assert c.ok is ok and (c.value >= 0.35) is ok, (value, c)
+        assert c.ok is ok and c.value == shown and (c.value >= 0.35) is ok, (value, c)
+    # a limit with more decimals than a report (the darker skin's exposure floor): a passing value stays on its side
+    c = at_least(112.37124, "dark", 112.37123)
+    assert c.ok and c.value >= 112.37123
+    c = at_least(112.37121, "dark", 112.37123)
+    assert not c.ok and c.value < 112.37123 and "needs at least 112.37123" in c.message, c.message
 
 
 def test_every_message_template_names_what_to_change():

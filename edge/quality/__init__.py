@@ -31,7 +31,7 @@ from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
 from .stamps import text_mask
-from .words import MESSAGES, NOT_JUDGED, at_least, at_most, check, reported
+from .words import MESSAGES, NOT_JUDGED, at_least, at_most, check
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
 
@@ -174,16 +174,16 @@ def _around_lesion(sc: Scene, least: float = 0.0) -> np.ndarray:
 def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, skin_type: str | None = None,
               fills_view: bool = False) -> QualityCheck:
     if fills_view:  # no skin in view: its brightest tenth is held to the lower limit, its paler parts to the upper
-        v = reported(view_brightness(sc))
+        v = view_brightness(sc)
         if v < rules.exposure_min:
             return check(v, False, "dark_fill", rules.exposure_min)
-        paler = reported(skin_brightness(sc))
+        paler = skin_brightness(sc)
         if paler > rules.exposure_max:
             return check(paler, False, "bright_fill", rules.exposure_max)
         return check(v, True, "dark_fill")
-    v = reported(skin_brightness(sc))
+    v = skin_brightness(sc)
     darker = skin_type in DARKER_SKIN_TYPES
-    low = reported(exposure_floor(sc, rules, settings.reference, darker))
+    low = exposure_floor(sc, rules, settings.reference, darker)
     if v < low:
         if skin_type and not darker and v >= exposure_floor(sc, rules, settings.reference, True):
             # as dim as darker skin would be, and as red: the recorded type may be wrong, so say what would change
@@ -215,7 +215,7 @@ def _black_and_white(sc: Scene) -> QualityCheck | None:
     grey skin lies near enough to a wide (built-in) reference to pass as a cast that is not there, and it is
     told apart without skin in view."""
     least = colourfulness(sc.work.small, sc.fov.inner, sc.gray)
-    if least is not None and reported(least) < COLOUR_LEAST:
+    if least is not None and least < COLOUR_LEAST:
         return check(least, False, "no_colour", COLOUR_LEAST)
     return None
 

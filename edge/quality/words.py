@@ -1,10 +1,12 @@
 """The quality gate's words: every refusal message, and the figure it quotes against its limit.
 
-A check's value is reported rounded (``reported``: 4 decimals, as the kiosk shows it and the case's quality flags
-carry it), and the rule tests that reported figure (``at_most``, ``at_least``), so that whoever reads the value
-beside the limit reaches the gate's verdict. The message quotes the figure to the template's precision, and to
-as many more decimals as it takes to read it on the failing side of its limit (``figures``): a photograph refused
-at a cast of 3.5035 against 3.5 says "3.503 ..., at most 3.5", not "3.5 ..., at most 3.5".
+A check's value is reported rounded to 4 decimals (``reported``), as the kiosk shows it and the case's quality
+flags carry it, or to as many more as it takes for the reported value to give the rule's verdict against its
+limit (a glare of 0.00404 refused against at most 0.004 is reported as 0.00404, not as 0.004), so that whoever
+reads the value beside the limit reaches the gate's verdict. The rules test their values to ``MOST_DECIMALS``,
+past a float's arithmetic noise. The message quotes the figure to the template's precision,
+and to as many more decimals as it takes to read it on the failing side of its limit (``figures``): a photograph
+refused at a cast of 3.5035 against 3.5 says "3.503 ..., at most 3.5", not "3.5 ..., at most 3.5".
 """
 
 from __future__ import annotations
@@ -66,13 +68,27 @@ NOT_JUDGED = {
 }
 
 
-#: Decimals of a reported value (``QualityCheck.value``).
+#: Decimals of a reported value (``QualityCheck.value``) ...
 REPORTED_DECIMALS = 4
+#: ... and at most this many where fewer would not give the rule's verdict against its limit. A rule tests its
+#: value to this many decimals too: a float's last bits are arithmetic, not measurement (a framing computed as
+#: 0.5000000000000001, exactly 0.5 in figures, was refused against at most 0.5).
+MOST_DECIMALS = 9
 
 
-def reported(value: float) -> float:
-    """``value`` as a check reports it and its rule tests it: rounded to ``REPORTED_DECIMALS``."""
-    return round(float(value), REPORTED_DECIMALS)
+def reported(value: float, limit: float | None = None, ok: bool = True) -> float:
+    """``value`` as a check reports it: rounded to ``REPORTED_DECIMALS``, or, where that would put it on the other
+    side of ``limit`` than the rule's verdict ``ok`` (a refused value on the limit itself), to as many more as it
+    takes (``MOST_DECIMALS`` at most; beyond that, as it is)."""
+    value = float(value)
+    if limit is None or not math.isfinite(value):
+        return round(value, REPORTED_DECIMALS)
+    side = value - limit  # which side of the limit the value lies on
+    for places in range(REPORTED_DECIMALS, MOST_DECIMALS + 1):
+        shown = round(value, places)
+        if (shown - limit) * side > 0 or ok and (shown - limit) * side == 0:
+            return shown
+    return value
 
 
 _SPEC = re.compile(r"\{(v|lim):\.(\d+)([f%])\}")
@@ -89,10 +105,10 @@ def _number(text: str) -> float:
 
 def figures(value: float, limit: float, places: int, kind: str) -> tuple[str, str]:
     """``value`` and its ``limit`` as a refusal quotes them: to the template's ``places`` (``kind``: ``f`` or ``%``),
-    and with more decimals, up to the reported ones, where fewer would show the value at or on the passing side of
+    and with more decimals, up to the reported ones, where fewer would show the value on or at the passing side of
     the limit (3.5035 against 3.5: "3.503" and "3.5"; 112.34 against 112.37: "112.3" and "112.4"). The limit keeps no
     more decimals than it needs."""
-    most = max(places, REPORTED_DECIMALS - (2 if kind == "%" else 0))
+    most = max(places, MOST_DECIMALS - (2 if kind == "%" else 0))
     above = value > limit  # the side the value failed on
     p = places
     while p < most:
@@ -109,7 +125,7 @@ def check(value: float | None, ok: bool, key: str, limit: float | None = None, *
     """A check's result: ``value`` reported (rounded), and where it failed the message ``key`` quoting it against
     ``limit`` (``MESSAGES``, ``figures``). A value that is not finite is reported as None."""
     if value is not None:
-        value = reported(value)
+        value = reported(value, limit, ok)
         if not math.isfinite(value):
             value = None
     if ok:
@@ -125,12 +141,10 @@ def check(value: float | None, ok: bool, key: str, limit: float | None = None, *
 
 
 def at_most(value: float, key: str, limit: float, **extra: str) -> QualityCheck:
-    """The check that passes where the reported ``value`` is at most ``limit``."""
-    v, lim = reported(value), reported(limit)
-    return check(v, v <= lim, key, lim, **extra)
+    """The check that passes where ``value`` (to ``MOST_DECIMALS``) is at most ``limit``."""
+    return check(value, round(float(value), MOST_DECIMALS) <= limit, key, limit, **extra)
 
 
 def at_least(value: float, key: str, limit: float, **extra: str) -> QualityCheck:
-    """The check that passes where the reported ``value`` is at least ``limit``."""
-    v, lim = reported(value), reported(limit)
-    return check(v, v >= lim, key, lim, **extra)
+    """The check that passes where ``value`` (to ``MOST_DECIMALS``) is at least ``limit``."""
+    return check(value, round(float(value), MOST_DECIMALS) >= limit, key, limit, **extra)
