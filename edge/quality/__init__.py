@@ -297,7 +297,7 @@ def refusal_summary(refused: list[list[str]], n: int) -> str:
     check (``refused``: the failing checks of each refused image; an image can fail several)."""
     counts: dict[str, int] = {}
     for checks in refused:
-        for check in checks:
-            counts[check] = counts.get(check, 0) + 1
-    by = ", ".join(f"{check} {k}" for check, k in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        for name in checks:
+            counts[name] = counts.get(name, 0) + 1
+    by = ", ".join(f"{name} {k}" for name, k in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     return f"refused {len(refused)} of {n} ({100 * len(refused) / n:.1f} %)" + (f": {by}" if by else "")

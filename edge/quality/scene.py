@@ -20,7 +20,7 @@ from .analysis import Working, decode
 from .region import LesionRegion
 from .segment import segment_lesion
 from .fov import FieldOfView, find_fov
-from .markers import skin_marks
+from .markers import MARKED_SKIN_SHARE, skin_marks
 from .measures import SATURATED
 from .stamps import TextSearch
 
@@ -68,10 +68,10 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules, text: bool =
     fov, lesion, sticker_coloured, present = find_lesion(small, rules, gray, lab)
     inside = fov.inner > 0
     # Not skin: a colour-calibration sticker or pen mark (CIELAB b* below -15 or chroma over 60), as
-    # long as it is under 40 % of the view (most of it so coloured is the skin under a cast; a
+    # long as it is under 40 % of the view (``MARKED_SKIN_SHARE``; most of it so coloured is the skin under a cast; a
     # calibration sticker can cover over a quarter of a frame).
     marks = inside & sticker_coloured
-    if np.count_nonzero(marks) < 0.4 * np.count_nonzero(inside):
+    if np.count_nonzero(marks) < MARKED_SKIN_SHARE * np.count_nonzero(inside):
         inside = inside & ~marks
     if lesion.markers is not None:  # the stickers the segmentation passed over, with their soft edge
         inside = inside & (cv2.dilate(lesion.markers, np.ones((5, 5), np.uint8)) == 0)
