@@ -252,7 +252,7 @@ def test_a_lesion_larger_than_the_view_is_marked_beside_the_verdict(tmp_path, br
         page.evaluate("() => { window.__sameDocument = true; }")
         walk.tap("#capture")
         page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
-        assert "cut by the edge" in page.locator("#verdict").inner_text()
+        assert "cut by the right edge" in page.locator("#verdict").inner_text()
         assert page.locator("#fills-view-mark").inner_text() == "Lesion larger than the view"
         shown = walk.audit("fills_verdict")
         assert shown.small == [] and not shown.below and axe_violations(page) == []

@@ -289,7 +289,7 @@ def test_lesion_cut_by_the_edge():
     q = assess(jpeg(synth.lesion_image(1600, 1200, 2, vignette=False, centre=(0.9, 0.5), size=0.2)), "dermoscopic")
     assert "framing" in failed(q)
     c = q.checks["framing"]
-    assert c.message.startswith(f"The lesion is cut by the edge of the picture (cut {c.value:.2f}, at most 0.50)")
+    assert c.message.startswith(f"The lesion is cut by the right edge of the picture (cut {c.value:.2f}, at most 0.50)")
 
 
 @pytest.mark.parametrize("seed", [0, 2])
@@ -334,7 +334,7 @@ def test_pale_lesion_on_a_shaded_frame_passes(seed):
 def test_pale_lesion_cut_by_the_edge_of_a_shaded_frame_fails(seed):
     cut = shaded(faint(synth.lesion_image(1600, 1200, seed, vignette=False, size=0.2, centre=(0.92, 0.5)), 0.6), 0.45)
     q = assess(jpeg(cut), "dermoscopic")
-    assert not q.checks["framing"].ok and "cut by the edge" in q.checks["framing"].message
+    assert not q.checks["framing"].ok and "cut by the right edge" in q.checks["framing"].message
     centred = shaded(faint(synth.lesion_image(1600, 1200, seed, vignette=False, size=0.25), 0.6), 0.45)
     corner = synth.degrade_offcentre(centred, 0.5, seed)
     assert not assess(jpeg(corner), "dermoscopic").checks["framing"].ok
@@ -362,7 +362,7 @@ def test_lesion_larger_than_the_view(seed):
         assert q.checks["framing"].ok and q.checks["lesion"].value > 0.5, centre
     # ... a lesion the view could hold, aimed beside it, is.
     q = assess(jpeg(synth.lesion_image(1600, 1200, seed, vignette=False, size=0.3, centre=(0.85, 0.5))), "dermoscopic")
-    assert not q.checks["framing"].ok and "cut by the edge" in q.checks["framing"].message
+    assert not q.checks["framing"].ok and "cut by the right edge" in q.checks["framing"].message
 
 
 def test_lesion_size_rules_differ_per_view():

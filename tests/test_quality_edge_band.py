@@ -72,6 +72,6 @@ def test_a_lesion_slid_out_of_the_view_is_still_cut_beside_a_fainter_freckle_in_
     img = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_Lab2BGR)
     q = assess(jpeg(img), "dermoscopic")
     framing = q.checks["framing"]
-    assert not framing.ok and framing.message.startswith("The lesion is cut by the edge of the picture")
+    assert not framing.ok and framing.message.startswith("The lesion is cut by the right edge of the picture")
     lesion, (h, w) = lesion_of(img)
     assert lesion.centre[0] > 0.7 * w

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from edge.camera import synth
 from edge.quality import MESSAGES, NOT_JUDGED, QualitySettings, assess, cli_main
-from edge.quality.words import at_least, at_most
+from edge.quality.words import at_least, at_most, cut_words
 from tests.test_quality import calibrated, good, jpeg
 from wire import tomlconfig
 from wire.messages import Quality
@@ -117,6 +117,10 @@ AT_LEAST = {"fov": 0.9, "focus": 0.35, "dark": 130, "dark_type": 112.37, "dark_f
 LIMIT = re.compile(r"(?:at most|needs at least|needs) (-?[0-9]+(?:\.[0-9]+)?)(%?)")
 
 
+#: The cut's words for a lesion cut by the right edge (the framing check passes them).
+RIGHT = cut_words(("right",))
+
+
 def _quoted(message: str, pattern: re.Pattern) -> float:
     m = pattern.search(message)
     assert m, message
@@ -130,7 +134,7 @@ def test_a_refusal_never_quotes_its_figure_as_its_limit(beyond):
     for text in MESSAGES.values():  # the value and its limit are quoted alike
         assert re.findall(r"\{v(:[^}]*)\}", text) == re.findall(r"\{lim(:[^}]*)\}", text), text
     for key, limit in AT_MOST.items():
-        c = at_most(limit + beyond, key, limit, direction="yellow", skin_type="III")
+        c = at_most(limit + beyond, key, limit, direction="yellow", skin_type="III", **RIGHT)
         assert not c.ok and _quoted(c.message, FIGURE) > _quoted(c.message, LIMIT), c.message
     for key, limit in AT_LEAST.items():
         c = at_least(limit - beyond, key, limit, skin_type="III")
@@ -144,12 +148,12 @@ def test_a_refusal_never_quotes_its_figure_as_its_limit(beyond):
 
 def test_the_reported_value_gives_the_rule_s_verdict():
     # a framing computed as 0.5000000000000001 was reported as 0.5 against "at most 0.50", and refused
-    assert at_most(0.5000000000000001, "cut", 0.5).ok
+    assert at_most(0.5000000000000001, "cut", 0.5, **RIGHT).ok
     for value, ok, shown in [(0.50003, False, 0.50003), (0.5, True, 0.5), (0.49996, True, 0.5), (0.50006, False, 0.5001),
                              (0.500000004, False, 0.500000004), (0.5000000004, True, 0.5)]:
-        c = at_most(value, "cut", 0.5)
+        c = at_most(value, "cut", 0.5, **RIGHT)
         assert c.ok is ok and c.value == shown and (c.value <= 0.5) is ok, (value, c)
-    assert "cut 0.50003, at most 0.50" in at_most(0.50003, "cut", 0.5).message
+    assert "cut 0.50003, at most 0.50" in at_most(0.50003, "cut", 0.5, **RIGHT).message
     glare = at_most(0.00404, "glare", 0.004)  # 4 decimals would report it as the limit
     assert not glare.ok and glare.value == 0.00404 and "cover 0.404% of" in glare.message
     for value, ok, shown in [(0.34996, False, 0.34996), (0.35, True, 0.35), (0.350004, True, 0.35), (0.34994, False, 0.3499)]:

@@ -31,7 +31,7 @@ from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
 from .stamps import text_mask
-from .words import MESSAGES, NOT_JUDGED, at_least, at_most, check
+from .words import MESSAGES, NOT_JUDGED, at_least, at_most, check, cut_words
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
 
@@ -253,7 +253,7 @@ def _framing(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityC
     if not sc.present:
         return check(None, False, "no_lesion")
     v = sc.lesion.cut
-    return at_most(v, "cut", rules.framing_max)
+    return at_most(v, "cut", rules.framing_max, **cut_words(sc.lesion.cut_edges))
 
 
 _CHECKS = {"fov": _fov, "focus": _focus, "exposure": _exposure, "clipping": _clipping, "glare": _glare,

@@ -26,6 +26,7 @@ class LesionRegion:
     offset: float  # centroid distance from the frame's centre / half the shorter side
     border: float  # outline along the frame's / field of view's edge over the equal-area disc's circumference
     cut: float = 0.0  # how much of the lesion is cut on one side (``one_sided``: the framing check's value)
+    cut_edges: tuple[str, ...] = ()  # the edges of the view that cut it (``cut_edges``: "top", "left"), if any
     markers: np.ndarray | None = None  # uint8 0/255: blobs passed over as stickers or pen marks (neither lesion nor skin)
     tint: float = 0.0  # the colour difference in a* and b* alone (lightness left out): shading has next to none
 
@@ -71,8 +72,9 @@ def describe(blob: np.ndarray, lab: np.ndarray, fov_mask: np.ndarray, inner: np.
     # ragged outline (hairs, a faint margin) does not dilute it as it would a fraction of the outline.
     contact = outline & edge
     border = min(1.0, float(np.count_nonzero(contact)) / (2.0 * np.sqrt(np.pi * n_px)))
-    return LesionRegion(mask, True, n_px / fov_px, contrast, (cx, cy), offset, border,
-                        one_sided(contact, fov_mask, mask), tint=tint)
+    cut = one_sided(contact, fov_mask, mask)
+    edges = cut_edges(contact, fov_mask, mask) if cut > 0 else ()
+    return LesionRegion(mask, True, n_px / fov_px, contrast, (cx, cy), offset, border, cut, edges, tint=tint)
 
 
 def one_sided(contact: np.ndarray, fov_mask: np.ndarray, mask: np.ndarray) -> float:
@@ -96,11 +98,53 @@ def one_sided(contact: np.ndarray, fov_mask: np.ndarray, mask: np.ndarray) -> fl
     room = [float(np.clip((0.9 - bw / max(fw, 1)) / 0.4, 0.0, 1.0)), float(np.clip((0.9 - bh / max(fh, 1)) / 0.4, 0.0, 1.0))]
     ang = np.degrees(np.arctan2(ys - cy, xs - cx)) % 360.0
     side = ((ang + 45.0) // 90.0).astype(int) % 4  # 0 right, 1 bottom, 2 left, 3 top
+    frac = _spans(ys, xs, side, (0, 0, bw, bh))
+    # sides 0/2 (right/left) are re-aimed along x (room[0]), 1/3 (bottom/top) along y (room[1])
+    return float(max(0.0, max(frac[k] * room[k % 2] - frac[(k + 2) % 4] for k in range(4))))
+
+
+#: The sides of the view as the picture shows them, in the order ``cut_edges`` numbers them.
+SIDES = ("right", "bottom", "left", "top")
+#: A side beside the one that cuts the lesion most is named too where it cuts at least this share as much: a lesion
+#: slid out across a corner ("the bottom and right edges").
+CORNER_SHARE = 0.5
+
+
+def cut_edges(contact: np.ndarray, fov_mask: np.ndarray, mask: np.ndarray) -> tuple[str, ...]:
+    """The edges of the view that cut the lesion, for the photographer (``SIDES``; top or bottom first): the one that
+    cuts it most, and a side beside it cutting at least ``CORNER_SHARE`` as much; none where no side cuts it more than
+    the opposite one does.
+
+    ``contact``, ``fov_mask``, ``mask``: as ``one_sided`` takes them. Each contact pixel belongs to the side of the
+    view's bounding box it lies nearest (exact on a rectangular frame, where ``one_sided``'s quarters by angle give a
+    corner to the longer sides; a quarter of the rim each on a round view), and a side cuts the lesion by its
+    contact's span over the lesion's extent along it, less the opposite side's.
+    """
+    ys, xs = np.nonzero(contact)
+    if xs.size == 0:
+        return ()
+    fx, fy, fw, fh = cv2.boundingRect(fov_mask)
+    gaps = np.stack([fx + fw - 1 - xs, fy + fh - 1 - ys, xs - fx, ys - fy])  # to the right, bottom, left, top
+    side = np.argmin(gaps, axis=0)
+    frac = _spans(ys, xs, side, cv2.boundingRect(mask))
+    cuts = [frac[k] - frac[(k + 2) % 4] for k in range(4)]
+    worst = int(np.argmax(cuts))
+    if cuts[worst] <= 0:
+        return ()
+    beside = max(((worst + 1) % 4, (worst + 3) % 4), key=lambda k: cuts[k])
+    named = [worst, beside] if cuts[beside] >= CORNER_SHARE * cuts[worst] else [worst]
+    return tuple(SIDES[k] for k in sorted(named, key=lambda k: k % 2 == 0))
+
+
+def _spans(ys: np.ndarray, xs: np.ndarray, side: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Per side of the view (0 right, 1 bottom, 2 left, 3 top; ``side``: each contact pixel's), the rows (right, left)
+    or columns (bottom, top) its contact pixels ``ys``, ``xs`` span over the lesion's extent along it (``box``: the
+    lesion's bounding box), at most 1."""
+    _, _, bw, bh = box
     frac = np.zeros(4)
     for k in range(4):
         sel = side == k
         if sel.any():
             along = ys[sel] if k in (0, 2) else xs[sel]
             frac[k] = min(1.0, np.unique(along).size / max(bh if k in (0, 2) else bw, 1))
-    # sides 0/2 (right/left) are re-aimed along x (room[0]), 1/3 (bottom/top) along y (room[1])
-    return float(max(0.0, max(frac[k] * room[k % 2] - frac[(k + 2) % 4] for k in range(4))))
+    return frac

@@ -54,9 +54,18 @@ MESSAGES = {
     "no_lesion": "No lesion found: centre the lesion in the view and tap again",
     "small": "The lesion is too small in the picture ({v:.1%} of the view, needs {lim:.1%}): move closer and "
              "tap again",
-    "cut": "The lesion is cut by the edge of the picture (cut {v:.2f}, at most {lim:.2f}): centre it in the view "
-           "and tap again",
+    "cut": "The lesion is cut by the {edges} of the picture (cut {v:.2f}, at most {lim:.2f}): {move} and tap again",
 }
+
+
+def cut_words(edges: tuple[str, ...]) -> dict[str, str]:
+    """The words of the ``cut`` message for the ``edges`` of the picture that cut the lesion (``region.SIDES``, top or
+    bottom first): which edges, and which way to move the view. The picture is not mirrored, so moving the view to
+    its left brings in the skin beyond its left edge."""
+    if not edges:
+        return {"edges": "edge", "move": "centre it in the view"}
+    return {"edges": " and ".join(edges) + (" edges" if len(edges) > 1 else " edge"),
+            "move": f"move the view to the {' '.join(edges)}"}
 
 
 #: What a passing check says where the photographer marked the lesion as larger than the view (``fills_view``):
