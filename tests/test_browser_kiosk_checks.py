@@ -278,3 +278,28 @@ def test_a_lesion_larger_than_the_view_is_marked_beside_the_verdict(tmp_path, br
         page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
         assert page.locator("#fills-view-mark").is_visible() and page.locator("#fills-view-marked").count() == 0
         assert not svc.desk.current().lesions[0].fills_view
+
+
+def test_a_faint_lesion_is_named_once_beside_the_preview(tmp_path, browser):  # noqa: F811
+    """A lesion that hardly stands out from the skin: one refusal, quoting its colour difference against the limit
+    and saying what to do where the lesion itself is that faint (it was "No lesion found" twice, once per check);
+    the photograph can be sent with a reason."""
+    import numpy as np
+
+    from edge.camera.synth import encode_jpeg, lesion_image
+    from tests.test_quality import faint
+
+    stills = [encode_jpeg(faint(lesion_image(800, 600, seed=s), 0.12).astype(np.uint8)) for s in (0, 2)]
+    with photos_screen(tmp_path, browser, stills, "faint", 12) as (page, walk, svc):
+        walk.tap("#capture")
+        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        said = page.locator("#verdict .check-failed").all_inner_texts()
+        quality = svc.desk.current().lesions[0].shots["dermoscopic"][0].quality
+        assert said == [quality.checks["lesion"].message] and quality.checks["framing"].ok
+        assert said[0].startswith(f"The lesion hardly stands out from the skin (colour difference "
+                                  f"{quality.checks['lesion'].value:.1f}, needs 6.0)")
+        shown = walk.audit("faint_verdict")
+        assert shown.small == [] and not shown.below
+        page.locator(".shoot-panel").evaluate("el => { el.scrollTop = el.scrollHeight; }")  # the rest of the words
+        assert page.locator("#verdict .check-failed").is_visible() and page.locator("#override summary").is_visible()
+        walk.audit("faint_scrolled")

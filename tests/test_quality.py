@@ -85,6 +85,8 @@ def test_degradation_fails_the_right_check(seed, name, fn, expect, words):
     q = assess(jpeg(fn(good(seed))), "dermoscopic", calibrated())
     assert not q.ok
     bad = failed(q)
+    if name == "offcentre" and "framing" not in bad:  # slid out of the view altogether: the lesion check says so
+        expect = {"lesion"}
     assert expect <= bad, (name, {k: q.checks[k] for k in bad})
     # only the check in charge (and framing/lesion for off-centre) should complain
     assert bad <= expect | {"lesion"}, (name, bad)
@@ -374,7 +376,7 @@ def test_lesion_size_rules_differ_per_view():
     assert assess(small, "close-up").ok
     none = jpeg(synth.lesion_image(1600, 1200, 1, size=0.004))
     q = assess(none, "dermoscopic")
-    assert {"lesion", "framing"} <= failed(q)
+    assert failed(q) == {"lesion"}  # refused once: framing has no lesion to judge
     assert "No lesion found" in q.checks["lesion"].message
     assert q.checks["lesion"].value == 0.0 and q.checks["framing"].value is None
     assert assess(none, "regional").ok  # a regional overview need not show a lesion

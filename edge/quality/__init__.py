@@ -243,14 +243,21 @@ def _not_judged(name: str):
 
 
 def _lesion(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-    if not sc.present:
+    # Two rules, each quoting the value it tested: a lesion found that stands out from the skin by too little (its
+    # colour difference reported), and one too small (its share of the view reported). None found reports 0.
+    if not sc.lesion.found:
         return check(0.0, False, "no_lesion")
+    if not sc.present:
+        return at_least(sc.lesion.contrast, "faint", rules.lesion_min_contrast)
     v = sc.lesion.area
     return at_least(v, "small", rules.lesion_min_area)
 
 
 def _framing(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     if not sc.present:
+        # No lesion to frame. Where the view checks the lesion, its refusal says so once; else this one does.
+        if "lesion" in rules.checks:
+            return QualityCheck(value=None, ok=True, message=NOT_JUDGED["no_lesion"])
         return check(None, False, "no_lesion")
     v = sc.lesion.cut
     return at_most(v, "cut", rules.framing_max, **cut_words(sc.lesion.cut_edges))

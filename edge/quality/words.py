@@ -52,6 +52,8 @@ MESSAGES = {
     "no_skin_colour": "The skin's colour cannot be read (no skin in view without a burnt-out colour channel): "
                       "reduce the light or exposure and tap again",
     "no_lesion": "No lesion found: centre the lesion in the view and tap again",
+    "faint": "The lesion hardly stands out from the skin (colour difference {v:.1f}, needs {lim:.1f}): centre it in "
+             "the view and tap again; if the lesion itself is this faint, send the photograph with a reason",
     "small": "The lesion is too small in the picture ({v:.1%} of the view, needs {lim:.1%}): move closer and "
              "tap again",
     "cut": "The lesion is cut by the {edges} of the picture (cut {v:.2f}, at most {lim:.2f}): {move} and tap again",
@@ -69,11 +71,14 @@ def cut_words(edges: tuple[str, ...]) -> dict[str, str]:
 
 
 #: What a passing check says where the photographer marked the lesion as larger than the view (``fills_view``):
-#: the check that needs skin, or the lesion's outline, in view was not made, and the reader should know it.
+#: the check that needs skin, or the lesion's outline, in view was not made, and the reader should know it. And
+#: what the framing check says where no lesion stands out from the skin: the lesion check refuses the photograph
+#: for that, once (``no_lesion``).
 NOT_JUDGED = {
     "colour": "not judged: the lesion fills the view, so no skin shows the light's colour",
     "lesion": "not judged: the lesion fills the view",
     "framing": "not judged: the lesion is larger than the view (the close-up shows all of it)",
+    "no_lesion": "not judged: no lesion stands out (the lesion check says so)",
 }
 
 
