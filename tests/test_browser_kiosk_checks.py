@@ -287,7 +287,7 @@ def test_a_faint_lesion_is_named_once_beside_the_preview(tmp_path, browser):  # 
     import numpy as np
 
     from edge.camera.synth import encode_jpeg, lesion_image
-    from tests.test_quality import faint
+    from tests.test_quality_lesion import faint
 
     stills = [encode_jpeg(faint(lesion_image(800, 600, seed=s), 0.12).astype(np.uint8)) for s in (0, 2)]
     with photos_screen(tmp_path, browser, stills, "faint", 12) as (page, walk, svc):

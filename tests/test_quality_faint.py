@@ -16,7 +16,8 @@ import pytest
 from edge.camera import synth
 from edge.quality import NOT_JUDGED, QualitySettings, assess
 from edge.quality.scene import scene
-from tests.test_quality import failed, faint, jpeg
+from tests.test_quality import failed, jpeg
+from tests.test_quality_lesion import faint
 from wire.kioskconfig.quality import CHECKS, ViewRules
 
 
