@@ -14,7 +14,7 @@ import pytest
 
 from edge.camera import synth
 from edge.quality import assess
-from edge.quality.region import cut_edges, one_sided
+from edge.quality.region import describe
 from edge.quality.words import cut_words
 
 
@@ -56,31 +56,28 @@ def disc(h: int, w: int, cx: int, cy: int, r: int) -> np.ndarray:
     return m
 
 
-def contact_of(mask: np.ndarray, fov: np.ndarray) -> np.ndarray:
-    """Where ``mask``'s outline runs along the edge of ``fov``, as ``region.describe`` finds it: the lesion is
-    segmented inside the view's interior (``FieldOfView.inner``, 3 pixels in here), so the edge cuts it along a
-    line there. ``mask`` is cut to that interior in place."""
+def region_of(mask: np.ndarray):
+    """``region.describe`` of the blob ``mask`` on a plain 300 x 400 frame with no vignette: segmented, as the gate
+    segments it, inside the view's interior (``FieldOfView.inner``, 3 pixels in at this size)."""
+    h, w = mask.shape
+    fov = np.full((h, w), 255, np.uint8)
     inner = np.zeros_like(fov)
-    inner[3:-3, 3:-3] = cv2.erode(fov, np.ones((7, 7), np.uint8))[3:-3, 3:-3]
-    mask &= inner
-    outline = (mask > 0) & (cv2.erode(mask, np.ones((3, 3), np.uint8)) == 0)
-    return outline & (cv2.dilate((inner == 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0)
+    inner[3:-3, 3:-3] = 255
+    return describe(cv2.bitwise_and(mask, inner), np.full((h, w, 3), 128, np.uint8), fov, inner > 0)
 
 
 def test_a_lesion_across_the_view_is_cut_alike_on_both_sides_and_names_none():
     # As wide as the view: re-aiming gains nothing, and neither side is named.
-    fov = np.full((300, 400), 255, np.uint8)
-    mask = np.zeros_like(fov)
+    mask = np.zeros((300, 400), np.uint8)
     mask[100:200, :] = 255
-    contact = contact_of(mask, fov)
-    assert one_sided(contact, fov, mask) == 0.0 and cut_edges(contact, fov, mask) == ()
+    region = region_of(mask)
+    assert region.cut == 0.0 and region.cut_edges == ()
 
 
 def test_a_lesion_grazing_a_corner_names_the_side_it_runs_off_most():
     # Cut across its height by the right edge, only touching the bottom one: the right edge alone.
-    fov = np.full((300, 400), 255, np.uint8)
-    mask = disc(300, 400, 395, 240, 60)
-    assert cut_edges(contact_of(mask, fov), fov, mask) == ("right",)
+    region = region_of(disc(300, 400, 395, 240, 60))
+    assert region.cut > 0.5 and region.cut_edges == ("right",)
 
 
 def test_the_words_without_an_edge_still_say_what_to_do():

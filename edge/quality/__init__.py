@@ -31,7 +31,8 @@ from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
 from .scene import Scene, scene, skin_colour
 from .stamps import text_mask
-from .words import MESSAGES, NOT_JUDGED, at_least, at_most, check, cut_words
+from .words import (MESSAGES, NOT_JUDGED, at_least, at_most, check, cut_words,  # noqa: F401 (NOT_JUDGED re-exported)
+                    not_judged)
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
 
@@ -232,13 +233,13 @@ def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCh
 
 
 def _colour_cast_not_judged(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-    return _black_and_white(sc) or QualityCheck(value=None, ok=True, message=NOT_JUDGED["colour"])
+    return _black_and_white(sc) or not_judged("colour")
 
 
 def _not_judged(name: str):
     """A check that passes without a value, saying why (``NOT_JUDGED``)."""
     def passes(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-        return QualityCheck(value=None, ok=True, message=NOT_JUDGED[name])
+        return not_judged(name)
     return passes
 
 
@@ -257,7 +258,7 @@ def _framing(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityC
     if not sc.present:
         # No lesion to frame. Where the view checks the lesion, its refusal says so once; else this one does.
         if "lesion" in rules.checks:
-            return QualityCheck(value=None, ok=True, message=NOT_JUDGED["no_lesion"])
+            return not_judged("no_lesion")
         return check(None, False, "no_lesion")
     v = sc.lesion.cut
     return at_most(v, "cut", rules.framing_max, **cut_words(sc.lesion.cut_edges))

@@ -23,7 +23,7 @@ from .fov import FieldOfView, find_fov
 from .markers import MARKED_SKIN_SHARE, skin_marks
 from .measures import SATURATED
 from .stamps import TextSearch
-from .words import MOST_DECIMALS
+from .words import reaches
 
 
 @dataclass
@@ -54,9 +54,8 @@ def find_lesion(small: np.ndarray, rules: ViewRules | None = None, gray: np.ndar
     fov = find_fov(gray)
     sticker_coloured = skin_marks(lab)
     lesion = segment_lesion(small, fov, lab, rules.lesion_min_contrast, sticker_coloured)
-    # to ``MOST_DECIMALS``, as the lesion check tests the contrast where it falls short
-    return fov, lesion, sticker_coloured, lesion.found and round(lesion.contrast, MOST_DECIMALS) >= \
-        rules.lesion_min_contrast
+    # by the lesion check's own rule where the contrast falls short (``words.reaches``)
+    return fov, lesion, sticker_coloured, lesion.found and reaches(lesion.contrast, rules.lesion_min_contrast)
 
 
 def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules, text: bool = True) -> Scene:

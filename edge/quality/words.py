@@ -154,11 +154,26 @@ def check(value: float | None, ok: bool, key: str, limit: float | None = None, *
     return QualityCheck(value=value, ok=False, message=message)
 
 
+def within(value: float, limit: float) -> bool:
+    """Whether ``value``, to ``MOST_DECIMALS``, is at most ``limit``: the rule of every "at most" check."""
+    return round(float(value), MOST_DECIMALS) <= limit
+
+
+def reaches(value: float, limit: float) -> bool:
+    """Whether ``value``, to ``MOST_DECIMALS``, is at least ``limit``: the rule of every "at least" check."""
+    return round(float(value), MOST_DECIMALS) >= limit
+
+
 def at_most(value: float, key: str, limit: float, **extra: str) -> QualityCheck:
-    """The check that passes where ``value`` (to ``MOST_DECIMALS``) is at most ``limit``."""
-    return check(value, round(float(value), MOST_DECIMALS) <= limit, key, limit, **extra)
+    """The check that passes where ``value`` is at most ``limit`` (``within``)."""
+    return check(value, within(value, limit), key, limit, **extra)
 
 
 def at_least(value: float, key: str, limit: float, **extra: str) -> QualityCheck:
-    """The check that passes where ``value`` (to ``MOST_DECIMALS``) is at least ``limit``."""
-    return check(value, round(float(value), MOST_DECIMALS) >= limit, key, limit, **extra)
+    """The check that passes where ``value`` is at least ``limit`` (``reaches``)."""
+    return check(value, reaches(value, limit), key, limit, **extra)
+
+
+def not_judged(key: str) -> QualityCheck:
+    """A check that passes without a value, saying why it was not made (``NOT_JUDGED[key]``)."""
+    return QualityCheck(value=None, ok=True, message=NOT_JUDGED[key])
