@@ -214,7 +214,7 @@ def test_uncalibrated_kiosk_expects_a_camera_frames_sharpness_and_less_of_a_thum
     ref = KioskReference()
     assert ref.normal_focus((1600, 1200)) == ref.focus > ref.focus_thumbnail == ref.normal_focus((256, 256))
     assert ref.normal_focus((THUMBNAIL_SIDE, 300)) == ref.focus
-    # blurred 4 px (2 px where it is measured): sharp enough by the thumbnail's normal (1.8: ratio 1.38 is
+    # blurred 4 px (2 px where it is measured): sharp enough by the thumbnail's normal (1.78: ratio 1.38 is
     # 0.48 of it), not for a camera's
     blurred = assess(jpeg(synth.degrade_blur(good(0), 4)), "dermoscopic").checks["focus"]
     assert not blurred.ok and "blurred" in blurred.message

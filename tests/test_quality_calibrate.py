@@ -8,6 +8,7 @@ or a blur on that kiosk.
 from __future__ import annotations
 
 import re
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from edge.__main__ import main as edge_main
 from edge.camera import synth
 from edge.config import load
 from edge.quality import QualitySettings, assess
-from edge.quality.calibrate import BEGIN, MIN_IMAGES, END, colour_outliers, fit_reference, measure
+from edge.quality.calibrate import BEGIN, MIN_IMAGES, END, colour_outliers, fit_reference, measure, toml_block
+from wire.kioskconfig.quality import KioskReference
 
 DEMO = Path(__file__).resolve().parents[1] / "firmware_config" / "kiosk.demo.toml"
 
@@ -193,3 +195,15 @@ def test_a_calibration_from_before_lightness_judges_colour_alone_and_the_built_i
     assert built_in.expected(built_in.lightness) == (built_in.chroma, 1.0)
     (r, _), grow = built_in.expected(built_in.lightness - 3 * built_in.lightness_sd)
     assert r == pytest.approx(built_in.chroma[0] - 2 * built_in.lightness_sd * built_in.slope[0]) and grow == 1.0
+
+
+@pytest.mark.parametrize("flag", ["focus_noise_floor", "focus_field_scaled", "focus_cored"])
+def test_a_new_calibration_writes_how_its_sharpness_was_measured(flag):
+    """Each change to the focus measure gives the reference a flag; a new calibration sets it, its TOML says so,
+    and the table reads back with it (a table without it is a calibration from before, measured the old way)."""
+    ref = fit_reference([measure(still(i), QualitySettings()) for i in range(12)], "generated stills")
+    assert getattr(ref, flag) is True
+    block = toml_block(ref)
+    assert f"{flag} = true" in block
+    assert getattr(KioskReference(**tomllib.loads(block)["quality"]["reference"]), flag) is True
+

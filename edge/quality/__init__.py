@@ -104,13 +104,14 @@ def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck
 FOCUS_LEAST = 0.35
 
 
-def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True) -> float:
+def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True) -> float:
     """The focus ratio (``measures.focus_ratio``) around the lesion (its box grown by a quarter, and to at
     least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one; with the sensor's
     noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
     text (``stamps.text_mask``) left out unless they are all there is; a round view well inside a larger frame read
     on its own box at its own scale (``analysis.field_crop``) unless ``field_scaled`` is False (a calibration
-    from before that, whose normal was measured at the frame's scale)."""
+    from before that, whose normal was measured at the frame's scale); with the 8-bit steps cored out of the
+    fine detail (``measures.STEP_CORE``) unless ``cored`` is False (a calibration from before that)."""
     focus, small, gray = sc.work.focus, sc.work.small, sc.focus_gray
     # burnt-in text is sharp however blurred the skin under it; found in the whole frame (taken first, so that no
     # search started beside the segmentation is left running)
@@ -143,7 +144,7 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True) 
     x, y, bw, bh = cv2.boundingRect(roi)
     xa, ya, xb, yb = max(0, x - 10), max(0, y - 10), min(fw, x + bw + 10), min(fh, y + bh + 10)
     return focus_ratio(gray[ya:yb, xa:xb], roi[ya:yb, xa:xb],
-                       noise_floor=noise_floor and camera_sized(sc.work.full_size))
+                       noise_floor=noise_floor and camera_sized(sc.work.full_size), cored=cored)
 
 
 def _resized(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -154,7 +155,7 @@ def _resized(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail
     ref = settings.reference
-    r = focus_value(sc, ref.focus_noise_floor, ref.focus_field_scaled)
+    r = focus_value(sc, ref.focus_noise_floor, ref.focus_field_scaled, ref.focus_cored)
     v = (r - 1.0) / (ref.normal_focus(sc.work.full_size) - 1.0)
     limit = ref.focus_limit(rules.focus_min)  # raised on a kiosk whose stills hold their sharpness close
     return at_least(v, "focus", limit)

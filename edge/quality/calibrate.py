@@ -166,7 +166,7 @@ def fit_reference(samples: Sequence[Sequence[float | None]], note: str = "") -> 
     lightness = None if fit["lightness"] is None else r(fit["lightness"])
     return KioskReference(chroma=(r(mu[0]), r(mu[1])), cov=((r(cov[0, 0]), r(cov[0, 1])), (r(cov[0, 1]), r(cov[1, 1]))),
                           focus=round(focus, 3), focus_thumbnail=round(focus, 3), focus_noise_floor=True,
-                          focus_field_scaled=True, focus_spread=round(focus_spread([s[2] for s in samples]), 3),
+                          focus_field_scaled=True, focus_cored=True, focus_spread=round(focus_spread([s[2] for s in samples]), 3),
                           images=len(samples),
                           lightness=lightness, lightness_sd=r(fit["sd"]),
                           slope=(r(fit["slope"][0]), r(fit["slope"][1])), note=note[:200])
@@ -183,6 +183,7 @@ def toml_block(ref: KioskReference) -> str:
             f"focus_thumbnail = {ref.focus_thumbnail}   # the same, whatever the frame's size\n"
             f"focus_noise_floor = {'true' if ref.focus_noise_floor else 'false'}   # measured without the sensor's noise\n"
             f"focus_field_scaled = {'true' if ref.focus_field_scaled else 'false'}   # a small round view at its own scale\n"
+            f"focus_cored = {'true' if ref.focus_cored else 'false'}   # without the 8-bit steps of smooth skin\n"
             + (f"focus_spread = {ref.focus_spread}   # sd of ln(focus ratio - 1): steadier stills, a stricter focus limit\n"
                if ref.focus_spread is not None else "")
             + (f"lightness = {ref.lightness}   # mean skin log-lightness of the stills\n"

@@ -34,10 +34,11 @@ framing       <= 0.5          <= 0.5          --
   to ``focus_size`` pixels on its longer side, in landscape or portrait alike, a frame wider than 4:3 as the
   4:3 frame round the same view, and a round view well inside a larger frame as the same view as high as the
   frame) in the worst direction (motion blur), independent of the lesion's
-  contrast and, on a camera-sized frame, of the sensor's noise (its floor is taken off both energies). Blur brings r towards 1 and the value towards 0; optics and sensors differ in their
+  contrast and, on a camera-sized frame, of the sensor's noise (its floor is taken off both energies), with an
+  8-bit image's one-level steps cored out of the fine detail. Blur brings r towards 1 and the value towards 0; optics and sensors differ in their
   normal r (PH2 about 6, HAM10000 about 2.8), hence the kiosk's own reference. Uncalibrated, a
-  camera frame is held to the built-in camera normal (2.4) and a thumbnail under ``THUMBNAIL_SIDE``
-  pixels (an archive image, measured at its own size) to a softer one (1.8). A calibrated kiosk whose
+  camera frame is held to the built-in camera normal (2.38) and a thumbnail under ``THUMBNAIL_SIDE``
+  pixels (an archive image, measured at its own size) to a softer one (1.78). A calibrated kiosk whose
   stills vary less in sharpness than the sources the gate was fitted on has every view's limit raised
   in proportion, up to 1.2 times (the dermoscopic 0.35 to 0.42; ``KioskReference.focus_limit``).
 * ``exposure``: the skin's brightness in its brightest colour channel (red, for skin): the median
@@ -183,12 +184,15 @@ class KioskReference(BaseModel):
     #: measured reduced to ``focus_size``, the sensor's noise floor taken off): at their own size the fit
     #: halves' 2nd percentile is 2.74 for PH2 and 1.50 for HAM10000's 600-px images, so at 0.35 of it (a
     #: ratio of 1.49) both pass, and their copies defocused 3 px (PH2 up to 1.55, 1.61 with their own
-    #: noise put back; HAM10000 1.2) are refused: 99 and 100 %, 95 % with the noise.
-    focus: float = Field(2.4, gt=1.0, le=20.0)
+    #: noise put back; HAM10000 1.2) are refused: 99 and 100 %, 95 % with the noise. Since the 8-bit steps are
+    #: cored out (``measures.STEP_CORE``, 2026-12-07) the same files read 0.8 % (PH2) and 2.4 % (HAM10000's 600-px)
+    #: less detail (r - 1, median), so the normal moved with them: 2.4 -> 2.38.
+    focus: float = Field(2.38, gt=1.0, le=20.0)
     #: The same for a frame under ``THUMBNAIL_SIDE`` pixels (an archive thumbnail, measured at its
-    #: own size: ISIC 2017's 256-px and HAM10000's 224-px squares score 1.2-6.9), built-in 1.8. A
-    #: calibration sets it to the kiosk's own median, as ``focus``.
-    focus_thumbnail: float = Field(1.8, gt=1.0, le=20.0)
+    #: own size: ISIC 2017's 256-px and HAM10000's 224-px squares score 1.2-6.9), built-in 1.78 (1.8 before the
+    #: steps were cored: those squares read 2.6 and 3.7 % less detail). A calibration sets it to the kiosk's own
+    #: median, as ``focus``.
+    focus_thumbnail: float = Field(1.78, gt=1.0, le=20.0)
     #: Whether ``focus`` was measured with the noise floor taken off (``edge.quality.measures.focus_ratio``,
     #: since 2026-12-05). A calibration from before says nothing of it, and its frames are measured as its
     #: stills were (without): its normal stays the normal of what it measures.
@@ -197,6 +201,10 @@ class KioskReference(BaseModel):
     #: (``edge.quality.analysis.field_crop``, since 2026-12-06). A calibration from before says nothing of it, and
     #: its frames are measured as its stills were (at the frame's scale).
     focus_field_scaled: bool = True
+    #: Whether ``focus`` was measured with the 8-bit steps cored out of the fine detail (``edge.quality.measures.
+    #: STEP_CORE``, since 2026-12-07). A calibration from before says nothing of it, and its frames are measured as
+    #: its stills were (uncored).
+    focus_cored: bool = True
     #: How much the stills' sharpness varies: the standard deviation of ln(r - 1) over their focus ratios r
     #: (``edge.quality.calibrate.focus_spread``). None (the built-in default, or a calibration from before
     #: 2026-12-06): the views' focus limits as configured. See ``focus_limit``.
@@ -287,6 +295,8 @@ class KioskReference(BaseModel):
             self.focus_noise_floor = False  # a kiosk's own sharpness, measured before the noise floor
         if "focus" in self.model_fields_set and "focus_field_scaled" not in self.model_fields_set:
             self.focus_field_scaled = False  # ... and before a small view was measured at its own scale
+        if "focus" in self.model_fields_set and "focus_cored" not in self.model_fields_set:
+            self.focus_cored = False  # ... and before the 8-bit steps were cored out
         return self
 
 
