@@ -53,8 +53,8 @@ def focus_ratio(gray: np.ndarray, roi: np.ndarray, noise_floor: bool = True, cor
     (``NOISE_PERCENTILE``; not with ``noise_floor`` False: an archive thumbnail, whose JPEG has left
     no noise to find and whose flattest windows still hold the skin's texture), and with the 8-bit steps
     cored out of the fine band first (``STEP_CORE``; not with ``cored`` False). Independent of
-    contrast (both energies scale alike), of the sensor's noise, and, measured at a fixed image
-    size, of the sensor's resolution. Sharp detail gives a high ratio; defocus and motion blur
+    contrast (both energies scale alike; the core thins only detail a few grey levels deep), of the sensor's
+    noise, and, measured at a fixed image size, of the sensor's resolution. Sharp detail gives a high ratio; defocus and motion blur
     remove the fine scales first and bring it towards 1.
     """
     # Work on the ROI's bounding box plus a margin wider than the blurs reach.
