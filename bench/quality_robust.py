@@ -23,8 +23,8 @@ original's, and how far the focus value moves (median, least and most of variant
 Then what a real blurred photograph keeps that the bench's blurred copies lose: defocus (Gaussian,
 1.5 and 3 px, at the image's own size) as it is, with the sensor noise the blur removed put back (white
 noise as strong as the original's own, ``noise_sigma``), and with a date and identifier written over
-it in white, and in another ink (``INKS``, each original the next in turn). Printed: the share caught by the
-focus check. The last line sums it up.
+it in white, in another ink (``INKS``, each original the next in turn), and saved at JPEG quality 70 (an archive's,
+or a default save's, blocks over smooth skin). Printed: the share caught by the focus check. The last line sums it up.
 
 Nothing is written: the variants live in memory only (``../shared/data``'s rules).
 """
@@ -188,7 +188,7 @@ VARIANTS = [
 ]
 #: Defocus (pixels at the image's own size) as the bench makes it, and as a camera would.
 BLURS = (("moderate", 1.5), ("strong", 3.0))
-FORMS = ("as the bench", "+ its own noise", "+ date stamp", "+ coloured stamp")
+FORMS = ("as the bench", "+ its own noise", "+ date stamp", "+ coloured stamp", "+ jpeg q70")
 
 
 def calibrated_on(paths: list[str], n: int = 40) -> tuple[QualitySettings, set[str]]:
@@ -218,8 +218,9 @@ def _one(job: tuple[str, int, QualitySettings]) -> dict:
         blurred = synth.degrade_blur(img, px)
         noisy = np.clip(blurred + rng.normal(0.0, sigma, blurred.shape), 0, 255).astype(np.uint8)
         inked = stamp(blurred, list(INKS.values())[seed % len(INKS)])  # each original its ink, in turn
-        for form, b in zip(FORMS, (blurred, noisy, stamp(blurred), inked)):
-            out["blur"][(grade, form)] = not judge(b).checks["focus"].ok
+        for form, b, encode in zip(FORMS, (blurred, noisy, stamp(blurred), inked, blurred),
+                                   (jpeg(),) * 4 + (jpeg(70),)):
+            out["blur"][(grade, form)] = not judge(b, encode).checks["focus"].ok
     out["sigma"] = sigma
     return out
 
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     names = {k: k.replace(" ", "_").replace(",", "").replace("%", "") for k in changed}
     print("robust_variants_changed " + " ".join(f"{names[k]}={v}" for k, v in changed.items())
           + f" | defocus_strong_caught bench={s[FORMS[0]]:.1f}% noise={s[FORMS[1]]:.1f}% stamp={s[FORMS[2]]:.1f}%"
-          + f" coloured_stamp={s[FORMS[3]]:.1f}%")
+          + f" coloured_stamp={s[FORMS[3]]:.1f}% jpeg_q70={s[FORMS[4]]:.1f}%")
     return 0
 
 
