@@ -1,4 +1,4 @@
-"""An 8-bit image's steps are not the skin's detail: more blur never reads sharper.
+"""An 8-bit image's steps are not the skin's detail: faint skin blurred hard reads little sharper than blurred less.
 
 A smooth stretch of an 8-bit image (faint skin, strongly defocused) climbs one grey level at a time, and the
 focus ratio read each step as a sharp edge: on ISIC 2017 a faint lesion blurred 3 px read sharper than one
@@ -7,7 +7,6 @@ first; a calibration from before keeps its own (uncored) measure.
 """
 
 from __future__ import annotations
-
 
 import cv2
 import numpy as np
