@@ -218,8 +218,8 @@ def _one(job: tuple[str, int, QualitySettings]) -> dict:
         blurred = synth.degrade_blur(img, px)
         noisy = np.clip(blurred + rng.normal(0.0, sigma, blurred.shape), 0, 255).astype(np.uint8)
         inked = stamp(blurred, list(INKS.values())[seed % len(INKS)])  # each original its ink, in turn
-        for form, b, encode in zip(FORMS, (blurred, noisy, stamp(blurred), inked, blurred),
-                                   (jpeg(),) * 4 + (jpeg(70),)):
+        files = ((blurred, jpeg()), (noisy, jpeg()), (stamp(blurred), jpeg()), (inked, jpeg()), (blurred, jpeg(70)))
+        for form, (b, encode) in zip(FORMS, files):
             out["blur"][(grade, form)] = not judge(b, encode).checks["focus"].ok
     out["sigma"] = sigma
     return out

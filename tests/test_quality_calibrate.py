@@ -20,7 +20,7 @@ from edge.camera import synth
 from edge.config import load
 from edge.quality import QualitySettings, assess
 from edge.quality.calibrate import BEGIN, MIN_IMAGES, END, colour_outliers, fit_reference, measure, toml_block
-from wire.kioskconfig.quality import KioskReference
+from wire.kioskconfig.quality import FOCUS_MEASURE_FLAGS, KioskReference
 
 DEMO = Path(__file__).resolve().parents[1] / "firmware_config" / "kiosk.demo.toml"
 
@@ -197,7 +197,7 @@ def test_a_calibration_from_before_lightness_judges_colour_alone_and_the_built_i
     assert r == pytest.approx(built_in.chroma[0] - 2 * built_in.lightness_sd * built_in.slope[0]) and grow == 1.0
 
 
-@pytest.mark.parametrize("flag", ["focus_noise_floor", "focus_field_scaled", "focus_cored"])
+@pytest.mark.parametrize("flag", FOCUS_MEASURE_FLAGS)
 def test_a_new_calibration_writes_how_its_sharpness_was_measured(flag):
     """Each change to the focus measure gives the reference a flag; a new calibration sets it, its TOML says so,
     and the table reads back with it (a table without it is a calibration from before, measured the old way)."""

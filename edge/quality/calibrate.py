@@ -30,7 +30,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from wire.kioskconfig.quality import THUMBNAIL_SIDE, KioskReference, QualitySettings, camera_sized
+from wire.kioskconfig.quality import (FOCUS_MEASURE_FLAGS, THUMBNAIL_SIDE, KioskReference, QualitySettings,
+                                     camera_sized)
 
 from . import cast_distance, focus_value  # the checks' own measures (the package does not import this module)
 from .analysis import DecodeError
@@ -165,8 +166,9 @@ def fit_reference(samples: Sequence[Sequence[float | None]], note: str = "") -> 
     r = lambda v: round(float(v), 5)  # noqa: E731
     lightness = None if fit["lightness"] is None else r(fit["lightness"])
     return KioskReference(chroma=(r(mu[0]), r(mu[1])), cov=((r(cov[0, 0]), r(cov[0, 1])), (r(cov[0, 1]), r(cov[1, 1]))),
-                          focus=round(focus, 3), focus_thumbnail=round(focus, 3), focus_noise_floor=True,
-                          focus_field_scaled=True, focus_cored=True, focus_spread=round(focus_spread([s[2] for s in samples]), 3),
+                          focus=round(focus, 3), focus_thumbnail=round(focus, 3),
+                          **dict.fromkeys(FOCUS_MEASURE_FLAGS, True),  # measured as the gate measures now
+                          focus_spread=round(focus_spread([s[2] for s in samples]), 3),
                           images=len(samples),
                           lightness=lightness, lightness_sd=r(fit["sd"]),
                           slope=(r(fit["slope"][0]), r(fit["slope"][1])), note=note[:200])

@@ -159,6 +159,10 @@ FOCUS_SPREAD_Z = 2.25
 FOCUS_RAISE_MAX = 1.2
 #: ... measured against the view's default limit (``ViewRules().focus_min``).
 FOCUS_MIN_DEFAULT: float = ViewRules.model_fields["focus_min"].default
+#: Each change to how the focus ratio is measured since kiosks were first calibrated, as a flag of ``KioskReference``:
+#: a new calibration sets every one, and a calibration that gives its ``focus`` without one was measured before that
+#: change, so its frames are measured without it too.
+FOCUS_MEASURE_FLAGS = ("focus_noise_floor", "focus_field_scaled", "focus_cored")
 
 
 class KioskReference(BaseModel):
@@ -291,12 +295,10 @@ class KioskReference(BaseModel):
             # a kiosk's own colour without its own lightness (a calibration from before 2026-12-05): the built-in
             # slope belongs to the built-in colour, not to this one
             self.lightness, self.lightness_sd, self.slope = None, 0.0, (0.0, 0.0)
-        if "focus" in self.model_fields_set and "focus_noise_floor" not in self.model_fields_set:
-            self.focus_noise_floor = False  # a kiosk's own sharpness, measured before the noise floor
-        if "focus" in self.model_fields_set and "focus_field_scaled" not in self.model_fields_set:
-            self.focus_field_scaled = False  # ... and before a small view was measured at its own scale
-        if "focus" in self.model_fields_set and "focus_cored" not in self.model_fields_set:
-            self.focus_cored = False  # ... and before the 8-bit steps were cored out
+        if "focus" in self.model_fields_set:  # a kiosk's own sharpness: measured as its flags say, none before them
+            for flag in FOCUS_MEASURE_FLAGS:
+                if flag not in self.model_fields_set:
+                    setattr(self, flag, False)
         return self
 
 
