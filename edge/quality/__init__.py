@@ -24,7 +24,7 @@ from wire.kioskconfig.quality import (CHECKS, KioskReference, QualitySettings, V
                                      camera_sized)
 from wire.messages import Quality, QualityCheck
 
-from .analysis import DecodeError, field_crop
+from .analysis import DecodeError, enlarge, field_crop
 from .brightness import (DARK_SKIN_LEAST, FILL_QUANTILE, exposure_floor, skin_brightness,  # noqa: F401 (re-exported)
                          view_brightness)
 from .fov import fov_coverage
@@ -104,14 +104,17 @@ def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck
 FOCUS_LEAST = 0.35
 
 
-def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True) -> float:
+def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True,
+                enlarged: bool = True) -> float:
     """The focus ratio (``measures.focus_ratio``) around the lesion (its box grown by a quarter, and to at
     least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one; with the sensor's
     noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
     text (``stamps.text_mask``) left out unless they are all there is; a round view well inside a larger frame read
     on its own box at its own scale (``analysis.field_crop``) unless ``field_scaled`` is False (a calibration
     from before that, whose normal was measured at the frame's scale); with the 8-bit steps cored out of the
-    fine detail (``measures.STEP_CORE``) unless ``cored`` is False (a calibration from before that)."""
+    fine detail (``measures.STEP_CORE``) unless ``cored`` is False (a calibration from before that); a camera-sized
+    file smaller than the focus size read enlarged to it (``analysis.enlarge``) unless ``enlarged`` is False (a
+    calibration from before that)."""
     focus, small, gray = sc.work.focus, sc.work.small, sc.focus_gray
     # burnt-in text is sharp however blurred the skin under it; found in the whole frame (taken first, so that no
     # search started beside the segmentation is left running)
@@ -132,6 +135,10 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, 
         if text is not None:
             text = _resized(text[round(y * k):round((y + bh) * k), round(x * k):round((x + bw) * k)], gray)
         roi_small = roi_small[y:y + bh, x:x + bw]
+    if enlarged and box is None and camera_sized(sc.work.full_size) and sc.work.focus_side:
+        gray = enlarge(gray, sc.work.focus_side)  # a camera's file under the focus size, at the scale its normal has
+        if text is not None:
+            text = _resized(text, gray)
     fh, fw = gray.shape[:2]
     roi = _resized(roi_small, gray)
     if not roi.any():
@@ -155,7 +162,7 @@ def _resized(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail
     ref = settings.reference
-    r = focus_value(sc, ref.focus_noise_floor, ref.focus_field_scaled, ref.focus_cored)
+    r = focus_value(sc, ref.focus_noise_floor, ref.focus_field_scaled, ref.focus_cored, ref.focus_enlarged)
     v = (r - 1.0) / (ref.normal_focus(sc.work.full_size) - 1.0)
     limit = ref.focus_limit(rules.focus_min)  # raised on a kiosk whose stills hold their sharpness close
     return at_least(v, "focus", limit)

@@ -186,6 +186,7 @@ def toml_block(ref: KioskReference) -> str:
             f"focus_noise_floor = {'true' if ref.focus_noise_floor else 'false'}   # measured without the sensor's noise\n"
             f"focus_field_scaled = {'true' if ref.focus_field_scaled else 'false'}   # a small round view at its own scale\n"
             f"focus_cored = {'true' if ref.focus_cored else 'false'}   # without the 8-bit steps of smooth skin\n"
+            f"focus_enlarged = {'true' if ref.focus_enlarged else 'false'}   # a file under the focus size at that size\n"
             + (f"focus_spread = {ref.focus_spread}   # sd of ln(focus ratio - 1): steadier stills, a stricter focus limit\n"
                if ref.focus_spread is not None else "")
             + (f"lightness = {ref.lightness}   # mean skin log-lightness of the stills\n"

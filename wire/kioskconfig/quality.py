@@ -162,7 +162,7 @@ FOCUS_MIN_DEFAULT: float = ViewRules.model_fields["focus_min"].default
 #: Each change to how the focus ratio is measured since kiosks were first calibrated, as a flag of ``KioskReference``:
 #: a new calibration sets every one, and a calibration that gives its ``focus`` without one was measured before that
 #: change, so its frames are measured without it too.
-FOCUS_MEASURE_FLAGS = ("focus_noise_floor", "focus_field_scaled", "focus_cored")
+FOCUS_MEASURE_FLAGS = ("focus_noise_floor", "focus_field_scaled", "focus_cored", "focus_enlarged")
 
 
 class KioskReference(BaseModel):
@@ -209,6 +209,10 @@ class KioskReference(BaseModel):
     #: STEP_CORE``, since 2026-12-07). A calibration from before says nothing of it, and its frames are measured as
     #: its stills were (uncored).
     focus_cored: bool = True
+    #: Whether ``focus`` was measured with a camera-sized file smaller than the focus size enlarged to it
+    #: (``edge.quality.analysis.enlarge``, since 2026-12-07). A calibration from before says nothing of it, and its
+    #: frames are measured as its stills were (at the file's own size).
+    focus_enlarged: bool = True
     #: How much the stills' sharpness varies: the standard deviation of ln(r - 1) over their focus ratios r
     #: (``edge.quality.calibrate.focus_spread``). None (the built-in default, or a calibration from before
     #: 2026-12-06): the views' focus limits as configured. See ``focus_limit``.
