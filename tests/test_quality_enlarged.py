@@ -61,3 +61,32 @@ def test_a_calibration_from_before_reads_files_at_their_own_size():
     before = KioskReference(chroma=(0.3, -0.02), cov=((0.003, 0.0), (0.0, 0.004)), focus=2.0, focus_thumbnail=2.0,
                             focus_noise_floor=True, focus_field_scaled=True, focus_cored=True, images=40)
     assert before.focus_enlarged is False and KioskReference().focus_enlarged is True
+
+
+def round_view_frame(view: int, frame_h: int) -> np.ndarray:
+    """A generated lesion's middle cut round (``view`` pixels across) on a black 4:3 frame ``frame_h`` high."""
+    img = synth.lesion_image(view, view, 5, vignette=False)
+    disc = np.zeros((view, view), np.uint8)
+    cv2.circle(disc, (view // 2, view // 2), view // 2, 1, -1)
+    img[disc == 0] = 0
+    out = np.zeros((frame_h, frame_h * 4 // 3, 3), np.uint8)
+    y, x = (frame_h - view) // 2, (frame_h * 4 // 3 - view) // 2
+    out[y:y + view, x:x + view] = img
+    return out
+
+
+def test_a_small_round_view_of_a_small_file_is_enlarged_as_the_file_is():
+    from edge.quality.analysis import decode, field_crop
+    from edge.quality.fov import find_fov
+
+    def crop_side(img: np.ndarray, enlarged: bool) -> int:
+        work = decode(synth.encode_jpeg(img), SETTINGS.work_size, SETTINGS.focus_size, SETTINGS.analysis_size)
+        fov = find_fov(cv2.cvtColor(work.small, cv2.COLOR_BGR2GRAY))
+        got = field_crop(work, fov.mask, enlarged)
+        assert got is not None
+        return max(got[0].shape[:2])
+
+    small_file = round_view_frame(450, 750)  # a 1000 x 750 file, decoded whole: its 450-px view to 600 (3/4 of 800)
+    assert crop_side(small_file, False) < 470 and 590 <= crop_side(small_file, True) <= 610
+    large_file = round_view_frame(1500, 2500)  # decoded DCT-reduced: never enlarged from the reduced pixels
+    assert crop_side(large_file, True) == crop_side(large_file, False)

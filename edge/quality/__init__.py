@@ -113,14 +113,15 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, 
     on its own box at its own scale (``analysis.field_crop``) unless ``field_scaled`` is False (a calibration
     from before that, whose normal was measured at the frame's scale); with the 8-bit steps cored out of the
     fine detail (``measures.STEP_CORE``) unless ``cored`` is False (a calibration from before that); a camera-sized
-    file smaller than the focus size read enlarged to it (``analysis.enlarge``) unless ``enlarged`` is False (a
-    calibration from before that)."""
+    file smaller than the focus size read enlarged to it (``analysis.enlarge``), and a small round view of one at the
+    view's own scale enlarged too, unless ``enlarged`` is False (a calibration from before that)."""
     focus, small, gray = sc.work.focus, sc.work.small, sc.focus_gray
     # burnt-in text is sharp however blurred the skin under it; found in the whole frame (taken first, so that no
     # search started beside the segmentation is left running)
     text = sc.text.result() if sc.text is not None else text_mask(focus, gray)
     # a small view is measured at its own scale: its box cut from the decoded frame (crop) and that box in small
-    crop, box = (field_crop(sc.work, sc.fov.mask) if field_scaled else None) or (None, None)
+    camera_file = enlarged and camera_sized(sc.work.full_size)  # read at the focus size's scale, as a kiosk's frame
+    crop, box = (field_crop(sc.work, sc.fov.mask, camera_file) if field_scaled else None) or (None, None)
     s = min(small.shape[:2])
     view = s if box is None else max(box[2], box[3])  # the view's own size: margins and the least region follow it
     roi_small = cv2.erode(sc.fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (view // 20 | 1,) * 2))
@@ -135,7 +136,7 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, 
         if text is not None:
             text = _resized(text[round(y * k):round((y + bh) * k), round(x * k):round((x + bw) * k)], gray)
         roi_small = roi_small[y:y + bh, x:x + bw]
-    if enlarged and box is None and camera_sized(sc.work.full_size) and sc.work.focus_side:
+    if camera_file and box is None and sc.work.focus_side:
         gray = enlarge(gray, sc.work.focus_side)  # a camera's file under the focus size, at the scale its normal has
         if text is not None:
             text = _resized(text, gray)

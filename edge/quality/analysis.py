@@ -135,11 +135,13 @@ def enlarge(img: np.ndarray, side: int) -> np.ndarray:
 FIELD_SCALED = 0.85
 
 
-def field_crop(work: Working, fov_mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+def field_crop(work: Working, fov_mask: np.ndarray,
+               enlarged: bool = False) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """The focus image of a small field of view: its box cut from the decoded frame and scaled as a view as high as
-    a 4:3 frame is at the focus size (three quarters of that frame's ``nominal_side``; never up), and the box in
-    ``small``'s pixels (x, y, w, h). None for a field spanning ``FIELD_SCALED`` of the shorter side or more, and
-    for a frame the focus image was not reduced from (it already holds every decoded pixel).
+    a 4:3 frame is at the focus size (three quarters of that frame's ``nominal_side``), and the box in ``small``'s
+    pixels (x, y, w, h). Never up, unless ``enlarged`` (a camera's file, ``enlarge``) and the frame was decoded whole
+    (not DCT-reduced: the crop holds every pixel the file has). None for a field spanning ``FIELD_SCALED`` of the
+    shorter side or more, and for a frame the focus image was not reduced from (it already holds every decoded pixel).
 
     Reduced by the whole frame, a view 0.6 of the frame's height was measured with its skin at 0.6 of the pixels
     a full-height view has, and the focus ratio read 0.73 of it (``bench.quality_robust``, "round view 60%")."""
@@ -157,6 +159,8 @@ def field_crop(work: Working, fov_mask: np.ndarray) -> tuple[np.ndarray, tuple[i
     if f < NEAR_ENOUGH:
         crop = cv2.resize(crop, (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f))),
                           interpolation=cv2.INTER_AREA if f <= 0.5 else cv2.INTER_LINEAR)
+    elif enlarged and work.reduction == 1 and f * NEAR_ENOUGH > 1.0:  # as a camera's small file is (``enlarge``)
+        crop = cv2.resize(crop, (round(crop.shape[1] * f), round(crop.shape[0] * f)), interpolation=cv2.INTER_CUBIC)
     return crop, (x, y, bw, bh)
 
 
