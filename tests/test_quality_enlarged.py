@@ -49,10 +49,10 @@ def test_frames_at_the_focus_size_or_larger_and_thumbnails_are_read_as_they_are(
     assert ratio(img) == ratio(img, enlarged=False)
 
 
-def test_enlarge_scales_by_the_nominal_side_and_leaves_a_frame_within_one_percent():
+def test_enlarge_scales_by_the_nominal_side_and_leaves_a_frame_near_the_size():
     assert enlarge(np.zeros((450, 600, 3), np.uint8), 800).shape == (600, 800, 3)
     assert enlarge(np.zeros((600, 450, 3), np.uint8), 800).shape == (800, 600, 3)  # portrait: by its longer side
-    near = np.zeros((596, 795, 3), np.uint8)
+    near = np.zeros((572, 765, 3), np.uint8)  # PH2's frames, 4.6 % under: resampled, they would only be smoothed
     assert enlarge(near, 800) is near
     assert enlarge(np.zeros((900, 1200, 3), np.uint8), 800).shape == (900, 1200, 3)  # never down
 
