@@ -14,7 +14,8 @@ import pytest
 
 from edge.camera import synth
 from edge.quality import QualitySettings, focus_value
-from edge.quality.analysis import enlarge
+from edge.quality.analysis import decode, enlarge, field_crop
+from edge.quality.fov import find_fov
 from edge.quality.scene import scene
 from wire.kioskconfig.quality import KioskReference
 
@@ -76,9 +77,6 @@ def round_view_frame(view: int, frame_h: int) -> np.ndarray:
 
 
 def test_a_small_round_view_of_a_small_file_is_enlarged_as_the_file_is():
-    from edge.quality.analysis import decode, field_crop
-    from edge.quality.fov import find_fov
-
     def crop_side(img: np.ndarray, enlarged: bool) -> int:
         work = decode(synth.encode_jpeg(img), SETTINGS.work_size, SETTINGS.focus_size, SETTINGS.analysis_size)
         fov = find_fov(cv2.cvtColor(work.small, cv2.COLOR_BGR2GRAY))

@@ -129,11 +129,14 @@ def enlarge(img: np.ndarray, side: int) -> np.ndarray:
     lies nearer the ratio's fine scale than the same blur of a larger frame: HAM10000-masks' moderately defocused
     copies were caught 65 % (calibrated on the same files), 97 % so enlarged (``bench.quality_native_degraded``).
     Enlarging adds no detail; it only sets the file's view at the scale every other frame is measured at."""
-    h, w = img.shape[:2]
-    f = side / nominal_side(h, w)
+    return _enlarged_by(img, side / nominal_side(*img.shape[:2]))
+
+
+def _enlarged_by(img: np.ndarray, f: float) -> np.ndarray:
+    """``img`` scaled up ``f`` times (bicubic), or as it is where ``f`` is under ``ENLARGE_LEAST``."""
     if f < ENLARGE_LEAST:
         return img
-    return cv2.resize(img, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(img, (round(img.shape[1] * f), round(img.shape[0] * f)), interpolation=cv2.INTER_CUBIC)
 
 
 #: A field of view whose box spans less than this share of the frame's shorter side (a round view with black
@@ -165,8 +168,8 @@ def field_crop(work: Working, fov_mask: np.ndarray,
     if f < NEAR_ENOUGH:
         crop = cv2.resize(crop, (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f))),
                           interpolation=cv2.INTER_AREA if f <= 0.5 else cv2.INTER_LINEAR)
-    elif enlarged and work.reduction == 1 and f >= ENLARGE_LEAST:  # as a camera's small file is (``enlarge``)
-        crop = cv2.resize(crop, (round(crop.shape[1] * f), round(crop.shape[0] * f)), interpolation=cv2.INTER_CUBIC)
+    elif enlarged and work.reduction == 1:  # as a camera's small file is (``enlarge``)
+        crop = _enlarged_by(crop, f)
     return crop, (x, y, bw, bh)
 
 
