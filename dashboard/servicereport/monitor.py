@@ -35,6 +35,11 @@ exposure-drift      at a kiosk, the median skin brightness (the quality gate's `
                     by one, and a week of darker-skinned patients would otherwise look like a failing light
 ==================  =============================================================================================
 
+A kiosk whose dermatoscope shows a grey patch (``[quality.grey_patch]``) reports the patch's figures instead (its
+colour's distance in ln units, its exposure in stops): colour-drift and exposure-drift, whose limits are in the skin's
+terms, are not raised for it, and need not be: the patch lets its gate refuse a tenth of a moderate cast, or 0.7 of a
+stop, photograph by photograph.
+
 Nothing is stored: an alert clears as soon as its condition no longer holds. The figures are read with a few
 grouped queries over the referrals of the window, never a patient identifier.
 """

@@ -209,6 +209,27 @@ def degrade_offcentre(img: np.ndarray, keep: float = 0.55, corner: int = 0) -> n
     return cv2.resize(img[y0:y0 + ch, x0:x0 + cw], (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def grey_patch(img: np.ndarray, x: float, y: float, radius: float, level: float,
+               gains_bgr: tuple[float, float, float] = (1.0, 1.0, 1.0), seed: int = 0) -> np.ndarray:
+    """``img`` with a neutral grey patch drawn where a contact plate's patch would show (``GreyPatch``: centre at
+    ``x``, ``y`` fractions of the width and height, ``radius`` a fraction of the shorter side), ``level`` grey
+    (0-255) under the light's own colour (``gains_bgr``), shaded a little across (the light falls off towards the
+    rim of the view), its edge softened as the optics soften it, with the sensor's grain."""
+    h, w = img.shape[:2]
+    rng = np.random.default_rng(seed)
+    r = radius * min(h, w)
+    cx, cy = x * (w - 1), y * (h - 1)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    dist = np.hypot(xx - cx, yy - cy)
+    alpha = np.clip(r + 0.5 - dist, 0.0, 1.0)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, min(h, w) / 1500))[..., None]
+    shade = 1.0 - 0.06 * (yy - cy) / max(r, 1.0)  # a few per cent darker towards the rim below it
+    grey = level * shade[..., None] * np.asarray(gains_bgr, np.float32)
+    grey = grey + rng.normal(0.0, 1.5, (h, w, 1)).astype(np.float32)
+    out = img.astype(np.float32) * (1.0 - alpha) + grey * alpha
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def encode_jpeg(img: np.ndarray, quality: int = 92) -> bytes:
     """Encode a BGR array as JPEG bytes (raises ValueError if OpenCV cannot)."""
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

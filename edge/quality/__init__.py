@@ -29,10 +29,11 @@ from .brightness import (DARK_SKIN_LEAST, FILL_QUANTILE, exposure_floor, skin_br
                          view_brightness)
 from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
+from .patch import cast_direction, patch_cast, patch_colour, patch_level, patch_stops
 from .scene import Scene, scene, skin_colour
 from .stamps import text_mask
 from .words import (MESSAGES, NOT_JUDGED, at_least, at_most, check, cut_words,  # noqa: F401 (NOT_JUDGED re-exported)
-                    not_judged)
+                    not_judged, reaches, within)
 
 __all__ = ["CHECKS", "KioskReference", "QualitySettings", "ViewRules", "assess", "cli_main", "MESSAGES"]
 
@@ -50,10 +51,7 @@ def cast_distance(colour: tuple[float, ...] | None, ref: KioskReference) -> tupl
     (er, eb), grow = ref.expected(colour[2] if len(colour) > 2 else None)
     d = np.array([colour[0] - er, colour[1] - eb])
     dist = float(np.sqrt(d @ np.linalg.inv(np.array(ref.cov)) @ d / grow))
-    theta = float(np.degrees(np.arctan2(d[1], d[0]))) % 360.0
-    direction = "red" if theta < 60 or theta >= 315 else "blue" if theta < 180 else \
-        "green" if theta < 250 else "yellow"
-    return dist, direction
+    return dist, cast_direction(float(d[0]), float(d[1]))
 
 
 #: The Fitzpatrick skin types (as the kiosk records them) of brown to black skin: for these patients a
@@ -78,7 +76,8 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin
     settings = settings or QualitySettings()
     rules = settings.rules(view)
     try:
-        sc = scene(jpeg, settings, rules, text="focus" in rules.checks)
+        patch = settings.grey_patch if view == "dermoscopic" else None
+        sc = scene(jpeg, settings, rules, text="focus" in rules.checks, patch=patch)
     except DecodeError as exc:
         if exc.size is not None:
             w, h = exc.size
@@ -88,7 +87,7 @@ def assess(jpeg: bytes, view: str, settings: QualitySettings | None = None, skin
     enabled = set(rules.checks)
     fns = dict(_CHECKS, exposure=functools.partial(_exposure, skin_type=skin_type, fills_view=fills_view))
     if fills_view:
-        fns.update(colour=_colour_cast_not_judged, lesion=_not_judged("lesion"), framing=_not_judged("framing"))
+        fns.update(colour=_colour_without_skin, lesion=_not_judged("lesion"), framing=_not_judged("framing"))
     checks = {name: fn(sc, rules, settings) for name, fn in fns.items() if name in enabled}
     return Quality(ok=all(c.ok for c in checks.values()), checks=checks)
 
@@ -183,6 +182,8 @@ def _around_lesion(sc: Scene, least: float = 0.0) -> np.ndarray:
 
 def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, skin_type: str | None = None,
               fills_view: bool = False) -> QualityCheck:
+    if sc.patch is not None and settings.reference.patch_level is not None:
+        return _patch_exposure(sc, rules, settings, fills_view)
     if fills_view:  # no skin in view: its brightest tenth is held to the lower limit, its paler parts to the upper
         v = view_brightness(sc)
         if v < rules.exposure_min:
@@ -200,6 +201,21 @@ def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, skin_type:
             return check(v, False, "dark_type", low, skin_type=skin_type)
         return check(v, False, "dark", low)
     return at_most(v, "bright", rules.exposure_max)
+
+
+def _patch_exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, fills_view: bool) -> QualityCheck:
+    # how much light there was, read on the grey patch: neither the patient's skin colour nor a lesion filling the
+    # view darkens it; then the skin's colour burnt out (a fair patient under the kiosk's fixed exposure) as ever
+    v = patch_stops(patch_level(sc.work.small, sc.patch), settings.reference.patch_level)
+    most = rules.patch_exposure_stops
+    if not reaches(v, -most):
+        return check(v, False, "patch_dark", -most)
+    if not within(v, most):
+        return check(v, False, "patch_bright", most)
+    paler = skin_brightness(sc)
+    if paler > rules.exposure_max:
+        return check(paler, False, "bright_fill" if fills_view else "bright", rules.exposure_max)
+    return check(v, True, "patch_dark")
 
 
 def _clipping(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
@@ -234,6 +250,8 @@ def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCh
     mono = _black_and_white(sc)
     if mono is not None:
         return mono
+    if sc.patch is not None:  # the light's colour read on the contact plate's grey patch, not on the patient's skin
+        return _patch_colour(sc, rules, settings)
     colour = skin_colour(sc)
     if colour is None:  # every skin pixel burnt out in some channel: nothing to quote a distance for
         return check(None, False, "no_skin_colour")
@@ -241,7 +259,18 @@ def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCh
     return at_most(v, "colour", rules.colour_max, direction=direction)
 
 
-def _colour_cast_not_judged(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+def _patch_colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    colour = patch_colour(sc.work.small, sc.patch)
+    if colour is None:  # burnt out, dark or covered: the light's colour cannot be read
+        return check(None, False, "no_patch_colour")
+    v, direction = patch_cast(colour, settings.reference.patch_chroma)
+    return at_most(v, "patch_colour", rules.patch_colour_max, direction=direction)
+
+
+def _colour_without_skin(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    # the lesion fills the view: no skin shows the light's colour, but a grey patch still does
+    if sc.patch is not None:
+        return _colour(sc, rules, settings)
     return _black_and_white(sc) or not_judged("colour")
 
 

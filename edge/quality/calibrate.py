@@ -37,6 +37,7 @@ from . import cast_distance, focus_value  # the checks' own measures (the packag
 from .analysis import DecodeError
 from .brightness import exposure_floor, skin_brightness
 from .measures import COLOUR_LEAST, colourfulness
+from .patch import patch_cast, patch_colour, patch_level, patch_stops
 from .scene import scene, skin_colour
 
 MIN_IMAGES = 12
@@ -56,13 +57,16 @@ class Still(NamedTuple):
     focus: float  #: the focus check's ratio (``focus_value``)
     lightness: float | None = None  #: mean skin log-lightness (ln G, ``scene.skin_colour``)
     thumbnail: bool = False  #: under ``THUMBNAIL_SIDE`` pixels on its longer side: an archive's file, not a camera's
+    #: the grey patch's ln R/G, ln B/G and brightness (``patch.patch_level``), on a kiosk with one (``GreyPatch``)
+    patch: tuple[float, float, float] | None = None
 
 
 def measure(data: bytes, settings: QualitySettings) -> Still | str:
     """The still's skin colour, lightness and focus ratio, or why it cannot be used for calibration."""
     rules = settings.dermoscopic
     try:
-        sc = scene(data, settings, rules, text=False)  # the focus ratio searches for text itself: no thread left running
+        # the focus ratio searches for text itself: no thread left running
+        sc = scene(data, settings, rules, text=False, patch=settings.grey_patch)
     except DecodeError as exc:
         if exc.size is not None:
             return f"too small or narrow to judge ({exc.size[0]} x {exc.size[1]} pixels)"
@@ -84,7 +88,24 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
     colour = skin_colour(sc)
     if colour is None:
         return "no skin to measure"
-    return Still(colour[0], colour[1], focus_value(sc), colour[2], not camera_sized(sc.work.full_size))
+    patch = None
+    if settings.grey_patch is not None:
+        chroma = patch_colour(sc.work.small, settings.grey_patch)
+        if chroma is None:
+            return "the grey patch cannot be read (burnt out, dark or covered): check its place in " \
+                   "[quality.grey_patch], the exposure and the contact plate first"
+        patch = (*chroma, patch_level(sc.work.small, settings.grey_patch))
+    return Still(colour[0], colour[1], focus_value(sc), colour[2], not camera_sized(sc.work.full_size), patch)
+
+
+def patch_normal(samples: Sequence[Sequence[float | None]]) -> dict | None:
+    """The grey patch's normal colour (``patch_chroma``: ln R/G, ln B/G) and brightness (``patch_level``): the medians
+    over the stills that read one, or None where none does (a kiosk without a patch, or ``samples`` as bare tuples)."""
+    read = np.array([s.patch for s in samples if getattr(s, "patch", None) is not None], float)
+    if not len(read):
+        return None
+    mid = np.median(read, axis=0)
+    return {"patch_chroma": (round(float(mid[0]), 5), round(float(mid[1]), 5)), "patch_level": round(float(mid[2]), 2)}
 
 
 #: A still whose colour lies further than this (Mahalanobis distance, as the colour check measures)
@@ -165,13 +186,15 @@ def fit_reference(samples: Sequence[Sequence[float | None]], note: str = "") -> 
     mu, cov = fit["mu"], fit["cov"] + np.eye(2) * MIN_SD ** 2
     r = lambda v: round(float(v), 5)  # noqa: E731
     lightness = None if fit["lightness"] is None else r(fit["lightness"])
+    patch = patch_normal(samples)
     return KioskReference(chroma=(r(mu[0]), r(mu[1])), cov=((r(cov[0, 0]), r(cov[0, 1])), (r(cov[0, 1]), r(cov[1, 1]))),
                           focus=round(focus, 3), focus_thumbnail=round(focus, 3),
                           **dict.fromkeys(FOCUS_MEASURE_FLAGS, True),  # measured as the gate measures now
                           focus_spread=round(focus_spread([s[2] for s in samples]), 3),
                           images=len(samples),
                           lightness=lightness, lightness_sd=r(fit["sd"]),
-                          slope=(r(fit["slope"][0]), r(fit["slope"][1])), note=note[:200])
+                          slope=(r(fit["slope"][0]), r(fit["slope"][1])), note=note[:200],
+                          **(patch or {}))
 
 
 def toml_block(ref: KioskReference) -> str:
@@ -192,7 +215,10 @@ def toml_block(ref: KioskReference) -> str:
             + (f"lightness = {ref.lightness}   # mean skin log-lightness of the stills\n"
                f"lightness_sd = {ref.lightness_sd}\n"
                f"slope = [{ref.slope[0]}, {ref.slope[1]}]   # colour per unit of lightness: darker skin is redder\n"
-               if ref.lightness is not None else "") +
+               if ref.lightness is not None else "")
+            + (f"patch_chroma = [{ref.patch_chroma[0]}, {ref.patch_chroma[1]}]   # the grey patch's ln(R/G), ln(B/G)\n"
+               f"patch_level = {ref.patch_level}   # and its brightness, 0-255\n"
+               if ref.patch_level is not None else "") +
             f"images = {ref.images}\n"
             f'note = "{note}"\n{END}\n')
 
@@ -229,6 +255,16 @@ def measure_files(paths: Sequence[str], settings: QualitySettings, say) -> tuple
     for i, dist in colour_outliers(samples):
         say(f"left out of the colour fit {used[i]}: its skin colour is {dist:.1f} from the other stills' "
             f"(over {OUTLIER_DISTANCE}); check it was taken with the kiosk's own light and settings")
+    normal, rules = patch_normal(samples), settings.dermoscopic
+    for i, still in enumerate(samples):
+        if normal is None or still.patch is None:
+            continue
+        dist, direction = patch_cast(still.patch[:2], normal["patch_chroma"])
+        stops = patch_stops(still.patch[2], normal["patch_level"])
+        if dist > rules.patch_colour_max / 2 or abs(stops) > rules.patch_exposure_stops / 2:
+            say(f"the grey patch of {used[i]} differs from the other stills' ({direction} {dist:.2f}, {stops:+.2f} "
+                f"stops; half the limits: {rules.patch_colour_max / 2:.2f}, {rules.patch_exposure_stops / 2:.2f}): "
+                "check that the light is steady and the camera's colour gains and exposure fixed")
     small = sum(s.thumbnail for s in samples)
     if small:
         say(f"{small} of the {len(samples)} stills are thumbnails (under {THUMBNAIL_SIDE} pixels on the longer side): "

@@ -67,6 +67,14 @@ def find_fov(gray: np.ndarray) -> FieldOfView:
     return FieldOfView(mask, inner, True, area, offset)
 
 
+def without(fov: FieldOfView, hide: np.ndarray) -> FieldOfView:
+    """``fov`` with ``hide`` (uint8 0/255, same size) left out of what the checks read (``inner``): something in
+    the field that is not the skin, such as the contact plate's grey patch. ``mask`` stays the field's, so the
+    field's coverage and its scale are as before."""
+    inner = cv2.bitwise_and(fov.inner, cv2.bitwise_not(hide))
+    return FieldOfView(fov.mask, inner, fov.present, fov.area, fov.offset)
+
+
 def fov_coverage(fov: FieldOfView, disc: float = 0.9, smallest: float = 0.6) -> float:
     """Fraction of a disc centred on the frame inside the field of view; the disc is ``disc`` times the field's size.
 

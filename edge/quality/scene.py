@@ -14,14 +14,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from wire.kioskconfig.quality import QualitySettings, ViewRules
+from wire.kioskconfig.quality import GreyPatch, QualitySettings, ViewRules
 
 from .analysis import Working, decode
 from .region import LesionRegion
 from .segment import segment_lesion
-from .fov import FieldOfView, find_fov
+from .fov import FieldOfView, find_fov, without
 from .markers import MARKED_SKIN_SHARE, skin_marks
 from .measures import SATURATED
+from .patch import hidden
 from .stamps import TextSearch
 from .words import reaches
 
@@ -39,12 +40,15 @@ class Scene:
     skin: np.ndarray  # bool: the field of view without the lesion and a thin ring round it
     focus_gray: np.ndarray  # the focus image (``work.focus``) in grey
     text: TextSearch | None  # lines of burnt-in text in the focus image, searched for beside the rest (None: not asked)
+    patch: GreyPatch | None = None  # the contact plate's grey patch in this view (left out of ``fov.inner``)
 
 
 def find_lesion(small: np.ndarray, rules: ViewRules | None = None, gray: np.ndarray | None = None,
-                lab: np.ndarray | None = None) -> tuple[FieldOfView, LesionRegion, np.ndarray, bool]:
+                lab: np.ndarray | None = None, patch: GreyPatch | None = None
+                ) -> tuple[FieldOfView, LesionRegion, np.ndarray, bool]:
     """The gate's lesion in a BGR image at the analysis size: (field of view, lesion, the sticker- and
     pen-coloured pixels, whether the lesion stands out from the skin by ``rules.lesion_min_contrast``).
+    ``patch``: the contact plate's grey patch, left out of the field of view's ``inner`` (``patch.hidden``).
 
     The one segmentation the checks, the bench's masks comparison and the classifier's crop all use.
     """
@@ -52,22 +56,27 @@ def find_lesion(small: np.ndarray, rules: ViewRules | None = None, gray: np.ndar
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if gray is None else gray
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab) if lab is None else lab
     fov = find_fov(gray)
+    if patch is not None:
+        fov = without(fov, hidden(small.shape, patch))
     sticker_coloured = skin_marks(lab)
     lesion = segment_lesion(small, fov, lab, rules.lesion_min_contrast, sticker_coloured)
     # by the lesion check's own rule where the contrast falls short (``words.reaches``)
     return fov, lesion, sticker_coloured, lesion.found and reaches(lesion.contrast, rules.lesion_min_contrast)
 
 
-def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules, text: bool = True) -> Scene:
+def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules, text: bool = True,
+          patch: GreyPatch | None = None) -> Scene:
     """Decode ``jpeg`` and measure its regions; raises ``analysis.DecodeError`` if it is not an image. ``text``: search
-    the frame for burnt-in text (``Scene.text``, for the focus check) on a thread of its own meanwhile."""
+    the frame for burnt-in text (``Scene.text``, for the focus check) on a thread of its own meanwhile. ``patch``: the
+    contact plate's grey patch, seen in this view (``settings.grey_patch`` for the dermoscopic view), which no
+    region includes."""
     work = decode(jpeg, settings.work_size, settings.focus_size, settings.analysis_size)
     focus_gray = cv2.cvtColor(work.focus, cv2.COLOR_BGR2GRAY)
     search = TextSearch(work.focus, focus_gray) if text else None  # on its own thread while the regions are found
     small = work.small
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
     lab = cv2.cvtColor(small, cv2.COLOR_BGR2Lab)
-    fov, lesion, sticker_coloured, present = find_lesion(small, rules, gray, lab)
+    fov, lesion, sticker_coloured, present = find_lesion(small, rules, gray, lab, patch)
     inside = fov.inner > 0
     # Not skin: a colour-calibration sticker or pen mark (CIELAB b* below -15 or chroma over 60), as
     # long as it is under 40 % of the view (``MARKED_SKIN_SHARE``; most of it so coloured is the skin under a cast; a
@@ -83,7 +92,7 @@ def scene(jpeg: bytes, settings: QualitySettings, rules: ViewRules, text: bool =
         skin = inside & (ring == 0)
         if np.count_nonzero(skin) < 0.05 * np.count_nonzero(inside):
             skin = inside
-    return Scene(work, gray, lab, fov, lesion, present, skin, focus_gray, search)
+    return Scene(work, gray, lab, fov, lesion, present, skin, focus_gray, search, patch)
 
 
 def skin_colour(sc: Scene) -> tuple[float, float, float] | None:

@@ -39,6 +39,11 @@ MESSAGES = {
               "colour is burnt out): reduce the light or exposure and tap again",
     "bright_fill": "Image is too bright (brightness {v:.0f} in its brightest colour over the lesion's paler parts, "
                    "at most {lim:.0f}: its colour is burnt out): reduce the light or exposure and tap again",
+    "patch_dark": "Image is too dark (the dermatoscope's grey patch is {v:.1f} stops from its normal brightness, needs "
+                  "at least {lim:.1f}): check that the dermatoscope's light is on and the camera's exposure, and tap "
+                  "again",
+    "patch_bright": "Image is too bright (the dermatoscope's grey patch is {v:.1f} stops from its normal brightness, at "
+                    "most {lim:.1f}): check the camera's exposure and the light, and tap again",
     "clip_white": "Parts of the image are burnt out white ({v:.1%} of the lesion and its surroundings, at most "
                   "{lim:.1%}): reduce the light or exposure and tap again",
     "clip_black": "Parts of the image are black ({v:.1%} of the lesion and its surroundings, at most {lim:.1%}): "
@@ -47,6 +52,11 @@ MESSAGES = {
              "contact fluid or use polarised light, and tap again",
     "colour": "Colours look wrong ({direction} cast: {v:.1f} from this kiosk's normal colour, at most {lim:.1f}): "
               "check the lighting and white balance, and tap again",
+    "patch_colour": "Colours look wrong ({direction} cast: the dermatoscope's grey patch is {v:.2f} from its normal "
+                    "colour, at most {lim:.2f}): check the dermatoscope's light and the camera's white balance, and tap "
+                    "again",
+    "no_patch_colour": "The dermatoscope's grey patch cannot be read (burnt out, dark or covered): check the light "
+                       "and exposure, clean the contact plate and tap again",
     "no_colour": "The picture has no colour (black and white: its most colourful parts differ by {v:.0f} levels "
                  "between colour channels, needs {lim:.0f}): set the camera to colour and tap again",
     "no_skin_colour": "The skin's colour cannot be read (no skin in view without a burnt-out colour channel): "

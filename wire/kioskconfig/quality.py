@@ -67,6 +67,14 @@ framing       <= 0.5          <= 0.5          --
   reference is the equal-weight mixture of every source's skin colour (each clinic's spread plus the
   spread between clinics, ``python -m bench.quality_pooled``): it accepts those clinics' normal
   lighting and catches only strong casts.
+* ``colour`` on a kiosk with a grey patch (``[quality.grey_patch]``, dermoscopic view): the light's colour read on
+  the patch instead of the skin: the distance, in ln R/G and ln B/G, of the patch's median colour from its colour on
+  this kiosk's normal frames (``[quality.reference] patch_chroma``), at most ``patch_colour_max`` (0.1, about 10 %).
+  A cast moves the patch as it moves the skin, and the patient's own skin colour does not move it at all.
+* ``exposure`` on a kiosk calibrated with a grey patch (``patch_level``): the patch's brightness against its normal,
+  in stops (sRGB levels as 2.2 powers of the light), within ``patch_exposure_stops`` (0.7) either way; then only the
+  skin's upper limit (``exposure_max``: its colour burnt out) is tested on the skin. Darker skin, and a lesion
+  filling the view, are no longer taken for a dim photograph: the patch says how much light there was.
 * ``lesion``: a region clearly different from the skin (colour difference >= ``lesion_min_contrast``
   delta E), as a fraction of the field of view, at least ``lesion_min_area``. Close-up views allow
   a smaller lesion; regional views (a body area for orientation) need none.
@@ -109,6 +117,10 @@ class ViewRules(BaseModel):
     lesion_min_area: float = Field(0.005, ge=0, le=1)
     lesion_min_contrast: float = Field(6.0, ge=0, le=100)
     framing_max: float = Field(0.5, ge=0, le=1)
+    #: On a kiosk with a grey patch: the patch's largest distance from its normal colour (ln R/G, ln B/G), ...
+    patch_colour_max: float = Field(0.1, gt=0, le=2)
+    #: ... and its brightness's largest change from its normal brightness, in stops, either way.
+    patch_exposure_stops: float = Field(0.7, gt=0, le=5)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ViewRules":
@@ -230,6 +242,12 @@ class KioskReference(BaseModel):
     lightness_sd: float = Field(0.168, ge=0.0, le=2.0)
     #: Change of (ln R/G, ln B/G) per unit of log-lightness, fitted on the stills.
     slope: tuple[float, float] = (PIGMENT_SLOPE, 0.096)
+    #: The grey patch's colour (ln R/G, ln B/G) on this kiosk's normal frames (``GreyPatch``); (0, 0), neutral
+    #: grey, as the camera's colour gains set from a grey card make it (``python -m edge white-balance``).
+    patch_chroma: tuple[float, float] = (0.0, 0.0)
+    #: The grey patch's brightness (the median of its brightest channel, 0-255) on this kiosk's normal frames; None:
+    #: not calibrated with one, and the skin's brightness is held to ``exposure_min`` as on a kiosk without a patch.
+    patch_level: float | None = Field(None, gt=0.0, le=255.0)
     #: When and where it was taken (free text, for the record).
     note: str = Field("built-in default: pooled over PH2, ISIC 2017, HAM10000 and BCN20000", max_length=200)
 
@@ -306,6 +324,23 @@ class KioskReference(BaseModel):
         return self
 
 
+class GreyPatch(BaseModel):
+    """A neutral grey patch printed on the camera's side of the dermatoscope's contact plate, inside the rim of its
+    field of view, so that every dermoscopic frame shows the light's colour on something whose colour is known.
+
+    The skin cannot tell a colour cast from a patient's own skin colour (between photographs it varies along the
+    casts' directions about as much as a moderate cast moves it): the patch can. Where it sits is the plate's, so
+    it is fixed in the frame: its centre (``x``, ``y``: fractions of the frame's width and height) and ``radius``
+    (a fraction of the frame's shorter side). No other check reads the pixels it covers.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    x: float = Field(ge=0.0, le=1.0)
+    y: float = Field(ge=0.0, le=1.0)
+    radius: float = Field(ge=0.01, le=0.2)
+
+
 class QualitySettings(BaseModel):
     """Quality gate settings: the working sizes and one ``ViewRules`` per view."""
 
@@ -323,6 +358,8 @@ class QualitySettings(BaseModel):
     close_up: ViewRules = Field(default_factory=lambda: ViewRules(**VIEW_DEFAULTS["close-up"]), alias="close-up")
     regional: ViewRules = Field(default_factory=lambda: ViewRules(**VIEW_DEFAULTS["regional"]))
     reference: KioskReference = Field(default_factory=KioskReference)
+    #: The contact plate's grey patch, where the kiosk's dermatoscope has one (dermoscopic view); None: none.
+    grey_patch: GreyPatch | None = None
 
     @model_validator(mode="before")
     @classmethod
