@@ -100,7 +100,7 @@ def _plain_skin_where_unseen(moved: np.ndarray, skin: np.ndarray, fov: np.ndarra
     return np.clip(moved * (1 - a) + plain * a, 0, 255).astype(np.uint8)
 
 
-def _field(img: np.ndarray) -> tuple[np.ndarray, tuple[float, float], float]:
+def field_circle(img: np.ndarray) -> tuple[np.ndarray, tuple[float, float], float]:
     """The still's field of view (bool, full size): its own vignette where it has one, else a centred
     circle as wide as the shorter side (a normal dermatoscope's, which the gate passes); and that
     circle's centre and radius in pixels."""
@@ -127,7 +127,7 @@ def shifted(img: np.ndarray, offset: float, rng: random.Random) -> np.ndarray:
     wide as the shorter side) moves ``offset`` of half the shorter side off the frame's centre in a random
     direction, with the skin it shows; the frame's edge cuts it where it reaches beyond."""
     h, w = img.shape[:2]
-    field, _, _ = _field(img)
+    field, _, _ = field_circle(img)
     a = rng.uniform(0, 2 * np.pi)
     d = offset * min(h, w) / 2
     m = np.float32([[1, 0, d * np.cos(a)], [0, 1, d * np.sin(a)]])
@@ -142,7 +142,7 @@ def tilted(img: np.ndarray, depth: float, rng: random.Random) -> np.ndarray:
     view's diameter deep (cut off by a straight chord, softened a little) covers its round field of view
     (the still's own, or a centred one as wide as the shorter side)."""
     h, w = img.shape[:2]
-    field, (cx, cy), r = _field(img)
+    field, (cx, cy), r = field_circle(img)
     a = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     along = (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a)  # distance from the centre towards the cap
