@@ -253,11 +253,21 @@ def collect(service, sensors: Sensors, interval_s: float, now: datetime | None =
     )
 
 
+#: Said after the calibration's note of a kiosk whose dermatoscope has a grey patch the calibration did not measure.
+PATCH_UNCALIBRATED = " (grey patch not measured: calibrate again)"
+
+
 def calibration_note(cfg) -> str:
     """The kiosk's quality reference (``cfg.quality.reference``) as health reports it: the calibration's
-    note, "" if never calibrated."""
+    note, "" if never calibrated; where ``[quality.grey_patch]`` was added after it (the patch's normal
+    brightness unknown, so the exposure check still reads the skin), the note says so."""
     ref = cfg.quality.reference
-    return (ref.note or "calibrated") if ref.images else ""
+    if not ref.images:
+        return ""
+    note = ref.note or "calibrated"
+    if cfg.quality.grey_patch is not None and ref.patch_level is None:
+        note = note[:200 - len(PATCH_UNCALIBRATED)] + PATCH_UNCALIBRATED
+    return note
 
 
 class HealthMonitor:

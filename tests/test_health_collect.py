@@ -12,6 +12,7 @@ import pytest
 from edge import health
 from edge.config import KioskConfig
 from edge.service import KioskService
+from wire.kioskconfig.quality import GreyPatch
 from wire.messages import Health
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +71,12 @@ def test_report_of_a_running_kiosk(tmp_path):
     calibrated = cfg.model_copy(update={"quality": cfg.quality.model_copy(update={
         "reference": cfg.quality.reference.model_copy(update={"images": 14, "note": "hub h, 2026-12-05"})})})
     assert health.calibration_note(calibrated) == "hub h, 2026-12-05"
+    patch = GreyPatch(x=0.5, y=0.9, radius=0.04)  # a grey patch added after that calibration: IT is told to redo it
+    fitted = calibrated.quality.model_copy(update={"grey_patch": patch})
+    assert health.calibration_note(calibrated.model_copy(update={"quality": fitted})) == \
+        "hub h, 2026-12-05" + health.PATCH_UNCALIBRATED
+    measured = fitted.model_copy(update={"reference": fitted.reference.model_copy(update={"patch_level": 140.0})})
+    assert health.calibration_note(calibrated.model_copy(update={"quality": measured})) == "hub h, 2026-12-05"
     usage = os.statvfs(tmp_path)
     assert abs(r.disk_free_mb - usage.f_bavail * usage.f_frsize / 2**20) < 64
     assert abs((datetime.now(timezone.utc) - r.at).total_seconds()) < 10
