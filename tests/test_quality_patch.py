@@ -15,7 +15,7 @@ from edge.__main__ import main as edge_main
 from edge.camera import synth
 from edge.config import ConfigError, load
 from edge.quality import MESSAGES, QualitySettings, assess
-from edge.quality.calibrate import BEGIN, END
+from edge.quality.calibrate import BEGIN, END, measure
 from edge.quality.scene import scene
 from wire.kioskconfig.quality import GreyPatch, KioskReference
 
@@ -164,3 +164,15 @@ def test_a_wrong_patch_field_is_named(tmp_path, table, words):
     path.write_text(uncalibrated_demo() + "\n[quality.grey_patch]\n" + table + "\n")
     with pytest.raises(ConfigError, match=re.escape(words)):
         load(path, check_files=False)
+
+
+def test_a_missing_patch_is_named_as_such_not_as_a_cast():
+    bare = jpeg(synth.lesion_image(1600, 1200, 3))  # another dermatoscope, or a configuration copied to the wrong kiosk
+    c = assess(bare, "dermoscopic", WITH_PATCH).checks["colour"]
+    assert not c.ok and c.value is None and c.message == MESSAGES["no_patch"]
+    for gains in ((1.5, 1.0, 1.0), (0.67, 1.0, 1.0), (1.0, 1.33, 1.0)):  # a strong cast moves the patch and the skin alike
+        c = assess(jpeg(synth.degrade_cast(frame(), gains)), "dermoscopic", WITH_PATCH).checks["colour"]
+        assert c.message.startswith("Colours look wrong"), c.message
+    for level in (60.0, 200.0):  # darker or paler than the skin, the patch is there
+        assert assess(jpeg(frame(level=level)), "dermoscopic", WITH_PATCH).checks["colour"].ok, level
+    assert measure(bare, WITH_PATCH).startswith("no grey patch where [quality.grey_patch] says")  # not calibrated on

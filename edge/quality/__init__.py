@@ -29,7 +29,7 @@ from .brightness import (DARK_SKIN_LEAST, FILL_QUANTILE, exposure_floor, skin_br
                          view_brightness)
 from .fov import fov_coverage
 from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
-from .patch import cast_direction, patch_cast, patch_colour, patch_level, patch_stops
+from .patch import cast_direction, patch_cast, patch_colour, patch_found, patch_level, patch_stops
 from .scene import Scene, scene, skin_colour
 from .stamps import text_mask
 from .words import (MESSAGES, NOT_JUDGED, at_least, at_most, check, cut_words,  # noqa: F401 (NOT_JUDGED re-exported)
@@ -260,6 +260,8 @@ def _colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCh
 
 
 def _patch_colour(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    if not patch_found(sc.work.small, sc.patch):  # skin where the patch should be: another dermatoscope, or the config
+        return check(None, False, "no_patch")
     colour = patch_colour(sc.work.small, sc.patch)
     if colour is None:  # burnt out, dark or covered: the light's colour cannot be read
         return check(None, False, "no_patch_colour")

@@ -37,7 +37,7 @@ from . import cast_distance, focus_value  # the checks' own measures (the packag
 from .analysis import DecodeError
 from .brightness import exposure_floor, skin_brightness
 from .measures import COLOUR_LEAST, colourfulness
-from .patch import patch_cast, patch_colour, patch_level, patch_stops
+from .patch import patch_cast, patch_colour, patch_found, patch_level, patch_stops
 from .scene import scene, skin_colour
 
 MIN_IMAGES = 12
@@ -90,6 +90,8 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
         return "no skin to measure"
     patch = None
     if settings.grey_patch is not None:
+        if not patch_found(sc.work.small, settings.grey_patch):
+            return "no grey patch where [quality.grey_patch] says: check its place, and that this dermatoscope has one"
         chroma = patch_colour(sc.work.small, settings.grey_patch)
         if chroma is None:
             return "the grey patch cannot be read (burnt out, dark or covered): check its place in " \

@@ -55,6 +55,8 @@ MESSAGES = {
     "patch_colour": "Colours look wrong ({direction} cast: the dermatoscope's grey patch is {v:.2f} from its normal "
                     "colour, at most {lim:.2f}): check the dermatoscope's light and the camera's white balance, and tap "
                     "again",
+    "no_patch": "The dermatoscope's grey patch is not where this kiosk's configuration says ([quality.grey_patch]): "
+                "fit the dermatoscope that has the patch (or have the configuration corrected) and tap again",
     "no_patch_colour": "The dermatoscope's grey patch cannot be read (burnt out, dark or covered): check the light "
                        "and exposure, clean the contact plate and tap again",
     "no_colour": "The picture has no colour (black and white: its most colourful parts differ by {v:.0f} levels "
