@@ -112,6 +112,11 @@ def test_the_patch_says_how_much_light_there_was_so_darker_skin_is_not_a_dim_pho
     fill = synth.grey_patch(synth.lesion_image(1600, 1200, 3, size=0.6), PATCH.x, PATCH.y, PATCH.radius, 150.0)
     assert not assess(jpeg(fill), "dermoscopic", fills_view=True).checks["exposure"].ok  # its brightest tenth: dim
     assert assess(jpeg(fill), "dermoscopic", settings, fills_view=True).checks["exposure"].ok
+    # a fair patient whose skin's red burns out under the kiosk's normal light: the patient's, not the photograph's
+    fair = synth.grey_patch(synth.degrade_cast(synth.lesion_image(1600, 1200, 3), (1.1, 1.2, 1.6)), PATCH.x, PATCH.y,
+                            PATCH.radius, 150.0, (1.0, 1.0, 1.0), 3)
+    assert assess(jpeg(fair), "dermoscopic").checks["exposure"].message.startswith("Image is too bright (skin")
+    assert assess(jpeg(fair), "dermoscopic", settings).checks["exposure"].ok
     # a kiosk with a patch but not calibrated on it keeps the skin's limits
     assert not assess(jpeg(dark_skin), "dermoscopic", WITH_PATCH).checks["exposure"].ok
 

@@ -72,9 +72,9 @@ framing       <= 0.5          <= 0.5          --
   this kiosk's normal frames (``[quality.reference] patch_chroma``), at most ``patch_colour_max`` (0.1, about 10 %).
   A cast moves the patch as it moves the skin, and the patient's own skin colour does not move it at all.
 * ``exposure`` on a kiosk calibrated with a grey patch (``patch_level``): the patch's brightness against its normal,
-  in stops (sRGB levels as 2.2 powers of the light), within ``patch_exposure_stops`` (0.7) either way; then only the
-  skin's upper limit (``exposure_max``: its colour burnt out) is tested on the skin. Darker skin, and a lesion
-  filling the view, are no longer taken for a dim photograph: the patch says how much light there was.
+  in stops (sRGB levels as 2.2 powers of the light), within ``patch_exposure_stops`` (0.7) either way, and not the
+  skin's: darker skin, a lesion filling the view, or a fair patient's skin burnt out in red under the kiosk's normal
+  light are the patient's, not the photograph's (white burnt out over the lesion stays clipping's business).
 * ``lesion``: a region clearly different from the skin (colour difference >= ``lesion_min_contrast``
   delta E), as a fraction of the field of view, at least ``lesion_min_area``. Close-up views allow
   a smaller lesion; regional views (a body area for orientation) need none.
