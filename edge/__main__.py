@@ -8,6 +8,7 @@
     python -m edge check-config --config X                            # validate a config file
     python -m edge snap --config X --out DIR [--count N --interval S] # stills from the kiosk's camera, for calibration
     python -m edge white-balance --config X CARD.jpg [--gains R,B]    # the camera's colour gains from a grey card
+    python -m edge white-balance --config X --patch STILL.jpg         # ... or from the dermatoscope's grey patch
     python -m edge calibrate --config X STILL...                      # the quality gate's kiosk reference
 
 Exit codes: 0 fine, 1 a failure (an unreadable image, cases not delivered in time),
@@ -213,7 +214,7 @@ def cmd_white_balance(args) -> int:
     """Set the Pi camera's fixed colour gains from a still of a grey card and write them into the config."""
     from .camera.whitebalance import cli
 
-    return cli(args.config, args.card, gains=args.gains, dry_run=args.dry_run)
+    return cli(args.config, args.card, gains=args.gains, dry_run=args.dry_run, patch=args.patch)
 
 
 def cmd_capture_demo(args) -> int:
@@ -294,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("white-balance", help="set the Pi camera's colour gains from a still of a grey card through "
                                              "the dermatoscope (installation, before calibrate)")
     p.add_argument("--config", required=True, help="the kiosk config file whose [camera.picamera2] gains to set")
-    p.add_argument("card", help="a still of a neutral grey card filling the dermatoscope's view")
+    p.add_argument("card", help="a still of a neutral grey card filling the dermatoscope's view (with --patch: any "
+                                "still through a dermatoscope with a grey patch)")
+    p.add_argument("--patch", action="store_true", help="read the grey patch where [quality.grey_patch] says, not "
+                                                        "a card")
     p.add_argument("--gains", help="the red,blue gains the still was taken with (default: the config's)")
     p.add_argument("--dry-run", action="store_true", help="print the gains, change nothing")
     p.set_defaults(func=cmd_white_balance)

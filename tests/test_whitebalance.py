@@ -120,3 +120,39 @@ def test_the_card_is_read_in_linear_light():
     for grey in (0.08, 0.18, 0.4):
         reading = read_card(card_still(gains=(1 / 0.6, 2.0), grey=grey), (1 / 0.6, 2.0))
         assert reading.grey and reading.red_ratio == pytest.approx(1.0, abs=0.02), grey
+
+
+def patch_still(light=WARM, gains=(1.9, 1.6), patch=(0.5, 0.9, 0.05), seed=0) -> bytes:
+    """A still of skin through a dermatoscope whose contact plate shows a matte grey patch (reflectance 0.18) at
+    ``patch`` (x, y, radius as in [quality.grey_patch]), as a camera with fixed (red, blue) ``gains`` renders it."""
+    rng = np.random.default_rng(seed)
+    h, w = 900, 1200
+    yy, xx = np.mgrid[0:h, 0:w]
+    skin = np.array([0.55, 0.33, 0.26])  # linear reflectance (red, green, blue): pale skin
+    refl = np.broadcast_to(skin, (h, w, 3)).copy()
+    inside = np.hypot(xx - patch[0] * (w - 1), yy - patch[1] * (h - 1)) <= patch[2] * min(h, w)
+    refl[inside] = 0.18
+    gain = np.array([gains[0], 1.0, gains[1]]) * np.array(light) * 1.5
+    rgb = np.clip(refl * gain * (1 + rng.normal(0, 0.01, (h, w, 1))), 0, 1)
+    srgb = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * rgb ** (1 / 2.4) - 0.055)
+    bgr = np.ascontiguousarray((srgb[..., ::-1] * 255 + 0.5).astype(np.uint8))
+    return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+
+
+def test_a_dermatoscope_with_a_grey_patch_needs_no_card(config, tmp_path, capsys):
+    still = tmp_path / "still.jpg"
+    still.write_bytes(patch_still())
+    # no table saying where the patch is: named, nothing written
+    assert edge_main(["white-balance", "--config", str(config), "--patch", str(still)]) == 2
+    assert "has no [quality.grey_patch] table" in capsys.readouterr().out
+    config.write_text(config.read_text() + "\n[quality.grey_patch]\nx = 0.5\ny = 0.9\nradius = 0.05\n")
+    # read on the patch (not on the skin in the middle, as a card would be), the light's colour is found
+    assert edge_main(["white-balance", "--config", str(config), "--patch", str(still)]) == 0
+    out = capsys.readouterr().out
+    assert "red/green 1.14" in out and "written to" in out, out
+    gains = load(config, check_files=False).camera.picamera2.colour_gains
+    assert gains == pytest.approx((1 / 0.6, 1 / 0.5), rel=0.03)
+    # taken again with those gains, the patch is grey
+    still.write_bytes(patch_still(gains=gains))
+    assert edge_main(["white-balance", "--config", str(config), "--patch", str(still)]) == 0
+    assert "the card is grey" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """White balance from a grey card: the first step of a kiosk's colour calibration, at installation.
 
     python -m edge white-balance --config /etc/dermkiosk/kiosk.toml CARD.jpg [--gains R,B] [--dry-run]
+    python -m edge white-balance --config /etc/dermkiosk/kiosk.toml --patch STILL.jpg [--gains R,B] [--dry-run]
 
 The installer presses the dermatoscope on a neutral grey card (a photographer's grey card, or any matte
 mid-grey), takes a still with the kiosk's fixed camera settings, and runs this on it. A grey card should
@@ -14,7 +15,9 @@ which is what the colour check compares photographs with: the gains make every k
 the same skin alike; the reference says what this kiosk's normal skin looks like.
 
 The card is read over the middle of the frame (``CARD_REGION`` of each side, inside the dermatoscope's
-light), in linear light (the JPEG's sRGB curve undone), without clipped pixels.
+light), in linear light (the JPEG's sRGB curve undone), without clipped pixels. A dermatoscope whose contact plate
+shows a grey patch (``[quality.grey_patch]``) needs no card: with ``--patch`` any still through it is read over the
+patch's middle (``PATCH_READ`` of its radius) instead, so the white balance can be checked again on any photograph.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from wire.kioskconfig.quality import GreyPatch
+
 #: The card is read over this middle share of the frame's width and height.
 CARD_REGION = 0.5
 #: The card is grey when each of its colour ratios (red/green, blue/green, in linear light) is within this
@@ -38,6 +43,8 @@ NOT_GREY = 0.7
 LEVELS = (40.0, 235.0)
 #: The card must be even: the spread of its green over the region, relative to its mean, under this.
 UNEVEN = 0.2
+#: A grey patch is read over this share of its radius (its printed edge left out).
+PATCH_READ = 0.7
 
 _TABLE = "[camera.picamera2]"
 
@@ -62,17 +69,25 @@ def srgb_to_linear(channel: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
-def read_card(jpeg: bytes, gains: tuple[float, float]) -> CardReading:
-    """Read a grey card's still taken with ``gains`` (red, blue); ValueError says why it cannot be used."""
+def read_card(jpeg: bytes, gains: tuple[float, float], patch: GreyPatch | None = None) -> CardReading:
+    """Read a grey card's still taken with ``gains`` (red, blue), or the contact plate's grey ``patch`` in any still
+    through the dermatoscope; ValueError says why it cannot be used."""
     img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError("not a readable image")
     h, w = img.shape[:2]
-    mh, mw = int(h * (1 - CARD_REGION) / 2), int(w * (1 - CARD_REGION) / 2)
-    mid = img[mh:h - mh, mw:w - mw].reshape(-1, 3)
+    if patch is None:
+        mh, mw = int(h * (1 - CARD_REGION) / 2), int(w * (1 - CARD_REGION) / 2)
+        mid = img[mh:h - mh, mw:w - mw].reshape(-1, 3)
+    else:
+        cx, cy, r = patch.circle(w, h)
+        region = np.zeros((h, w), np.uint8)
+        cv2.circle(region, (cx, cy), max(1, round(PATCH_READ * r)), 255, -1)
+        mid = img[region > 0]
     usable = np.all((mid > 4) & (mid < 250), axis=1)
     if usable.mean() < 0.6:
-        raise ValueError(f"only {usable.mean():.0%} of the middle of the picture is neither black nor burnt out: "
+        where = "the middle of the picture" if patch is None else "the grey patch"
+        raise ValueError(f"only {usable.mean():.0%} of {where} is neither black nor burnt out: "
                          "press the dermatoscope flat on the card with its light on, and fix the exposure")
     b, g, r = (mid[usable, c] for c in range(3))
     level = float(g.mean())
@@ -116,8 +131,9 @@ def set_gains(config: Path, gains: tuple[float, float], note: str) -> None:
         raise ValueError(f"{config}: the file would not load with the new gains ({exc}); left unchanged") from None
 
 
-def cli(config: str, card: str, gains: str | None = None, dry_run: bool = False) -> int:
-    """``python -m edge white-balance``: read the card, say how far from grey it is, write the new gains."""
+def cli(config: str, card: str, gains: str | None = None, dry_run: bool = False, patch: bool = False) -> int:
+    """``python -m edge white-balance``: read the card (``patch``: the config's grey patch in the still), say how far
+    from grey it is, write the new gains."""
     from edge.config import ConfigError, load
 
     path = Path(config)
@@ -140,8 +156,12 @@ def cli(config: str, card: str, gains: str | None = None, dry_run: bool = False)
         print(f"{path} has no fixed colour_gains, so the card's white balance is unknown: set colour_gains in "
               f"{_TABLE} (e.g. [1.9, 1.6]), take the card again with them, or give them with --gains R,B")
         return 2
+    plate = settings.quality.grey_patch
+    if patch and plate is None:
+        print(f"--patch: {path} has no [quality.grey_patch] table saying where the dermatoscope's grey patch is")
+        return 2
     try:
-        reading = read_card(Path(card).read_bytes(), taken)
+        reading = read_card(Path(card).read_bytes(), taken, plate if patch else None)
     except OSError as exc:
         print(f"cannot read {card}: {exc.strerror or exc}")
         return 1

@@ -32,10 +32,10 @@ def disc(shape: tuple[int, ...], patch: GreyPatch, share: float = 1.0, least_px:
     """The patch as a uint8 0/255 mask of an image of ``shape`` (height, width, ...), its radius times ``share``,
     and at least ``least_px`` pixels more than its own."""
     h, w = shape[:2]
-    r = patch.radius * min(h, w)
+    cx, cy, r = patch.circle(w, h)
     r = max(r * share, r + least_px) if least_px else r * share
     mask = np.zeros((h, w), np.uint8)
-    cv2.circle(mask, (round(patch.x * (w - 1)), round(patch.y * (h - 1))), max(1, round(r)), 255, -1)
+    cv2.circle(mask, (cx, cy), max(1, round(r)), 255, -1)
     return mask
 
 

@@ -340,6 +340,10 @@ class GreyPatch(BaseModel):
     y: float = Field(ge=0.0, le=1.0)
     radius: float = Field(ge=0.01, le=0.2)
 
+    def circle(self, width: int, height: int) -> tuple[int, int, float]:
+        """The patch in a frame of ``width`` x ``height`` pixels: its centre (x, y) and radius, in pixels."""
+        return round(self.x * (width - 1)), round(self.y * (height - 1)), self.radius * min(width, height)
+
 
 class QualitySettings(BaseModel):
     """Quality gate settings: the working sizes and one ``ViewRules`` per view."""
