@@ -22,8 +22,9 @@ import numpy as np
 
 from bench.timing import median_p90
 from edge.camera import synth
-from edge.quality import QualitySettings, assess
+from edge.quality import KioskReference, QualitySettings, assess
 from edge.quality.analysis import decode
+from wire.kioskconfig.quality import GreyPatch
 
 #: Full decode of the 4056x3040 q92 test frame on this build machine when idle (README's benchmark row).
 QUIET_FULL_DECODE_MS = 54.0
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     data = synth.encode_jpeg(img, args.quality)
     buf = np.frombuffer(data, np.uint8)
     s = QualitySettings()
+    patch = GreyPatch(x=0.5, y=0.9, radius=0.04)  # a dermatoscope with a grey patch: colour and exposure read on it
+    patched = synth.encode_jpeg(synth.grey_patch(img, patch.x, patch.y, patch.radius, 140.0), args.quality)
+    with_patch = QualitySettings(grey_patch=patch, reference=KioskReference(patch_level=140.0))
     load = os.getloadavg()[0]
     print(f"Quality gate speed: {args.width}x{args.height} JPEG q{args.quality} ({len(data) / 1e6:.1f} MB), "
           f"{args.runs} runs interleaved, OpenCV {cv2.__version__} with {cv2.getNumThreads()} threads, "
@@ -70,12 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         "dermoscopic": lambda: assess(data, "dermoscopic", s),
         "close-up": lambda: assess(data, "close-up", s),
         "regional": lambda: assess(data, "regional", s),
+        "patch": lambda: assess(patched, "dermoscopic", with_patch),
     }, args.runs)
     w = decode(data, s.work_size, s.focus_size, s.analysis_size)
     print(_fmt("reference: full decode (cv2.IMREAD_COLOR)", t["full"]))
     print(_fmt(f"gate decode path (1/{w.reduction} DCT + resize)", t["decode"]))
     for v in ("dermoscopic", "close-up", "regional"):
         print(_fmt(f"whole gate, {v}", t[v]))
+    print(_fmt("whole gate, dermoscopic with a grey patch", t["patch"]))
     gate, full = statistics.median(t["dermoscopic"]), statistics.median(t["full"])
     ratio = gate / full
     quiet = ratio * QUIET_FULL_DECODE_MS
