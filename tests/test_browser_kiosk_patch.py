@@ -1,5 +1,5 @@
 """A kiosk whose dermatoscope shows a grey patch, by touch in Chromium: a dermoscopic shot under a blue cast is refused
-in the patch's words, and the photographer sees them on the shot screen (800x480). The replay camera's folder holds
+in the patch's words, and the photographer sees them on the shot screen (800x480 and 1280x720). The replay camera's folder holds
 the frames, each with the patch drawn where the configuration says (the hardware is faked, as the camera is)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from edge.service import KioskService
 from edge.web import WebServer
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthetic_nhs_number
 from tests.kiosk_walk import KioskWalk, LesionEntry, PatientEntry
-from tests.test_browser_kiosk_flow import PRACTICES, browser, touch_page  # noqa: F401 (fixture)
+from tests.test_browser_kiosk_flow import PRACTICES, SIZES, browser, touch_page  # noqa: F401 (fixture)
 from tests.test_kiosk_service import MODEL_DIR
 from tests.web import ARTIFACTS, playwright_or_skip
 
@@ -46,10 +46,11 @@ def patch_kiosk(tmp_path):
             server.stop()
 
 
-def test_a_cast_read_on_the_patch_is_shown_to_the_photographer(patch_kiosk, browser):  # noqa: F811
+@pytest.mark.parametrize("size", list(SIZES))
+def test_a_cast_read_on_the_patch_is_shown_to_the_photographer(patch_kiosk, browser, size):  # noqa: F811
     svc, url = patch_kiosk
-    page = touch_page(browser, "800x480")
-    walk = KioskWalk(page, url, shots_dir=ARTIFACTS, tag="patch")
+    page = touch_page(browser, size)
+    walk = KioskWalk(page, url, shots_dir=ARTIFACTS, tag=f"patch_{size}")
     walk.sign_in(PHOTOGRAPHER, PIN)
     walk.details(PatientEntry(nhs_number=synthetic_nhs_number(8)))
     walk.add_lesion(LesionEntry("front", "arm-left"))
@@ -64,4 +65,4 @@ def test_a_cast_read_on_the_patch_is_shown_to_the_photographer(patch_kiosk, brow
                      r"normal colour, at most 0\.10\)", text), text
     assert "check the dermatoscope's light and the camera's white balance" in text
     walk.audit("patch_cast_refused")
-    assert (ARTIFACTS / f"kiosk_patch_{len(walk.screens):02d}_patch_cast_refused.png").exists()
+    assert (ARTIFACTS / f"kiosk_patch_{size}_{len(walk.screens):02d}_patch_cast_refused.png").exists()
