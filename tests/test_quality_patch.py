@@ -96,6 +96,9 @@ def test_the_patch_says_how_much_light_there_was_so_darker_skin_is_not_a_dim_pho
     settings = WITH_PATCH.model_copy(update={"reference": KioskReference(patch_level=150.0)})
     q = assess(jpeg(frame()), "dermoscopic", settings)
     assert q.checks["exposure"].ok and abs(q.checks["exposure"].value) < 0.1
+    # whoever reads the value beside a passing check (the centre's checks table) is told what it measures
+    assert q.checks["exposure"].message == "ok (stops from the grey patch's normal brightness)"
+    assert q.checks["colour"].message == "ok (the light's colour, read on the dermatoscope's grey patch)"
     # a darker patient under the same light: the skin is dim, the patch is not
     dark_skin = synth.grey_patch(synth.darker_skin(synth.lesion_image(1600, 1200, 3), 1.4), PATCH.x, PATCH.y,
                                  PATCH.radius, 150.0, (1.0, 1.0, 1.0), 3)

@@ -147,15 +147,23 @@ def figures(value: float, limit: float, places: int, kind: str) -> tuple[str, st
     return _text(value, p, kind), _text(limit, q, kind)
 
 
+#: What a passing check says where its value is not the skin's (a kiosk with a grey patch), so that whoever reads the
+#: value beside it (the case page's checks table) knows what it measures; every other passing check says "ok".
+PASSED = {"patch_colour": "ok (the light's colour, read on the dermatoscope's grey patch)",
+          "patch_bright": "ok (stops from the grey patch's normal brightness)"}
+PASSED["patch_dark"] = PASSED["patch_bright"]
+
+
 def check(value: float | None, ok: bool, key: str, limit: float | None = None, **extra: str) -> QualityCheck:
     """A check's result: ``value`` reported (rounded), and where it failed the message ``key`` quoting it against
-    ``limit`` (``MESSAGES``, ``figures``). A value that is not finite is reported as None."""
+    ``limit`` (``MESSAGES``, ``figures``); where it passed, "ok" (``PASSED`` for the grey patch's rules). A value
+    that is not finite is reported as None."""
     if value is not None:
         value = reported(value, limit, ok)
         if not math.isfinite(value):
             value = None
     if ok:
-        return QualityCheck(value=value, ok=True, message="ok")
+        return QualityCheck(value=value, ok=True, message=PASSED.get(key, "ok"))
     template = MESSAGES[key]
     spec = _SPEC.search(template)
     if value is None or limit is None or spec is None:
