@@ -137,6 +137,8 @@ class KioskService:
                 self.classifier = Classifier(cfg.model_dir, threads=cfg.classifier_threads)
             else:
                 self.classifier = self._classifier_factory(cfg)
+            if self.classifier is not None:
+                self.classifier.patch = cfg.quality.grey_patch  # painted over before the model sees a frame
             self._started.append("classifier")
             self.camera = self._camera_factory(cfg.camera)
             self.camera.__enter__()
@@ -212,6 +214,7 @@ class KioskService:
 
     def replace_classifier(self, classifier) -> None:
         """Serve a new (self-tested) model from now on; the centre sees its version in status and health."""
+        classifier.patch = self.cfg.quality.grey_patch
         with self._lock:
             self.classifier = classifier
         if self.link:
