@@ -2,7 +2,7 @@
 patch drawn where a plate would show it, against the same stills read by the skin alone.
 
     .venv/bin/python -m bench.quality_patch [--n 60] [--fit-n 40] [--seed 0] [--sources ph2,isic2017,...]
-                                            [--jobs 2] [--data ../shared/data]
+                                            [--jobs 2] [--data ../shared/data] [--light-jitter 0.01]
 
 The skin's colour cannot tell a cast from a patient's skin (``docs/quality-gate.md``, "Where the targets are
 missed"); a patch of known grey in every frame can (``wire.kioskconfig.quality.GreyPatch``). No source holds such a
@@ -57,23 +57,25 @@ GRADE_STRENGTH = {"moderate": 0.25, "strong": 0.4}
 EXPOSURES = {"under_moderate": -2.0, "under_strong": -3.0, "over_moderate": 1.0, "over_strong": 1.75}
 
 
-def with_patch(img: np.ndarray, rng: random.Random) -> tuple[np.ndarray, GreyPatch]:
-    """``img`` with a grey patch inside the rim of its field of view, below its centre, and where it lies."""
+def with_patch(img: np.ndarray, rng: random.Random, light_jitter: float = LIGHT_JITTER) -> tuple[np.ndarray, GreyPatch]:
+    """``img`` with a grey patch inside the rim of its field of view, below its centre (the light's colour on it
+    jittered by ``light_jitter``), and where it lies."""
     h, w = img.shape[:2]
     field, (cx, cy), r = field_circle(img)
     y = min(cy + PATCH_OUT * r, h - 1 - (PATCH_RADIUS + 0.01) * min(h, w))  # inside the frame too
     patch = GreyPatch(x=round(cx / (w - 1), 4), y=round(y / (h - 1), 4), radius=PATCH_RADIUS)
     level = PATCH_LEVEL * float(np.exp(rng.gauss(0.0, LEVEL_JITTER)))
-    gains = tuple(float(np.exp(rng.gauss(0.0, LIGHT_JITTER))) for _ in range(3))
+    gains = tuple(float(np.exp(rng.gauss(0.0, light_jitter))) for _ in range(3))
     return synth.grey_patch(img, patch.x, patch.y, patch.radius, level, gains, rng.randrange(10**6)), patch
 
 
-def patch_reference(source: str, fit_n: int, seed: int, data: Path) -> tuple[object, int]:
+def patch_reference(source: str, fit_n: int, seed: int, data: Path,
+                    light_jitter: float = LIGHT_JITTER) -> tuple[object, int]:
     """The patch kiosk's reference: ``bench.quality_eval.calibrated``'s stills, each with its patch; and how many
     stills' patches could not be read."""
     samples, unread = [], 0
     for it in load_source(source, "fit", fit_n, seed, data):
-        img, patch = with_patch(still(it), random.Random(f"fit:{seed}:{it.key}"))
+        img, patch = with_patch(still(it), random.Random(f"fit:{seed}:{it.key}"), light_jitter)
         got = measure(synth.encode_jpeg(img), QualitySettings(grey_patch=patch))
         if isinstance(got, str):
             unread += "grey patch" in got
@@ -82,12 +84,12 @@ def patch_reference(source: str, fit_n: int, seed: int, data: Path) -> tuple[obj
     return fit_reference(samples, f"{source} fit half with a grey patch"), unread
 
 
-def judge(job: tuple[Item, QualitySettings, object, int]) -> dict:
+def judge(job: tuple[Item, QualitySettings, object, int, float]) -> dict:
     """One still: the skin kiosk's and the patch kiosk's verdicts on the original, its casts and its exposures."""
-    item, skin_settings, patch_ref, seed = job
+    item, skin_settings, patch_ref, seed, light_jitter = job
     rng = random.Random(f"{seed}:{item.key}")
     plain = still(item)
-    patched, patch = with_patch(plain, rng)
+    patched, patch = with_patch(plain, rng, light_jitter)
     patch_settings = skin_settings.model_copy(update={"reference": patch_ref, "grey_patch": patch})
     out = {"skin": {"original": assess(synth.encode_jpeg(plain), "dermoscopic", skin_settings)},
            "patch": {"original": assess(synth.encode_jpeg(patched), "dermoscopic", patch_settings)}}
@@ -117,10 +119,11 @@ def score_source(source: str, args) -> dict:
     """Print one source's table; return its counts for the summary."""
     t0 = time.time()
     skin_settings = calibrated(source, args.fit_n, args.seed, args.data)
-    patch_ref, unread = patch_reference(source, args.fit_n, args.seed, args.data)
+    patch_ref, unread = patch_reference(source, args.fit_n, args.seed, args.data, args.light_jitter)
     items = load_source(source, "score", args.n, args.seed, args.data)
     with multiprocessing.get_context("spawn").Pool(args.jobs, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-        results = pool.map(judge, [(it, skin_settings, patch_ref, args.seed) for it in items], chunksize=2)
+        results = pool.map(judge, [(it, skin_settings, patch_ref, args.seed, args.light_jitter) for it in items],
+                           chunksize=2)
     n = len(results)
     pc = lambda k: f"{100 * k / n:5.1f} %"  # noqa: E731
     gate = {kiosk: sum(not r[kiosk]["original"][0] for r in results) for kiosk in ("skin", "patch")}
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit-n", type=int, default=40, help="fit-half stills each kiosk is calibrated on")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--light-jitter", type=float, default=LIGHT_JITTER,
+                    help="sd of each channel's log gain on the patch between photographs (an unsteady light)")
     args = ap.parse_args(argv)
     t0 = time.time()
     counts = [score_source(source, args) for source in args.sources.split(",")]
