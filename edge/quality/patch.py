@@ -45,21 +45,25 @@ def hidden(shape: tuple[int, ...], patch: GreyPatch) -> np.ndarray:
     return disc(shape, patch, 1.0 + HIDE_GROW, HIDE_LEAST_PX)
 
 
+def _medians(small: np.ndarray, where: np.ndarray) -> tuple[float, float, float] | None:
+    """Over the pixels of ``small`` (BGR uint8) in ``where`` (bool) with every channel within ``LEVELS``: the medians of
+    ln R/G, ln B/G and of the log of each pixel's brightest channel. None where under ``READABLE_SHARE`` of them are."""
+    pixels = small[where]
+    lo, hi = LEVELS
+    keep = pixels[((pixels >= lo) & (pixels <= hi)).all(axis=1)]
+    if len(pixels) == 0 or len(keep) < max(5, READABLE_SHARE * len(pixels)):
+        return None
+    logs = np.log(keep.astype(np.float64) + 1.0)
+    b, g, r = logs[:, 0], logs[:, 1], logs[:, 2]
+    return float(np.median(r - g)), float(np.median(b - g)), float(np.median(logs.max(axis=1)))
+
+
 def patch_colour(small: np.ndarray, patch: GreyPatch) -> tuple[float, float] | None:
     """The patch's colour in ``small`` (BGR uint8): the medians of ln R/G and ln B/G over the middle of the patch
     (``READ_SHARE`` of its radius), over pixels with every channel within ``LEVELS``. None where the patch cannot
     be read (``READABLE_SHARE``)."""
-    inner = disc(small.shape, patch, READ_SHARE) > 0
-    pixels = small[inner]
-    if len(pixels) == 0:
-        return None
-    lo, hi = LEVELS
-    keep = pixels[((pixels >= lo) & (pixels <= hi)).all(axis=1)]
-    if len(keep) < max(5, READABLE_SHARE * len(pixels)):
-        return None
-    logs = np.log(keep.astype(np.float64) + 1.0)
-    b, g, r = logs[:, 0], logs[:, 1], logs[:, 2]
-    return float(np.median(r - g)), float(np.median(b - g))
+    got = _medians(small, disc(small.shape, patch, READ_SHARE) > 0)
+    return None if got is None else got[:2]
 
 
 #: The patch is there where its middle differs from the ring round it (1.4-1.8 of its radius) by at least this
@@ -77,17 +81,11 @@ def patch_found(small: np.ndarray, patch: GreyPatch) -> bool:
     (``FOUND_COLOUR``) or brightness (``FOUND_LEVEL``). Where either cannot be read (burnt out, in the dark) it is
     taken as there: ``patch_colour`` says what is wrong then."""
     ring = (disc(small.shape, patch, 1.8) > 0) & (disc(small.shape, patch, 1.4) == 0)
-    inside = disc(small.shape, patch, READ_SHARE) > 0
-    lo, hi = LEVELS
-    got = []
-    for where in (inside, ring):
-        pixels = small[where]
-        keep = pixels[((pixels >= lo) & (pixels <= hi)).all(axis=1)]
-        if len(keep) < max(5, READABLE_SHARE * len(pixels)):
-            return True
-        logs = np.log(keep.astype(np.float64) + 1.0)
-        got.append((np.median(logs[:, 2] - logs[:, 1]), np.median(logs[:, 0] - logs[:, 1]), np.median(logs.max(axis=1))))
-    (r0, b0, l0), (r1, b1, l1) = got
+    inside = _medians(small, disc(small.shape, patch, READ_SHARE) > 0)
+    around = _medians(small, ring)
+    if inside is None or around is None:
+        return True
+    (r0, b0, l0), (r1, b1, l1) = inside, around
     return bool(np.hypot(r0 - r1, b0 - b1) >= FOUND_COLOUR or abs(l0 - l1) >= FOUND_LEVEL)
 
 
