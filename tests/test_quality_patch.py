@@ -9,6 +9,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import pytest
 
 from edge.__main__ import main as edge_main
@@ -16,6 +17,7 @@ from edge.camera import synth
 from edge.config import ConfigError, load
 from edge.quality import MESSAGES, QualitySettings, assess
 from edge.quality.calibrate import BEGIN, END, measure
+from edge.quality.patch import locate
 from edge.quality.scene import scene
 from wire.kioskconfig.quality import GreyPatch, KioskReference
 
@@ -152,6 +154,7 @@ def test_calibration_measures_the_patch_and_the_kiosk_then_judges_by_it(patch_co
     assert edge_main(["calibrate", "--config", str(patch_config), *files, str(covered)]) == 0
     out = capsys.readouterr().out
     assert f"left out {covered}: the grey patch cannot be read" in out
+    assert "the grey patch lies at" not in out and "could not be found" not in out  # where the config says
     ref = load(patch_config, check_files=False).quality.reference
     assert ref.patch_chroma == pytest.approx((math.log(0.97), math.log(1.05)), abs=0.01)
     assert ref.patch_level == pytest.approx(150.0 * 1.05, abs=3)  # the brightest channel, blue under this light
@@ -184,3 +187,41 @@ def test_a_missing_patch_is_named_as_such_not_as_a_cast():
     for level in (60.0, 200.0):  # darker or paler than the skin, the patch is there
         assert assess(jpeg(frame(level=level)), "dermoscopic", WITH_PATCH).checks["colour"].ok, level
     assert measure(bare, WITH_PATCH).startswith("no grey patch where [quality.grey_patch] says")  # not calibrated on
+
+
+def test_the_calibration_says_where_the_patch_really_lies(patch_config, tmp_path, capsys):
+    # the camera sits a little to one side on this kiosk: the patch is 1.5 % of the width right of the plate's spec
+    files = []
+    for i in range(13):
+        p = tmp_path / f"cal-{i:02d}.jpg"
+        p.write_bytes(jpeg(synth.grey_patch(synth.lesion_image(1200, 900, 400 + i), PATCH.x + 0.015, PATCH.y,
+                                            PATCH.radius, 150.0, (1.0, 1.0, 1.0), i)))
+        files.append(str(p))
+    assert edge_main(["calibrate", "--config", str(patch_config), "--dry-run", *files]) == 0
+    out = capsys.readouterr().out
+    m = re.search(r"the grey patch lies at x = ([0-9.]+), y = ([0-9.]+), radius = ([0-9.]+), not where", out)
+    assert m, out
+    assert float(m.group(1)) == pytest.approx(PATCH.x + 0.015, abs=0.004)
+    assert float(m.group(2)) == pytest.approx(PATCH.y, abs=0.004)
+    assert float(m.group(3)) == pytest.approx(PATCH.radius, abs=0.004)
+    # stills without a patch at all: each is named, and too few are left to calibrate on
+    bare = []
+    for i in range(13):
+        p = tmp_path / f"bare-{i:02d}.jpg"
+        p.write_bytes(jpeg(synth.lesion_image(1200, 900, 500 + i)))
+        bare.append(str(p))
+    assert edge_main(["calibrate", "--config", str(patch_config), "--dry-run", *bare]) == 1
+    assert out.count("no grey patch where") == 0 and capsys.readouterr().out.count("no grey patch where") == 13
+
+
+def test_locate_finds_what_stays_the_same_between_patients_and_nothing_where_nothing_does():
+    def small(img):
+        return cv2.resize(img, (400, 300), interpolation=cv2.INTER_AREA)
+    near = GreyPatch(x=0.5, y=0.9, radius=0.05)
+    true = GreyPatch(x=0.47, y=0.88, radius=0.045)
+    with_it = [small(synth.grey_patch(synth.lesion_image(1200, 900, 600 + i), true.x, true.y, true.radius, 140.0,
+                                      (1.0, 1.0, 1.0), i)) for i in range(12)]
+    found = locate(with_it, near)
+    assert found is not None and abs(found.x - true.x) < 0.005 and abs(found.y - true.y) < 0.005
+    assert abs(found.radius - true.radius) < 0.005
+    assert locate([small(synth.lesion_image(1200, 900, 600 + i)) for i in range(12)], near) is None

@@ -28,16 +28,17 @@ import re
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+import cv2
 import numpy as np
 
 from wire.kioskconfig.quality import (FOCUS_MEASURE_FLAGS, THUMBNAIL_SIDE, KioskReference, QualitySettings,
                                      camera_sized)
 
 from . import cast_distance, focus_value  # the checks' own measures (the package does not import this module)
-from .analysis import DecodeError
+from .analysis import DecodeError, decode
 from .brightness import exposure_floor, skin_brightness
 from .measures import COLOUR_LEAST, colourfulness
-from .patch import patch_cast, patch_colour, patch_found, patch_level, patch_stops
+from .patch import locate, patch_cast, patch_colour, patch_found, patch_level, patch_stops
 from .scene import scene, skin_colour
 
 MIN_IMAGES = 12
@@ -267,12 +268,40 @@ def measure_files(paths: Sequence[str], settings: QualitySettings, say) -> tuple
             say(f"the grey patch of {used[i]} differs from the other stills' ({direction} {dist:.2f}, {stops:+.2f} "
                 f"stops; half the limits: {rules.patch_colour_max / 2:.2f}, {rules.patch_exposure_stops / 2:.2f}): "
                 "check that the light is steady and the camera's colour gains and exposure fixed")
+    if settings.grey_patch is not None and len(used) >= MIN_IMAGES:
+        check_patch_place(used, settings, say)
     small = sum(s.thumbnail for s in samples)
     if small:
         say(f"{small} of the {len(samples)} stills are thumbnails (under {THUMBNAIL_SIDE} pixels on the longer side): "
             "a thumbnail's sharpness is mostly its content, so the normal sharpness fitted on them is unsteady and "
             "the focus check strict; calibrate on the camera's own full-size stills")
     return samples, used
+
+
+#: The grey patch found by ``patch.locate`` is taken as elsewhere than configured where its centre lies this share of its
+#: radius away, or its radius differs by this share.
+PLACE_OFF = 0.2
+
+
+def check_patch_place(paths: Sequence[str], settings: QualitySettings, say) -> None:
+    """Tell ``say`` where the stills ``paths`` show the grey patch (``patch.locate``: what stays the same from one
+    patient to the next) if that is not where ``settings.grey_patch`` says, or that it could not be found."""
+    near = settings.grey_patch
+    smalls = []
+    for name in paths:
+        small = decode(Path(name).read_bytes(), settings.work_size, settings.focus_size, settings.analysis_size).small
+        smalls.append(small if not smalls else cv2.resize(small, smalls[0].shape[1::-1], interpolation=cv2.INTER_AREA))
+    found = locate(smalls, near)
+    if found is None:
+        say("the grey patch could not be found from the stills (nothing stays the same from one still to the next "
+            "near where [quality.grey_patch] says): check its place and that this dermatoscope has one")
+        return
+    h, w = smalls[0].shape[:2]
+    (cx, cy, r), (fx, fy, fr) = near.circle(w, h), found.circle(w, h)
+    if np.hypot(fx - cx, fy - cy) > PLACE_OFF * r or abs(fr - r) > PLACE_OFF * r:
+        say(f"the grey patch lies at x = {found.x}, y = {found.y}, radius = {found.radius}, not where "
+            f"[quality.grey_patch] says (x = {near.x}, y = {near.y}, radius = {near.radius}): set those and calibrate "
+            "again")
 
 
 #: The files a folder given for calibration contributes (its own, not its sub-folders').

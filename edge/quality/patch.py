@@ -106,6 +106,37 @@ def patch_stops(level: float, normal: float) -> float:
     return GAMMA * float(np.log2(max(level, 1.0) / normal))
 
 
+#: ``locate``: a patch pixel varies between the stills by under this share of its level (the skin under it varies
+#: with every patient; the patch only with the light and the sensor's noise) ...
+STEADY = 0.05
+#: ... and the patch is looked for within this many of its radii of where the configuration says.
+SEARCH_RADII = 3.0
+
+
+def locate(smalls: list[np.ndarray], near: GreyPatch) -> GreyPatch | None:
+    """Where the grey patch really lies, from several stills of different patients (BGR uint8, one size): the steady
+    blob (``STEADY``) nearest ``near`` within ``SEARCH_RADII`` of its radius, lit (neither the vignette's black nor
+    burnt out), as a ``GreyPatch`` (its centre and the radius of a disc of its area). None where no steady blob of at
+    least a third of the expected area lies there (the patch missing, or too few or too alike stills)."""
+    h, w = smalls[0].shape[:2]
+    grey = np.stack([cv2.cvtColor(s, cv2.COLOR_BGR2GRAY).astype(np.float32) for s in smalls])
+    mean, spread = grey.mean(axis=0), grey.std(axis=0)
+    cx, cy, r = near.circle(w, h)
+    window = np.zeros((h, w), np.uint8)
+    cv2.circle(window, (cx, cy), max(1, round(SEARCH_RADII * r)), 255, -1)
+    steady = (spread < STEADY * np.maximum(mean, 1.0)) & (mean > 20) & (mean < 245) & (window > 0)
+    steady = cv2.morphologyEx(steady.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(steady, connectivity=8)
+    least = np.pi * r * r / 3
+    blobs = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= least]
+    if not blobs:
+        return None
+    best = min(blobs, key=lambda i: np.hypot(centres[i][0] - cx, centres[i][1] - cy))
+    radius = float(np.sqrt(stats[best, cv2.CC_STAT_AREA] / np.pi))
+    return GreyPatch(x=round(float(centres[best][0]) / (w - 1), 4), y=round(float(centres[best][1]) / (h - 1), 4),
+                     radius=round(min(max(radius / min(h, w), 0.01), 0.2), 4))
+
+
 def cast_direction(d_red: float, d_blue: float) -> str:
     """The words for a shift of (ln R/G, ln B/G) by (``d_red``, ``d_blue``): red (R up), blue (B up, or R down:
     cool), green (R and B down together) or yellow (B down)."""
