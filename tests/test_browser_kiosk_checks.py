@@ -9,11 +9,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from edge.service import KioskService
-from edge.web import WebServer
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthetic_nhs_number
 from tests.kiosk_walk import KioskWalk, LesionEntry, PatientEntry
-from tests.test_browser_kiosk_flow import PRACTICES, SIZES, browser, kiosk, touch_page  # noqa: F401 (fixtures)
+from tests.test_browser_kiosk_flow import PRACTICES, SIZES, browser, kiosk, served, touch_page  # noqa: F401 (fixtures)
 from tests.test_kiosk_service import MODEL_DIR
 from tests.axe_kit import axe_violations, require_axe
 from tests.web import ARTIFACTS, playwright_or_skip
@@ -108,54 +106,48 @@ def test_bad_input_second_submit_and_urls(kiosk, browser):  # noqa: F811
 
 def test_idle_timeout_clears_the_screen(tmp_path, browser):  # noqa: F811
     cfg = appointment_config(tmp_path, appointment={"idle_timeout_s": 15, "practices": PRACTICES})
-    with KioskService(cfg, with_link=False) as svc:
-        server = WebServer(svc, port=0).start()
-        try:
-            page = touch_page(browser, "800x480")
-            walk = KioskWalk(page, server.url)
-            walk.sign_in(PHOTOGRAPHER, PIN)
-            walk.next("#new-appointment")
-            nhs = synthetic_nhs_number(6)
-            walk.pad(nhs)
-            assert page.locator("#f-nhs_number").input_value().replace(" ", "") == nhs
-            t0 = time.monotonic()
-            page.wait_for_url(server.url, timeout=40_000)              # the page's own timer
-            waited = time.monotonic() - t0
-            assert 13 <= waited <= 35, waited                         # 15 s, on a loaded machine
-            # the URL matches once the sign-in page starts loading: wait for its message, not for the first paint
-            page.locator("#flashes", has_text="Signed out after a time without use").wait_for(timeout=10_000)
-            assert nhs not in page.content() and page.locator("[data-staff]").count() == 2
-            assert svc.desk.signed_in(PHOTOGRAPHER) is None           # and on the server
-            page.screenshot(path=str(ARTIFACTS / "kiosk_idle_signed_out.png"))
-            page.go_back()                                             # no-store: nothing comes back
-            assert nhs not in page.content()
-        finally:
-            server.stop()
+    with served(cfg) as (svc, url):
+        page = touch_page(browser, "800x480")
+        walk = KioskWalk(page, url)
+        walk.sign_in(PHOTOGRAPHER, PIN)
+        walk.next("#new-appointment")
+        nhs = synthetic_nhs_number(6)
+        walk.pad(nhs)
+        assert page.locator("#f-nhs_number").input_value().replace(" ", "") == nhs
+        t0 = time.monotonic()
+        page.wait_for_url(url, timeout=40_000)                     # the page's own timer
+        waited = time.monotonic() - t0
+        assert 13 <= waited <= 35, waited                         # 15 s, on a loaded machine
+        # the URL matches once the sign-in page starts loading: wait for its message, not for the first paint
+        page.locator("#flashes", has_text="Signed out after a time without use").wait_for(timeout=10_000)
+        assert nhs not in page.content() and page.locator("[data-staff]").count() == 2
+        assert svc.desk.signed_in(PHOTOGRAPHER) is None           # and on the server
+        page.screenshot(path=str(ARTIFACTS / "kiosk_idle_signed_out.png"))
+        page.go_back()                                             # no-store: nothing comes back
+        assert nhs not in page.content()
 
 
 @contextmanager
-def photos_screen(tmp_path, browser, stills: list[bytes], tag: str, nhs_seed: int, axe: bool = False):  # noqa: F811
-    """A kiosk whose replay camera shows ``stills``, signed in at 800x480 with one lesion's photographs
-    screen open: yields (page, walk, service). ``axe``: the page lets axe-core's script in (``axe_kit``)."""
+def photos_screen(tmp_path, browser, stills: list[bytes], tag: str, nhs_seed: int, axe: bool = False,  # noqa: F811
+                  size: str = "800x480", **config):
+    """A kiosk whose replay camera shows ``stills``, signed in at ``size`` with one lesion's photographs screen
+    open: yields (page, walk, service). ``axe``: the page lets axe-core's script in (``axe_kit``); ``config``: more
+    of the kiosk's config tables (e.g. ``quality``)."""
     folder = tmp_path / tag
     folder.mkdir()
     for i, data in enumerate(stills):
         (folder / f"{i}.jpg").write_bytes(data)
     cfg = appointment_config(tmp_path, appointment={"practices": PRACTICES},
-                             camera={"source": "replay", "replay": {"folder": str(folder)}})
-    with KioskService(cfg, with_link=False) as svc:
-        server = WebServer(svc, port=0).start()
-        try:
-            page = (browser.new_context(viewport=SIZES["800x480"], has_touch=True, bypass_csp=True).new_page()
-                    if axe else touch_page(browser, "800x480"))
-            walk = KioskWalk(page, server.url, shots_dir=ARTIFACTS, tag=tag)
-            walk.sign_in(PHOTOGRAPHER, PIN)
-            walk.details(PatientEntry(nhs_number=synthetic_nhs_number(nhs_seed)))
-            walk.add_lesion(LesionEntry("front", "head"))
-            walk.open_photos()
-            yield page, walk, svc
-        finally:
-            server.stop()
+                             camera={"source": "replay", "replay": {"folder": str(folder)}}, **config)
+    with served(cfg) as (svc, url):
+        page = (browser.new_context(viewport=SIZES[size], has_touch=True, bypass_csp=True).new_page()
+                if axe else touch_page(browser, size))
+        walk = KioskWalk(page, url, shots_dir=ARTIFACTS, tag=tag)
+        walk.sign_in(PHOTOGRAPHER, PIN)
+        walk.details(PatientEntry(nhs_number=synthetic_nhs_number(nhs_seed)))
+        walk.add_lesion(LesionEntry("front", "head"))
+        walk.open_photos()
+        yield page, walk, svc
 
 
 def test_failed_shot_sent_with_a_reason_in_place(tmp_path, browser):  # noqa: F811

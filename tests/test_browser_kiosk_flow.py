@@ -4,6 +4,8 @@ with three views each from sign-in to submit at 800x480 and 1280x720, against th
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from edge.service import KioskService
@@ -24,16 +26,22 @@ LESIONS = [LesionEntry("front", "arm-left", detail="Forearm", size_mm="6", histo
            LesionEntry("back", "torso")]
 
 
-@pytest.fixture
-def kiosk(tmp_path):
-    """The real kiosk service (no broker link) and its page on a free loopback port."""
-    cfg = appointment_config(tmp_path, appointment={"practices": PRACTICES})
+@contextmanager
+def served(cfg):
+    """The real kiosk service on ``cfg`` (no broker link) and its page on a free loopback port: (service, url)."""
     with KioskService(cfg, with_link=False) as svc:
         server = WebServer(svc, port=0).start()
         try:
             yield svc, server.url
         finally:
             server.stop()
+
+
+@pytest.fixture
+def kiosk(tmp_path):
+    """The real kiosk service (no broker link) and its page on a free loopback port."""
+    with served(appointment_config(tmp_path, appointment={"practices": PRACTICES})) as got:
+        yield got
 
 
 @pytest.fixture
