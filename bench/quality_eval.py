@@ -69,12 +69,13 @@ def _one_image(job: tuple[Item, QualitySettings, int, set[str]]) -> dict:
     q_default = assess(synth.encode_jpeg(img), "dermoscopic", QualitySettings())
     out = {"original": q, "default": q_default, "deg": {}}
     les = lesion_for_cut(item, img, settings)
-    for family, in_charge, grades in DEGRADATIONS:
-        if only and family not in only:
-            continue
+    # One random stream per image, drawn in the families' order: a family left out by ``only`` that comes before one
+    # asked for still makes its copies (unjudged), so that ``--only cut`` judges the very copies a full run does.
+    last = max((i for i, (family, _, _) in enumerate(DEGRADATIONS) if not only or family in only), default=-1)
+    for family, in_charge, grades in DEGRADATIONS[:last + 1]:
         for grade in GRADES:
             d = grades[grade](img, item, les, rng)
-            if d is None:
+            if d is None or (only and family not in only):
                 continue
             qd = assess(synth.encode_jpeg(d), "dermoscopic", settings)
             out["deg"][(family, grade)] = (caught(qd, in_charge), not qd.ok, qd)
