@@ -17,7 +17,7 @@ import pytest
 from edge.camera import synth
 from edge.quality import QualitySettings, assess
 from edge.quality.scene import scene
-from edge.quality.segment import _band
+from edge.quality.choice import is_band
 
 
 def jpeg(img: np.ndarray) -> bytes:
@@ -149,5 +149,5 @@ def test_what_is_a_band():
     short = shape(lambda m: cv2.line(m, (300, 250), (500, 350), 255, 20))  # thin, but under BAND_LENGTH
     disc = shape(lambda m: cv2.circle(m, (400, 300), 200, 255, -1))
     ellipse = shape(lambda m: cv2.ellipse(m, (400, 300), (250, 80), 0, 0, 360, 255, -1))  # 0.32 of its length wide
-    assert _band(line, side) and not _band(short, side) and not _band(disc, side) and not _band(ellipse, side)
-    assert _band(ellipse, side, 0.35)
+    assert is_band(line, side) and not is_band(short, side) and not is_band(disc, side) and not is_band(ellipse, side)
+    assert is_band(ellipse, side, 0.35)

@@ -5,7 +5,7 @@ clear lesion in the middle. Along the edge of the picture that is often not a le
 background beyond the skin where the dermatoscope does not sit flat (BCN20000's grey bands), a band
 of redder skin, a fold, a pen line. The photograph was refused as "cut by the edge" though the lesion
 in the middle was whole. Such a blob now gives way to a clear lesion in the middle (delta E 12, half
-a per cent of the view: ``segment.CLEAR_LESION_*``) that stands out at least as much, overall or in
+a per cent of the view: ``choice.CLEAR_LESION_*``) that stands out at least as much, overall or in
 colour; a lesion slid out of the view is still cut beside a fainter freckle in the middle.
 """
 

@@ -17,7 +17,7 @@ import pytest
 from edge.camera import synth
 from edge.quality import QualitySettings, assess
 from edge.quality.scene import scene
-from edge.quality.segment import _ink_coloured
+from edge.quality.choice import ink_coloured
 
 #: Gentian violet as a marker leaves it on skin (BGR; CIELAB a* 42, b* -39); a vascular lesion's red-violet (a* 52, b* -15).
 INK = (150, 60, 120)
@@ -88,7 +88,7 @@ def test_the_classifiers_crop_leaves_the_ink_out():
 def test_the_ink_and_a_vascular_lesion_are_ink_coloured_and_a_brown_lesion_is_not():
     for colour, ink in ((INK, True), (VASCULAR, True), ((60, 90, 150), False)):
         patch = np.full((20, 20, 3), colour, np.uint8)
-        assert _ink_coloured(cv2.cvtColor(patch, cv2.COLOR_BGR2Lab), np.full((20, 20), 255, np.uint8)) is ink
+        assert ink_coloured(cv2.cvtColor(patch, cv2.COLOR_BGR2Lab), np.full((20, 20), 255, np.uint8)) is ink
 
 
 def test_a_violet_lesion_in_the_middle_stays_the_lesion():

@@ -4,7 +4,7 @@ A blob lying mostly along the rim of the field of view, far from the middle, use
 as vignetting. A small lesion slid half out of the view lies there too, so it was lost and the
 photographer was told "No lesion found" instead of "cut by the edge" (or, with a faint patch nearer
 the middle, the photograph passed). It is now kept when it stands out as a lesion does (delta E 10,
-chroma 15, reaching into the view: ``segment.RIM_LESION_*``); grey shading still is not, and a
+chroma 15, reaching into the view: ``choice.RIM_LESION_*``); grey shading still is not, and a
 lesion in the middle that stands out as much, overall or in colour, still wins over it.
 """
 
