@@ -3,8 +3,8 @@
 
 When the skin slides under the camera until half the lesion lies beyond the edge, what is left nearer the middle (a
 faint freckle, a patch of a surgical marker's ink) can outscore the half still in view: the gate measured that and
-passed a photograph a dermatologist cannot read whole. On ISIC 2017's strong cuts in the bench, about half the misses
-were such a choice. A small blob chosen off the middle now gives way to a lesion the edge cuts that is coloured and
+passed a photograph a dermatologist cannot read whole. Of ISIC 2017's 31 strong cuts the bench missed over six seeds,
+9 were such a choice and are now caught. A small blob chosen off the middle now gives way to a lesion the edge cuts that is coloured and
 stands out at least as much, and the framing check refuses the photograph. A lesion off the middle with nothing cut
 beside it, and a large lesion off the middle, stay what is measured.
 """
