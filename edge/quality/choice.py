@@ -176,16 +176,24 @@ def clear_beside_band(chosen: LesionRegion, candidates: np.ndarray, d: np.ndarra
     return fainter or chosen
 
 
-def stands_out(region: LesionRegion, lab: np.ndarray, blob: np.ndarray, depth: np.ndarray) -> bool:
-    """Whether a blob along the rim of the view is a lesion cut by the edge rather than the optics'
-    shading: distinct, coloured and reaching into the view (``RIM_LESION_CONTRAST``,
-    ``RIM_LESION_CHROMA``, ``RIM_LESION_SPREAD``; ``depth``: each pixel's distance inside the view),
-    and not coloured like a warm sticker (whose die-cut outline the rim may hide)."""
+def distinct(region: LesionRegion, lab: np.ndarray, blob: np.ndarray) -> tuple[float, float, float] | None:
+    """The mean colour (L* 0-100, a*, b*) of ``blob`` (uint8, nonzero inside; ``region``: its description) in the
+    CIELAB image ``lab`` where it is as distinct from the skin and as coloured as a lesion cut by the edge is
+    (``RIM_LESION_CONTRAST``, ``RIM_LESION_CHROMA``), as the optics' shading, darker skin and the dark beyond the skin
+    are not; else None."""
     if region.contrast < RIM_LESION_CONTRAST:
-        return False
+        return None
     lum, a, b, _ = cv2.mean(lab, mask=blob)
     a, b = a - 128.0, b - 128.0
-    if float(np.hypot(a, b)) < RIM_LESION_CHROMA or warm_sticker_colour(lum * (100 / 255), a, b):
+    return (lum * (100 / 255), a, b) if float(np.hypot(a, b)) >= RIM_LESION_CHROMA else None
+
+
+def stands_out(region: LesionRegion, lab: np.ndarray, blob: np.ndarray, depth: np.ndarray) -> bool:
+    """Whether a blob along the rim of the view is a lesion cut by the edge rather than the optics'
+    shading: distinct and coloured (``distinct``), reaching into the view (``RIM_LESION_SPREAD``; ``depth``: each
+    pixel's distance inside the view), and not coloured like a warm sticker (whose die-cut outline the rim may hide)."""
+    colour = distinct(region, lab, blob)
+    if colour is None or warm_sticker_colour(*colour):
         return False
     _, reach, _, _ = cv2.minMaxLoc(depth, mask=blob)
     return cv2.countNonZero(blob) <= RIM_LESION_SPREAD * max(reach, 1.0) ** 2
@@ -195,7 +203,7 @@ def cut_lesion_beside(chosen: LesionRegion, candidates: np.ndarray, labels: np.n
                        fov: FieldOfView, inside: np.ndarray) -> LesionRegion:
     """``chosen`` (small, off the middle of the view, not cut), or the first of the ``candidates`` (label - 1,
     best-scoring first) that is a lesion cut by the edge (``SLID_CUT``, ``SLID_AREA``), coloured and distinct as one
-    (``RIM_LESION_CHROMA``, ``RIM_LESION_CONTRAST``), neither marker nor ink, and standing out at least as much as
+    (``distinct``), neither marker nor ink, and standing out at least as much as
     ``chosen`` (beside ink: or by ``CLEAR_LESION_CONTRAST``)."""
     least = min(chosen.contrast, CLEAR_LESION_CONTRAST) if ink_coloured(lab, chosen.mask) else chosen.contrast
     for k in candidates:
@@ -205,8 +213,6 @@ def cut_lesion_beside(chosen: LesionRegion, candidates: np.ndarray, labels: np.n
         region = describe(blob, lab, fov.mask, inside)
         if region.centre == chosen.centre or region.cut < SLID_CUT or region.area < SLID_AREA:
             continue
-        _, a, b, _ = cv2.mean(lab, mask=blob)
-        coloured = float(np.hypot(a - 128.0, b - 128.0)) >= RIM_LESION_CHROMA
-        if coloured and region.contrast >= max(RIM_LESION_CONTRAST, least):
+        if region.contrast >= least and distinct(region, lab, blob) is not None:
             return region
     return chosen

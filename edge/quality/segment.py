@@ -57,7 +57,6 @@ RIM_SHARE = 0.3
 MAX_CANDIDATES = 5
 
 
-
 def colour_weighted(ch: np.ndarray, blurred: np.ndarray, inside: np.ndarray, weight: float) -> np.ndarray:
     """``ch`` lowered by ``weight`` times how much more yellow (b*) and red (a*) than the skin's median
     each pixel of the smoothed CIELAB image ``blurred`` is."""
