@@ -167,8 +167,8 @@ def motion(img: np.ndarray, item: Item, native_px: float, rng: random.Random) ->
 DEGRADATIONS = [
     ("defocus", "focus", {"moderate": lambda im, it, m, r: blur(im, it, 1.5),
                           "strong": lambda im, it, m, r: blur(im, it, 3.0)}),
-    ("motion", "focus", {"moderate": lambda im, it, m, r: motion(im, it, 8, r),
-                         "strong": lambda im, it, m, r: motion(im, it, 16, r)}),
+    ("motion", "focus+shake", {"moderate": lambda im, it, m, r: motion(im, it, 8, r),
+                               "strong": lambda im, it, m, r: motion(im, it, 16, r)}),
     ("under", "exposure", {"moderate": lambda im, it, m, r: synth.degrade_exposure(im, -2.0),
                            "strong": lambda im, it, m, r: synth.degrade_exposure(im, -3.0)}),
     ("over", "exposure+clipping", {"moderate": lambda im, it, m, r: synth.degrade_exposure(im, 1.0),

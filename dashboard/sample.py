@@ -78,6 +78,7 @@ def gate_result(blurred: bool, sharpness: float = 0.94) -> Quality:
     checks = {"fov": QualityCheck(value=1.0, ok=True, message="ok"),
               "focus": QualityCheck(value=0.12, ok=False, message=BLURRED) if blurred
               else QualityCheck(value=sharpness, ok=True, message="ok"),
+              "shake": QualityCheck(value=0.82, ok=True, message="ok"),
               "exposure": QualityCheck(value=212.0, ok=True, message="ok"),
               "clipping": QualityCheck(value=0.0, ok=True, message="ok"),
               "glare": QualityCheck(value=0.0012, ok=True, message="ok"),

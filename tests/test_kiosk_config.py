@@ -79,6 +79,7 @@ def render(tables: dict[str, dict[str, str]]) -> str:
     ("broker", "ca_file", '"/ca.pem"', "broker", "mqtts"),                       # inconsistent TLS
     ("camera", "source", '"webcam"', "camera.source", "replay"),              # not a choice
     ("quality.dermoscopic", "focus_min", "0.1", "quality.dermoscopic.focus_min", "greater"),
+    ("quality.dermoscopic", "shake_min", "1.5", "quality.dermoscopic.shake_min", "less than or equal"),
     ("web", "port", "70000", "web.port", "less than or equal"),
     ("", "thresholds", "{ cancer = 0.2 }", "thresholds", "both"),
     ("capture", "required_views", '["dermoscopic", "dermoscopic"]', "capture.required_views", "twice"),

@@ -56,7 +56,7 @@ def test_good_image_without_vignette_and_with_hairs_passes():
 
 def test_views_run_their_own_checks():
     img = jpeg(good(0))
-    assert set(assess(img, "dermoscopic").checks) == {"fov", "focus", "exposure", "clipping", "glare", "colour",
+    assert set(assess(img, "dermoscopic").checks) == {"fov", "focus", "shake", "exposure", "clipping", "glare", "colour",
                                                       "lesion", "framing"}
     assert "fov" not in assess(img, "close-up").checks
     assert set(assess(img, "regional").checks) == {"focus", "exposure", "clipping", "colour"}
@@ -66,8 +66,8 @@ def test_views_run_their_own_checks():
 
 DEGRADED = [
     ("blur", lambda im: synth.degrade_blur(im, 8), {"focus"}, "blurred"),
-    ("motion", lambda im: synth.degrade_motion(im, 40, 30), {"focus"}, "blurred"),
-    ("motion_vertical", lambda im: synth.degrade_motion(im, 40, 90), {"focus"}, "blurred"),
+    ("motion", lambda im: synth.degrade_motion(im, 40, 30), {"focus", "shake"}, "blurred"),
+    ("motion_vertical", lambda im: synth.degrade_motion(im, 40, 90), {"focus", "shake"}, "blurred"),
     ("under", lambda im: synth.degrade_exposure(im, -2), {"exposure"}, "too dark"),
     ("glare", lambda im: synth.degrade_glare(im, 14, 20, seed=3), {"glare"}, "glare"),
     ("glare_on_lesion", lambda im: synth.degrade_glare(im, 8, 16, seed=3, region=(0.4, 0.4, 0.6, 0.6)), {"glare"},

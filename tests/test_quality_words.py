@@ -106,13 +106,13 @@ def test_every_refusal_quotes_the_value_its_rule_tested_and_says_what_to_change(
             assert abs(quoted - c.value) <= 0.51 * 10 ** -decimals / (100 if m.group(2) else 1), (name, c)
             assert "tap again" in c.message
             seen.add(name)
-    assert seen >= {"fov", "focus", "exposure", "clipping", "glare", "colour", "lesion", "framing"}, seen
+    assert seen >= {"fov", "focus", "shake", "exposure", "clipping", "glare", "colour", "lesion", "framing"}, seen
 
 
 #: The refusals whose rule is "at most the limit", and those whose rule is "at least"; with a limit of each's kind.
 AT_MOST = {"bright": 253, "bright_fill": 253, "clip_white": 0.05, "clip_black": 0.05, "glare": 0.02, "colour": 3.5,
            "cut": 0.5, "patch_colour": 0.1, "patch_bright": 0.7}
-AT_LEAST = {"fov": 0.9, "focus": 0.35, "dark": 130, "dark_type": 112.37, "dark_fill": 130, "no_colour": 6,
+AT_LEAST = {"fov": 0.9, "focus": 0.35, "shake": 0.3, "dark": 130, "dark_type": 112.37, "dark_fill": 130, "no_colour": 6,
             "small": 0.004, "faint": 6.0, "patch_dark": -0.7}
 LIMIT = re.compile(r"(?:at most|needs at least|needs) (-?[0-9]+(?:\.[0-9]+)?)(%?)")
 

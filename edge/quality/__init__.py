@@ -24,14 +24,14 @@ from wire.kioskconfig.quality import (CHECKS, KioskReference, QualitySettings, V
                                      camera_sized)
 from wire.messages import Quality, QualityCheck
 
-from .analysis import DecodeError, enlarge, field_crop
+from .analysis import DecodeError
 from .brightness import (DARK_SKIN_LEAST, FILL_QUANTILE, exposure_floor, skin_brightness,  # noqa: F401 (re-exported)
                          view_brightness)
 from .fov import fov_coverage
-from .measures import COLOUR_LEAST, colourfulness, focus_ratio, glare_fraction
+from .measures import COLOUR_LEAST, colourfulness, glare_fraction
 from .patch import cast_direction, patch_cast, patch_colour, patch_found, patch_level, patch_stops
-from .scene import Scene, scene, skin_colour
-from .stamps import text_mask
+from .scene import Scene, around_lesion, scene, skin_colour
+from .sharpness import FOCUS_LEAST, focus_value, focus_values, shake_share  # noqa: F401 (re-exported)
 from .words import (MESSAGES, NOT_JUDGED, at_least, at_most, check, cut_words,  # noqa: F401 (NOT_JUDGED re-exported)
                     not_judged, reaches, within)
 
@@ -97,68 +97,6 @@ def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck
     return at_least(v, "fov", rules.fov_min)
 
 
-#: The focus check's region around the lesion is at least this share of the frame's shorter side
-#: each way: a small lesion's own box holds too little detail for a steady ratio (ISIC 2017's small
-#: lesions in 256-px images), and the skin beside it lies in the same plane under the contact plate.
-FOCUS_LEAST = 0.35
-
-
-def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True,
-                enlarged: bool = True) -> float:
-    """The focus ratio (``measures.focus_ratio``) around the lesion (its box grown by a quarter, and to at
-    least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one; with the sensor's
-    noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
-    text (``stamps.text_mask``) left out unless they are all there is; a round view well inside a larger frame read
-    on its own box at its own scale (``analysis.field_crop``) unless ``field_scaled`` is False (a calibration
-    from before that, whose normal was measured at the frame's scale); with the 8-bit steps cored out of the
-    fine detail (``measures.STEP_CORE``) unless ``cored`` is False (a calibration from before that); a camera-sized
-    file smaller than the focus size read enlarged to it (``analysis.enlarge``), and a small round view of one at the
-    view's own scale enlarged too, unless ``enlarged`` is False (a calibration from before that)."""
-    focus, small, gray = sc.work.focus, sc.work.small, sc.focus_gray
-    # burnt-in text is sharp however blurred the skin under it; found in the whole frame (taken first, so that no
-    # search started beside the segmentation is left running)
-    text = sc.text.result() if sc.text is not None else text_mask(focus, gray)
-    # a small view is measured at its own scale: its box cut from the decoded frame (crop) and that box in small
-    camera_file = enlarged and camera_sized(sc.work.full_size)  # read at the focus size's scale, as a kiosk's frame
-    crop, box = (field_crop(sc.work, sc.fov.mask, camera_file) if field_scaled else None) or (None, None)
-    s = min(small.shape[:2])
-    view = s if box is None else max(box[2], box[3])  # the view's own size: margins and the least region follow it
-    roi_small = cv2.erode(sc.fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (view // 20 | 1,) * 2))
-    if sc.present:
-        roi_small = cv2.bitwise_and(roi_small, _around_lesion(sc, FOCUS_LEAST * view / s))
-    if not roi_small.any():
-        return 1.0
-    if box is not None:
-        x, y, bw, bh = box
-        k = focus.shape[1] / small.shape[1]
-        gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-        if text is not None:
-            text = _resized(text[round(y * k):round((y + bh) * k), round(x * k):round((x + bw) * k)], gray)
-        roi_small = roi_small[y:y + bh, x:x + bw]
-    if camera_file and box is None and sc.work.focus_side:
-        gray = enlarge(gray, sc.work.focus_side)  # a camera's file under the focus size, at the scale its normal has
-        if text is not None:
-            text = _resized(text, gray)
-    fh, fw = gray.shape[:2]
-    roi = _resized(roi_small, gray)
-    if not roi.any():
-        return 1.0
-    if text is not None:
-        rest = cv2.subtract(roi, text)
-        if cv2.countNonZero(rest):
-            roi = rest
-    # only the ROI's box (and the blurs' margin, as focus_ratio takes it) is measured
-    x, y, bw, bh = cv2.boundingRect(roi)
-    xa, ya, xb, yb = max(0, x - 10), max(0, y - 10), min(fw, x + bw + 10), min(fh, y + bh + 10)
-    return focus_ratio(gray[ya:yb, xa:xb], roi[ya:yb, xa:xb],
-                       noise_floor=noise_floor and camera_sized(sc.work.full_size), cored=cored)
-
-
-def _resized(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """``mask`` (uint8 0/255) at ``like``'s size, nearest neighbour."""
-    return cv2.resize(mask, (like.shape[1], like.shape[0]), interpolation=cv2.INTER_NEAREST)
-
-
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail
     ref = settings.reference
@@ -168,16 +106,11 @@ def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityChe
     return at_least(v, "focus", limit)
 
 
-def _around_lesion(sc: Scene, least: float = 0.0) -> np.ndarray:
-    """The lesion's bounding box grown by a quarter of its size on each side (uint8 0/255), and to at
-    least ``least`` of the frame's shorter side each way, centred on the lesion."""
-    x, y, bw, bh = cv2.boundingRect(sc.lesion.mask)
-    pad_x, pad_y = bw // 4 + 2, bh // 4 + 2
-    side = int(least * min(sc.fov.inner.shape))
-    pad_x, pad_y = max(pad_x, (side - bw + 1) // 2), max(pad_y, (side - bh + 1) // 2)
-    box = np.zeros_like(sc.fov.inner)
-    box[max(0, y - pad_y):y + bh + pad_y, max(0, x - pad_x):x + bw + pad_x] = 255
-    return box
+def _shake(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
+    v = shake_share(sc)
+    if v is None:
+        return not_judged("shake" if not camera_sized(sc.work.full_size) else "still")
+    return at_least(v, "shake", rules.shake_min)
 
 
 def _exposure(sc: Scene, rules: ViewRules, settings: QualitySettings, skin_type: str | None = None,
@@ -217,7 +150,7 @@ def _patch_exposure(sc: Scene, rules: ViewRules, settings: QualitySettings) -> Q
 def _clipping(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     # over the lesion and its surroundings (the field of view without a lesion), as glare: a
     # burnt-out patch of pale skin at the rim of the view hides nothing the dermatologist reads
-    region = cv2.bitwise_and(_around_lesion(sc), sc.fov.inner) if sc.present else sc.fov.inner
+    region = cv2.bitwise_and(around_lesion(sc), sc.fov.inner) if sc.present else sc.fov.inner
     n = max(cv2.countNonZero(region), 1)
     white = cv2.countNonZero(cv2.bitwise_and(cv2.inRange(sc.work.small, (250, 250, 250), (255, 255, 255)),
                                              region)) / n
@@ -227,7 +160,7 @@ def _clipping(sc: Scene, rules: ViewRules, settings: QualitySettings) -> Quality
 
 
 def _glare(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-    region = _around_lesion(sc) if sc.present else None
+    region = around_lesion(sc) if sc.present else None
     v = glare_fraction(sc.work.focus, sc.fov.inner, region_small=region)
     return at_most(v, "glare", rules.glare_max)
 
@@ -300,7 +233,7 @@ def _framing(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityC
     return at_most(v, "cut", rules.framing_max, **cut_words(sc.lesion.cut_edges))
 
 
-_CHECKS = {"fov": _fov, "focus": _focus, "exposure": _exposure, "clipping": _clipping, "glare": _glare,
+_CHECKS = {"fov": _fov, "focus": _focus, "shake": _shake, "exposure": _exposure, "clipping": _clipping, "glare": _glare,
            "colour": _colour, "lesion": _lesion, "framing": _framing}
 
 

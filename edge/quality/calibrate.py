@@ -34,12 +34,13 @@ import numpy as np
 from wire.kioskconfig.quality import (FOCUS_MEASURE_FLAGS, THUMBNAIL_SIDE, KioskReference, QualitySettings,
                                      camera_sized)
 
-from . import cast_distance, focus_value  # the checks' own measures (the package does not import this module)
+from . import cast_distance, focus_value, shake_share  # the checks' own measures (the package does not import this module)
 from .analysis import DecodeError, decode
 from .brightness import exposure_floor, skin_brightness
 from .measures import COLOUR_LEAST, colourfulness
 from .patch import locate, patch_cast, patch_colour, patch_found, patch_level, patch_stops
 from .scene import scene, skin_colour
+from .words import reaches
 
 MIN_IMAGES = 12
 #: Added to each log-chromaticity axis's standard deviation (in quadrature, about 5 %): a reference
@@ -60,6 +61,7 @@ class Still(NamedTuple):
     thumbnail: bool = False  #: under ``THUMBNAIL_SIDE`` pixels on its longer side: an archive's file, not a camera's
     #: the grey patch's ln R/G, ln B/G and brightness (``patch.patch_level``), on a kiosk with one (``GreyPatch``)
     patch: tuple[float, float, float] | None = None
+    shake: float | None = None  #: the shake check's value (``shake_share``; None where it is not judged)
 
 
 def measure(data: bytes, settings: QualitySettings) -> Still | str:
@@ -98,7 +100,8 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
             return "the grey patch cannot be read (burnt out, dark or covered): check its place in " \
                    "[quality.grey_patch], the exposure and the contact plate first"
         patch = (*chroma, patch_level(sc.work.small, settings.grey_patch))
-    return Still(colour[0], colour[1], focus_value(sc), colour[2], not camera_sized(sc.work.full_size), patch)
+    return Still(colour[0], colour[1], focus_value(sc), colour[2], not camera_sized(sc.work.full_size), patch,
+                 shake_share(sc))
 
 
 def patch_normal(samples: Sequence[Sequence[float | None]]) -> dict | None:
@@ -363,6 +366,12 @@ def cli(config: str, images: list[str], note: str | None = None, dry_run: bool =
             print(f"soft still {name}: sharpness {sharpness:.0%} of the stills' normal, under the limit {limit:.0%}: "
                   "the gate would refuse it; if it is out of focus, take it again and calibrate again (a soft still "
                   "lowers this kiosk's normal and keeps its focus limits low)")
+    shake_min = settings.dermoscopic.shake_min
+    for name, still in zip(used, samples):
+        if "shake" in settings.dermoscopic.checks and still.shake is not None and not reaches(still.shake, shake_min):
+            print(f"shaken still {name}: sharpness along the movement {still.shake:.0%} of that across it, under the "
+                  f"limit {shake_min:.0%}: the gate would refuse it; take it again, the dermatoscope held still, and "
+                  "calibrate again (a shaken still lowers this kiosk's normal sharpness)")
     if dry_run:
         return 0
     try:

@@ -1,7 +1,7 @@
 """Focus and glare measurements of the quality gate (at the ``focus_size`` working image).
 
-``focus_ratio``: fine-to-coarse gradient energy in the worst direction; ``glare_fraction``: the
-share of a region under small saturated white blobs.
+``focus_ratios``: fine-to-coarse gradient energy in the worst and the best direction (``focus_ratio``: the worst);
+``glare_fraction``: the share of a region under small saturated white blobs.
 """
 
 from __future__ import annotations
@@ -44,7 +44,15 @@ _COARSE_SHARE = _white_noise_energy(float(np.hypot(FINE_SIGMA, COARSE_SIGMA))) /
 
 
 def focus_ratio(gray: np.ndarray, roi: np.ndarray, noise_floor: bool = True, cored: bool = True) -> float:
-    """Fine-to-coarse gradient energy ratio in ``roi`` (same size as ``gray``): 1 = no fine detail.
+    """Fine-to-coarse gradient energy ratio in ``roi`` (same size as ``gray``) in the worst direction: 1 = no fine
+    detail (``focus_ratios``' first value)."""
+    return focus_ratios(gray, roi, noise_floor, cored)[0]
+
+
+def focus_ratios(gray: np.ndarray, roi: np.ndarray, noise_floor: bool = True,
+                 cored: bool = True) -> tuple[float, float]:
+    """Fine-to-coarse gradient energy ratio in ``roi`` (same size as ``gray``), in the worst direction and in the
+    best: 1 = no fine detail that way.
 
     Sobel gradient energy of the image (lightly smoothed, sigma 0.7 px, to keep noise and JPEG
     artefacts out) divided by that of the image blurred further (sigma 2 px), in the worst
@@ -55,7 +63,8 @@ def focus_ratio(gray: np.ndarray, roi: np.ndarray, noise_floor: bool = True, cor
     cored out of the fine band first (``STEP_CORE``; not with ``cored`` False). Independent of
     contrast (both energies scale alike; the core thins only detail a few grey levels deep), of the sensor's
     noise, and, measured at a fixed image size, of the sensor's resolution. Sharp detail gives a high ratio; defocus and motion blur
-    remove the fine scales first and bring it towards 1.
+    remove the fine scales first and bring it towards 1. The best direction (the largest generalised eigenvalue) is
+    where a straight motion blur leaves the optics' own sharpness: defocus lowers both alike, a shake the worst alone.
     """
     # Work on the ROI's bounding box plus a margin wider than the blurs reach.
     x0, y0, bw, bh = cv2.boundingRect(roi)
@@ -91,10 +100,13 @@ def focus_ratio(gray: np.ndarray, roi: np.ndarray, noise_floor: bool = True, cor
     fine = np.array([[fxx, fxy], [fxy, fyy]])
     coarse = np.array([[cxx, cxy], [cxy, cyy]])
     if min(cxx, cyy) <= 0 or np.linalg.det(coarse) <= 1e-9 * max(cxx * cyy, 1e-12):
-        best = fxx / cxx if cxx > 1e-6 else (fyy / cyy if cyy > 1e-6 else np.inf)
+        # no coarse structure one way (a flat or one-dimensional patch): the axis that has some, both ways
+        worst = best = fxx / cxx if cxx > 1e-6 else (fyy / cyy if cyy > 1e-6 else np.inf)
     else:
-        best = float(np.min(np.real(np.linalg.eigvals(np.linalg.solve(coarse, fine)))))
-    return float(best) if np.isfinite(best) else 1.0
+        ev = np.real(np.linalg.eigvals(np.linalg.solve(coarse, fine)))
+        worst, best = float(np.min(ev)), float(np.max(ev))
+    worst = float(worst) if np.isfinite(worst) else 1.0
+    return worst, (float(best) if np.isfinite(best) else worst)
 
 
 #: A saturated blob larger than this share of the field of view is a burnt-out area, not a

@@ -9,7 +9,7 @@ reference and the check see the same pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -41,6 +41,8 @@ class Scene:
     focus_gray: np.ndarray  # the focus image (``work.focus``) in grey
     text: TextSearch | None  # lines of burnt-in text in the focus image, searched for beside the rest (None: not asked)
     patch: GreyPatch | None = None  # the contact plate's grey patch in this view (left out of ``fov.inner``)
+    #: measures more than one check reads, taken once (the focus ratios: ``focus`` and ``shake``)
+    memo: dict = field(default_factory=dict)
 
 
 def find_lesion(small: np.ndarray, rules: ViewRules | None = None, gray: np.ndarray | None = None,
@@ -121,3 +123,15 @@ def skin_colour(sc: Scene) -> tuple[float, float, float] | None:
 
 
 _LOG = np.log(np.arange(256, dtype=np.float64) + 1.0)
+
+
+def around_lesion(sc: Scene, least: float = 0.0) -> np.ndarray:
+    """The lesion's bounding box grown by a quarter of its size on each side (uint8 0/255), and to at
+    least ``least`` of the frame's shorter side each way, centred on the lesion."""
+    x, y, bw, bh = cv2.boundingRect(sc.lesion.mask)
+    pad_x, pad_y = bw // 4 + 2, bh // 4 + 2
+    side = int(least * min(sc.fov.inner.shape))
+    pad_x, pad_y = max(pad_x, (side - bw + 1) // 2), max(pad_y, (side - bh + 1) // 2)
+    box = np.zeros_like(sc.fov.inner)
+    box[max(0, y - pad_y):y + bh + pad_y, max(0, x - pad_x):x + bw + pad_x] = 255
+    return box

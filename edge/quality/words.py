@@ -28,6 +28,8 @@ MESSAGES = {
            "middle of the picture, needs {lim:.0%}): press it flat on the skin, centred, and tap again",
     "focus": "Image is blurred (sharpness {v:.0%} of this kiosk's normal, needs {lim:.0%}): hold the dermatoscope "
              "still, check the focus and tap again",
+    "shake": "Image is blurred by movement (sharpness along the movement {v:.0%} of that across it, needs {lim:.0%}): "
+             "hold the dermatoscope and the patient's skin still, and tap again",
     "dark": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f}): check "
             "that the dermatoscope's light is on and tap again",
     "dark_type": "Image is too dark (skin brightness {v:.0f} in its brightest colour, needs at least {lim:.0f} for "
@@ -91,6 +93,8 @@ NOT_JUDGED = {
     "lesion": "not judged: the lesion fills the view",
     "framing": "not judged: the lesion is larger than the view (the close-up shows all of it)",
     "no_lesion": "not judged: no lesion stands out (the lesion check says so)",
+    "shake": "not judged: an archive's thumbnail, whose oriented hairs outweigh the skin's lost detail",
+    "still": "not judged: no fine detail in any direction (the focus check says so)",
 }
 
 
