@@ -30,6 +30,7 @@ from wire.kioskconfig.quality import ViewRules
 LIMITS = [
     ("fov", "min", "fov_min", ("shifted", "tilted")),
     ("focus", "min", "focus_min", ("defocus", "motion")),
+    ("shake", "min", "shake_min", ("motion",)),
     ("exposure", "min", "exposure_min", ("under",)),
     ("exposure", "max", "exposure_max", ("over",)),
     ("clipping", "max", "clipping_max", ("over",)),
