@@ -150,6 +150,13 @@ def photos_screen(tmp_path, browser, stills: list[bytes], tag: str, nhs_seed: in
         yield page, walk, svc
 
 
+def capture_refused(page, walk) -> list[str]:
+    """Take a shot on the photographs screen and wait for its verdict, a refusal: the failed checks' words as shown."""
+    walk.tap("#capture")
+    page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad", timeout=30_000)
+    return page.locator("#verdict .check-failed").all_inner_texts()
+
+
 def test_failed_shot_sent_with_a_reason_in_place(tmp_path, browser):  # noqa: F811
     """A blurred camera: the verdict and retake guidance show beside the preview without a reload or a
     scroll, and "Send with a reason" sends the shot and moves on to the next view."""
@@ -158,8 +165,7 @@ def test_failed_shot_sent_with_a_reason_in_place(tmp_path, browser):  # noqa: F8
     blurred = [encode_jpeg(degrade_blur(lesion_image(800, 600, seed=i), 9)) for i in range(4)]
     with photos_screen(tmp_path, browser, blurred, "failed", 8) as (page, walk, svc):
         page.evaluate("() => { window.__sameDocument = true; }")
-        walk.tap("#capture")
-        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        capture_refused(page, walk)
         assert page.evaluate("() => window.__sameDocument === true && window.scrollY === 0")
         assert page.locator("#verdict .check-failed").count() >= 1
         assert "retake" in page.locator("#verdict").inner_text().lower()
@@ -190,8 +196,7 @@ def test_a_black_and_white_camera_is_named_beside_the_preview(tmp_path, browser)
 
     stills = [encode_jpeg(cv2.cvtColor(lesion_image(800, 600, seed=i), cv2.COLOR_BGR2GRAY)) for i in range(2)]
     with photos_screen(tmp_path, browser, stills, "mono", 9) as (page, walk, svc):
-        walk.tap("#capture")
-        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        capture_refused(page, walk)
         text = page.locator("#verdict").inner_text()
         assert "no colour" in text and "set the camera to colour" in text
         assert MESSAGES["no_colour"].format(v=0, lim=6) in text
@@ -209,8 +214,7 @@ def test_a_darker_patient_recorded_paler_is_told_to_check_the_skin_type(tmp_path
 
     with photos_screen(tmp_path, browser, [still(PALE[20], 1.2), still(PALE[21], 1.2)], "darker", 10) as (page, walk,
                                                                                                           svc):
-        walk.tap("#capture")
-        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        capture_refused(page, walk)
         text = page.locator("#verdict").inner_text()
         assert "for skin type III" in text and "if the skin is darker than type III, correct the skin type" in text
         shown = walk.audit("darker_verdict")
@@ -243,8 +247,7 @@ def test_a_lesion_larger_than_the_view_is_marked_beside_the_verdict(tmp_path, br
     with photos_screen(tmp_path, browser, [encode_jpeg(filled(s, 800, 600)) for s in (0, 2)], "fills", 11,
                        axe=True) as (page, walk, svc):
         page.evaluate("() => { window.__sameDocument = true; }")
-        walk.tap("#capture")
-        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
+        capture_refused(page, walk)
         assert "cut by the right edge" in page.locator("#verdict").inner_text()
         assert page.locator("#fills-view-mark").inner_text() == "Lesion larger than the view"
         shown = walk.audit("fills_verdict")
@@ -284,9 +287,7 @@ def test_a_faint_lesion_is_named_once_beside_the_preview(tmp_path, browser):  # 
 
     stills = [encode_jpeg(faint(lesion_image(800, 600, seed=s), 0.12).astype(np.uint8)) for s in (0, 2)]
     with photos_screen(tmp_path, browser, stills, "faint", 12) as (page, walk, svc):
-        walk.tap("#capture")
-        page.wait_for_selector("#panel:not([aria-busy]) #verdict.bad")
-        said = page.locator("#verdict .check-failed").all_inner_texts()
+        said = capture_refused(page, walk)
         quality = svc.desk.current().lesions[0].shots["dermoscopic"][0].quality
         assert said == [quality.checks["lesion"].message] and quality.checks["framing"].ok
         assert said[0].startswith(f"The lesion hardly stands out from the skin (colour difference "

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from edge.camera import synth
-from tests.test_browser_kiosk_checks import photos_screen
+from tests.test_browser_kiosk_checks import capture_refused, photos_screen
 from tests.test_browser_kiosk_flow import SIZES, browser  # noqa: F401 (fixture)
 from tests.test_kiosk_service import MODEL_DIR
 from tests.web import ARTIFACTS, playwright_or_skip
@@ -35,8 +35,7 @@ def test_a_cast_read_on_the_patch_is_shown_to_the_photographer(tmp_path, browser
     with photos_screen(tmp_path, browser, frames(), f"patch_{size}", 8, size=size,
                        quality={"grey_patch": PATCH}) as (page, walk, svc):
         assert "/shoot/dermoscopic" in page.url
-        walk.tap("#capture")
-        page.wait_for_selector("#panel:not([aria-busy])", timeout=30_000)
+        capture_refused(page, walk)
         assert page.locator("#tabs [data-view='dermoscopic'].done").count() == 0  # refused
         text = page.locator("#panel").inner_text()
         # a gain of 1.35 on blue is ln 1.35 = 0.30 on the patch (a little less after the JPEG's rounding)

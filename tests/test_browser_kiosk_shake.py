@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from edge.camera import synth
-from tests.test_browser_kiosk_checks import photos_screen
+from tests.test_browser_kiosk_checks import capture_refused, photos_screen
 from tests.test_browser_kiosk_flow import SIZES, browser  # noqa: F401 (fixture)
 from tests.test_kiosk_service import MODEL_DIR
 from tests.web import ARTIFACTS, playwright_or_skip
@@ -32,10 +32,8 @@ def test_a_shaken_shot_is_refused_for_movement_on_the_shot_screen(tmp_path, brow
     with photos_screen(tmp_path, browser, frames(), f"shake_{size}", 9, size=size,
                        quality={"reference": SOFT_REFERENCE}) as (page, walk, svc):
         assert "/shoot/dermoscopic" in page.url
-        walk.tap("#capture")
-        page.wait_for_selector("#panel:not([aria-busy])", timeout=30_000)
+        reasons = capture_refused(page, walk)
         assert page.locator("#tabs [data-view='dermoscopic'].done").count() == 0  # refused
-        reasons = page.locator("#verdict li.check-failed").all_inner_texts()
         assert len(reasons) == 1, reasons  # the focus check passes it: sharper optics than the reference
         assert reasons[0].startswith("Image is blurred by movement (sharpness along the movement "), reasons
         assert "needs 30%): hold the dermatoscope and the patient's skin still, and tap again" in reasons[0]
