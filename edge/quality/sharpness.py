@@ -1,7 +1,7 @@
 """The focus and shake checks' measure: the focus ratio around the lesion, in the worst and the best direction.
 
 ``focus_values`` measures a scene once (``Scene.memo``) and both checks read it: ``focus`` holds the worst direction to
-the kiosk's normal, ``shake`` the worst to the best (``shake_share``).
+the kiosk's normal, ``shake`` the worst to the best, every pixel evenly weighed (``shake_share``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 from wire.kioskconfig.quality import camera_sized
 
 from .analysis import enlarge, field_crop
-from .measures import focus_ratios
+from .measures import FocusRatios, focus_ratios
 from .scene import Scene, around_lesion
 from .stamps import text_mask
 
@@ -29,8 +29,8 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, 
 
 
 def focus_values(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True,
-                 enlarged: bool = True) -> tuple[float, float]:
-    """The focus ratios in the worst and the best direction (``measures.focus_ratios``) around the lesion (its box grown
+                 enlarged: bool = True) -> FocusRatios:
+    """The focus ratios in the worst and the best direction, weighed by energy and evenly (``measures.focus_ratios``) around the lesion (its box grown
     by a quarter, and to at least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one; with the sensor's
     noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
     text (``stamps.text_mask``) left out unless they are all there is; a round view well inside a larger frame read
@@ -47,7 +47,7 @@ def focus_values(sc: Scene, noise_floor: bool = True, field_scaled: bool = True,
 
 
 def _focus_values(sc: Scene, noise_floor: bool, field_scaled: bool, cored: bool,
-                  enlarged: bool) -> tuple[float, float]:
+                  enlarged: bool) -> FocusRatios:
     focus, small, gray = sc.work.focus, sc.work.small, sc.focus_gray
     # burnt-in text is sharp however blurred the skin under it; found in the whole frame (taken first, so that no
     # search started beside the segmentation is left running)
@@ -61,7 +61,7 @@ def _focus_values(sc: Scene, noise_floor: bool, field_scaled: bool, cored: bool,
     if sc.present:
         roi_small = cv2.bitwise_and(roi_small, around_lesion(sc, FOCUS_LEAST * view / s))
     if not roi_small.any():
-        return 1.0, 1.0
+        return FocusRatios(1.0, 1.0, 1.0, 1.0)
     if box is not None:
         x, y, bw, bh = box
         k = focus.shape[1] / small.shape[1]
@@ -76,7 +76,7 @@ def _focus_values(sc: Scene, noise_floor: bool, field_scaled: bool, cored: bool,
     fh, fw = gray.shape[:2]
     roi = _resized(roi_small, gray)
     if not roi.any():
-        return 1.0, 1.0
+        return FocusRatios(1.0, 1.0, 1.0, 1.0)
     if text is not None:
         rest = cv2.subtract(roi, text)
         if cv2.countNonZero(rest):
@@ -95,14 +95,16 @@ def _resized(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 def shake_share(sc: Scene) -> float | None:
     """The fine detail left along the photograph's worst direction as a share of that along its best (1 = alike every
-    way; ``focus_values``, as a calibration of today measures them), which the shake check holds to ``shake_min``: a
-    straight shake blurs along its own direction only, and the other keeps the optics' own sharpness, so no kiosk's
-    normal is needed. None where it is not judged: an archive's thumbnail (under ``THUMBNAIL_SIDE`` pixels, whose
+    way; ``focus_values``' even pair, as a calibration of today measures them), which the shake check holds to
+    ``shake_min``: a straight shake blurs along its own direction only, and the other keeps the optics' own sharpness,
+    so no kiosk's normal is needed. Every pixel is weighed evenly (``measures.EVEN_PERCENTILE``): a few hairs lying one
+    way would otherwise make a sharp photograph's best direction theirs. None where it is not judged: an archive's thumbnail (under ``THUMBNAIL_SIDE`` pixels, whose
     skin has lost its fine detail and whose hairs' direction would read as a shake) or a photograph with no fine
     detail any way (``SHAKE_LEAST_DETAIL``: the focus check refuses it)."""
     if not camera_sized(sc.work.full_size):
         return None
-    worst, best = focus_values(sc)
+    ratios = focus_values(sc)
+    worst, best = ratios.even_worst, ratios.even_best
     if best - 1.0 <= SHAKE_LEAST_DETAIL:
         return None
     return max(worst - 1.0, 0.0) / (best - 1.0)
