@@ -157,6 +157,17 @@ def capture_refused(page, walk) -> list[str]:
     return page.locator("#verdict .check-failed").all_inner_texts()
 
 
+def shown_whole(page, selector: str) -> bool:
+    """Whether every element ``selector`` names lies whole in the shot panel's visible part, the panel unscrolled:
+    what the photographer reads without scrolling it."""
+    return page.evaluate("""(sel) => {
+        const panel = document.querySelector('#panel'), box = panel.getBoundingClientRect();
+        const all = [...document.querySelectorAll(sel)];
+        return panel.scrollTop === 0 && all.length > 0 && all.every(e => {
+            const r = e.getBoundingClientRect(); return r.top >= box.top - 1 && r.bottom <= box.bottom + 1; });
+    }""", selector)
+
+
 def test_failed_shot_sent_with_a_reason_in_place(tmp_path, browser):  # noqa: F811
     """A blurred camera: the verdict and retake guidance show beside the preview without a reload or a
     scroll, and "Send with a reason" sends the shot and moves on to the next view."""

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from edge.camera import synth
-from tests.test_browser_kiosk_checks import capture_refused, photos_screen
+from tests.test_browser_kiosk_checks import capture_refused, photos_screen, shown_whole
 from tests.test_browser_kiosk_flow import SIZES, browser  # noqa: F401 (fixture)
 from tests.test_kiosk_service import MODEL_DIR
 from tests.web import ARTIFACTS, playwright_or_skip
@@ -42,5 +42,9 @@ def test_a_cast_read_on_the_patch_is_shown_to_the_photographer(tmp_path, browser
         assert re.search(r"Colours look wrong \(blue cast: the dermatoscope's grey patch is 0\.(2[6-9]|3[0-2]) from its "
                          r"normal colour, at most 0\.10\)", text), text
         assert "check the dermatoscope's light and the camera's white balance" in text
+        # at 800x480 too, the words and both actions (the lesion larger than the view; send with a reason) without a
+        # scroll: the refusal comes before the shots' strip there
+        for part in ("#capture", "#fills-view-mark", "#verdict .check-failed", "#override summary"):
+            assert shown_whole(page, part), part
         walk.audit("patch_cast_refused")
         assert (ARTIFACTS / f"kiosk_patch_{size}_{len(walk.screens):02d}_patch_cast_refused.png").exists()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from edge.camera import synth
-from tests.test_browser_kiosk_checks import capture_refused, photos_screen
+from tests.test_browser_kiosk_checks import capture_refused, photos_screen, shown_whole
 from tests.test_browser_kiosk_flow import SIZES, browser  # noqa: F401 (fixture)
 from tests.test_kiosk_service import MODEL_DIR
 from tests.web import ARTIFACTS, playwright_or_skip
@@ -37,5 +37,8 @@ def test_a_shaken_shot_is_refused_for_movement_on_the_shot_screen(tmp_path, brow
         assert len(reasons) == 1, reasons  # the focus check passes it: sharper optics than the reference
         assert reasons[0].startswith("Image is blurred by movement (sharpness along the movement "), reasons
         assert "needs 30%): hold the dermatoscope and the patient's skin still, and tap again" in reasons[0]
+        # the words and "Send with a reason" under the retake button, without scrolling (the shots' strip after them)
+        assert shown_whole(page, "#capture") and shown_whole(page, "#verdict .check-failed")
+        assert shown_whole(page, "#override summary")
         walk.audit("shake_refused")
         assert (ARTIFACTS / f"kiosk_shake_{size}_{len(walk.screens):02d}_shake_refused.png").exists()
