@@ -160,6 +160,31 @@ def test_idle_timeout_signs_out_on_the_server(service, monkeypatch):
     assert service.desk.current() is not None                   # the appointment is kept (sealed)
 
 
+def test_a_form_posted_after_the_server_ended_the_session_lands_on_sign_in(service, monkeypatch):
+    """The race the server's idle timeout runs with the page's own timer: a status poll after the timeout ends the
+    session, and its CSRF token with it; the page's idle sign-out, posted next with the old token, lands on the
+    sign-in screen with the idle message (it had got "Form refused", which took the message). So does any form of
+    a screen left open that long."""
+    page = Page(create_app(service))
+    page.details()
+    stale = page.token
+    later = time.time() + 16
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert page.client.get("/status.json").status_code == 200  # a passive poll, yet past the timeout it signs out
+    assert service.desk.signed_in(PHOTOGRAPHER) is None
+    r = page.client.post("/signout", data={"csrf_token": stale, "why": "idle"})
+    assert r.status_code == 302 and r.headers["Location"].endswith("/")
+    home = page.client.get("/").get_data(as_text=True)
+    assert "Signed out after a time without use" in home and "Form refused" not in home
+    r = page.client.post("/lesions/new", data={"csrf_token": stale, "site": "head/neck"}, follow_redirects=True)
+    assert r.request.path == "/" and "Signed out after a time without use" in r.get_data(as_text=True)
+    page.get("/")  # the sign-in screen's own token
+    page.sign_in()  # signed in, a bad token is still refused as it was
+    assert service.desk.signed_in(PHOTOGRAPHER) is not None
+    r = page.client.post("/lesions/new", data={"csrf_token": "forged", "site": "head/neck"})
+    assert r.status_code == 400 and "Form refused" in r.get_data(as_text=True)
+
+
 def test_classifier_result_only_when_configured(tmp_path):
     for show in (False, True):
         cfg = appointment_config(tmp_path / str(show), appointment={"show_classifier": show})

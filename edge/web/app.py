@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import threading
 
-from flask import Flask, render_template, session
+from flask import Flask, flash, redirect, render_template, session, url_for
 from flask_wtf import CSRFProtect
 from flask_wtf.csrf import CSRFError
 from werkzeug.serving import make_server
@@ -25,6 +25,13 @@ from .status import status_bar
 
 
 def _csrf_error(exc: CSRFError):
+    """A form refused for its CSRF token. Where the idle timeout ended the session (and its token) while the screen
+    still showed a form (a status poll can end it just before the page's own idle timer posts its sign-out), the
+    sign-in screen with the message that says why, rather than a refusal to go back to a screen that is gone."""
+    if guard.ended_idle():
+        if not session.get("_flashes"):
+            flash(guard.IDLE_MESSAGE, "ok")
+        return redirect(url_for("signin.roster"))
     return render_template("message.html", title="Form refused",
                            message=f"The form was refused: {exc.description} Go back and try again."), 400
 

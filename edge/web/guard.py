@@ -52,17 +52,27 @@ def sign_in_session(member) -> None:
 
 
 def end_session(why: str) -> None:
-    """Sign the photographer out at the desk (audited) and forget the session."""
+    """Sign the photographer out at the desk (audited) and forget the session, but for why it ended (``ended``)."""
     staff = session.get("staff")
     pending = session.get("_flashes")      # a message already meant for the screen (e.g. the idle one) stays
     session.clear()
     if pending:
         session["_flashes"] = pending
+    session["ended"] = why
     if staff:
         try:
             desk().sign_out(staff, why)
         except ValueError:             # already signed out at the desk
             pass
+
+
+#: What the sign-in screen says after the idle timeout signed the photographer out.
+IDLE_MESSAGE = "Signed out after a time without use. Nothing entered so far is lost: sign in to go on."
+
+
+def ended_idle() -> bool:
+    """Whether this browser's session was ended by the idle timeout, and no one has signed in since."""
+    return not staff_id() and session.get("ended") == "idle"
 
 
 def check_idle() -> None:
@@ -73,7 +83,7 @@ def check_idle() -> None:
     now = time.time()
     if now - session.get("seen", now) > settings().idle_timeout_s:
         end_session("idle")
-        flash("Signed out after a time without use. Nothing entered so far is lost: sign in to go on.", "ok")
+        flash(IDLE_MESSAGE, "ok")
         return
     if request.endpoint not in PASSIVE:
         session["seen"] = now
