@@ -50,7 +50,7 @@ def sign_out():
     was = staff_id()
     guard.end_session(why)
     if was:
-        flash("Signed out after a time without use." if why == "idle" else "Signed out.", "ok")
+        flash(guard.IDLE_MESSAGE if why == "idle" else "Signed out.", "ok")
     return redirect(url_for("signin.roster"))
 
 
