@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from edge.camera import synth
 from tests.appointment_kit import PHOTOGRAPHER, PIN, appointment_config, synthetic_nhs_number
 from tests.kiosk_walk import KioskWalk, LesionEntry, PatientEntry
 from tests.test_browser_kiosk_flow import PRACTICES, SIZES, browser, kiosk, served, touch_page  # noqa: F401 (fixtures)
@@ -148,6 +149,12 @@ def photos_screen(tmp_path, browser, stills: list[bytes], tag: str, nhs_seed: in
         walk.add_lesion(LesionEntry("front", "head"))
         walk.open_photos()
         yield page, walk, svc
+
+
+def with_other_views(dermoscopic) -> list[bytes]:
+    """The replay camera's frames for one lesion: ``dermoscopic`` (an image), then a good close-up and regional one."""
+    return [synth.encode_jpeg(img) for img in (dermoscopic, synth.lesion_image(1600, 1200, 8, vignette=False),
+                                               synth.lesion_image(1600, 1200, 9, vignette=False))]
 
 
 def capture_refused(page, walk) -> list[str]:

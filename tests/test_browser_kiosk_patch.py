@@ -10,7 +10,7 @@ import re
 import pytest
 
 from edge.camera import synth
-from tests.test_browser_kiosk_checks import capture_refused, photos_screen, shown_whole
+from tests.test_browser_kiosk_checks import capture_refused, photos_screen, shown_whole, with_other_views
 from tests.test_browser_kiosk_flow import SIZES, browser  # noqa: F401 (fixture)
 from tests.test_kiosk_service import MODEL_DIR
 from tests.web import ARTIFACTS, playwright_or_skip
@@ -25,9 +25,7 @@ def frames() -> list[bytes]:
     """The replay camera's frames: a dermoscopic frame with the patch under a blue cast, then the close-up and
     regional ones."""
     base = synth.grey_patch(synth.lesion_image(1600, 1200, 7), PATCH["x"], PATCH["y"], PATCH["radius"], 140.0)
-    return [synth.encode_jpeg(img) for img in (synth.degrade_cast(base, (1.35, 1.0, 1.0)),
-                                               synth.lesion_image(1600, 1200, 8, vignette=False),
-                                               synth.lesion_image(1600, 1200, 9, vignette=False))]
+    return with_other_views(synth.degrade_cast(base, (1.35, 1.0, 1.0)))
 
 
 @pytest.mark.parametrize("size", list(SIZES))

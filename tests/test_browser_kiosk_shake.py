@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from edge.camera import synth
-from tests.test_browser_kiosk_checks import capture_refused, photos_screen, shown_whole
+from tests.test_browser_kiosk_checks import capture_refused, photos_screen, shown_whole, with_other_views
 from tests.test_browser_kiosk_flow import SIZES, browser  # noqa: F401 (fixture)
 from tests.test_kiosk_service import MODEL_DIR
 from tests.web import ARTIFACTS, playwright_or_skip
@@ -22,9 +22,7 @@ SOFT_REFERENCE = {"focus": 1.3, **dict.fromkeys(FOCUS_MEASURE_FLAGS, True)}
 
 def frames() -> list[bytes]:
     """The replay camera's frames: a dermoscopic frame shaken 32 px, then the close-up and regional ones."""
-    shaken = synth.degrade_motion(synth.lesion_image(1600, 1200, 0, hairs=4), 32, 30)
-    return [synth.encode_jpeg(img) for img in (shaken, synth.lesion_image(1600, 1200, 8, vignette=False),
-                                               synth.lesion_image(1600, 1200, 9, vignette=False))]
+    return with_other_views(synth.degrade_motion(synth.lesion_image(1600, 1200, 0, hairs=4), 32, 30))
 
 
 @pytest.mark.parametrize("size", list(SIZES))

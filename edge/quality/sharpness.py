@@ -30,9 +30,9 @@ def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, 
 
 def focus_values(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True,
                  enlarged: bool = True) -> FocusRatios:
-    """The focus ratios in the worst and the best direction, weighed by energy and evenly (``measures.focus_ratios``) around the lesion (its box grown
-    by a quarter, and to at least ``FOCUS_LEAST`` of the shorter side), or over the field of view without one; with the sensor's
-    noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
+    """The focus ratios in the worst and the best direction, weighed by energy and evenly (``measures.focus_ratios``),
+    around the lesion (its box grown by a quarter, and to at least ``FOCUS_LEAST`` of the shorter side), or over the
+    field of view without one; with the sensor's noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
     text (``stamps.text_mask``) left out unless they are all there is; a round view well inside a larger frame read
     on its own box at its own scale (``analysis.field_crop``) unless ``field_scaled`` is False (a calibration
     from before that, whose normal was measured at the frame's scale); with the 8-bit steps cored out of the
@@ -98,9 +98,9 @@ def shake_share(sc: Scene) -> float | None:
     way; ``focus_values``' even pair, as a calibration of today measures them), which the shake check holds to
     ``shake_min``: a straight shake blurs along its own direction only, and the other keeps the optics' own sharpness,
     so no kiosk's normal is needed. Every pixel is weighed evenly (``measures.EVEN_PERCENTILE``): a few hairs lying one
-    way would otherwise make a sharp photograph's best direction theirs. None where it is not judged: an archive's thumbnail (under ``THUMBNAIL_SIDE`` pixels, whose
-    skin has lost its fine detail and whose hairs' direction would read as a shake) or a photograph with no fine
-    detail any way (``SHAKE_LEAST_DETAIL``: the focus check refuses it)."""
+    way would otherwise make a sharp photograph's best direction theirs. None where it is not judged: an archive's
+    thumbnail (under ``THUMBNAIL_SIDE`` pixels, whose skin has lost its fine detail and whose hairs' direction would
+    read as a shake) or a photograph with no fine detail any way (``SHAKE_LEAST_DETAIL``: the focus check refuses it)."""
     if not camera_sized(sc.work.full_size):
         return None
     ratios = focus_values(sc)
