@@ -100,7 +100,7 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
             return "the grey patch cannot be read (burnt out, dark or covered): check its place in " \
                    "[quality.grey_patch], the exposure and the contact plate first"
         patch = (*chroma, patch_level(sc.work.small, settings.grey_patch))
-    return Still(colour[0], colour[1], focus_value(sc), colour[2], not camera_sized(sc.work.full_size), patch,
+    return Still(colour[0], colour[1], focus_value(sc, even=True), colour[2], not camera_sized(sc.work.full_size), patch,
                  shake_share(sc))
 
 
@@ -216,6 +216,7 @@ def toml_block(ref: KioskReference) -> str:
             f"focus_field_scaled = {'true' if ref.focus_field_scaled else 'false'}   # a small round view at its own scale\n"
             f"focus_cored = {'true' if ref.focus_cored else 'false'}   # without the 8-bit steps of smooth skin\n"
             f"focus_enlarged = {'true' if ref.focus_enlarged else 'false'}   # a file under the focus size at that size\n"
+            f"focus_even = {'true' if ref.focus_even else 'false'}   # every pixel of the region evenly weighed\n"
             + (f"focus_spread = {ref.focus_spread}   # sd of ln(focus ratio - 1): steadier stills, a stricter focus limit\n"
                if ref.focus_spread is not None else "")
             + (f"lightness = {ref.lightness}   # mean skin log-lightness of the stills\n"

@@ -23,9 +23,11 @@ FOCUS_LEAST = 0.35
 
 
 def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True,
-                enlarged: bool = True) -> float:
-    """The focus ratio in the worst direction (``focus_values``' first value), as the focus check reads it."""
-    return focus_values(sc, noise_floor, field_scaled, cored, enlarged)[0]
+                enlarged: bool = True, even: bool = False) -> float:
+    """The focus ratio in the worst direction, as the focus check reads it: weighed by energy (``focus_values``'
+    ``worst``), or with every pixel evenly weighed where ``even`` (its ``even_worst``: a calibration of today)."""
+    ratios = focus_values(sc, noise_floor, field_scaled, cored, enlarged)
+    return ratios.even_worst if even else ratios.worst
 
 
 def focus_values(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True,

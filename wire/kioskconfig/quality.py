@@ -185,7 +185,7 @@ FOCUS_MIN_DEFAULT: float = ViewRules.model_fields["focus_min"].default
 #: Each change to how the focus ratio is measured since kiosks were first calibrated, as a flag of ``KioskReference``:
 #: a new calibration sets every one, and a calibration that gives its ``focus`` without one was measured before that
 #: change, so its frames are measured without it too.
-FOCUS_MEASURE_FLAGS = ("focus_noise_floor", "focus_field_scaled", "focus_cored", "focus_enlarged")
+FOCUS_MEASURE_FLAGS = ("focus_noise_floor", "focus_field_scaled", "focus_cored", "focus_enlarged", "focus_even")
 
 
 class KioskReference(BaseModel):
@@ -236,6 +236,11 @@ class KioskReference(BaseModel):
     #: (``edge.quality.analysis.enlarge``, since 2026-12-07). A calibration from before says nothing of it, and its
     #: frames are measured as its stills were (at the file's own size).
     focus_enlarged: bool = True
+    #: Whether ``focus`` was measured with every pixel of the region evenly weighed (``edge.quality.measures.
+    #: EVEN_PERCENTILE``: the ratio of the skin's texture, not of its few strongest edges; since 2026-12-07).
+    #: Unlike the other flags, False by default: the built-in normals (``focus``, ``focus_thumbnail``) were fitted
+    #: weighed by energy, so an uncalibrated kiosk, like a calibration from before, measures its frames that way.
+    focus_even: bool = False
     #: How much the stills' sharpness varies: the standard deviation of ln(r - 1) over their focus ratios r
     #: (``edge.quality.calibrate.focus_spread``). None (the built-in default, or a calibration from before
     #: 2026-12-06): the views' focus limits as configured. See ``focus_limit``.
