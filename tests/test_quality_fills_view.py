@@ -42,9 +42,9 @@ def kiosk() -> QualitySettings:
 
     Evenly weighed, a generated lesion filling the view reads softer than the stills: their skin's texture is a
     pixel fine and the lesion holds none of its own, only its broad network. Real lesions read as sharp as the
-    skin round them (PH2's and HAM10000-masks' originals whose lesion covers over 35 % of the frame: median even
-    ratio 5.38 and 2.73, against 4.94 and 2.25 for those under 10 %), so the even measure is not what this test is
-    about, and a kiosk calibrated before it is one the field still has."""
+    skin round them (``bench.quality_focus_even``: PH2's and HAM10000-masks' originals whose lesion covers over 35 %
+    of the frame, median even ratio 4.86 and 2.89, against 4.68 and 2.30 for those under 10 %), so the even measure
+    is not what this test is about, and a kiosk calibrated before it is one the field still has."""
     ref = calibrated().reference
     stills = [synth.encode_jpeg(synth.lesion_image(1600, 1200, 200 + i)) for i in range(ref.images)]
     base = QualitySettings()

@@ -41,7 +41,9 @@ framing       <= 0.5          <= 0.5          --
   camera frame is held to the built-in camera normal (2.38) and a thumbnail under ``THUMBNAIL_SIDE``
   pixels (an archive image, measured at its own size) to a softer one (1.78). A calibrated kiosk whose
   stills vary less in sharpness than the sources the gate was fitted on has every view's limit raised
-  in proportion, up to 1.2 times (the dermoscopic 0.35 to 0.42; ``KioskReference.focus_limit``).
+  in proportion, up to 1.2 times (the dermoscopic 0.35 to 0.42; ``KioskReference.focus_limit``), and reads r
+  with every pixel of the region evenly weighed (``KioskReference.focus_even``: the skin's detail, not that of its
+  few strongest edges, hairs or glare spots' rims), as its stills were read.
 * ``shake``: the fine detail left along the worst direction as a share of that along the best, (r_worst - 1) /
   (r_best - 1), the focus ratio's two directions with every pixel evenly weighed (``edge.quality.shake_share``): a
   camera shake blurs along its own direction only, and the other keeps the optics' own sharpness, so no kiosk's
