@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from wire import topics
+from wire.kioskconfig.quality import FOCUS_MEASURE_FLAGS
 from wire.messages import Health
 
 log = logging.getLogger("edge.health")
@@ -255,19 +256,26 @@ def collect(service, sensors: Sensors, interval_s: float, now: datetime | None =
 
 #: Said after the calibration's note of a kiosk whose dermatoscope has a grey patch the calibration did not measure.
 PATCH_UNCALIBRATED = " (grey patch not measured: calibrate again)"
+#: Said after the calibration's note of a kiosk whose sharpness normal was measured before a change to the focus
+#: measure (a flag of ``FOCUS_MEASURE_FLAGS`` unset): the kiosk judges focus as that release did, and a new
+#: calibration brings it today's focus check.
+FOCUS_OUTDATED = " (sharpness measured by an older release: calibrate again)"
 
 
 def calibration_note(cfg) -> str:
     """The kiosk's quality reference (``cfg.quality.reference``) as health reports it: the calibration's
     note, "" if never calibrated; where ``[quality.grey_patch]`` was added after it (the patch's normal
-    brightness unknown, so the exposure check still reads the skin), the note says so."""
+    brightness unknown, so the exposure check still reads the skin), or its sharpness was measured by an older
+    release (``FOCUS_OUTDATED``), the note says so, within the report's 200 characters."""
     ref = cfg.quality.reference
     if not ref.images:
         return ""
-    note = ref.note or "calibrated"
+    tail = ""
     if cfg.quality.grey_patch is not None and ref.patch_level is None:
-        note = note[:200 - len(PATCH_UNCALIBRATED)] + PATCH_UNCALIBRATED
-    return note
+        tail += PATCH_UNCALIBRATED
+    if not all(getattr(ref, flag) for flag in FOCUS_MEASURE_FLAGS):
+        tail += FOCUS_OUTDATED
+    return (ref.note or "calibrated")[:200 - len(tail)] + tail
 
 
 class HealthMonitor:

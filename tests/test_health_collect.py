@@ -12,7 +12,7 @@ import pytest
 from edge import health
 from edge.config import KioskConfig
 from edge.service import KioskService
-from wire.kioskconfig.quality import GreyPatch
+from wire.kioskconfig.quality import FOCUS_MEASURE_FLAGS, GreyPatch
 from wire.messages import Health
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,8 +69,20 @@ def test_report_of_a_running_kiosk(tmp_path):
     assert r.model_version == service.model_version and r.software_version
     assert r.calibration == ""                            # never calibrated: the built-in quality reference
     calibrated = cfg.model_copy(update={"quality": cfg.quality.model_copy(update={
-        "reference": cfg.quality.reference.model_copy(update={"images": 14, "note": "hub h, 2026-12-05"})})})
+        "reference": cfg.quality.reference.model_copy(update={"images": 14, "note": "hub h, 2026-12-05",
+                                                              **dict.fromkeys(FOCUS_MEASURE_FLAGS, True)})})})
     assert health.calibration_note(calibrated) == "hub h, 2026-12-05"
+    # calibrated by a release before the focus check's even weighing: IT is told a new calibration brings it
+    older = calibrated.quality.model_copy(update={"reference": calibrated.quality.reference.model_copy(
+        update={"focus_even": False})})
+    assert health.calibration_note(calibrated.model_copy(update={"quality": older})) == \
+        "hub h, 2026-12-05" + health.FOCUS_OUTDATED
+    long = older.model_copy(update={"reference": older.reference.model_copy(update={"note": "x" * 200}),
+                                    "grey_patch": GreyPatch(x=0.5, y=0.9, radius=0.04)})
+    both = health.calibration_note(calibrated.model_copy(update={"quality": long}))
+    assert len(both) == 200 and both.endswith(health.PATCH_UNCALIBRATED + health.FOCUS_OUTDATED)
+    report = r.model_copy(update={"calibration": both})
+    assert Health.model_validate_json(report.model_dump_json()).calibration == both  # within the report's limit
     patch = GreyPatch(x=0.5, y=0.9, radius=0.04)  # a grey patch added after that calibration: IT is told to redo it
     fitted = calibrated.quality.model_copy(update={"grey_patch": patch})
     assert health.calibration_note(calibrated.model_copy(update={"quality": fitted})) == \
