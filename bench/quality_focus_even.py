@@ -52,8 +52,12 @@ def measure(item: Item) -> tuple[float, float, float, float, float]:
     energy, even = _read(synth.encode_jpeg(img))
     radius = 20 * max(img.shape[:2]) / 1600
     g_energy, g_even = _read(synth.encode_jpeg(synth.degrade_glare(img, 14, radius, seed=3)))
-    kept = lambda after, before: (after - 1) / (before - 1) if before > 1.01 else float("nan")  # noqa: E731
-    return share, energy, even, kept(g_energy, energy), kept(g_even, even)
+    return share, energy, even, _kept(g_energy, energy), _kept(g_even, even)
+
+
+def _kept(after: float, before: float) -> float:
+    """The detail a copy keeps of its original's (r - 1 over r - 1); NaN where the original holds almost none."""
+    return (after - 1) / (before - 1) if before > 1.01 else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:

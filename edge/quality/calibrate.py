@@ -100,8 +100,8 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
             return "the grey patch cannot be read (burnt out, dark or covered): check its place in " \
                    "[quality.grey_patch], the exposure and the contact plate first"
         patch = (*chroma, patch_level(sc.work.small, settings.grey_patch))
-    return Still(colour[0], colour[1], focus_value(sc, even=True), colour[2], not camera_sized(sc.work.full_size), patch,
-                 shake_share(sc))
+    return Still(colour[0], colour[1], focus_value(sc, even=True), colour[2], not camera_sized(sc.work.full_size),
+                 patch, shake_share(sc))
 
 
 def patch_normal(samples: Sequence[Sequence[float | None]]) -> dict | None:
@@ -203,6 +203,16 @@ def fit_reference(samples: Sequence[Sequence[float | None]], note: str = "") -> 
                           **(patch or {}))
 
 
+#: What each of ``FOCUS_MEASURE_FLAGS`` says, as the calibration's table comments it.
+FOCUS_FLAG_NOTES = {
+    "focus_noise_floor": "measured without the sensor's noise",
+    "focus_field_scaled": "a small round view at its own scale",
+    "focus_cored": "without the 8-bit steps of smooth skin",
+    "focus_enlarged": "a file under the focus size at that size",
+    "focus_even": "every pixel of the region evenly weighed",
+}
+
+
 def toml_block(ref: KioskReference) -> str:
     """The ``[quality.reference]`` table, between the marker comments."""
     (a, b), (_, d) = ref.cov
@@ -212,11 +222,8 @@ def toml_block(ref: KioskReference) -> str:
             f"cov = [[{a}, {b}], [{b}, {d}]]\n"
             f"focus = {ref.focus}   # median focus ratio (sharpness) of the stills\n"
             f"focus_thumbnail = {ref.focus_thumbnail}   # the same, whatever the frame's size\n"
-            f"focus_noise_floor = {'true' if ref.focus_noise_floor else 'false'}   # measured without the sensor's noise\n"
-            f"focus_field_scaled = {'true' if ref.focus_field_scaled else 'false'}   # a small round view at its own scale\n"
-            f"focus_cored = {'true' if ref.focus_cored else 'false'}   # without the 8-bit steps of smooth skin\n"
-            f"focus_enlarged = {'true' if ref.focus_enlarged else 'false'}   # a file under the focus size at that size\n"
-            f"focus_even = {'true' if ref.focus_even else 'false'}   # every pixel of the region evenly weighed\n"
+            + "".join(f"{flag} = {'true' if getattr(ref, flag) else 'false'}   # {FOCUS_FLAG_NOTES[flag]}\n"
+                      for flag in FOCUS_MEASURE_FLAGS)
             + (f"focus_spread = {ref.focus_spread}   # sd of ln(focus ratio - 1): steadier stills, a stricter focus limit\n"
                if ref.focus_spread is not None else "")
             + (f"lightness = {ref.lightness}   # mean skin log-lightness of the stills\n"
