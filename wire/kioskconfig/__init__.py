@@ -2,7 +2,8 @@
 centre validates a kiosk's file before signing it into a config bundle.
 
 * :mod:`.kiosk` -- :class:`KioskConfig` (the whole file) and :func:`load`;
-* :mod:`.broker` -- ``[broker]``; :mod:`.camera` -- ``[camera]``; :mod:`.quality` -- ``[quality]``.
+* :mod:`.broker` -- ``[broker]``; :mod:`.camera` -- ``[camera]``; :mod:`.quality` -- ``[quality]``
+  (its views' rules in :mod:`.views`, the kiosk's reference in :mod:`.reference`).
 """
 
 from .kiosk import CONFIG_FILE, ConfigError, KioskConfig, load
