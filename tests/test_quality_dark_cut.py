@@ -1,0 +1,89 @@
+"""A black-brown lesion cut by the edge is a lesion, not the dark beyond the skin (``edge.quality.choice``:
+``distinct``, ``DARK_LESION_*``).
+
+A blob along the edge of the view counts as a lesion cut by it only where it is coloured as a lesion is (chroma
+``RIM_LESION_CHROMA``, 15): shading, darker skin and the dark beyond the skin are grey. A melanoma's or a dark naevus's
+black-brown is nearly grey in CIELAB too (ISIC_0014684's L* 25, chroma 12; ISIC_0015223's L* 12, chroma 11), so when
+the skin slid until half of such a lesion lay beyond the edge, the gate took a freckle or a pink spot left in view for
+the lesion and passed a photograph a dermatologist cannot read whole. A blob that stands out from the skin by
+``DARK_LESION_CONTRAST`` now counts from ``DARK_LESION_CHROMA`` where it is brown (a* and b* above 0); a grey one still
+does not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.quality import QualitySettings, assess
+from edge.quality.choice import DARK_LESION_CHROMA, DARK_LESION_CONTRAST, RIM_LESION_CHROMA, distinct
+from edge.quality.region import LesionRegion
+from edge.quality.scene import scene
+
+from tests.test_quality_ink import jpeg, with_blob
+
+#: Even skin (BGR), as the bench's cut tests draw it.
+SKIN = (150, 170, 205)
+#: A black-brown lesion: CIELAB L* 12.5, a* 6, b* 9 (chroma 10.8), as ISIC 2017's dark melanomas are.
+BLACK_BROWN = (20, 28, 45)
+#: The dark beyond the skin, or a dermatoscope's shadow: L* 12.5, chroma 2.2.
+GREY_DARK = (30, 32, 36)
+
+
+def skin(seed: int) -> np.ndarray:
+    """Even skin with a little grain, 1600 x 1200."""
+    rng = np.random.default_rng(seed)
+    return np.clip(np.array(SKIN, np.float32) + rng.normal(0, 3, (1200, 1600, 3)), 0, 255).astype(np.uint8)
+
+
+def slid_out(colour: tuple[int, int, int], seed: int) -> np.ndarray:
+    """Skin with a dark blob of ``colour`` half beyond the right edge, and a brown freckle left off the middle."""
+    img = with_blob(skin(seed), (0.995, 0.45), 0.16, colour, seed)
+    return with_blob(img, (0.3, 0.3), 0.06, tuple(int(0.5 * v) for v in SKIN), seed + 1)
+
+
+def lesion_x(img: np.ndarray) -> float:
+    """Where the gate's lesion lies across ``img`` (a fraction of its width)."""
+    s = QualitySettings()
+    sc = scene(jpeg(img), s, s.dermoscopic)
+    return sc.lesion.centre[0] / sc.lesion.mask.shape[1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_black_brown_lesion_half_beyond_the_edge_is_refused_though_a_freckle_is_left_in_view(seed):
+    img = slid_out(BLACK_BROWN, seed)
+    assert lesion_x(img) > 0.9  # the lesion at the right edge, not the freckle at 0.3
+    q = assess(jpeg(img), "dermoscopic")
+    assert not q.checks["framing"].ok and q.checks["framing"].value > 0.9
+    assert "right" in q.checks["framing"].message
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grey_dark_along_the_edge_is_still_not_the_lesion(seed):
+    # The same blob, as dark but grey: the dark beyond the skin, or the dermatoscope's shadow. The freckle is measured,
+    # uncut, and the photograph passes the lesion and framing checks.
+    img = slid_out(GREY_DARK, seed)
+    assert lesion_x(img) < 0.4
+    q = assess(jpeg(img), "dermoscopic")
+    assert q.checks["lesion"].ok
+    assert q.checks["framing"].ok and q.checks["framing"].value == 0.0
+
+
+def _region(contrast: float) -> LesionRegion:
+    return LesionRegion(np.zeros((8, 8), np.uint8), True, 0.1, contrast, (4.0, 4.0), 1.0, 0.5)
+
+
+@pytest.mark.parametrize("lab, contrast, counts", [
+    ((30.0, 6.0, 9.0), DARK_LESION_CONTRAST, True),  # black-brown, standing out enough
+    ((30.0, 6.0, 9.0), DARK_LESION_CONTRAST - 1, False),  # as brown, but not standing out enough
+    ((30.0, 1.0, 2.0), 60.0, False),  # grey, however dark
+    ((30.0, 10.0, -6.0), 60.0, False),  # violet (a marker's ink, a vascular lesion): needs the full chroma
+    ((50.0, 12.0, 12.0), 20.0, True),  # chroma 17: coloured as any lesion cut by the edge is
+])
+def test_distinct_takes_a_dark_brown_blob_from_its_own_chroma(lab, contrast, counts):
+    lum, a, b = lab
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[...] = (round(lum * 255 / 100), round(a + 128), round(b + 128))
+    blob = np.full((8, 8), 255, np.uint8)
+    assert (distinct(_region(contrast), img, blob) is not None) is counts
+    assert DARK_LESION_CHROMA < float(np.hypot(6.0, 9.0)) < RIM_LESION_CHROMA  # the first case needs the dark rule
