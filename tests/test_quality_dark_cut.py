@@ -6,17 +6,20 @@ A blob along the edge of the view counts as a lesion cut by it only where it is 
 black-brown is nearly grey in CIELAB too (ISIC_0014684's L* 25, chroma 12; ISIC_0015223's L* 12, chroma 11), so when
 the skin slid until half of such a lesion lay beyond the edge, the gate took a freckle or a pink spot left in view for
 the lesion and passed a photograph a dermatologist cannot read whole. A blob that stands out from the skin by
-``DARK_LESION_CONTRAST`` now counts from ``DARK_LESION_CHROMA`` where it is brown (a* and b* above 0); a grey one still
-does not.
+``DARK_LESION_CONTRAST`` now counts from ``DARK_LESION_CHROMA`` where it is brown (a* and b* above 0) and redder than
+the skin in ln R/G by ``DARK_LESION_REDDER`` (melanin takes more green than red); a grey one still does not, nor the
+skin in the optics' shade, as coloured as such a lesion but of the skin's own chromaticity.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from edge.quality import QualitySettings, assess
-from edge.quality.choice import DARK_LESION_CHROMA, DARK_LESION_CONTRAST, RIM_LESION_CHROMA, distinct
+from edge.quality.choice import (DARK_LESION_CHROMA, DARK_LESION_CONTRAST, DARK_LESION_REDDER, RIM_LESION_CHROMA,
+                                 Redness, distinct)
 from edge.quality.region import LesionRegion
 from edge.quality.scene import scene
 
@@ -70,20 +73,39 @@ def test_grey_dark_along_the_edge_is_still_not_the_lesion(seed):
 
 
 def _region(contrast: float) -> LesionRegion:
-    return LesionRegion(np.zeros((8, 8), np.uint8), True, 0.1, contrast, (4.0, 4.0), 1.0, 0.5)
+    return LesionRegion(np.zeros((8, 32), np.uint8), True, 0.1, contrast, (28.0, 4.0), 1.0, 0.5)
 
 
-@pytest.mark.parametrize("lab, contrast, counts", [
-    ((30.0, 6.0, 9.0), DARK_LESION_CONTRAST, True),  # black-brown, standing out enough
-    ((30.0, 6.0, 9.0), DARK_LESION_CONTRAST - 1, False),  # as brown, but not standing out enough
-    ((30.0, 1.0, 2.0), 60.0, False),  # grey, however dark
-    ((30.0, 10.0, -6.0), 60.0, False),  # violet (a marker's ink, a vascular lesion): needs the full chroma
-    ((50.0, 12.0, 12.0), 20.0, True),  # chroma 17: coloured as any lesion cut by the edge is
+#: A more coloured skin (CIELAB L* 68, chroma 33), whose shading is as coloured as a black-brown lesion.
+PINK_SKIN = (120, 150, 215)
+
+
+@pytest.mark.parametrize("skin_bgr, blob_bgr, contrast, counts", [
+    (SKIN, BLACK_BROWN, DARK_LESION_CONTRAST, True),  # black-brown: chroma 10.8, 0.27 redder than the skin in ln R/G
+    (SKIN, BLACK_BROWN, DARK_LESION_CONTRAST - 1, False),  # as dark and brown, but not standing out enough
+    (SKIN, GREY_DARK, 60.0, False),  # grey (chroma 2.2), however dark
+    (PINK_SKIN, (36, 45, 64), 50.0, False),  # the skin in shade (x 0.3): chroma 12.2 and brown, but no redder (PH2's corners)
+    (SKIN, (40, 60, 110), 20.0, True),  # chroma 30: coloured as any lesion cut by the edge is
 ])
-def test_distinct_takes_a_dark_brown_blob_from_its_own_chroma(lab, contrast, counts):
-    lum, a, b = lab
-    img = np.zeros((8, 8, 3), np.uint8)
-    img[...] = (round(lum * 255 / 100), round(a + 128), round(b + 128))
-    blob = np.full((8, 8), 255, np.uint8)
-    assert (distinct(_region(contrast), img, blob) is not None) is counts
-    assert DARK_LESION_CHROMA < float(np.hypot(6.0, 9.0)) < RIM_LESION_CHROMA  # the first case needs the dark rule
+def test_distinct_takes_a_dark_blob_for_a_lesion_where_its_pigment_reddens_it(skin_bgr, blob_bgr, contrast, counts):
+    bgr = np.zeros((8, 32, 3), np.uint8)
+    bgr[:, :24] = skin_bgr
+    bgr[:, 24:] = blob_bgr  # a quarter of the view: the skin's median is the skin's
+    blob = np.zeros((8, 32), np.uint8)
+    blob[:, 24:] = 255
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab)
+    redness = Redness(bgr, np.ones((8, 32), bool))
+    assert (distinct(_region(contrast), lab, blob, redness) is not None) is counts
+    if counts and contrast >= DARK_LESION_CONTRAST:  # the dark rule, not the chroma, let it count
+        assert distinct(_region(contrast), lab, blob) is None  # without the frame's redness: as before
+        assert DARK_LESION_CHROMA < float(np.hypot(6.0, 9.0)) < RIM_LESION_CHROMA
+        assert redness.excess(blob) >= DARK_LESION_REDDER
+
+
+def test_the_skin_in_shade_is_no_redder_than_the_skin():
+    bgr = np.zeros((8, 32, 3), np.uint8)
+    bgr[:, :24] = PINK_SKIN
+    bgr[:, 24:] = (36, 45, 64)
+    blob = np.zeros((8, 32), np.uint8)
+    blob[:, 24:] = 255
+    assert abs(Redness(bgr, np.ones((8, 32), bool)).excess(blob)) < 0.05

@@ -22,13 +22,15 @@ from .region import LesionRegion, describe
 #: squares of its depth (a half disc: 1.6), not a crescent along the rim as the optics' fall-off is.
 #: Chosen on the fit halves (issue 24's ninth round).
 RIM_LESION_CONTRAST, RIM_LESION_CHROMA, RIM_LESION_SPREAD = 10.0, 15.0, 4.0
-#: ... or, standing out from the skin by at least ``DARK_LESION_CONTRAST`` (delta E), at least this coloured, and brown
-#: (a* and b* both above 0): a black-brown melanoma or naevus is nearly grey in CIELAB, as dark as the dark beyond the
-#: skin but not as grey. Set in issue 24's thirty-first round on two of ISIC 2017's strong cuts the gate passed
-#: (ISIC_0014684: L* 25, chroma 12, delta E 59; ISIC_0015223: L* 12, chroma 11, delta E 62), a freckle or a pink spot
-#: taken instead; no verdict of ``python -m edge quality`` on the 3,936 files of the five sources changes (at 20 and 4,
-#: one more of them is refused as cut).
-DARK_LESION_CONTRAST, DARK_LESION_CHROMA = 35.0, 8.0
+#: ... or, standing out from the skin by at least ``DARK_LESION_CONTRAST`` (delta E), at least this coloured, brown (a*
+#: and b* both above 0) and redder than the skin by ``DARK_LESION_REDDER`` in ln R/G (``Redness``): a black-brown
+#: melanoma or naevus is nearly grey in CIELAB, as dark as the dark beyond the skin, but its melanin takes more green
+#: than red, while the optics' shading dims every channel alike and leaves the skin's chromaticity as it was (PH2's
+#: darkened corners, chroma 8-15 and delta E 35-53 like such a lesion, lie within 0.1 of the skin's ln R/G). Set in
+#: issue 24's thirty-first round on two of ISIC 2017's strong cuts the gate passed (ISIC_0014684: L* 25, chroma 12,
+#: delta E 59, 0.25 redder; ISIC_0015223: L* 12, chroma 11, delta E 62, 0.64 redder), a freckle or a pink spot taken
+#: instead; no verdict of ``python -m edge quality`` on the 3,936 files of the five sources changes.
+DARK_LESION_CONTRAST, DARK_LESION_CHROMA, DARK_LESION_REDDER = 35.0, 8.0, 0.15
 
 #: A blob taken instead of a faint best one lies within this distance of the frame's centre (in halves
 #: of the shorter side): where the photographer aims, not a ruler or hair at the side.
@@ -146,15 +148,16 @@ def is_band(mask: np.ndarray, side: int, width: float = BAND_WIDTH) -> bool:
 
 
 def wide_band_aside(region: LesionRegion, lab: np.ndarray, fov: FieldOfView, side: int,
-                     depth: np.ndarray | None) -> bool:
+                     depth: np.ndarray | None, redness: Redness | None = None) -> bool:
     """Whether the chosen ``region``, off the middle of the view, is a band by ``BAND_WIDTH_ASIDE`` that does not stand
     out as a lesion cut by the edge does (``stands_out``: what is left in view of a lesion slid out is often such a
-    band along the edge). ``depth``: each pixel's distance inside the view, if already taken."""
+    band along the edge). ``depth``: each pixel's distance inside the view, if already taken; ``redness``: the frame's
+    (``Redness``), if given."""
     if region.offset <= FALLBACK_REACH or not is_band(region.mask, side, BAND_WIDTH_ASIDE):
         return False
     if depth is None:
         depth = cv2.distanceTransform(fov.inner, cv2.DIST_L2, 3)
-    return not stands_out(region, lab, region.mask, depth)
+    return not stands_out(region, lab, region.mask, depth, redness)
 
 
 def clear_beside_band(chosen: LesionRegion, candidates: np.ndarray, d: np.ndarray, on_rim: np.ndarray,
@@ -183,25 +186,52 @@ def clear_beside_band(chosen: LesionRegion, candidates: np.ndarray, d: np.ndarra
     return fainter or chosen
 
 
-def distinct(region: LesionRegion, lab: np.ndarray, blob: np.ndarray) -> tuple[float, float, float] | None:
+class Redness:
+    """How much redder than the skin a blob of the analysis image is: ln R/G, the blob's mean less the skin's (the
+    median over the view's interior ``inside``, where the lesion is seldom the greater part). Melanin and blood take
+    more green than red; shading dims every channel alike and leaves it. Taken from ``bgr`` when first asked."""
+
+    def __init__(self, bgr: np.ndarray, inside: np.ndarray) -> None:
+        self.bgr, self.inside = bgr, inside
+        self._ln_rg: np.ndarray | None = None
+        self._skin = 0.0
+
+    def excess(self, blob: np.ndarray) -> float:
+        """The blob's (uint8, nonzero inside) mean ln R/G less the skin's."""
+        if self._ln_rg is None:
+            logs = cv2.log(self.bgr.astype(np.float32) + 1.0)
+            self._ln_rg = logs[..., 2] - logs[..., 1]
+            self._skin = float(np.median(self._ln_rg[self.inside])) if self.inside.any() else 0.0
+        return float(cv2.mean(self._ln_rg, mask=blob)[0]) - self._skin
+
+
+def distinct(region: LesionRegion, lab: np.ndarray, blob: np.ndarray,
+             redness: Redness | None = None) -> tuple[float, float, float] | None:
     """The mean colour (L* 0-100, a*, b*) of ``blob`` (uint8, nonzero inside; ``region``: its description) in the
     CIELAB image ``lab`` where it is as distinct from the skin and as coloured as a lesion cut by the edge is
-    (``RIM_LESION_CONTRAST``, ``RIM_LESION_CHROMA``), as the optics' shading, darker skin and the dark beyond the skin
-    are not; else None."""
+    (``RIM_LESION_CONTRAST``, ``RIM_LESION_CHROMA``; or, given the frame's ``redness``, dark, brown and redder than the
+    skin as a black-brown lesion is, ``DARK_LESION_*``), as the optics' shading, darker skin and the dark beyond the
+    skin are not; else None."""
     if region.contrast < RIM_LESION_CONTRAST:
         return None
     lum, a, b, _ = cv2.mean(lab, mask=blob)
     a, b = a - 128.0, b - 128.0
     chroma = float(np.hypot(a, b))
-    dark = region.contrast >= DARK_LESION_CONTRAST and chroma >= DARK_LESION_CHROMA and a > 0 and b > 0
-    return (lum * (100 / 255), a, b) if chroma >= RIM_LESION_CHROMA or dark else None
+    colour = (lum * (100 / 255), a, b)
+    if chroma >= RIM_LESION_CHROMA:
+        return colour
+    dark = (redness is not None and region.contrast >= DARK_LESION_CONTRAST and chroma >= DARK_LESION_CHROMA
+            and a > 0 and b > 0 and redness.excess(blob) >= DARK_LESION_REDDER)
+    return colour if dark else None
 
 
-def stands_out(region: LesionRegion, lab: np.ndarray, blob: np.ndarray, depth: np.ndarray) -> bool:
+def stands_out(region: LesionRegion, lab: np.ndarray, blob: np.ndarray, depth: np.ndarray,
+               redness: Redness | None = None) -> bool:
     """Whether a blob along the rim of the view is a lesion cut by the edge rather than the optics'
-    shading: distinct and coloured (``distinct``), reaching into the view (``RIM_LESION_SPREAD``; ``depth``: each
-    pixel's distance inside the view), and not coloured like a warm sticker (whose die-cut outline the rim may hide)."""
-    colour = distinct(region, lab, blob)
+    shading: distinct and coloured (``distinct``, with the frame's ``redness`` if given), reaching into the view
+    (``RIM_LESION_SPREAD``; ``depth``: each pixel's distance inside the view), and not coloured like a warm sticker
+    (whose die-cut outline the rim may hide)."""
+    colour = distinct(region, lab, blob, redness)
     if colour is None or warm_sticker_colour(*colour):
         return False
     _, reach, _, _ = cv2.minMaxLoc(depth, mask=blob)
@@ -209,10 +239,10 @@ def stands_out(region: LesionRegion, lab: np.ndarray, blob: np.ndarray, depth: n
 
 
 def cut_lesion_beside(chosen: LesionRegion, candidates: np.ndarray, labels: np.ndarray, lab: np.ndarray,
-                       fov: FieldOfView, inside: np.ndarray) -> LesionRegion:
+                       fov: FieldOfView, inside: np.ndarray, redness: Redness | None = None) -> LesionRegion:
     """``chosen`` (small, off the middle of the view, not cut), or the first of the ``candidates`` (label - 1,
     best-scoring first) that is a lesion cut by the edge (``SLID_CUT``, ``SLID_AREA``), coloured and distinct as one
-    (``distinct``), neither marker nor ink, and standing out at least as much as
+    (``distinct``, with the frame's ``redness`` if given), neither marker nor ink, and standing out at least as much as
     ``chosen`` (beside ink: or by ``CLEAR_LESION_CONTRAST``)."""
     least = min(chosen.contrast, CLEAR_LESION_CONTRAST) if ink_coloured(lab, chosen.mask) else chosen.contrast
     for k in candidates:
@@ -222,6 +252,6 @@ def cut_lesion_beside(chosen: LesionRegion, candidates: np.ndarray, labels: np.n
         region = describe(blob, lab, fov.mask, inside)
         if region.centre == chosen.centre or region.cut < SLID_CUT or region.area < SLID_AREA:
             continue
-        if region.contrast >= least and distinct(region, lab, blob) is not None:
+        if region.contrast >= least and distinct(region, lab, blob, redness) is not None:
             return region
     return chosen

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .analysis import masked_median, nominal_side
-from .choice import (FALLBACK_REACH, SLID_CHOSEN_AREA, SLID_CUT, clear_beside_band, clear_beside_ink,
+from .choice import (FALLBACK_REACH, SLID_CHOSEN_AREA, SLID_CUT, Redness, clear_beside_band, clear_beside_ink,
                      clear_in_the_middle, cut_lesion_beside, ink_coloured, is_band, stands_out, wide_band_aside)
 from .fov import FieldOfView
 from .markers import MARKED_SKIN_SHARE, is_marker, skin_marks
@@ -175,6 +175,7 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     # out at least as much, overall or in colour (``tint``): a lesion there, with a skin fold's or
     # hair's shadow along the rim, darker than the lesion but hardly another colour than the skin.
     first, tried, rim_seen, markers, depth, held = None, 0, 0, None, None, None
+    redness = Redness(small, inside)  # taken only if a dark blob asks (``choice.distinct``)
     first_k = -1
     order = np.argsort(-score, kind="stable")
     for k in order:
@@ -193,7 +194,7 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
             rim_seen += 1
             if depth is None:  # how far each pixel lies inside the view
                 depth = cv2.distanceTransform(fov.inner, cv2.DIST_L2, 3)
-            if stands_out(region, lab, blob, depth):
+            if stands_out(region, lab, blob, depth, redness):
                 held = region
             continue
         tried += 1
@@ -214,12 +215,12 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
         first = clear_beside_ink(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside)
     if first is not None:
         narrow = is_band(first.mask, s)
-        if narrow or wide_band_aside(first, lab, fov, s, depth):
+        if narrow or wide_band_aside(first, lab, fov, s, depth, redness):
             first = clear_beside_band(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside, s,
                                        min_contrast if narrow else None)
     if first is not None and first.offset > FALLBACK_REACH and first.cut < SLID_CUT and first.area <= SLID_CHOSEN_AREA:
         # a small blob off the middle, and the lesion the photographer aimed at slid half out beside it
-        first = cut_lesion_beside(first, order[:2 * MAX_CANDIDATES], labels, lab, fov, inside)
+        first = cut_lesion_beside(first, order[:2 * MAX_CANDIDATES], labels, lab, fov, inside, redness)
     found = first or empty
     found.markers = markers
     return found
