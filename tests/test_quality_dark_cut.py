@@ -76,36 +76,42 @@ def _region(contrast: float) -> LesionRegion:
     return LesionRegion(np.zeros((8, 32), np.uint8), True, 0.1, contrast, (28.0, 4.0), 1.0, 0.5)
 
 
-#: A more coloured skin (CIELAB L* 68, chroma 33), whose shading is as coloured as a black-brown lesion.
+#: A more coloured skin (CIELAB L* 68, chroma 33), whose shading is as coloured as a black-brown lesion ...
 PINK_SKIN = (120, 150, 215)
+#: ... as it is in shade (x 0.3): chroma 12.2 and brown, but of the skin's own chromaticity (PH2's darkened corners).
+PINK_SKIN_SHADED = (36, 45, 64)
+
+
+def skin_with_blob(skin_bgr: tuple[int, int, int], blob_bgr: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """An 8 x 32 view of plain skin with a plain blob over its right quarter (the skin's median is the skin's), and the
+    blob's mask."""
+    bgr = np.zeros((8, 32, 3), np.uint8)
+    bgr[:, :24] = skin_bgr
+    bgr[:, 24:] = blob_bgr
+    blob = np.zeros((8, 32), np.uint8)
+    blob[:, 24:] = 255
+    return bgr, blob
 
 
 @pytest.mark.parametrize("skin_bgr, blob_bgr, contrast, counts", [
     (SKIN, BLACK_BROWN, DARK_LESION_CONTRAST, True),  # black-brown: chroma 10.8, 0.27 redder than the skin in ln R/G
     (SKIN, BLACK_BROWN, DARK_LESION_CONTRAST - 1, False),  # as dark and brown, but not standing out enough
     (SKIN, GREY_DARK, 60.0, False),  # grey (chroma 2.2), however dark
-    (PINK_SKIN, (36, 45, 64), 50.0, False),  # the skin in shade (x 0.3): chroma 12.2 and brown, but no redder (PH2's corners)
+    (PINK_SKIN, PINK_SKIN_SHADED, 50.0, False),  # the skin in shade: as coloured and brown, but no redder
     (SKIN, (40, 60, 110), 20.0, True),  # chroma 30: coloured as any lesion cut by the edge is
 ])
 def test_distinct_takes_a_dark_blob_for_a_lesion_where_its_pigment_reddens_it(skin_bgr, blob_bgr, contrast, counts):
-    bgr = np.zeros((8, 32, 3), np.uint8)
-    bgr[:, :24] = skin_bgr
-    bgr[:, 24:] = blob_bgr  # a quarter of the view: the skin's median is the skin's
-    blob = np.zeros((8, 32), np.uint8)
-    blob[:, 24:] = 255
+    bgr, blob = skin_with_blob(skin_bgr, blob_bgr)
     lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2Lab)
     redness = Redness(bgr, np.ones((8, 32), bool))
     assert (distinct(_region(contrast), lab, blob, redness) is not None) is counts
     if counts and contrast >= DARK_LESION_CONTRAST:  # the dark rule, not the chroma, let it count
         assert distinct(_region(contrast), lab, blob) is None  # without the frame's redness: as before
-        assert DARK_LESION_CHROMA < float(np.hypot(6.0, 9.0)) < RIM_LESION_CHROMA
+        a, b = lab[0, 24, 1:].astype(float) - 128.0
+        assert DARK_LESION_CHROMA < float(np.hypot(a, b)) < RIM_LESION_CHROMA
         assert redness.excess(blob) >= DARK_LESION_REDDER
 
 
 def test_the_skin_in_shade_is_no_redder_than_the_skin():
-    bgr = np.zeros((8, 32, 3), np.uint8)
-    bgr[:, :24] = PINK_SKIN
-    bgr[:, 24:] = (36, 45, 64)
-    blob = np.zeros((8, 32), np.uint8)
-    blob[:, 24:] = 255
+    bgr, blob = skin_with_blob(PINK_SKIN, PINK_SKIN_SHADED)
     assert abs(Redness(bgr, np.ones((8, 32), bool)).excess(blob)) < 0.05
