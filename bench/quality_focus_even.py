@@ -60,6 +60,12 @@ def _kept(after: float, before: float) -> float:
     return (after - 1) / (before - 1) if before > 1.01 else float("nan")
 
 
+def _glare_kept(rows: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The glare copies' detail kept, weighed by energy and evenly, over the ``measure`` rows whose original held
+    detail."""
+    return [(name, rows[:, col][np.isfinite(rows[:, col])]) for col, name in ((3, "energy"), (4, "even"))]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print both measures per source and band, and the glare copies' detail kept; the last line as above."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -86,15 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                 if k.any():
                     print(f"  {label:14s} n={k.sum():3d}  median ratio energy {np.median(rows[k, 1]):.2f}  "
                           f"even {np.median(rows[k, 2]):.2f}")
-            for col, name in ((3, "energy"), (4, "even")):
-                v = rows[:, col][np.isfinite(rows[:, col])]
+            for name, v in _glare_kept(rows):
                 print(f"  glare copies, detail kept ({name}): 5th {np.percentile(v, 5):.2f}  median "
                       f"{np.median(v):.2f}  95th {np.percentile(v, 95):.2f}")
-    rows = np.vstack(pooled)
-    spans = {}
-    for col, name in ((3, "energy"), (4, "even")):
-        v = rows[:, col][np.isfinite(rows[:, col])]
-        spans[name] = f"{np.percentile(v, 5):.2f}-{np.percentile(v, 95):.2f}"
+    spans = {name: f"{np.percentile(v, 5):.2f}-{np.percentile(v, 95):.2f}"
+             for name, v in _glare_kept(np.vstack(pooled))}
     print(f"focus_even glare_kept energy={spans['energy']} even={spans['even']} | "
           f"large_over_small {' '.join(big) or 'none'}")
     return 0
