@@ -5,8 +5,9 @@
 
 Sources (``bench.quality_sources``): PH2, ISIC 2017, the HAM10000 images with expert masks and
 the HAM10000 centre squares, each brought to a kiosk-like still and split by a hash of the image
-id into a fit half and a score half. Per source, the kiosk's reference (normal colour and
-sharpness) is calibrated on
+id into a fit half and a score half; or any clinic's photographs, ``--sources folder:PATH`` (a folder
+of JPEG or PNG files, with masks beside them where there are: ``bench.quality_sources.folder_items``),
+split and scored alike. Per source, the kiosk's reference (normal colour and sharpness) is calibrated on
 ``--fit-n`` stills of the fit half (``edge.quality.calibrate``, as an installer would), and the
 figures are taken on ``--n`` stills of the score half (``--part fit`` prints them on the fit half:
 that is what the thresholds were chosen on). ``--uncalibrated`` scores everything with the built-in
@@ -18,9 +19,9 @@ Printed per source: the false-reject rate of each check and of the whole gate on
 (with the calibrated reference, and with the built-in default one of an uncalibrated kiosk); the detection
 rate of each degradation at a moderate and a strong grade (the check in charge fails; and the
 gate refuses at all); against the targets (false rejects <= 5 %, strong >= 95 %, moderate >= 80 %).
-Then the lesion segmentation's IoU against the PH2 masks and the HAM10000 expert masks (median
-and 10th percentile). Per-image values go to ``bench/out/`` (git-ignored); nothing derived from
-the images is written anywhere else.
+Then the lesion segmentation's IoU against the expert masks of the sources asked for that have them
+(PH2, HAM10000's expert masks, a folder's; median and 10th percentile). Per-image values go to
+``bench/out/`` (git-ignored); nothing derived from the images is written anywhere else.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import cv2
 import numpy as np
 
 from bench.quality_degrade import DEGRADATIONS, GRADES
-from bench.quality_sources import DEFAULT_DATA, SOURCES, Item, load_source, mask, still
+from bench.quality_sources import DEFAULT_DATA, FOLDER, SOURCES, Item, load_source, mask, still
 from edge.camera import synth
 from edge.quality import CHECKS, QualitySettings, assess
 from edge.quality.calibrate import fit_reference, measure
@@ -137,19 +138,26 @@ def eval_source(source: str, args, writer) -> dict:
 
 
 def iou_report(args) -> None:
-    """Segmentation IoU against the expert masks: PH2 and HAM10000 (score half and all), median and 10th pct."""
+    """Segmentation IoU against the expert masks of the sources asked for that have them (PH2, HAM10000 with masks, a
+    folder's files with masks beside them): score half and all, median and 10th percentile."""
     s = QualitySettings()
+    asked = [src for src in args.sources.split(",") if src in ("ph2", "ham10000-masks") or src.startswith(FOLDER)]
     print("\nLesion segmentation (edge.quality.scene.find_lesion, as the gate and the crop use it) vs expert masks:")
-    for source in ("ph2", "ham10000-masks"):
+    for source in asked:
         for part in ("score", "all"):
             ious = []
             for it in load_source(source, part, None, 0, args.data):
                 img, g = still(it), mask(it)
+                if g is None:
+                    continue
                 work = decode(synth.encode_jpeg(img), s.work_size, s.focus_size, s.analysis_size)
                 _, les, _, _ = find_lesion(work.small, s.dermoscopic)
                 ours = cv2.resize(les.mask, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
                 union = np.count_nonzero(ours | g)
                 ious.append(np.count_nonzero(ours & g) / union if union else 1.0)
+            if not ious:
+                print(f"  {source:<15} {part:<6} no masks")
+                continue
             a = np.array(ious)
             print(f"  {source:<15} {part:<6} {a.size:>4} images: IoU median {np.median(a):.3f}, "
                   f"10th percentile {np.percentile(a, 10):.3f}, >= 0.5 in {100 * np.mean(a >= 0.5):.1f} %")

@@ -44,7 +44,9 @@ def judge(job: tuple[Item, QualitySettings, int]) -> tuple[bool, dict[str, tuple
     if img is None:
         raise SystemExit(f"cannot read {item.image}")
     h, w = img.shape[:2]
-    own = dataclasses.replace(item, size=(w, h), native=w)  # the file is the still: blur graded in its pixels
+    # the file is the still: blur graded in its pixels (a folder's file up to ``FOLDER_NATIVE``; the bench's sources'
+    # files are at most as wide as their ``native``)
+    own = dataclasses.replace(item, size=(w, h), native=min(w, item.native))
     lesion = mask(own)
     if lesion is None:
         lesion = lesion_for_cut(own, img, settings)

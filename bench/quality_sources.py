@@ -8,6 +8,9 @@ Sources (``../shared/data``, see its README): ``ph2`` (PH2, 765x572 full frames,
 (224x224 centre squares). Each image is brought to a kiosk-like still: the long side 1600 px,
 a squashed square unsquashed to 4:3, a centre square kept square.
 
+Any other clinic's photographs can be measured the same way: ``folder:PATH`` names a folder of JPEG or PNG files
+(``folder_items``), each kept at its own shape, with a lesion mask where one lies beside it (``FOLDER_MASKS``).
+
 The split into ``fit`` (reference colour, thresholds) and ``score`` (every figure printed) is by
 a hash of the image id, so it does not move with the evaluation's seed or with the folder's
 order: a figure on ``score`` never saw its images while anything was fitted.
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 SOURCES = ("ph2", "isic2017", "ham10000-masks", "ham10000")
@@ -31,6 +35,17 @@ SOURCES = ("ph2", "isic2017", "ham10000-masks", "ham10000")
 #: colour but not sharpness or framing; the built-in colour reference is pooled over it too.
 HELD_OUT = ("bcn20000",)
 LONG_SIDE = 1600
+#: ``folder:PATH``: a folder of another clinic's photographs as a source (``folder_items``).
+FOLDER = "folder:"
+#: The files of a folder source: JPEG and PNG, except lesion masks (``FOLDER_MASKS``).
+FOLDER_TYPES = (".jpg", ".jpeg", ".png")
+#: A folder file's lesion mask (255 = lesion), found as ``<stem><suffix>.png`` beside it, or in a ``masks`` folder beside
+#: it or beside its folder: PH2's ``_lesion``, HAM10000's ``_expert``, the ISIC challenges' ``_segmentation``.
+FOLDER_MASKS = ("_mask", "_lesion", "_expert", "_segmentation")
+#: A folder file wider than this is graded as if brought to this width: blur is graded in a source's own pixels, and 3 of
+#: a 12 MP original's (4000 px across) blur a fifth as much of the view as 3 of PH2's (765 px, the widest files here).
+FOLDER_NATIVE = 765
+EXIF_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,44 @@ def part_of(key: str) -> str:
     return "fit" if hashlib.sha256(key.encode()).digest()[0] < 128 else "score"
 
 
+def folder_items(source: str) -> list[Item]:
+    """The files of a folder source (``source``: ``FOLDER`` + its path), sorted by name: JPEG and PNG
+    (``FOLDER_TYPES``), each its own key (its name without the extension), brought to a still of ``LONG_SIDE`` with its
+    own shape, its blur graded in its own pixels up to ``FOLDER_NATIVE``, and its mask where there is one
+    (``FOLDER_MASKS``). Only the files' headers are read here."""
+    folder = Path(source[len(FOLDER):]).expanduser()
+    if not folder.is_dir():
+        raise SystemExit(f"{source}: no such folder")
+    items = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in FOLDER_TYPES or path.stem.endswith(FOLDER_MASKS):
+            continue
+        try:
+            with Image.open(path) as img:
+                w, h = img.size
+                if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # stored turned: OpenCV reads it upright
+                    w, h = h, w
+        except OSError:
+            continue  # not an image after all: left out, as a clinic's stray file would be
+        scale = LONG_SIDE / max(w, h)
+        items.append(Item(source, path.stem, path, folder_mask(path), (round(w * scale), round(h * scale)),
+                          min(w, FOLDER_NATIVE)))
+    return items
+
+
+def folder_mask(image: Path) -> Path | None:
+    """The lesion mask of a folder source's file ``image`` (``FOLDER_MASKS``), or None."""
+    for where in (image.parent, image.parent / "masks", image.parent.parent / "masks"):
+        for suffix in FOLDER_MASKS:
+            path = where / f"{image.stem}{suffix}.png"
+            if path.is_file():
+                return path
+    return None
+
+
 def _items(source: str, data: Path) -> list[Item]:
+    if source.startswith(FOLDER):
+        return folder_items(source)
     if source == "ph2":
         ids = [r["image_id"] for r in csv.DictReader((data / "ph2" / "metadata.csv").open())]
         return [Item(source, i, data / "ph2" / "images" / f"{i}.jpg", data / "ph2" / "masks" / f"{i}_lesion.png",
@@ -70,7 +122,7 @@ def _items(source: str, data: Path) -> list[Item]:
         rows = [r for r in csv.DictReader((data / "isic-more" / "metadata.csv").open()) if r["source"] == "isic2019-bcn"]
         return [Item(source, r["isic_id"], data / "isic-more" / "images" / f"{r['isic_id']}.jpg", None, (1200, 1200), 84)
                 for r in rows]
-    raise ValueError(f"unknown source {source!r}: use one of {', '.join(SOURCES + HELD_OUT)}")
+    raise ValueError(f"unknown source {source!r}: use one of {', '.join(SOURCES + HELD_OUT)}, or {FOLDER}PATH")
 
 
 def load_source(source: str, part: str, n: int | None, seed: int, data: Path = DEFAULT_DATA) -> list[Item]:
@@ -80,7 +132,7 @@ def load_source(source: str, part: str, n: int | None, seed: int, data: Path = D
         items = [it for it in items if part_of(it.key) == part]
     items = [it for it in items if it.image.exists()]
     if not items:
-        raise SystemExit(f"no images for source {source} under {data}")
+        raise SystemExit(f"no images for source {source}" + ("" if source.startswith(FOLDER) else f" under {data}"))
     if n is not None and n < len(items):
         items = random.Random(f"{source}:{seed}").sample(items, n)
     return items
