@@ -8,8 +8,10 @@ calibrated on the source's fit half at the files' own size (``python -m edge qua
 ``bench.quality_eval`` brings every source to a 1600-px kiosk still and scores it calibrated; this bench leaves the
 files as they are, which is how the issue scores a held-out set of another clinic's originals: PH2's 765-px frames
 and HAM10000-masks' 600-px ones by default (the camera-sized sources; ISIC 2017's and HAM10000's squares can be named
-too). The degradations are ``bench.quality_degrade``'s, graded as there (blur in the file's own pixels, which are
-now the still's), the lesion cut by its expert mask where there is one. Printed per source: the originals refused,
+too), and any clinic's photographs with ``--sources folder:PATH`` (``bench.quality_sources.folder_items``). The
+degradations are ``bench.quality_degrade``'s, graded as there (blur in the file's own pixels, which are now the
+still's; a folder's file wider than PH2's as if brought to PH2's width, its glare spots as large in the view:
+``bench.quality_sources.as_file``), the lesion cut by its expert mask where there is one. Printed per source: the originals refused,
 then per degradation and grade the copies caught by the check in charge and refused by the gate at all. The last
 line: per source the lowest strong detection by the check in charge other than the colour casts, with its
 degradation, and the range of the strong casts' (``native_strong_caught uncalibrated SOURCE=NN.N%:DEGRADATION ... |
@@ -19,7 +21,6 @@ casts SOURCE=LOW-HIGH% ...``). Nothing is written.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import multiprocessing
 import random
 import time
@@ -29,7 +30,7 @@ import cv2
 
 from bench.quality_degrade import DEGRADATIONS, GRADES
 from bench.quality_eval import caught, lesion_for_cut
-from bench.quality_sources import DEFAULT_DATA, Item, load_source, mask
+from bench.quality_sources import DEFAULT_DATA, Item, as_file, load_source, mask
 from edge.camera import synth
 from edge.quality import QualitySettings, assess
 from edge.quality.calibrate import reference_from_files
@@ -44,9 +45,7 @@ def judge(job: tuple[Item, QualitySettings, int]) -> tuple[bool, dict[str, tuple
     if img is None:
         raise SystemExit(f"cannot read {item.image}")
     h, w = img.shape[:2]
-    # the file is the still: blur graded in its pixels (a folder's file up to ``FOLDER_NATIVE``; the bench's sources'
-    # files are at most as wide as their ``native``)
-    own = dataclasses.replace(item, size=(w, h), native=min(w, item.native))
+    own = as_file(item, w, h)
     lesion = mask(own)
     if lesion is None:
         lesion = lesion_for_cut(own, img, settings)

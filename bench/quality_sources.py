@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -58,6 +58,9 @@ class Item:
     mask: Path | None
     size: tuple[int, int]  # width, height of the kiosk-like still
     native: int  # width of the source image (unsquashed): blur is graded in its pixels
+    #: the still's pixels to one of the pixels glare is graded in (``bench.quality_degrade``): 1 for the 1600-px stills
+    #: and the bench's files; a folder's file judged as it is and wider than ``FOLDER_NATIVE`` more (``as_file``)
+    glare_scale: float = 1.0
 
 
 def part_of(key: str) -> str:
@@ -98,6 +101,15 @@ def folder_mask(image: Path) -> Path | None:
             if path.is_file():
                 return path
     return None
+
+
+def as_file(item: Item, width: int, height: int) -> Item:
+    """``item`` judged as the file it is, ``width`` x ``height`` (``bench.quality_native_degraded``): the still is the
+    file, blur and glare graded in its pixels; a folder's file wider than ``FOLDER_NATIVE`` as if brought to that width
+    (blur over as much of the view, glare spots as large in it, as on PH2's files)."""
+    if item.source.startswith(FOLDER) and width > FOLDER_NATIVE:
+        return replace(item, size=(width, height), native=FOLDER_NATIVE, glare_scale=width / FOLDER_NATIVE)
+    return replace(item, size=(width, height), native=width)
 
 
 def _items(source: str, data: Path) -> list[Item]:

@@ -7,15 +7,17 @@ where one lies beside it. Tested on generated files: none of the shared data is 
 
 from __future__ import annotations
 
+import random
+
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from bench.quality_degrade import blur
+from bench.quality_degrade import DEGRADATIONS, blur
 from bench.quality_eval import main as eval_main
 from bench.quality_native_degraded import main as native_main
-from bench.quality_sources import FOLDER_NATIVE, LONG_SIDE, folder_items, load_source, part_of, still
+from bench.quality_sources import FOLDER_NATIVE, LONG_SIDE, Item, as_file, folder_items, load_source, part_of, still
 from edge.camera import synth
 from edge.quality import assess
 
@@ -68,6 +70,19 @@ def test_a_large_original_is_blurred_as_much_in_view_as_a_frame_of_ph2s_width(tm
     for item in items.values():  # and the strong defocus is one the gate refuses for focus
         strong = blur(still(item), item, 3.0)
         assert not assess(synth.encode_jpeg(strong), "dermoscopic").checks["focus"].ok, item.key
+
+
+def test_a_large_original_judged_as_it_is_is_degraded_as_a_frame_of_ph2s_width(tmp_path):
+    img = write_jpeg(tmp_path / "big.jpg", 3060, 2295, 8)
+    (item,) = folder_items(f"folder:{tmp_path}")
+    own = as_file(item, 3060, 2295)
+    assert (own.size, own.native, own.glare_scale) == ((3060, 2295), FOLDER_NATIVE, 4.0)
+    glare = dict((f, grades) for f, _, grades in DEGRADATIONS)["glare"]["strong"]
+    spots = glare(img, own, None, random.Random(1))
+    assert not assess(synth.encode_jpeg(spots), "dermoscopic").checks["glare"].ok  # spots PH2's size in the view
+    # a named source's file is judged in its own pixels, whatever its width (PH2's are 761-769 px)
+    ph2 = Item("ph2", "IMD000", tmp_path / "big.jpg", None, (1600, 1196), 765)
+    assert (as_file(ph2, 769, 576).native, as_file(ph2, 769, 576).glare_scale) == (769, 1.0)
 
 
 def test_a_photograph_stored_turned_is_listed_upright(tmp_path):
