@@ -26,7 +26,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from wire import topics
-from wire.kioskconfig.quality import FOCUS_MEASURE_FLAGS
 from wire.messages import Health
 
 log = logging.getLogger("edge.health")
@@ -257,8 +256,8 @@ def collect(service, sensors: Sensors, interval_s: float, now: datetime | None =
 #: Said after the calibration's note of a kiosk whose dermatoscope has a grey patch the calibration did not measure.
 PATCH_UNCALIBRATED = " (grey patch not measured: calibrate again)"
 #: Said after the calibration's note of a kiosk whose sharpness normal was measured before a change to the focus
-#: measure (a flag of ``FOCUS_MEASURE_FLAGS`` unset): the kiosk judges focus as that release did, and a new
-#: calibration brings it today's focus check.
+#: measure (``KioskReference.focus_outdated``: a flag of ``FOCUS_MEASURE_FLAGS`` unset): the kiosk judges focus as
+#: that release did, and a new calibration brings it today's focus check.
 FOCUS_OUTDATED = " (sharpness measured by an older release: calibrate again)"
 
 
@@ -273,7 +272,7 @@ def calibration_note(cfg) -> str:
     tail = ""
     if cfg.quality.grey_patch is not None and ref.patch_level is None:
         tail += PATCH_UNCALIBRATED
-    if not all(getattr(ref, flag) for flag in FOCUS_MEASURE_FLAGS):
+    if ref.focus_outdated:
         tail += FOCUS_OUTDATED
     return (ref.note or "calibrated")[:200 - len(tail)] + tail
 

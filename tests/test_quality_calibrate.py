@@ -20,7 +20,7 @@ from edge.camera import synth
 from edge.config import load
 from edge.quality import QualitySettings, assess
 from edge.quality.calibrate import BEGIN, MIN_IMAGES, END, colour_outliers, fit_reference, measure, toml_block
-from wire.kioskconfig.quality import FOCUS_MEASURE_FLAGS, KioskReference
+from wire.kioskconfig.quality import FOCUS_MEASURE_FLAGS, FocusMeasure, KioskReference
 
 DEMO = Path(__file__).resolve().parents[1] / "firmware_config" / "kiosk.demo.toml"
 
@@ -220,3 +220,18 @@ def test_a_new_calibration_writes_how_its_sharpness_was_measured(flag):
     assert f"{flag} = true" in block
     assert getattr(KioskReference(**tomllib.loads(block)["quality"]["reference"]), flag) is True
 
+
+
+def test_a_reference_says_how_it_measures_focus_and_whether_that_is_outdated():
+    """``KioskReference.focus_measure`` gathers its ``FOCUS_MEASURE_FLAGS`` for the focus check; a calibration of
+    today measures as ``FocusMeasure.today()``, one from before a change (a table without that flag) as that
+    release did, and only such a calibration is outdated (the built-in normals are measured as they were fitted)."""
+    today = fit_reference([measure(still(i), QualitySettings()) for i in range(12)], "generated stills")
+    assert today.focus_measure == FocusMeasure.today() and not today.focus_outdated
+    built_in = QualitySettings().reference
+    assert built_in.focus_measure == FocusMeasure() and not built_in.focus_outdated
+    assert FocusMeasure() == FocusMeasure.today()._replace(even=False)  # weighed by energy, as they were fitted
+    block = tomllib.loads(toml_block(today))["quality"]["reference"]
+    del block["focus_cored"]  # a calibration from before the 8-bit steps were cored
+    old = KioskReference(**block)
+    assert old.focus_measure == FocusMeasure.today()._replace(cored=False) and old.focus_outdated

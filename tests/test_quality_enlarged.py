@@ -17,14 +17,15 @@ from edge.quality import QualitySettings, focus_value
 from edge.quality.analysis import decode, enlarge, field_crop
 from edge.quality.fov import find_fov
 from edge.quality.scene import scene
-from wire.kioskconfig.quality import KioskReference
+from wire.kioskconfig.quality import FocusMeasure, KioskReference
 
 SETTINGS = QualitySettings()
 
 
 def ratio(img: np.ndarray, enlarged: bool = True) -> float:
     """The focus ratio round the lesion of ``img`` saved as a JPEG, as the gate reads it."""
-    return focus_value(scene(synth.encode_jpeg(img, 92), SETTINGS, SETTINGS.rules("dermoscopic")), enlarged=enlarged)
+    sc = scene(synth.encode_jpeg(img, 92), SETTINGS, SETTINGS.rules("dermoscopic"))
+    return focus_value(sc, FocusMeasure(enlarged=enlarged))
 
 
 def detail_left(sharp: np.ndarray, blurred: np.ndarray, enlarged: bool = True) -> float:

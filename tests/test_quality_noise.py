@@ -16,7 +16,7 @@ import pytest
 from edge.camera import synth
 from edge.quality import QualitySettings, assess, focus_value
 from edge.quality.scene import scene
-from wire.kioskconfig.quality import KioskReference
+from wire.kioskconfig.quality import FocusMeasure, KioskReference
 
 
 def noisy(img: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
@@ -28,7 +28,7 @@ def ratios(img: np.ndarray) -> tuple[float, float]:
     """The focus ratio with the noise floor taken off, and without."""
     settings = QualitySettings()
     sc = scene(synth.encode_jpeg(img, 92), settings, settings.rules("dermoscopic"))
-    return focus_value(sc, True), focus_value(sc, False)
+    return focus_value(sc), focus_value(sc, FocusMeasure(noise_floor=False))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -65,7 +65,7 @@ def test_a_calibration_from_before_keeps_its_measure():
     data = synth.encode_jpeg(noisy(img, 8.0), 92)
     settings = QualitySettings()
     sc = scene(data, settings, settings.rules("dermoscopic"))
-    as_before = (focus_value(sc, False, cored=False) - 1) / (old.focus - 1)
+    as_before = (focus_value(sc, FocusMeasure(noise_floor=False, cored=False)) - 1) / (old.focus - 1)
     assert assess(data, "dermoscopic", QualitySettings(reference=old)).checks["focus"].value == \
         pytest.approx(as_before, abs=1e-4)
 

@@ -10,6 +10,7 @@ from edge.camera import synth
 from edge.quality import KioskReference, QualitySettings, assess, focus_value
 from edge.quality.analysis import FIELD_SCALED, decode, field_crop, find_fov
 from edge.quality.scene import scene
+from wire.kioskconfig.quality import FocusMeasure
 
 
 def focus_of(img: np.ndarray) -> float:
@@ -64,7 +65,9 @@ def test_a_calibration_from_before_measures_a_small_view_as_its_stills_were():
     data = synth.encode_jpeg(round_view(textured(0, 3.0), 0.6), 92)
     settings = QualitySettings()
     sc = scene(data, settings, settings.rules("dermoscopic"))
-    assert focus_value(sc, True, False) != pytest.approx(focus_value(sc), rel=0.05)   # the two measures differ here
+    at_frame_scale = FocusMeasure(field_scaled=False)
+    assert focus_value(sc, at_frame_scale) != pytest.approx(focus_value(sc), rel=0.05)   # the two measures differ here
     got = assess(data, "dermoscopic", QualitySettings(reference=old)).checks["focus"].value
-    assert got == pytest.approx((focus_value(sc, True, False, False) - 1) / (old.focus - 1), abs=1e-4)
+    as_old = focus_value(sc, at_frame_scale._replace(cored=False))  # as a calibration from before both changes
+    assert got == pytest.approx((as_old - 1) / (old.focus - 1), abs=1e-4)
 

@@ -16,7 +16,7 @@ from edge.camera import synth
 from edge.quality import QualitySettings, assess, focus_value
 from edge.quality.measures import STEP_CORE, focus_ratio
 from edge.quality.scene import scene
-from wire.kioskconfig.quality import KioskReference
+from wire.kioskconfig.quality import FocusMeasure, KioskReference
 
 
 def faint(seed: int, contrast: float, blur: float) -> bytes:
@@ -33,7 +33,7 @@ def faint(seed: int, contrast: float, blur: float) -> bytes:
 def ratio(data: bytes, cored: bool = True) -> float:
     """The focus ratio of the frame round its lesion, as the gate reads it."""
     settings = QualitySettings()
-    return focus_value(scene(data, settings, settings.rules("dermoscopic")), cored=cored)
+    return focus_value(scene(data, settings, settings.rules("dermoscopic")), FocusMeasure(cored=cored))
 
 
 #: A kiosk whose normal stills are soft (the bench's ISIC 2017 kiosk calibrates to 1.66), calibrated since the steps

@@ -100,8 +100,7 @@ def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
     # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail
     ref = settings.reference
-    r = focus_value(sc, ref.focus_noise_floor, ref.focus_field_scaled, ref.focus_cored, ref.focus_enlarged,
-                    ref.focus_even)
+    r = focus_value(sc, ref.focus_measure)
     v = (r - 1.0) / (ref.normal_focus(sc.work.full_size) - 1.0)
     limit = ref.focus_limit(rules.focus_min)  # raised on a kiosk whose stills hold their sharpness close
     return at_least(v, "focus", limit)

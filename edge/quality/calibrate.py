@@ -31,8 +31,8 @@ from typing import NamedTuple, Sequence
 import cv2
 import numpy as np
 
-from wire.kioskconfig.quality import (FOCUS_MEASURE_FLAGS, THUMBNAIL_SIDE, KioskReference, QualitySettings,
-                                     camera_sized)
+from wire.kioskconfig.quality import (FOCUS_MEASURE_FLAGS, THUMBNAIL_SIDE, FocusMeasure, KioskReference,
+                                     QualitySettings, camera_sized)
 
 from . import cast_distance, focus_value, shake_share  # the checks' own measures (the package does not import this module)
 from .analysis import DecodeError, decode
@@ -100,8 +100,8 @@ def measure(data: bytes, settings: QualitySettings) -> Still | str:
             return "the grey patch cannot be read (burnt out, dark or covered): check its place in " \
                    "[quality.grey_patch], the exposure and the contact plate first"
         patch = (*chroma, patch_level(sc.work.small, settings.grey_patch))
-    return Still(colour[0], colour[1], focus_value(sc, even=True), colour[2], not camera_sized(sc.work.full_size),
-                 patch, shake_share(sc))
+    return Still(colour[0], colour[1], focus_value(sc, FocusMeasure.today()), colour[2],
+                 not camera_sized(sc.work.full_size), patch, shake_share(sc))
 
 
 def patch_normal(samples: Sequence[Sequence[float | None]]) -> dict | None:

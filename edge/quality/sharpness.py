@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from wire.kioskconfig.quality import camera_sized
+from wire.kioskconfig.quality import FocusMeasure, camera_sized
 
 from .analysis import enlarge, field_crop
 from .measures import FocusRatios, focus_ratios
@@ -22,41 +22,41 @@ from .stamps import text_mask
 FOCUS_LEAST = 0.35
 
 
-def focus_value(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True,
-                enlarged: bool = True, even: bool = False) -> float:
-    """The focus ratio in the worst direction, as the focus check reads it: weighed by energy (``focus_values``'
-    ``worst``), or with every pixel evenly weighed where ``even`` (its ``even_worst``: a calibration of today)."""
-    ratios = focus_values(sc, noise_floor, field_scaled, cored, enlarged)
-    return ratios.even_worst if even else ratios.worst
+def focus_value(sc: Scene, measure: FocusMeasure = FocusMeasure()) -> float:
+    """The focus ratio in the worst direction, measured as ``measure`` says (the kiosk's
+    ``KioskReference.focus_measure``; by default an uncalibrated kiosk's): weighed by energy (``focus_values``'
+    ``worst``), or with every pixel evenly weighed where ``measure.even`` (its ``even_worst``: a calibration of
+    today)."""
+    ratios = focus_values(sc, measure)
+    return ratios.even_worst if measure.even else ratios.worst
 
 
-def focus_values(sc: Scene, noise_floor: bool = True, field_scaled: bool = True, cored: bool = True,
-                 enlarged: bool = True) -> FocusRatios:
+def focus_values(sc: Scene, measure: FocusMeasure = FocusMeasure()) -> FocusRatios:
     """The focus ratios in the worst and the best direction, weighed by energy and evenly (``measures.focus_ratios``),
     around the lesion (its box grown by a quarter, and to at least ``FOCUS_LEAST`` of the shorter side), or over the
-    field of view without one; with the sensor's noise floor taken off (``noise_floor``) on a camera-sized frame (``camera_sized``), and lines of burnt-in
-    text (``stamps.text_mask``) left out unless they are all there is; a round view well inside a larger frame read
-    on its own box at its own scale (``analysis.field_crop``) unless ``field_scaled`` is False (a calibration
-    from before that, whose normal was measured at the frame's scale); with the 8-bit steps cored out of the
-    fine detail (``measures.STEP_CORE``) unless ``cored`` is False (a calibration from before that); a camera-sized
-    file smaller than the focus size read enlarged to it (``analysis.enlarge``), and a small round view of one at the
-    view's own scale enlarged too, unless ``enlarged`` is False (a calibration from before that). Measured once
-    per scene and set of flags (``Scene.memo``): the focus and shake checks read the same ratios."""
-    key = ("focus", noise_floor, field_scaled, cored, enlarged)
+    field of view without one; lines of burnt-in text (``stamps.text_mask``) left out unless they are all there is.
+    Each change ``measure`` holds (``FocusMeasure``; its ``even`` is the caller's to read) applies unless it is off,
+    as in a calibration from before it: the sensor's noise floor taken off on a camera-sized frame (``camera_sized``;
+    ``noise_floor``); a round view well inside a larger frame read on its own box at its own scale
+    (``analysis.field_crop``; ``field_scaled``); the 8-bit steps cored out of the fine detail (``measures.STEP_CORE``;
+    ``cored``); a camera-sized file smaller than the focus size read enlarged to it (``analysis.enlarge``), and a small
+    round view of one at the view's own scale enlarged too (``enlarged``). Measured once per scene and measure
+    (``Scene.memo``): the focus and shake checks read the same ratios."""
+    key = ("focus", measure._replace(even=False))
     if key not in sc.memo:
-        sc.memo[key] = _focus_values(sc, noise_floor, field_scaled, cored, enlarged)
+        sc.memo[key] = _focus_values(sc, measure)
     return sc.memo[key]
 
 
-def _focus_values(sc: Scene, noise_floor: bool, field_scaled: bool, cored: bool,
-                  enlarged: bool) -> FocusRatios:
+def _focus_values(sc: Scene, measure: FocusMeasure) -> FocusRatios:
     focus, small, gray = sc.work.focus, sc.work.small, sc.focus_gray
     # burnt-in text is sharp however blurred the skin under it; found in the whole frame (taken first, so that no
     # search started beside the segmentation is left running)
     text = sc.text.result() if sc.text is not None else text_mask(focus, gray)
     # a small view is measured at its own scale: its box cut from the decoded frame (crop) and that box in small
-    camera_file = enlarged and camera_sized(sc.work.full_size)  # read at the focus size's scale, as a kiosk's frame
-    crop, box = (field_crop(sc.work, sc.fov.mask, camera_file) if field_scaled else None) or (None, None)
+    # read at the focus size's scale, as a kiosk's frame
+    camera_file = measure.enlarged and camera_sized(sc.work.full_size)
+    crop, box = (field_crop(sc.work, sc.fov.mask, camera_file) if measure.field_scaled else None) or (None, None)
     s = min(small.shape[:2])
     view = s if box is None else max(box[2], box[3])  # the view's own size: margins and the least region follow it
     roi_small = cv2.erode(sc.fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (view // 20 | 1,) * 2))
@@ -87,7 +87,7 @@ def _focus_values(sc: Scene, noise_floor: bool, field_scaled: bool, cored: bool,
     x, y, bw, bh = cv2.boundingRect(roi)
     xa, ya, xb, yb = max(0, x - 10), max(0, y - 10), min(fw, x + bw + 10), min(fh, y + bh + 10)
     return focus_ratios(gray[ya:yb, xa:xb], roi[ya:yb, xa:xb],
-                        noise_floor=noise_floor and camera_sized(sc.work.full_size), cored=cored)
+                        noise_floor=measure.noise_floor and camera_sized(sc.work.full_size), cored=measure.cored)
 
 
 def _resized(mask: np.ndarray, like: np.ndarray) -> np.ndarray:

@@ -101,13 +101,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .reference import (FOCUS_MEASURE_FLAGS, FOCUS_MIN_DEFAULT, FOCUS_RAISE_MAX, FOCUS_SPREAD_Z, PIGMENT_SLOPE,
-                        THUMBNAIL_SIDE, KioskReference, camera_sized)
+                        THUMBNAIL_SIDE, FocusMeasure, KioskReference, camera_sized)
 from .views import CHECKS, VIEW_DEFAULTS, ViewRules
 
 #: The ``[quality]`` section's parts, one import for either side: the views' rules (``.views``) and the kiosk's
 #: reference (``.reference``) with this module's grey patch and settings.
 __all__ = ["CHECKS", "FOCUS_MEASURE_FLAGS", "FOCUS_MIN_DEFAULT", "FOCUS_RAISE_MAX", "FOCUS_SPREAD_Z", "PIGMENT_SLOPE",
-           "THUMBNAIL_SIDE", "VIEW_DEFAULTS", "GreyPatch", "KioskReference", "QualitySettings", "ViewRules",
+           "THUMBNAIL_SIDE", "VIEW_DEFAULTS", "FocusMeasure", "GreyPatch", "KioskReference", "QualitySettings", "ViewRules",
            "camera_sized"]
 
 

@@ -7,6 +7,7 @@ that read it.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -45,6 +46,24 @@ FOCUS_MIN_DEFAULT: float = ViewRules.model_fields["focus_min"].default
 #: a new calibration sets every one, and a calibration that gives its ``focus`` without one was measured before that
 #: change, so its frames are measured without it too.
 FOCUS_MEASURE_FLAGS = ("focus_noise_floor", "focus_field_scaled", "focus_cored", "focus_enlarged", "focus_even")
+
+
+class FocusMeasure(NamedTuple):
+    """How a frame's focus ratio is measured (``edge.quality.sharpness.focus_value``): each change since kiosks were
+    first calibrated on or off, in the order of ``FOCUS_MEASURE_FLAGS`` (``KioskReference.focus_measure``: as the
+    kiosk's stills were measured). The defaults are an uncalibrated kiosk's, whose built-in normals were fitted
+    weighed by energy; ``today`` is how a calibration of today measures its stills."""
+
+    noise_floor: bool = True
+    field_scaled: bool = True
+    cored: bool = True
+    enlarged: bool = True
+    even: bool = False
+
+    @classmethod
+    def today(cls) -> "FocusMeasure":
+        """Every change in: how ``python -m edge calibrate`` measures a kiosk's stills now."""
+        return cls(*(True for _ in FOCUS_MEASURE_FLAGS))
 
 
 class KioskReference(BaseModel):
@@ -157,6 +176,19 @@ class KioskReference(BaseModel):
         if darker <= 0 or redder <= 0:
             return 0.0
         return float(min(darker, redder / -PIGMENT_SLOPE))
+
+    @property
+    def focus_measure(self) -> FocusMeasure:
+        """How this kiosk measures a frame's focus ratio: as its stills were (its ``FOCUS_MEASURE_FLAGS``)."""
+        return FocusMeasure(*(getattr(self, flag) for flag in FOCUS_MEASURE_FLAGS))
+
+    @property
+    def focus_outdated(self) -> bool:
+        """Whether this kiosk's own sharpness normal (a calibration's: ``images`` above 0) was measured by an older
+        release: a flag of ``FOCUS_MEASURE_FLAGS`` unset. The kiosk judges focus as that release did; a new
+        calibration brings it today's focus check. The built-in normals are never outdated: they are measured as
+        they were fitted."""
+        return self.images > 0 and self.focus_measure != FocusMeasure.today()
 
     def normal_focus(self, frame_size: tuple[int, int]) -> float:
         """This kiosk's normal focus ratio for a frame of ``frame_size`` (width, height) pixels."""
