@@ -91,7 +91,11 @@ def calibrated(source: str, fit_n: int, seed: int, data: Path) -> QualitySetting
         got = measure(synth.encode_jpeg(still(it)), base)
         if not isinstance(got, str):
             samples.append(got)
-    ref = fit_reference(samples, f"{source} fit half, {len(samples)} stills")
+    try:
+        ref = fit_reference(samples, f"{source} fit half, {len(samples)} stills")
+    except ValueError as exc:
+        raise SystemExit(f"{source}: no kiosk reference can be fitted on its fit half ({exc}): give it more "
+                         "photographs (--fit-n, or a larger folder), or score it --uncalibrated") from None
     return base.model_copy(update={"reference": ref})
 
 

@@ -68,7 +68,12 @@ def settings_for(source: str, calibrated: bool, fit_n: int, seed: int, data: Pat
     if not calibrated:
         return settings
     fit = [str(it.image) for it in load_source(source, "fit", fit_n, seed, data)]
-    return settings.model_copy(update={"reference": reference_from_files(fit, settings, lambda message: None)})
+    try:
+        ref = reference_from_files(fit, settings, lambda message: None)
+    except ValueError as exc:
+        raise SystemExit(f"{source}: no kiosk reference can be fitted on its fit half ({exc}): give it more files "
+                         "(--fit-n, or a larger folder), or leave out --calibrated") from None
+    return settings.model_copy(update={"reference": ref})
 
 
 def score_source(source: str, args) -> tuple[float, dict[str, tuple[float, float, int]]]:

@@ -134,3 +134,15 @@ def test_native_degraded_judges_a_folders_files_as_they_are(tmp_path, capsys):
     rows = {line.split()[0]: line.split()[1:] for line in out[2:] if line.startswith("  ")}
     assert rows["defocus_strong"] == ["2", "100.0%", "100.0%"]
     assert out[-1].startswith(f"native_strong_caught uncalibrated {source}=")
+
+
+def test_a_folder_too_small_to_calibrate_on_says_so(tmp_path):
+    keys = [f"E{i}" for i in range(8)]
+    for i, key in enumerate(keys):
+        write_jpeg(tmp_path / f"{key}.jpg", 800, 600, 900 + i)
+    assert 0 < sum(part_of(k) == "fit" for k in keys) < 12 and any(part_of(k) == "score" for k in keys)
+    source = f"folder:{tmp_path}"
+    with pytest.raises(SystemExit, match=r"no kiosk reference can be fitted on its fit half .*--uncalibrated"):
+        eval_main(["--sources", source, "--n", "4", "--only", "none", "--jobs", "1", "--out", str(tmp_path / "o.csv")])
+    with pytest.raises(SystemExit, match=r"no kiosk reference can be fitted on its fit half .*leave out --calibrated"):
+        native_main(["--sources", source, "--calibrated", "--jobs", "1"])
