@@ -6,7 +6,7 @@
 Sources (``bench.quality_sources``): PH2, ISIC 2017, the HAM10000 images with expert masks and
 the HAM10000 centre squares, each brought to a kiosk-like still and split by a hash of the image
 id into a fit half and a score half; or any clinic's photographs, ``--sources folder:PATH`` (a folder
-of JPEG or PNG files, with masks beside them where there are: ``bench.quality_sources.folder_items``),
+of image files (JPEG, PNG, BMP, TIFF, WebP), with masks beside them where there are: ``bench.quality_sources.folder_items``),
 split and scored alike. Per source, the kiosk's reference (normal colour and sharpness) is calibrated on
 ``--fit-n`` stills of the fit half (``edge.quality.calibrate``, as an installer would), and the
 figures are taken on ``--n`` stills of the score half (``--part fit`` prints them on the fit half:

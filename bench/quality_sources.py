@@ -8,7 +8,7 @@ Sources (``../shared/data``, see its README): ``ph2`` (PH2, 765x572 full frames,
 (224x224 centre squares). Each image is brought to a kiosk-like still: the long side 1600 px,
 a squashed square unsquashed to 4:3, a centre square kept square.
 
-Any other clinic's photographs can be measured the same way: ``folder:PATH`` names a folder of JPEG or PNG files
+Any other clinic's photographs can be measured the same way: ``folder:PATH`` names a folder of image files
 (``folder_items``), each kept at its own shape, with a lesion mask where one lies beside it (``FOLDER_MASKS``).
 
 The split into ``fit`` (reference colour, thresholds) and ``score`` (every figure printed) is by
@@ -37,8 +37,9 @@ HELD_OUT = ("bcn20000",)
 LONG_SIDE = 1600
 #: ``folder:PATH``: a folder of another clinic's photographs as a source (``folder_items``).
 FOLDER = "folder:"
-#: The files of a folder source: JPEG and PNG, except lesion masks (``FOLDER_MASKS``).
-FOLDER_TYPES = (".jpg", ".jpeg", ".png")
+#: The files of a folder source: JPEG, PNG, and the originals some dermatoscopes save (BMP, as PH2's were; TIFF; WebP),
+#: except lesion masks (``FOLDER_MASKS``).
+FOLDER_TYPES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 #: A folder file's lesion mask (255 = lesion), found as ``<stem><suffix>.png`` beside it, or in a ``masks`` folder beside
 #: it or beside its folder: PH2's ``_lesion``, HAM10000's ``_expert``, the ISIC challenges' ``_segmentation``.
 FOLDER_MASKS = ("_mask", "_lesion", "_expert", "_segmentation")
@@ -69,7 +70,7 @@ def part_of(key: str) -> str:
 
 
 def folder_items(source: str) -> list[Item]:
-    """The files of a folder source (``source``: ``FOLDER`` + its path), sorted by name: JPEG and PNG
+    """The files of a folder source (``source``: ``FOLDER`` + its path), sorted by name: JPEG, PNG, BMP, TIFF and WebP
     (``FOLDER_TYPES``), each its own key (its name without the extension), brought to a still of ``LONG_SIDE`` with its
     own shape, its blur graded in its own pixels up to ``FOLDER_NATIVE``, and its mask where there is one
     (``FOLDER_MASKS``). Only the files' headers are read here."""

@@ -1,6 +1,6 @@
 """Another clinic's photographs as a bench source: ``--sources folder:PATH`` (``bench.quality_sources.folder_items``).
 
-A folder of JPEG and PNG files is listed as the named sources are: each file its own key, split by the key's hash,
+A folder of image files (JPEG, PNG, BMP, TIFF, WebP) is listed as the named sources are: each file its own key, split by the key's hash,
 brought to a 1600-px still of its own shape, its blur graded in its own pixels up to PH2's width, its lesion mask
 where one lies beside it. Tested on generated files: none of the shared data is needed.
 """
@@ -45,16 +45,20 @@ def test_lists_each_photograph_with_its_shape_its_grading_and_its_mask(tmp_path)
     (tmp_path / "clinic" / "masks").mkdir()
     write_mask(tmp_path / "clinic" / "masks" / "A002_segmentation.png", 3200, 2400)  # in a masks folder beside it
     cv2.imwrite(str(clinic / "A003.png"), synth.lesion_image(600, 800, 3))  # portrait, PNG, no mask
+    cv2.imwrite(str(clinic / "A005.bmp"), synth.lesion_image(765, 574, 5))  # a dermatoscope's BMP original, as PH2's
+    cv2.imwrite(str(clinic / "A006.tif"), synth.lesion_image(640, 480, 6))
     (clinic / "notes.txt").write_text("not a photograph")
     (clinic / "A004.jpg").write_bytes(b"\xff\xd8 not really a JPEG")  # a clinic's stray broken file
     items = {it.key: it for it in folder_items(f"folder:{clinic}")}
-    assert set(items) == {"A001", "A002", "A003"}  # the masks, the text and the broken file are not photographs
+    assert set(items) == {"A001", "A002", "A003", "A005", "A006"}  # the masks, the text and the broken file are not
     assert items["A001"].size == (LONG_SIDE, 1200) and items["A001"].native == 700
     assert items["A001"].mask == clinic / "A001_mask.png"
     assert items["A002"].size == (LONG_SIDE, 1200) and items["A002"].native == FOLDER_NATIVE
     assert items["A002"].mask == tmp_path / "clinic" / "masks" / "A002_segmentation.png"
     assert items["A003"].size == (1200, LONG_SIDE) and items["A003"].mask is None
     assert still(items["A003"]).shape == (LONG_SIDE, 1200, 3)
+    assert items["A005"].size == (LONG_SIDE, 1201) and items["A006"].size == (LONG_SIDE, 1200)
+    assert still(items["A005"]).shape == (1201, LONG_SIDE, 3)
     # the split is the named sources' own: by the key's hash, whatever the folder
     assert {it.key for it in load_source(f"folder:{clinic}", "score", None, 0)} == \
         {k for k in items if part_of(k) == "score"}
