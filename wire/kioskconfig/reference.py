@@ -50,8 +50,8 @@ FOCUS_MEASURE_FLAGS = ("focus_noise_floor", "focus_field_scaled", "focus_cored",
 
 class FocusMeasure(NamedTuple):
     """How a frame's focus ratio is measured (``edge.quality.sharpness.focus_value``): each change since kiosks were
-    first calibrated on or off, in the order of ``FOCUS_MEASURE_FLAGS`` (``KioskReference.focus_measure``: as the
-    kiosk's stills were measured). The defaults are an uncalibrated kiosk's, whose built-in normals were fitted
+    first calibrated on or off, each named as its flag in ``FOCUS_MEASURE_FLAGS`` less ``focus_``
+    (``KioskReference.focus_measure``: as the kiosk's stills were measured). The defaults are an uncalibrated kiosk's, whose built-in normals were fitted
     weighed by energy; ``today`` is how a calibration of today measures its stills."""
 
     noise_floor: bool = True
@@ -63,7 +63,7 @@ class FocusMeasure(NamedTuple):
     @classmethod
     def today(cls) -> "FocusMeasure":
         """Every change in: how ``python -m edge calibrate`` measures a kiosk's stills now."""
-        return cls(*(True for _ in FOCUS_MEASURE_FLAGS))
+        return cls(**dict.fromkeys(cls._fields, True))
 
 
 class KioskReference(BaseModel):
@@ -180,7 +180,7 @@ class KioskReference(BaseModel):
     @property
     def focus_measure(self) -> FocusMeasure:
         """How this kiosk measures a frame's focus ratio: as its stills were (its ``FOCUS_MEASURE_FLAGS``)."""
-        return FocusMeasure(*(getattr(self, flag) for flag in FOCUS_MEASURE_FLAGS))
+        return FocusMeasure(**{flag.removeprefix("focus_"): getattr(self, flag) for flag in FOCUS_MEASURE_FLAGS})
 
     @property
     def focus_outdated(self) -> bool:
