@@ -14,9 +14,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: No skin lesion is this blue (b*) or this green (a*): blue and green stickers, blue or green pen.
+#: No skin lesion is this green (a*): green stickers, green pen. Nor, on average over its blob, this blue (b*) beside
+#: the middle of the view: blue stickers, paper and pen.
 BLUE_B = -15.0
 GREEN_A = -15.0
+#: In the middle of the view (``STICKER_OFFSET``) a blob as blue as ``BLUE_B`` is the lesion the photographer aimed at:
+#: the blue-grey of a pigmented basal cell carcinoma's nests, a melanoma's blue-white veil or a blue naevus, or a
+#: vascular lesion's violet (b* -15 to -25 over the 40 such lesions of the 25,165 files of ``../shared/data``, issue
+#: 24's thirty-third round), unless it is bluer than any of them (a blue sticker or paper: ISIC 2017's reach b* -31
+#: and -45) or a drawn line (``STROKE_WIDTH``: a pen's ring round the lesion).
+BLUE_MARK_B = -30.0
+#: A drawn line: the widest circle inside the blob has a radius under this share of the square root of the blob's area
+#: (a stroke under about a seventh as wide as it is long; a disc reads 0.56). ISIC 2017's violet ring round a lesion
+#: (ISIC_0013414) reads 0.13, the blue and violet lesions 0.22-0.52.
+STROKE_WIDTH = 0.18
 #: A bright saturated orange beyond a pale orange-brown naevus (PH2's reach about b* 55 at L* 62).
 ORANGE_B, ORANGE_L = 60.0, 65.0
 #: A warm sticker (orange, yellow, salmon): at least this light, this saturated (chroma) and this
@@ -49,17 +60,21 @@ def skin_marks(lab: np.ndarray) -> np.ndarray:
 
 def is_marker(lab: np.ndarray, blob: np.ndarray) -> bool:
     """Whether the blob (uint8 mask, nonzero inside) of the CIELAB image ``lab`` is a sticker or pen
-    mark rather than a lesion: blue or green; a bright saturated orange; or, away from the middle of the
-    frame, a bright saturated warm colour that is convex or flat, or the centre of a two-colour sticker
+    mark rather than a lesion: green; a bright saturated orange; blue, unless it is in the middle of the frame,
+    no bluer than a lesion and not a drawn line (``BLUE_MARK_B``, ``STROKE_WIDTH``); or, away from the middle of
+    the frame, a bright saturated warm colour that is convex or flat, or the centre of a two-colour sticker
     (``ringed``; see the constants)."""
     l_mean, a_mean, b_mean, _ = cv2.mean(lab, mask=blob)
     l_mean, a_mean, b_mean = l_mean * (100 / 255), a_mean - 128.0, b_mean - 128.0
-    if b_mean < BLUE_B or a_mean < GREEN_A or (b_mean > ORANGE_B and l_mean > ORANGE_L):
+    if a_mean < GREEN_A or (b_mean > ORANGE_B and l_mean > ORANGE_L):
         return True
     m = cv2.moments(blob, binaryImage=True)
     h, w = blob.shape
-    if not m["m00"] or np.hypot(m["m10"] / m["m00"] - (w - 1) / 2, m["m01"] / m["m00"] - (h - 1) / 2) \
-            < STICKER_OFFSET * min(h, w) / 2:
+    centred = not m["m00"] or np.hypot(m["m10"] / m["m00"] - (w - 1) / 2, m["m01"] / m["m00"] - (h - 1) / 2) \
+        < STICKER_OFFSET * min(h, w) / 2
+    if b_mean < BLUE_B:
+        return b_mean < BLUE_MARK_B or not centred or _drawn_line(blob, m["m00"])
+    if centred:
         return False
     if warm_sticker_colour(l_mean, a_mean, b_mean) and (
             _solidity(blob) >= STICKER_SOLIDITY or _lightness_sd(lab, blob) <= STICKER_FLAT_L):
@@ -85,6 +100,15 @@ def warm_sticker_colour(l_mean: float, a_mean: float, b_mean: float) -> bool:
     """Whether a blob's mean colour (L* 0-100, a*, b*) is a warm sticker's: light, saturated and yellow
     enough (``WARM_L``, ``WARM_CHROMA``, ``WARM_B``); where it lies and its shape decide the rest."""
     return l_mean >= WARM_L and b_mean >= WARM_B and float(np.hypot(a_mean, b_mean)) >= WARM_CHROMA
+
+
+def _drawn_line(blob: np.ndarray, area: float) -> bool:
+    """Whether the blob (of ``area`` pixels) is a drawn line rather than a patch: no circle inside it as wide as
+    ``STROKE_WIDTH`` of the square root of its area."""
+    if area <= 0:
+        return True
+    inside = cv2.distanceTransform(cv2.copyMakeBorder(blob, 1, 1, 1, 1, cv2.BORDER_CONSTANT), cv2.DIST_L2, 3)
+    return float(inside.max()) < STROKE_WIDTH * float(np.sqrt(area))
 
 
 def _solidity(blob: np.ndarray) -> float:
