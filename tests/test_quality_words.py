@@ -230,3 +230,26 @@ def test_a_picture_too_small_or_narrow_to_judge_says_so_with_its_size(size):
     assert c.message == MESSAGES["too_small"].format(w=size[0], h=size[1]) and f"{size[0]} x {size[1]} pixels" in c.message
     assert "not a readable image" not in c.message
     assert assess(b"\x00garbage", "dermoscopic").checks["decode"].message.startswith("The file is not a readable image")
+
+
+def featureless_thumbnail() -> bytes:
+    """An 84-px archive thumbnail of a round view holding nothing but a small, very soft pale patch: its fine-to-coarse
+    ratio reads under 1 (0.04), less fine detail than none."""
+    import cv2
+    import numpy as np
+
+    n = 84
+    img = np.full((n, n, 3), (178, 177, 203), np.float32)
+    cv2.circle(img, (38, 44), 5, (187, 185, 104), -1)
+    img = cv2.GaussianBlur(img, (0, 0), 5.0) + np.random.default_rng(0).normal(0, 0.55, (n, n, 3))
+    yy, xx = np.mgrid[0:n, 0:n]
+    img[np.hypot(xx - n / 2, yy - n / 2) > 0.45 * n] = 10
+    return synth.encode_jpeg(np.clip(img, 0, 255).astype(np.uint8), 83)
+
+
+def test_sharpness_is_never_quoted_below_none():
+    # "sharpness -18% of this kiosk's normal" (413 of BCN20000's thumbnails read so) says nothing a photographer can
+    # use: no fine detail is 0 %, and the verdict is the same, as every focus limit is above 0.
+    c = assess(featureless_thumbnail(), "dermoscopic").checks["focus"]
+    assert not c.ok and c.value == 0.0
+    assert "sharpness 0% of this kiosk's normal" in c.message

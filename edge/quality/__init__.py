@@ -98,10 +98,12 @@ def _fov(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck
 
 
 def _focus(sc: Scene, rules: ViewRules, settings: QualitySettings) -> QualityCheck:
-    # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail
+    # sharpness as a fraction of this kiosk's normal: 1 = as sharp as its usual stills, 0 = no fine detail. A ratio
+    # under 1 (less fine detail than the noise floor leaves: a featureless thumbnail) is no fine detail, so 0, not a
+    # negative share ("sharpness -18 % of this kiosk's normal" read as nonsense; same verdict, as 0 is under any limit)
     ref = settings.reference
     r = focus_value(sc, ref.focus_measure)
-    v = (r - 1.0) / (ref.normal_focus(sc.work.full_size) - 1.0)
+    v = max(0.0, (r - 1.0) / (ref.normal_focus(sc.work.full_size) - 1.0))
     limit = ref.focus_limit(rules.focus_min)  # raised on a kiosk whose stills hold their sharpness close
     return at_least(v, "focus", limit)
 
