@@ -104,6 +104,40 @@ def shading_gain(ch: np.ndarray, inside: np.ndarray, step: int = 4, iterations: 
     return cv2.resize((a / fit).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+#: A blob whose part along the rim of a round view (the band ``segment_lesion`` calls the rim) runs round at least this
+#: many degrees of it, while the blob covers under ``RING_FILL`` of the view inside that band, is the view's dark soft
+#: edge joined to a lesion or a darker patch inside: filled in (``region.describe`` fills a blob's holes) it would be
+#: the whole view, and no lesion would stand out from the skin. A lesion cut by the edge runs along a part of the
+#: rim; one larger than the view fills the inside too. Issue 24's thirty-third round, on BCN20000's round views at
+#: 1024 px.
+RING_TURN, RING_FILL = 270, 0.5
+
+
+def without_rim_ring(cand: np.ndarray, band: np.ndarray, fov: FieldOfView) -> np.ndarray:
+    """``cand`` (uint8 0/1, the pixels dark enough for a lesion) without the part in the rim ``band`` (boolean) of each
+    blob that runs round the rim of the round view ``fov`` (``RING_TURN``, ``RING_FILL``): the view's dark soft edge."""
+    n, labels = cv2.connectedComponents(cand, connectivity=8)
+    ys, xs = np.nonzero(band & (cand > 0))
+    if n <= 1 or xs.size == 0:
+        return cand
+    m = cv2.moments(fov.mask, binaryImage=True)
+    if not m["m00"]:
+        return cand
+    cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
+    turn = (np.degrees(np.arctan2(ys - cy, xs - cx)) % 360.0 // 10).astype(np.intp)  # 36 sectors of 10 degrees
+    covered = np.zeros((n, 36), bool)
+    covered[labels[ys, xs], turn] = True
+    inside = (fov.inner > 0) & ~band
+    within = np.bincount(labels[inside].ravel(), minlength=n)
+    ring = (covered.sum(axis=1) * 10 >= RING_TURN) & (within < RING_FILL * max(np.count_nonzero(inside), 1))
+    ring[0] = False
+    if not ring.any():
+        return cand
+    out = cand.copy()
+    out[band & ring[labels]] = 0
+    return out
+
+
 def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Least-squares slope and intercept of y = a + b x in closed form (as ``np.polyfit(x, y, 1)``, faster)."""
     xm, ym = float(x.mean()), float(y.mean())
@@ -155,14 +189,16 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     cand = ((ch <= thr) & inside).astype(np.uint8)
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, k)
+    # Vignetting darkens the rim of the field of view: a far-off blob lying mostly along the
+    # rim is shading, not a lesion; nor is a blob's part that runs round the rim of a round view.
+    band = cv2.erode(fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 10 | 1,) * 2)) == 0
+    if fov.present:
+        cand = without_rim_ring(cand, band, fov)
     n, labels, stats, cents = cv2.connectedComponentsWithStats(cand, connectivity=8)
     if n <= 1:
         return empty
     d = np.hypot(cents[1:, 0] - w / 2, cents[1:, 1] - h / 2) / (s / 2)
     score = stats[1:, cv2.CC_STAT_AREA] / (1.0 + (d / 0.5) ** 2)
-    # Vignetting darkens the rim of the field of view: a far-off blob lying mostly along the
-    # rim is shading, not a lesion.
-    band = cv2.erode(fov.inner, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 10 | 1,) * 2)) == 0
     on_band = np.bincount(labels[band].ravel(), minlength=n)[1:] / np.maximum(stats[1:, cv2.CC_STAT_AREA], 1)
     on_rim = (d > 0.6) & (on_band > RIM_SHARE)
     # A colour-calibration sticker or a pen mark is not a lesion (``markers.is_marker``). Blobs are
