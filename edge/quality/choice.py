@@ -84,6 +84,16 @@ BAND_WIDTH_ASIDE = 0.3
 SLID_CUT, SLID_AREA, SLID_CHOSEN_AREA = 0.6, 0.003, 0.08
 
 
+#: A blob the edge cuts (``one_sided`` over ``CORE_CUT``, the framing check's default limit) gives way to the dark core
+#: inside it (a second Otsu threshold on the blob's own pixels) where that core is a clear lesion in the middle of the
+#: view: not touching the edge, within ``FALLBACK_REACH`` of the middle, at least ``CLEAR_LESION_AREA`` of the view,
+#: standing out from the skin by at least ``CORE_CONTRAST`` (delta E), while the rest of the blob (its halo) stands out
+#: from the skin under ``CORE_HALO`` as much as the core does: a little darker skin round a clear lesion, run on to the
+#: edge, not a lesion's paler part (``core_in_the_middle``). The threshold parts bright skin from a little darker skin
+#: where a small dark lesion is too few pixels to pull it (issue 24's thirty-fourth round).
+CORE_CUT, CORE_CONTRAST, CORE_HALO = 0.5, 10.0, 0.5
+
+
 def clear_in_the_middle(chosen: LesionRegion, central: list[int], labels: np.ndarray, lab: np.ndarray,
                          fov: FieldOfView, inside: np.ndarray) -> LesionRegion:
     """``chosen`` (off the middle of the view, touching its edge), or the first of the ``central`` blobs
@@ -255,3 +265,33 @@ def cut_lesion_beside(chosen: LesionRegion, candidates: np.ndarray, labels: np.n
         if region.contrast >= least and distinct(region, lab, blob, redness) is not None:
             return region
     return chosen
+
+
+def core_in_the_middle(chosen: LesionRegion, ch: np.ndarray, lab: np.ndarray, fov: FieldOfView,
+                       inside: np.ndarray) -> LesionRegion:
+    """``chosen`` (a blob the edge cuts), or the dark core inside it where that is a clear lesion in the middle of the
+    view and the rest of the blob is little darker than the skin (``CORE_*``). ``ch``: the lesion channel the blobs
+    were thresholded on (uint8, darker is more lesion-like); ``inside``: the view's interior (boolean)."""
+    s = min(ch.shape)
+    within = (chosen.mask > 0) & inside
+    vals = ch[within]
+    if vals.size < 100:
+        return chosen
+    thr, _ = cv2.threshold(vals.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    core = cv2.morphologyEx(((ch <= thr) & within).astype(np.uint8), cv2.MORPH_OPEN,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    if n <= 1:
+        return chosen
+    region = describe((labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).view(np.uint8), lab, fov.mask, inside)
+    if region.border > 0 or region.offset > FALLBACK_REACH or region.area < CLEAR_LESION_AREA:
+        return chosen
+    skin = inside & (cv2.dilate(chosen.mask, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 8 | 1,) * 2)) == 0)
+    halo = within & (cv2.dilate(region.mask, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 25 | 1,) * 2)) == 0)
+    if np.count_nonzero(skin) < 50 or np.count_nonzero(halo) < 50:
+        return chosen
+    scale = np.array([100.0 / 255.0, 1.0, 1.0])
+    skin_lab = np.array(cv2.mean(lab, mask=skin.view(np.uint8))[:3]) * scale
+    core_de = float(np.linalg.norm(np.array(cv2.mean(lab, mask=region.mask)[:3]) * scale - skin_lab))
+    halo_de = float(np.linalg.norm(np.array(cv2.mean(lab, mask=halo.view(np.uint8))[:3]) * scale - skin_lab))
+    return region if core_de >= CORE_CONTRAST and halo_de < CORE_HALO * core_de else chosen

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from .analysis import masked_median, nominal_side
-from .choice import (FALLBACK_REACH, SLID_CHOSEN_AREA, SLID_CUT, Redness, clear_beside_band, clear_beside_ink,
-                     clear_in_the_middle, cut_lesion_beside, ink_coloured, is_band, stands_out, wide_band_aside)
+from .choice import (CORE_CUT, FALLBACK_REACH, SLID_CHOSEN_AREA, SLID_CUT, Redness, clear_beside_band, clear_beside_ink,
+                     clear_in_the_middle, core_in_the_middle, cut_lesion_beside, ink_coloured, is_band, stands_out,
+                     wide_band_aside)
 from .fov import FieldOfView
 from .markers import MARKED_SKIN_SHARE, is_marker, skin_marks
 from .region import LesionRegion, describe, no_lesion
@@ -157,7 +158,9 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
     edge of the view, a clear lesion in the middle that stands out as much (``CLEAR_LESION_*``); where it is
     ink-coloured or a band (``INK_*``, ``BAND_*``), a clear lesion nearer the middle or near it (beside a band, or
     else a paler one nearer the middle); and where a small blob off the middle is left, a lesion beside it cut by the
-    edge that stands out as much (``SLID_*``). The rules and their constants are in ``choice``.
+    edge that stands out as much (``SLID_*``); and where the blob taken is cut by the edge, the dark core inside it
+    where that is a clear lesion in the middle and the rest little darker than the skin (``CORE_*``). The rules and
+    their constants are in ``choice``.
 
     ``lab``: ``small`` already converted to OpenCV's 8-bit CIELAB (saves a conversion); ``marks``: its
     ``markers.skin_marks`` already taken (saves taking them again).
@@ -254,6 +257,9 @@ def segment_lesion(small: np.ndarray, fov: FieldOfView, lab: np.ndarray | None =
         if narrow or wide_band_aside(first, lab, fov, s, depth, redness):
             first = clear_beside_band(first, order[:2 * MAX_CANDIDATES], d, on_rim, labels, lab, fov, inside, s,
                                        min_contrast if narrow else None)
+    # a small dark lesion too few pixels to pull the threshold, run on to the edge by a little darker skin round it
+    if first is not None and first.cut > CORE_CUT:
+        first = core_in_the_middle(first, ch, lab, fov, inside)
     if first is not None and first.offset > FALLBACK_REACH and first.cut < SLID_CUT and first.area <= SLID_CHOSEN_AREA:
         # a small blob off the middle, and the lesion the photographer aimed at slid half out beside it
         first = cut_lesion_beside(first, order[:2 * MAX_CANDIDATES], labels, lab, fov, inside, redness)
