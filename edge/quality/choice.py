@@ -13,7 +13,7 @@ import numpy as np
 
 from .fov import FieldOfView
 from .markers import is_marker, warm_sticker_colour
-from .region import LesionRegion, describe
+from .region import LesionRegion, describe, mean_lab, skin_round
 
 #: A blob along the rim of the view (``segment.RIM_SHARE``) is a lesion cut across by the edge, not the optics' shading,
 #: where it stands out as one does (``stands_out``): at least this far from the skin
@@ -286,12 +286,11 @@ def core_in_the_middle(chosen: LesionRegion, ch: np.ndarray, lab: np.ndarray, fo
     region = describe((labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).view(np.uint8), lab, fov.mask, inside)
     if region.border > 0 or region.offset > FALLBACK_REACH or region.area < CLEAR_LESION_AREA:
         return chosen
-    skin = inside & (cv2.dilate(chosen.mask, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 8 | 1,) * 2)) == 0)
+    skin = skin_round(chosen.mask, inside)
     halo = within & (cv2.dilate(region.mask, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 25 | 1,) * 2)) == 0)
     if np.count_nonzero(skin) < 50 or np.count_nonzero(halo) < 50:
         return chosen
-    scale = np.array([100.0 / 255.0, 1.0, 1.0])
-    skin_lab = np.array(cv2.mean(lab, mask=skin.view(np.uint8))[:3]) * scale
-    core_de = float(np.linalg.norm(np.array(cv2.mean(lab, mask=region.mask)[:3]) * scale - skin_lab))
-    halo_de = float(np.linalg.norm(np.array(cv2.mean(lab, mask=halo.view(np.uint8))[:3]) * scale - skin_lab))
+    skin_lab = mean_lab(lab, skin)
+    core_de = float(np.linalg.norm(mean_lab(lab, region.mask) - skin_lab))
+    halo_de = float(np.linalg.norm(mean_lab(lab, halo) - skin_lab))
     return region if core_de >= CORE_CONTRAST and halo_de < CORE_HALO * core_de else chosen

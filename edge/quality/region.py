@@ -37,6 +37,24 @@ def no_lesion(shape: tuple[int, int]) -> LesionRegion:
     return LesionRegion(np.zeros((h, w), np.uint8), False, 0.0, 0.0, (w / 2, h / 2), 0.0, 0.0)
 
 
+#: ``mean_lab``'s scale from OpenCV's 8-bit CIELAB to L* 0-100 (a* and b* keep their units; their offset of 128
+#: cancels in a difference).
+LAB_SCALE = np.array([100.0 / 255.0, 1.0, 1.0])
+
+
+def mean_lab(lab: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean (L*, a* + 128, b* + 128) of OpenCV's 8-bit CIELAB image ``lab`` over ``mask`` (uint8 nonzero or
+    boolean), with L* on 0-100: the difference of two is a CIELAB delta E."""
+    return np.array(cv2.mean(lab, mask=mask.view(np.uint8) if mask.dtype == bool else mask)[:3]) * LAB_SCALE
+
+
+def skin_round(mask: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The skin a lesion ``mask`` (uint8 0/255) is measured against: the view's interior ``inner`` (boolean) beyond
+    a margin of an eighth of the shorter side round the lesion."""
+    s = min(mask.shape)
+    return (cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 8 | 1,) * 2)) == 0) & inner
+
+
 def describe(blob: np.ndarray, lab: np.ndarray, fov_mask: np.ndarray, inner: np.ndarray) -> LesionRegion:
     """The ``LesionRegion`` of ``blob`` (uint8, nonzero inside) in the CIELAB image ``lab``, within the
     field of view ``fov_mask`` (uint8 0/255; ``inner``: its boolean interior, away from the rim)."""
@@ -51,15 +69,12 @@ def describe(blob: np.ndarray, lab: np.ndarray, fov_mask: np.ndarray, inner: np.
     fov_px = max(int(np.count_nonzero(fov_mask)), 1)
     if n_px == 0:
         return no_lesion((h, w))
-    ring = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_RECT, (s // 8 | 1,) * 2))
-    skin = (ring == 0) & inner
+    skin = skin_round(mask, inner)
     if np.count_nonzero(skin) < 50:
         skin = (mask == 0) & inner
     contrast = tint = 0.0
     if np.count_nonzero(skin) >= 50:
-        scale = np.array([100.0 / 255.0, 1.0, 1.0])
-        in_lesion = np.array(cv2.mean(lab, mask=mask)[:3]) * scale
-        in_skin = np.array(cv2.mean(lab, mask=skin.astype(np.uint8))[:3]) * scale
+        in_lesion, in_skin = mean_lab(lab, mask), mean_lab(lab, skin)
         contrast = float(np.linalg.norm(in_lesion - in_skin))
         tint = float(np.linalg.norm(in_lesion[1:] - in_skin[1:]))
     m = cv2.moments(mask, binaryImage=True)

@@ -109,7 +109,7 @@ def shading_gain(ch: np.ndarray, inside: np.ndarray, step: int = 4, iterations: 
 #: many degrees of it, while the blob covers under ``RING_FILL`` of the view inside that band, is the view's dark soft
 #: edge joined to a lesion or a darker patch inside: filled in (``region.describe`` fills a blob's holes) it would be
 #: the whole view, and no lesion would stand out from the skin. A lesion cut by the edge runs along a part of the
-#: rim; one larger than the view fills the inside too. Issue 24's thirty-third round, on BCN20000's round views at
+#: rim; one larger than the view fills the inside too. Issue 24's thirty-fourth round, on BCN20000's round views at
 #: 1024 px.
 RING_TURN, RING_FILL = 270, 0.5
 
